@@ -1,0 +1,29 @@
+# The two commands a newcomer needs:   make demo   (the main job)   and   make test   (the tests).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+OUT ?= runs/demo
+PRESET ?= tiny-cpu
+
+.PHONY: setup demo test test-fast bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml scripts/setup.sh
+	PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/setup.sh
+	@touch $@
+
+demo: setup
+	$(BIN)/cocattn reproduce --preset $(PRESET) --out $(OUT)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: setup
+	$(BIN)/cocattn bench attention
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

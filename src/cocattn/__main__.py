@@ -1,0 +1,5 @@
+import sys
+
+from cocattn.cli import main
+
+sys.exit(main())

@@ -1,0 +1,42 @@
+"""Argument checks shared by the whole package.
+
+Every user-facing error names the argument, the value it got and what is accepted, so that a
+wrong setting fails at once with a message a person can act on.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Iterable
+
+
+def bad_value(arg: str, value: Any, accepted: str) -> ValueError:
+    """A ValueError of the form ``arg=value is not valid: expected <accepted>``."""
+    shown = repr(value)
+    if len(shown) > 200:
+        shown = shown[:197] + "..."
+    return ValueError(f"{arg}={shown} is not valid: expected {accepted}")
+
+
+def check(condition: bool, arg: str, value: Any, accepted: str) -> None:
+    """Raise :func:`bad_value` unless ``condition`` holds."""
+    if not condition:
+        raise bad_value(arg, value, accepted)
+
+
+def check_choice(arg: str, value: Any, choices: Iterable[str]) -> None:
+    """Raise unless ``value`` is one of ``choices``; suggest the closest ones."""
+    choices = list(choices)
+    if value in choices:
+        return
+    close = difflib.get_close_matches(str(value), choices, n=3)
+    hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+    raise bad_value(arg, value, "one of " + ", ".join(map(repr, choices)) + hint)
+
+
+def unknown_key(where: str, key: str, valid: Iterable[str]) -> ValueError:
+    """Error for an unknown configuration key, naming the closest valid keys."""
+    valid = sorted(valid)
+    close = difflib.get_close_matches(key, valid, n=3, cutoff=0.5)
+    hint = f"; closest valid: {', '.join(close)}" if close else ""
+    return ValueError(f"unknown key {key!r} in {where}{hint}. Valid keys: {', '.join(valid)}")

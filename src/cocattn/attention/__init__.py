@@ -1,0 +1,39 @@
+"""Attention kinds: CoCA (Slack and Strict), RoPE, ALiBi, NoPE.
+
+* :mod:`.functional` — the kinds as functions shaped like ``F.scaled_dot_product_attention``
+  (the paper's equations live in its docstring);
+* :mod:`.reference` — slow implementations straight from the definitions (ground truth);
+* :mod:`.module` — the :class:`Attention` module with projections and KV cache;
+* :mod:`.cache` — the KV cache (un-rotated keys; tied T for CoCA).
+"""
+
+from cocattn.attention.cache import KVCache, LayerCache
+from cocattn.attention.functional import (
+    KINDS,
+    VARIANTS,
+    alibi_attention,
+    alibi_slopes,
+    coca_attention,
+    coca_attention_tied,
+    coca_features,
+    nope_attention,
+    rope_attention,
+    tie_t,
+)
+from cocattn.attention.module import Attention
+
+__all__ = [
+    "KINDS",
+    "VARIANTS",
+    "Attention",
+    "KVCache",
+    "LayerCache",
+    "alibi_attention",
+    "alibi_slopes",
+    "coca_attention",
+    "coca_attention_tied",
+    "coca_features",
+    "nope_attention",
+    "rope_attention",
+    "tie_t",
+]

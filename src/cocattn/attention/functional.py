@@ -1,0 +1,451 @@
+"""Attention kinds as functions shaped like ``F.scaled_dot_product_attention``.
+
+The key fact (docs/ARCHITECTURE.md): both CoCA variants are ordinary dot-product attention on
+per-token feature maps, so one fused SDPA call runs them and no N×N tensor is ever built.
+
+Notation: ``q [B, H, N, d]``, ``t``/``k``/``v [B, Hkv, S, d]``, ``h = d / 2``, plane ``j`` pairs
+dims ``j`` and ``j + h``, ``φ_j(p) = p θ_j``; ``rope(x, p)`` rotates every plane of ``x`` by ``φ(p)``.
+
+The equations of the paper (arXiv 2309.08646), in the one place they live:
+
+* tied T (released code): ``τ = relu((t[:h] + t[h:]) / 2)``, ``tt = concat(τ, τ)``
+* CoCA-Slack (eq. 10):  ``a(m, n) = Σ_d q_m[d] · rope(tt_n, n)[d] · rope(q_m, m)[d]``
+  computed as ``Q' = q ⊙ rope(q, m)``, ``K' = rope(tt, n)``, ``a = Q'·K'``.
+* CoCA-Strict (eq. 9):  ``a(m, n) = Σ_j τ_{n,j} (q_{m,j}² + q_{m,j+h}²) cos((m − n) θ_j)``
+  computed as ``s = q[:h]² + q[h:]²``, ``Q' = concat(s cos φ(m), s sin φ(m))``,
+  ``K' = concat(τ cos φ(n), τ sin φ(n))``.
+* scores ``a / sqrt(d)``, causal mask, softmax, times ``V``.
+
+Feature maps are formed in float32 (float64 for float64 inputs) and cast back to the input dtype.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+
+from cocattn._checks import bad_value, check, check_choice
+from cocattn.rope import RopeParameters, apply_rope, inv_freq_and_scaling, rope_cos_sin, rope_parameters
+
+__all__ = [
+    "KINDS",
+    "VARIANTS",
+    "tie_t",
+    "coca_features",
+    "coca_attention",
+    "coca_attention_tied",
+    "rope_attention",
+    "alibi_attention",
+    "alibi_slopes",
+    "nope_attention",
+    "dot_product_attention",
+    "default_positions",
+]
+
+KINDS = ("rope", "coca", "coca-strict", "alibi", "nope")
+VARIANTS = ("slack", "strict")
+_FP16_LIMIT = 2.0**14  # feature magnitude above which float16 features are rescaled
+
+RopeLike = RopeParameters | Mapping[str, Any] | None
+
+
+# ---------------------------------------------------------------------------------------------
+# input checks
+
+
+def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_name: str, k_dim: int | None = None) -> None:
+    for name, x in (("q", q), (k_name, k), ("v", v)):
+        if not isinstance(x, torch.Tensor):
+            raise bad_value(name, type(x).__name__, "a torch.Tensor")
+        check(x.dim() == 4, f"{name}.shape", tuple(x.shape), "4 dims [batch, heads, seq, head_dim]")
+    b, h, n, d = q.shape
+    check(d % 2 == 0 and d > 0, "q.shape[-1] (head_dim)", d, "a positive even number (RoPE planes pair dims)")
+    expect = d if k_dim is None else k_dim
+    check(k.shape[-1] == expect, f"{k_name}.shape[-1]", k.shape[-1], f"{expect} (from q's head_dim {d})")
+    check(k.shape[0] == b, f"{k_name}.shape[0] (batch)", k.shape[0], f"{b}, q's batch")
+    check(v.shape[:3] == k.shape[:3], "v.shape", tuple(v.shape), f"batch, kv_heads and seq equal to {k_name}'s {tuple(k.shape[:3])}")
+    hkv = k.shape[1]
+    check(hkv > 0 and h % hkv == 0, f"{k_name}.shape[1] (kv_heads)", hkv, f"a divisor of q's {h} heads")
+    check(q.dtype == k.dtype == v.dtype, "dtypes", (q.dtype, k.dtype, v.dtype), "one dtype for q, keys and v")
+
+
+def default_positions(n: int, device: torch.device, offset: int = 0) -> torch.Tensor:
+    """``offset, offset + 1, …`` as int64."""
+    return torch.arange(offset, offset + n, device=device, dtype=torch.int64)
+
+
+def _positions(positions: torch.Tensor | None, name: str, n: int, batch: int, device: torch.device) -> torch.Tensor:
+    if positions is None:
+        return default_positions(n, device)
+    if not isinstance(positions, torch.Tensor):
+        positions = torch.as_tensor(positions)
+    if positions.dtype.is_floating_point or positions.dtype.is_complex or positions.dtype == torch.bool:
+        raise bad_value(name, f"tensor of dtype {positions.dtype}", "integer positions (int32/int64)")
+    check(positions.dim() in (1, 2) and positions.shape[-1] == n, f"{name}.shape", tuple(positions.shape), f"[{n}] or [batch, {n}]")
+    if positions.dim() == 2:
+        check(positions.shape[0] in (1, batch), f"{name}.shape[0]", positions.shape[0], f"1 or the batch size {batch}")
+    check(n == 0 or int(positions.min()) >= 0, name, "negative values", "non-negative positions")
+    return positions.to(device=device, dtype=torch.int64)
+
+
+def _tables(
+    rope: RopeLike, head_dim: int, q_pos: torch.Tensor, k_pos: torch.Tensor, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """cos/sin for queries and keys, shaped ``[B or 1, 1, N, d]``; the current length (for
+    dynamic scaling) is the largest position seen + 1."""
+    params = rope if isinstance(rope, RopeParameters) else rope_parameters(rope)
+    seq_len = int(torch.maximum(q_pos.max(), k_pos.max())) + 1 if k_pos.numel() else 1
+    inv_freq, scaling = inv_freq_and_scaling(params, head_dim, seq_len)
+    qc, qs = rope_cos_sin(q_pos, inv_freq, scaling, dtype)
+    kc, ks = rope_cos_sin(k_pos, inv_freq, scaling, dtype)
+
+    def shape(x: torch.Tensor) -> torch.Tensor:
+        return x.unsqueeze(0).unsqueeze(0) if x.dim() == 2 else x.unsqueeze(1)
+
+    return shape(qc), shape(qs), shape(kc), shape(ks)
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+# ---------------------------------------------------------------------------------------------
+# the shared SDPA call
+
+
+def _causal_mask(q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor:
+    """Boolean mask, True where key position ≤ query position (bottom-right aligned)."""
+    qp = q_pos.unsqueeze(-1)
+    kp = k_pos.unsqueeze(-2)
+    mask = kp <= qp  # [..., N, S]
+    return mask.unsqueeze(0).unsqueeze(0) if mask.dim() == 2 else mask.unsqueeze(1)
+
+
+def _is_plain_causal(q_pos: torch.Tensor, k_pos: torch.Tensor) -> bool:
+    """True when the top-left aligned ``is_causal`` mask of SDPA is the right one."""
+    if q_pos.shape[-1] != k_pos.shape[-1]:
+        return False
+    return bool(torch.equal(q_pos, k_pos)) and bool((q_pos.diff(dim=-1) > 0).all()) if q_pos.shape[-1] > 1 else True
+
+
+def _supports_enable_gqa() -> bool:
+    import inspect
+
+    try:
+        return "enable_gqa" in inspect.signature(F.scaled_dot_product_attention).parameters
+    except (TypeError, ValueError):  # builtins without a signature on some builds
+        return tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 5)
+
+
+_ENABLE_GQA = _supports_enable_gqa()
+
+
+def _expand_kv(x: torch.Tensor, heads: int) -> torch.Tensor:
+    rep = heads // x.shape[1]
+    return x if rep == 1 else x.repeat_interleave(rep, dim=1)
+
+
+def dot_product_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    q_pos: torch.Tensor,
+    k_pos: torch.Tensor,
+    causal: bool = True,
+    scale: float,
+    bias: torch.Tensor | None = None,
+    need_weights: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """``softmax(scale · q kᵀ + bias + causal mask) v`` with GQA.
+
+    The default path is one ``F.scaled_dot_product_attention`` call (fused kernels where the
+    device has them). ``need_weights=True`` takes the eager path and also returns the
+    probabilities ``[B, H, N, S]``.
+    """
+    heads = q.shape[1]
+    mask: torch.Tensor | None = None
+    is_causal = False
+    if causal:
+        if bias is None and not need_weights and _is_plain_causal(q_pos, k_pos):
+            is_causal = q.shape[2] > 1
+        elif not (q.shape[2] == 1 and bool((k_pos.max(-1).values <= q_pos.max(-1).values).all())):
+            mask = _causal_mask(q_pos, k_pos)
+    if bias is not None:
+        float_bias = bias.to(q.dtype)
+        if mask is not None:
+            float_bias = float_bias.masked_fill(~mask, float("-inf"))
+        mask = float_bias
+    if need_weights:
+        kk, vv = _expand_kv(k, heads), _expand_kv(v, heads)
+        scores = torch.matmul(q, kk.transpose(-1, -2)).float() * scale
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask.float()
+        elif is_causal:
+            scores = scores.masked_fill(~_causal_mask(q_pos, k_pos), float("-inf"))
+        probs = torch.softmax(scores, dim=-1).to(q.dtype)
+        return torch.matmul(probs, vv), probs
+    if _ENABLE_GQA and k.shape[1] != heads:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, scale=scale, enable_gqa=True)
+    return F.scaled_dot_product_attention(
+        q, _expand_kv(k, heads), _expand_kv(v, heads), attn_mask=mask, is_causal=is_causal, scale=scale
+    )
+
+
+def _fit_fp16(qf: torch.Tensor, kf: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Keep float16 features finite: divide by a power of two and move it into ``scale``.
+
+    CoCA's query features are quadratic in q, so ``|Q'|`` can pass float16's 65,504 where q does
+    not. Scores are unchanged: ``(scale·c_q·c_k)·(Q'/c_q)·(K'/c_k) = scale·Q'·K'``.
+    """
+    for i, x in enumerate((qf, kf)):
+        amax = float(x.abs().amax()) if x.numel() else 0.0
+        if not math.isfinite(amax):
+            raise bad_value("q/t", "values producing inf or nan features", "finite inputs")
+        if amax > _FP16_LIMIT:
+            c = 2.0 ** math.ceil(math.log2(amax / _FP16_LIMIT))
+            x = x / c
+            scale = scale * c
+            if i == 0:
+                qf = x
+            else:
+                kf = x
+    return qf, kf, scale
+
+
+# ---------------------------------------------------------------------------------------------
+# CoCA
+
+
+def tie_t(t: torch.Tensor) -> torch.Tensor:
+    """Plane-tied, non-negative T: ``τ = relu((t[..., :h] + t[..., h:]) / 2)``, shape ``[..., h]``."""
+    h = t.shape[-1] // 2
+    return torch.relu((t[..., :h] + t[..., h:]) / 2)
+
+
+def coca_features(
+    q: torch.Tensor,
+    tau: torch.Tensor,
+    q_cos: torch.Tensor,
+    q_sin: torch.Tensor,
+    k_cos: torch.Tensor,
+    k_sin: torch.Tensor,
+    variant: str = "slack",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """CoCA's query and key feature maps ``(Q', K')`` so that ``Q'·K'`` is the paper's score.
+
+    ``q [..., d]`` and ``tau [..., d/2]`` must already be in the compute dtype of the tables.
+    """
+    h = tau.shape[-1]
+    if variant == "slack":
+        q_feat = q * apply_rope(q, q_cos, q_sin)
+        k_feat = apply_rope(torch.cat([tau, tau], dim=-1), k_cos, k_sin)
+    elif variant == "strict":
+        s = q[..., :h] ** 2 + q[..., h:] ** 2
+        q_feat = torch.cat([s * q_cos[..., :h], s * q_sin[..., :h]], dim=-1)
+        k_feat = torch.cat([tau * k_cos[..., :h], tau * k_sin[..., :h]], dim=-1)
+    else:
+        raise bad_value("variant", variant, f"one of {VARIANTS}")
+    return q_feat, k_feat
+
+
+def coca_attention_tied(
+    q: torch.Tensor,
+    tau: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    variant: str = "slack",
+    positions: torch.Tensor | None = None,
+    key_positions: torch.Tensor | None = None,
+    rope: RopeLike = None,
+    causal: bool = True,
+    scale: float | None = None,
+    need_weights: bool = False,
+):
+    """:func:`coca_attention` on an already tied ``tau [B, Hkv, S, d/2]`` (what the KV cache holds).
+
+    ``positions`` are the queries' (default ``S − N … S − 1``), ``key_positions`` the keys'
+    (default ``0 … S − 1``).
+    """
+    check_choice("variant", variant, VARIANTS)
+    b, _, n, d = q.shape
+    if not isinstance(tau, torch.Tensor) or tau.dim() != 4:
+        raise bad_value("t.shape", tuple(getattr(tau, "shape", ())), "4 dims [batch, kv_heads, seq, head_dim]")
+    _check_qkv(q, tau, v, "t", k_dim=d // 2)
+    s = tau.shape[2]
+    k_pos = _positions(key_positions, "key_positions", s, b, q.device)
+    q_pos = _positions(positions, "positions", n, b, q.device) if positions is not None else default_positions(n, q.device, s - n)
+    cd = _compute_dtype(q.dtype)
+    qc, qs, kc, ks = _tables(rope, d, q_pos, k_pos, cd)
+    q_feat, k_feat = coca_features(q.to(cd), tau.to(cd), qc, qs, kc, ks, variant)
+    scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
+    if q.dtype == torch.float16:
+        q_feat, k_feat, scale = _fit_fp16(q_feat, k_feat, scale)
+    return dot_product_attention(
+        q_feat.to(q.dtype), k_feat.to(q.dtype), v, q_pos=q_pos, k_pos=k_pos, causal=causal, scale=scale, need_weights=need_weights
+    )
+
+
+def coca_attention(
+    q: torch.Tensor,
+    t: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    variant: str = "slack",
+    positions: torch.Tensor | None = None,
+    rope: RopeLike = None,
+    causal: bool = True,
+    scale: float | None = None,
+    need_weights: bool = False,
+):
+    """Collinear Constrained Attention, one fused SDPA call, no N×N tensor.
+
+    Args:
+        q: queries ``[batch, heads, seq, head_dim]``.
+        t: the raw T projection ``[batch, kv_heads, seq, head_dim]`` (tied here: average of the
+           two halves of each plane, ReLU).
+        v: values ``[batch, kv_heads, seq, head_dim]``.
+        variant: ``"slack"`` (paper eq. 10, the released code, default) or ``"strict"`` (eq. 9,
+           purely relative in m − n).
+        positions: integer positions ``[seq]`` or ``[batch, seq]`` (default ``0 … seq − 1``).
+        rope: RoPE parameters (dict in transformers' ``rope_parameters`` form); default base 10,000.
+        causal: causal mask.
+        scale: score multiplier, default ``1 / sqrt(head_dim)``.
+        need_weights: also return the attention probabilities (eager path).
+    """
+    _check_qkv(q, t, v, "t")
+    check(t.shape[2] == q.shape[2], "t.shape[2]", t.shape[2], f"q's seq length {q.shape[2]} (self-attention)")
+    pos = _positions(positions, "positions", q.shape[2], q.shape[0], q.device)
+    return coca_attention_tied(
+        q, tie_t(t), v, variant=variant, positions=pos, key_positions=pos, rope=rope, causal=causal, scale=scale,
+        need_weights=need_weights,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# baselines
+
+
+def rope_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    positions: torch.Tensor | None = None,
+    key_positions: torch.Tensor | None = None,
+    rope: RopeLike = None,
+    causal: bool = True,
+    scale: float | None = None,
+    need_weights: bool = False,
+):
+    """Vanilla RoPE attention (RoFormer): ``softmax(rope(q, m)·rope(k, n) / sqrt(d)) v``.
+
+    ``k`` is un-rotated; with ``key_positions`` (and queries defaulting to the last positions) it
+    serves cached decoding with every key rotated at the current (e.g. dynamic-NTK) base.
+    """
+    _check_qkv(q, k, v, "k")
+    b, _, n, d = q.shape
+    s = k.shape[2]
+    k_pos = _positions(key_positions, "key_positions", s, b, q.device)
+    q_pos = _positions(positions, "positions", n, b, q.device) if positions is not None else default_positions(n, q.device, s - n)
+    if key_positions is None and positions is not None and n == s:
+        k_pos = q_pos
+    cd = _compute_dtype(q.dtype)
+    qc, qs, kc, ks = _tables(rope, d, q_pos, k_pos, cd)
+    qr = apply_rope(q.to(cd), qc, qs).to(q.dtype)
+    kr = apply_rope(k.to(cd), kc, ks).to(q.dtype)
+    scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
+    return dot_product_attention(qr, kr, v, q_pos=q_pos, k_pos=k_pos, causal=causal, scale=scale, need_weights=need_weights)
+
+
+def nope_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    positions: torch.Tensor | None = None,
+    key_positions: torch.Tensor | None = None,
+    causal: bool = True,
+    scale: float | None = None,
+    need_weights: bool = False,
+    **_: Any,
+):
+    """No positional encoding: the causal mask is the only source of order."""
+    _check_qkv(q, k, v, "k")
+    b, _, n, d = q.shape
+    s = k.shape[2]
+    k_pos = _positions(key_positions, "key_positions", s, b, q.device)
+    q_pos = _positions(positions, "positions", n, b, q.device) if positions is not None else default_positions(n, q.device, s - n)
+    if key_positions is None and positions is not None and n == s:
+        k_pos = q_pos
+    scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
+    return dot_product_attention(q, k, v, q_pos=q_pos, k_pos=k_pos, causal=causal, scale=scale, need_weights=need_weights)
+
+
+def alibi_slopes(heads: int) -> torch.Tensor:
+    """Press et al.'s head slopes: a geometric sequence from ``2^(-8/n)``; for a head count that
+    is not a power of two, the slopes of the next power of two interleaved (their reference code)."""
+
+    def power_of_two(n: int) -> list[float]:
+        start = 2.0 ** (-(2.0 ** -(math.log2(n) - 3)))
+        return [start * start**i for i in range(n)]
+
+    if math.log2(heads).is_integer():
+        slopes = power_of_two(heads)
+    else:
+        closest = 2 ** math.floor(math.log2(heads))
+        slopes = power_of_two(closest) + power_of_two(2 * closest)[0::2][: heads - closest]
+    return torch.tensor(slopes, dtype=torch.float64)
+
+
+# Upper bound on the bias block materialised at once by ALiBi (elements).
+ALIBI_BLOCK_ELEMENTS = 1 << 24
+
+
+def alibi_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    positions: torch.Tensor | None = None,
+    key_positions: torch.Tensor | None = None,
+    causal: bool = True,
+    scale: float | None = None,
+    need_weights: bool = False,
+    block_elements: int | None = None,
+    **_: Any,
+):
+    """ALiBi: scores plus ``−slope_h · (m − n)``. The bias is built for a block of queries at a
+    time (at most ``block_elements`` numbers), so memory stays bounded at any length."""
+    _check_qkv(q, k, v, "k")
+    b, heads, n, d = q.shape
+    s = k.shape[2]
+    k_pos = _positions(key_positions, "key_positions", s, b, q.device)
+    q_pos = _positions(positions, "positions", n, b, q.device) if positions is not None else default_positions(n, q.device, s - n)
+    if key_positions is None and positions is not None and n == s:
+        k_pos = q_pos
+    scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
+    slopes = alibi_slopes(heads).to(q.device, torch.float32).view(1, heads, 1, 1)
+    limit = block_elements or ALIBI_BLOCK_ELEMENTS
+    per_row = heads * s * max(1, q_pos.shape[0] if q_pos.dim() == 2 else 1)
+    block = max(1, limit // per_row) if not need_weights else n
+    outs, weights = [], []
+    for start in range(0, n, block):
+        qp = q_pos[..., start : start + block]
+        dist = (qp.unsqueeze(-1) - k_pos.unsqueeze(-2)).to(torch.float32)  # [.., nb, S]
+        dist = dist.unsqueeze(0).unsqueeze(0) if dist.dim() == 2 else dist.unsqueeze(1)
+        bias = -slopes * dist
+        res = dot_product_attention(
+            q[:, :, start : start + block], k, v, q_pos=qp, k_pos=k_pos, causal=causal, scale=scale, bias=bias,
+            need_weights=need_weights,
+        )
+        if need_weights:
+            outs.append(res[0])
+            weights.append(res[1])
+        else:
+            outs.append(res)
+    out = torch.cat(outs, dim=2) if len(outs) > 1 else outs[0]
+    return (out, torch.cat(weights, dim=2)) if need_weights else out

@@ -1,0 +1,121 @@
+"""The attention module: projections, KV cache and the choice of kind. The math is in
+:mod:`cocattn.attention.functional`; this file only wires it."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from cocattn._checks import check, check_choice
+from cocattn.attention import functional as AF
+from cocattn.attention.cache import LayerCache
+from cocattn.rope import RopeParameters, rope_parameters
+
+__all__ = ["Attention"]
+
+
+class Attention(nn.Module):
+    """Multi-head attention of one of :data:`~cocattn.attention.functional.KINDS`, with GQA.
+
+    Projections: ``q_proj``, ``k_proj`` (``t_proj`` for CoCA: the T projection that replaces the
+    key), ``v_proj``, ``o_proj``. ``rope`` is the :class:`~cocattn.rope.RopeParameters` in force
+    (change it for inference-time scaling); ``training_length`` fills
+    ``original_max_position_embeddings`` where a scaling needs it.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        n_head: int,
+        n_kv_head: int | None = None,
+        kind: str = "coca",
+        rope: RopeParameters | Mapping[str, Any] | None = None,
+        training_length: int = 512,
+        bias: bool = False,
+        head_dim: int | None = None,
+    ) -> None:
+        super().__init__()
+        check_choice("attention", kind, AF.KINDS)
+        n_kv_head = n_head if n_kv_head is None else n_kv_head
+        check(n_head > 0 and n_kv_head > 0 and n_head % n_kv_head == 0, "n_kv_head", n_kv_head, f"a positive divisor of n_head={n_head}")
+        head_dim = dim // n_head if head_dim is None else head_dim
+        check(head_dim > 0 and head_dim % 2 == 0, "head_dim", head_dim, "a positive even number (n_embd / n_head)")
+        self.kind, self.n_head, self.n_kv_head, self.head_dim = kind, n_head, n_kv_head, head_dim
+        self.training_length = int(training_length)
+        self.rope = rope_parameters(rope).with_training_length(self.training_length)
+        self.q_proj = nn.Linear(dim, n_head * head_dim, bias=bias)
+        key = nn.Linear(dim, n_kv_head * head_dim, bias=bias)
+        if self.is_coca:
+            self.t_proj = key
+        else:
+            self.k_proj = key
+        self.v_proj = nn.Linear(dim, n_kv_head * head_dim, bias=bias)
+        self.o_proj = nn.Linear(n_head * head_dim, dim, bias=bias)
+
+    @property
+    def is_coca(self) -> bool:
+        return self.kind in ("coca", "coca-strict")
+
+    @property
+    def variant(self) -> str:
+        return "strict" if self.kind == "coca-strict" else "slack"
+
+    def set_rope(self, rope: RopeParameters | Mapping[str, Any] | None) -> None:
+        """Use these RoPE parameters from now on (inference-time scaling)."""
+        self.rope = rope_parameters(rope).with_training_length(self.training_length)
+
+    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``q [B, H, T, d]``, key state (un-rotated ``k``, or tied ``τ [B, Hkv, T, d/2]`` for CoCA)
+        and ``v``: what the cache stores."""
+        b, t, _ = x.shape
+        q = self.q_proj(x).view(b, t, self.n_head, self.head_dim).transpose(1, 2)
+        key_layer = self.t_proj if self.is_coca else self.k_proj
+        k = key_layer(x).view(b, t, self.n_kv_head, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(b, t, self.n_kv_head, self.head_dim).transpose(1, 2)
+        if self.is_coca:
+            k = AF.tie_t(k)
+        return q, k, v
+
+    def attend(
+        self,
+        q: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        positions: torch.Tensor,
+        key_positions: torch.Tensor,
+        need_weights: bool = False,
+    ):
+        """Attention output ``[B, H, T, d]`` (and probabilities with ``need_weights``)."""
+        kw = dict(positions=positions, key_positions=key_positions, causal=True, need_weights=need_weights)
+        if self.is_coca:
+            return AF.coca_attention_tied(q, keys, values, variant=self.variant, rope=self.rope, **kw)
+        if self.kind == "rope":
+            return AF.rope_attention(q, keys, values, rope=self.rope, **kw)
+        if self.kind == "alibi":
+            return AF.alibi_attention(q, keys, values, **kw)
+        return AF.nope_attention(q, keys, values, **kw)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        *,
+        cache: LayerCache | None = None,
+        positions: torch.Tensor | None = None,
+        need_weights: bool = False,
+    ):
+        """``x [B, T, dim]`` → ``[B, T, dim]`` (and ``[B, H, T, S]`` probabilities with
+        ``need_weights``). With a cache, new entries are appended and attention covers all of it."""
+        b, t, _ = x.shape
+        q, k, v = self.project(x)
+        offset = cache.length if cache is not None else 0
+        if positions is None:
+            positions = AF.default_positions(t, x.device, offset)
+        if cache is not None:
+            k, v = cache.append(k, v)
+        key_positions = AF.default_positions(k.shape[2], x.device) if cache is not None else positions
+        res = self.attend(q, k, v, positions, key_positions, need_weights)
+        out, probs = (res if need_weights else (res, None))
+        y = self.o_proj(out.transpose(1, 2).reshape(b, t, self.n_head * self.head_dim))
+        return (y, probs) if need_weights else y

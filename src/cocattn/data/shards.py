@@ -1,0 +1,133 @@
+"""Token shards and the manifest of a data directory: writing, and loading with checks.
+
+A data directory holds ``manifest.json``, ``tokenizer.json``, ``train.bin`` and ``val.bin``
+(flat token ids, each document followed by the end-of-text token; ``uint16`` unless the
+vocabulary needs ``uint32``, recorded in the manifest) and ``eval.jsonl`` (held-out documents as
+text). Loading always checks each file's size against the manifest; the sha256 is checked the
+first time a file is loaded (``verify="auto"``), after which a marker ``.verified.json``
+(size, modification time and checksum per file) skips it until the file changes;
+``verify="full"`` always checks it, ``verify="size"`` never does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from cocattn._checks import check_choice
+from cocattn.data.document import Document
+from cocattn.io import dumps_json, load_json, sha256_file
+
+PathLike = str | os.PathLike
+FORMAT = "cocattn-data"
+FORMAT_VERSION = 1
+TOKEN_SPLITS = ("train", "val")
+MARKER = ".verified.json"
+VERIFY = ("auto", "full", "size")
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    """``uint16`` when every id fits (vocabulary ≤ 65,536), else ``uint32``."""
+    return np.dtype(np.uint16 if vocab_size <= 1 << 16 else np.uint32)
+
+
+def load_manifest(data_dir: PathLike) -> dict:
+    """The manifest of a data directory; clear errors for a missing directory or file."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"data directory {data_dir} does not exist (build it with "
+                                f"`cocattn data build --preset pypi --out {data_dir}`)")
+    manifest = load_json(data_dir / "manifest.json")
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ValueError(f"{data_dir / 'manifest.json'} is not a cocattn data manifest (format != {FORMAT!r})")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{data_dir / 'manifest.json'}: format_version {manifest.get('format_version')!r} "
+                         f"is not supported (expected {FORMAT_VERSION}); rebuild the data")
+    return manifest
+
+
+def _marker(data_dir: Path) -> dict:
+    try:
+        return json.loads((data_dir / MARKER).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def verify_file(data_dir: PathLike, name: str, manifest: dict | None = None, verify: str = "auto") -> Path:
+    """Check ``name`` against the manifest (size always; sha256 per ``verify``); return its path.
+
+    A missing, truncated, extended or corrupt file raises a ValueError / FileNotFoundError naming it.
+    """
+    check_choice("verify", verify, VERIFY)
+    data_dir = Path(data_dir)
+    manifest = manifest if manifest is not None else load_manifest(data_dir)
+    entry = manifest["files"].get(name)
+    if entry is None:
+        raise ValueError(f"{data_dir / 'manifest.json'} lists no file {name!r}")
+    path = data_dir / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing (the data directory is incomplete; rebuild it)")
+    stat = path.stat()
+    if stat.st_size != entry["size"]:
+        raise ValueError(f"{path} has {stat.st_size} bytes but the manifest says {entry['size']}: "
+                         "the file is truncated or corrupt; rebuild the data directory")
+    if verify == "size":
+        return path
+    marker = _marker(data_dir)
+    seen = marker.get(name)
+    stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": entry["sha256"]}
+    if verify == "auto" and seen == stamp:
+        return path
+    actual = sha256_file(path)
+    if actual != entry["sha256"]:
+        raise ValueError(f"{path} is corrupt: sha256 {actual} does not match the manifest's {entry['sha256']}; "
+                         "rebuild the data directory")
+    marker[name] = stamp
+    try:
+        (data_dir / MARKER).write_text(dumps_json(marker))
+    except OSError:
+        pass  # a read-only data directory: verify again next time
+    return path
+
+
+def load_tokens(data_dir: PathLike, split: str = "train", verify: str = "auto") -> np.memmap:
+    """The tokens of ``split`` (``train`` or ``val``) as a read-only memory map, checked against
+    the manifest (see the module docstring)."""
+    check_choice("split", split, TOKEN_SPLITS)
+    manifest = load_manifest(data_dir)
+    name = f"{split}.bin"
+    path = verify_file(data_dir, name, manifest, verify)
+    dtype = np.dtype(manifest["files"][name]["dtype"])
+    if path.stat().st_size == 0:
+        return np.zeros(0, dtype=dtype)  # np.memmap refuses empty files
+    return np.memmap(path, dtype=dtype, mode="r")
+
+
+def load_eval_documents(data_dir: PathLike, verify: str = "auto") -> list[Document]:
+    """The held-out long documents (``eval.jsonl``), checked against the manifest."""
+    manifest = load_manifest(data_dir)
+    path = verify_file(data_dir, "eval.jsonl", manifest, verify)
+    docs = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                raise ValueError(f"{path}: line {number} is not valid JSON (corrupt?)") from None
+            docs.append(Document(rec["id"], rec["source"], rec["title"], rec["text"],
+                                 {"tokens": rec["tokens"], "sha256": rec["sha256"]}))
+    return docs
+
+
+def write_tokens(path: PathLike, token_lists: list[list[int]], eot: int, dtype: np.dtype) -> int:
+    """Write documents' tokens, each followed by ``eot``, as a flat array; return the token count."""
+    total = 0
+    with open(path, "wb") as handle:
+        for ids in token_lists:
+            arr = np.asarray(list(ids) + [eot], dtype=dtype)
+            handle.write(arr.tobytes())
+            total += arr.size
+    return total

@@ -1,0 +1,56 @@
+"""Byte-level BPE tokenizer trained with ``tokenizers`` on the training split only.
+
+Training is deterministic: the same texts in the same order give byte-identical
+``tokenizer.json`` across processes and thread counts (checked by the tests).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+from cocattn._checks import check
+
+EOT = "<|endoftext|>"
+MIN_VOCAB = 256 + 1 + 1  # the 256 bytes, the end-of-text token, at least one merge
+MAX_VOCAB = 1 << 20
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096, min_frequency: int = 2):
+    """Train a byte-level BPE (GPT-2 style pre-tokenisation, no prefix space) with ``EOT`` as
+    its only special token (id 0); return a ``tokenizers.Tokenizer``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    check(isinstance(vocab_size, int) and MIN_VOCAB <= vocab_size <= MAX_VOCAB, "vocab_size", vocab_size,
+          f"an integer in [{MIN_VOCAB}, {MAX_VOCAB}]")
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[EOT],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tokenizer.train_from_iterator(texts, trainer)
+    return tokenizer
+
+
+def eot_id(tokenizer) -> int:
+    """Id of the end-of-text token; a ValueError if the tokenizer has none."""
+    token_id = tokenizer.token_to_id(EOT)
+    if token_id is None:
+        raise ValueError(f"the tokenizer has no {EOT!r} token (not built by cocattn data?)")
+    return token_id
+
+
+def load_tokenizer(data_dir: str | os.PathLike):
+    """The ``tokenizer.json`` of a data directory (or a path to the file itself)."""
+    from tokenizers import Tokenizer
+
+    path = Path(data_dir)
+    if path.is_dir():
+        path = path / "tokenizer.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist (build the data with `cocattn data build`)")
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as err:  # tokenizers raises its own Exception type
+        raise ValueError(f"{path} is not a valid tokenizers JSON file (corrupt or truncated?): {err}") from None

@@ -1,0 +1,389 @@
+"""One small interface that every evaluator uses, for cocattn checkpoints and Hugging Face models.
+
+``LanguageModel`` is what perplexity, passkey, sweeps and the analyses need from a model:
+
+- ``encode(text) -> list[int]`` (no special tokens) and ``decode(ids) -> str``;
+- ``begin_ids``: tokens a sequence starts with (LLaMA-style BOS), ``[]`` for cocattn models;
+- ``logits(ids [1, T]) -> [1, T, V]`` (float32, no grad), the full sequence at once;
+- ``generate_greedy(ids, max_new_tokens)``: greedy decoding with a KV cache;
+- ``rope_scaling(params)``: a context manager applying inference-time RoPE scaling;
+- ``training_length`` (L0), ``name``, ``kind`` (``"cocattn"`` or ``"hf"``), ``attention``.
+
+Dynamic NTK and the KV cache. cocattn's cache keeps un-rotated keys and rotates them with the base
+for the current length, so cached generation is exact under dynamic scaling. transformers caches
+*rotated* keys: under a length-dependent scaling (``dynamic``, ``longrope``) the old keys keep a
+stale base. :class:`HFLanguageModel` therefore decodes such scalings without a cache (each step
+recomputes the whole sequence: exact, slower) and says so in ``generation_mode``.
+
+transformers' dynamic RoPE module is also stateful (it only regrows its base, and resets only when
+a sequence is shorter than L0); ``logits`` resets it before every call so that a window's result
+never depends on the windows scored before it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import torch
+import torch.nn.functional as F
+
+from cocattn._checks import bad_value, check
+
+__all__ = ["LanguageModel", "CocattnLanguageModel", "HFLanguageModel", "load_lm", "model_dir_kind"]
+
+_LENGTH_DEPENDENT = ("dynamic", "longrope")
+
+
+class LanguageModel:
+    """The interface the evaluators use (see the module docstring). Subclasses fill it in."""
+
+    name: str = "model"
+    kind: str = "?"
+    attention: str = "rope"
+    training_length: int = 0
+
+    # --- text ---------------------------------------------------------------------------------
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` without special tokens."""
+        raise NotImplementedError
+
+    def decode(self, ids: list[int]) -> str:
+        """Text of ``ids``."""
+        raise NotImplementedError
+
+    @property
+    def begin_ids(self) -> list[int]:
+        """Tokens every sequence starts with (BOS for LLaMA-style tokenizers)."""
+        return []
+
+    @property
+    def eos_id(self) -> int | None:
+        return None
+
+    # --- model --------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    module: torch.nn.Module
+
+    def logits(self, ids: torch.Tensor) -> torch.Tensor:
+        """``[B, T] -> [B, T, V]`` float32 logits of the whole sequence (no cache, no grad)."""
+        raise NotImplementedError
+
+    def generate_greedy(self, ids: list[int] | torch.Tensor, max_new_tokens: int, *, use_cache: bool = True,
+                        stop_at_eos: bool = True) -> list[int]:
+        """Greedy continuation of ``ids`` (new tokens only)."""
+        tokens, _ = self.generate_greedy_with_logits(ids, max_new_tokens, use_cache=use_cache, stop_at_eos=stop_at_eos)
+        return tokens
+
+    def generate_greedy_with_logits(self, ids, max_new_tokens: int, *, use_cache: bool = True,
+                                    stop_at_eos: bool = True) -> tuple[list[int], list[torch.Tensor]]:
+        """Greedy continuation and the float32 next-token logits ``[V]`` of every step."""
+        check(isinstance(max_new_tokens, int) and max_new_tokens >= 0, "max_new_tokens", max_new_tokens, "an integer >= 0")
+        idx = _as_batch(ids, self.device)
+        if not use_cache or not self.cache_is_exact():
+            return self._generate_no_cache(idx, max_new_tokens, stop_at_eos)
+        return self._generate_cached(idx, max_new_tokens, stop_at_eos)
+
+    @torch.no_grad()
+    def _generate_no_cache(self, idx: torch.Tensor, max_new_tokens: int, stop_at_eos: bool):
+        out: list[int] = []
+        steps: list[torch.Tensor] = []
+        for _ in range(max_new_tokens):
+            last = self.logits(idx)[0, -1]
+            token = int(last.argmax())
+            out.append(token)
+            steps.append(last)
+            if stop_at_eos and token == self.eos_id:
+                break
+            idx = torch.cat([idx, idx.new_tensor([[token]])], dim=1)
+        return out, steps
+
+    def _generate_cached(self, idx: torch.Tensor, max_new_tokens: int, stop_at_eos: bool):
+        raise NotImplementedError
+
+    # --- RoPE scaling -------------------------------------------------------------------------
+    scaling: dict[str, Any] | None = None
+
+    def cache_is_exact(self) -> bool:
+        """Whether cached decoding equals recomputation under the current scaling."""
+        return True
+
+    @property
+    def generation_mode(self) -> str:
+        return "kv-cache" if self.cache_is_exact() else "no-cache recomputation (cached keys would be stale)"
+
+    @contextlib.contextmanager
+    def rope_scaling(self, params: Mapping[str, Any] | None) -> Iterator["LanguageModel"]:
+        """Apply inference-time RoPE scaling (``None``: as trained) inside the ``with`` block."""
+        previous = self.scaling
+        self._apply_scaling(dict(params) if params else None)
+        try:
+            yield self
+        finally:
+            self._apply_scaling(previous)
+
+    def _apply_scaling(self, params: dict[str, Any] | None) -> None:
+        raise NotImplementedError
+
+    # --- sizes, for memory estimates ----------------------------------------------------------
+    def dims(self) -> dict[str, int]:
+        """``params``, ``vocab``, ``hidden``, ``layers``, ``heads``, ``ffn`` (for memory estimates)."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """What a result file records about the model."""
+        return {"model": self.name, "kind": self.kind, "attention": self.attention,
+                "training_length": self.training_length}
+
+
+def _as_batch(ids: list[int] | torch.Tensor, device: torch.device) -> torch.Tensor:
+    if isinstance(ids, torch.Tensor):
+        idx = ids if ids.dim() == 2 else ids.view(1, -1)
+    else:
+        idx = torch.tensor([list(ids)], dtype=torch.long)
+    check(idx.shape[0] == 1 and idx.shape[1] > 0, "ids", tuple(idx.shape), "one non-empty sequence ([1, T])")
+    return idx.to(device=device, dtype=torch.long)
+
+
+# ------------------------------------------------------------------------------------------------
+# cocattn checkpoints
+
+
+class CocattnLanguageModel(LanguageModel):
+    """A :class:`cocattn.model.GPT` with its ``tokenizers.Tokenizer``."""
+
+    kind = "cocattn"
+
+    def __init__(self, model: torch.nn.Module, tokenizer: Any, name: str = "cocattn"):
+        self.module = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.config = model.config
+        self.attention = str(getattr(self.config, "attention", "rope"))
+        self.training_length = int(self.config.max_seq_len)
+        self.base_rope = dict(getattr(self.config, "rope_parameters", None) or {"rope_type": "default"})
+        self.scaling = None
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=False)
+
+    @property
+    def eos_id(self) -> int | None:
+        for name in ("<|endoftext|>", "</s>", "<eos>"):
+            token = self.tokenizer.token_to_id(name)
+            if token is not None:
+                return int(token)
+        return None
+
+    @torch.no_grad()
+    def logits(self, ids: torch.Tensor) -> torch.Tensor:
+        logits, _ = self.module(ids.to(self.device))
+        return logits.float()
+
+    @torch.no_grad()
+    def _generate_cached(self, idx: torch.Tensor, max_new_tokens: int, stop_at_eos: bool):
+        cache = self.module.new_cache(1)
+        out: list[int] = []
+        steps: list[torch.Tensor] = []
+        step_in = idx
+        for _ in range(max_new_tokens):
+            logits, _ = self.module(step_in, cache=cache)
+            last = logits[0, -1].float()
+            token = int(last.argmax())
+            out.append(token)
+            steps.append(last)
+            if stop_at_eos and token == self.eos_id:
+                break
+            step_in = idx.new_tensor([[token]])
+        return out, steps
+
+    def _apply_scaling(self, params: dict[str, Any] | None) -> None:
+        if self.attention in ("alibi", "nope") and params:
+            raise bad_value("rope", params, f"no RoPE scaling: a {self.attention!r} model has no rotary embedding")
+        if self.attention not in ("alibi", "nope"):
+            merged = {"rope_theta": self.base_rope.get("rope_theta", 10000.0), **params} if params else None
+            self.module.set_rope_parameters(merged)  # None: the trained parameters
+        self.scaling = params
+
+    def dims(self) -> dict[str, int]:
+        c = self.config
+        return {"params": sum(p.numel() for p in self.module.parameters()), "vocab": int(c.vocab_size),
+                "hidden": int(c.n_embd), "layers": int(c.n_layer), "heads": int(c.n_head),
+                "ffn": int(c.n_embd * getattr(c, "mlp_ratio", 4.0)),
+                "bytes_per_value": next(self.module.parameters()).element_size()}
+
+
+# ------------------------------------------------------------------------------------------------
+# Hugging Face causal LMs
+
+
+class HFLanguageModel(LanguageModel):
+    """A transformers causal LM (LLaMA-style rotary embedding at ``model.model.rotary_emb``)."""
+
+    kind = "hf"
+
+    def __init__(self, model: torch.nn.Module, tokenizer: Any, name: str = "hf", training_length: int | None = None):
+        self.module = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.config = model.config
+        self.base_rope = dict(getattr(self.config, "rope_parameters", None) or {"rope_type": "default", "rope_theta": 10000.0})
+        self.attention = "rope" if self._rotary() is not None else str(getattr(self.config, "model_type", "hf"))
+        l0 = training_length or self.base_rope.get("original_max_position_embeddings") or self.config.max_position_embeddings
+        self.training_length = int(l0)
+        self.scaling = None
+
+    def _rotary(self) -> torch.nn.Module | None:
+        inner = getattr(self.module, "model", self.module)
+        return getattr(inner, "rotary_emb", None)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=False)
+
+    @property
+    def begin_ids(self) -> list[int]:
+        bos = getattr(self.tokenizer, "bos_token_id", None)
+        adds = getattr(self.tokenizer, "add_bos_token", False)
+        return [int(bos)] if bos is not None and adds else []
+
+    @property
+    def eos_id(self) -> int | None:
+        eos = getattr(self.tokenizer, "eos_token_id", None)
+        return None if eos is None else int(eos)
+
+    def _reset_rotary(self) -> None:
+        rotary = self._rotary()
+        if rotary is not None and hasattr(rotary, "original_inv_freq") and hasattr(rotary, "max_seq_len_cached"):
+            rotary.inv_freq = rotary.original_inv_freq.clone()
+            rotary.max_seq_len_cached = rotary.original_max_seq_len
+
+    @torch.no_grad()
+    def logits(self, ids: torch.Tensor) -> torch.Tensor:
+        self._reset_rotary()
+        out = self.module(input_ids=ids.to(self.device), use_cache=False)
+        return out.logits.float()
+
+    def cache_is_exact(self) -> bool:
+        return not (self.scaling and self.scaling.get("rope_type") in _LENGTH_DEPENDENT)
+
+    @torch.no_grad()
+    def _generate_cached(self, idx: torch.Tensor, max_new_tokens: int, stop_at_eos: bool):
+        self._reset_rotary()
+        out: list[int] = []
+        steps: list[torch.Tensor] = []
+        past = None
+        step_in = idx
+        for _ in range(max_new_tokens):
+            result = self.module(input_ids=step_in, cache=past, use_cache=True)
+            past = result.cache
+            last = result.logits[0, -1].float()
+            token = int(last.argmax())
+            out.append(token)
+            steps.append(last)
+            if stop_at_eos and token == self.eos_id:
+                break
+            step_in = idx.new_tensor([[token]])
+        return out, steps
+
+    def _apply_scaling(self, params: dict[str, Any] | None) -> None:
+        rotary = self._rotary()
+        if rotary is None:
+            if params:
+                raise bad_value("rope", params, "no RoPE scaling: this model has no rotary embedding")
+            return
+        merged = dict(self.base_rope)
+        if params:
+            merged = {"rope_theta": self.base_rope.get("rope_theta", 10000.0), **params}
+            if merged["rope_type"] == "ntk":  # static NTK-aware: a base change transformers has no name for
+                dim = getattr(self.config, "head_dim", None) or self.config.hidden_size // self.config.num_attention_heads
+                merged = {"rope_type": "default", "rope_theta": merged["rope_theta"] * merged["factor"] ** (dim / (dim - 2))}
+            elif merged["rope_type"] != "linear":
+                merged.setdefault("original_max_position_embeddings", self.training_length)
+        self.config.rope_parameters = merged
+        device = next(rotary.buffers()).device
+        new = type(rotary)(config=self.config).to(device)
+        inner = getattr(self.module, "model", self.module)
+        inner.rotary_emb = new
+        self.scaling = params
+
+    def dims(self) -> dict[str, int]:
+        c = self.config
+        return {"params": sum(p.numel() for p in self.module.parameters()), "vocab": int(c.vocab_size),
+                "hidden": int(c.hidden_size), "layers": int(c.num_hidden_layers), "heads": int(c.num_attention_heads),
+                "ffn": int(getattr(c, "intermediate_size", 4 * c.hidden_size)),
+                "bytes_per_value": next(self.module.parameters()).element_size()}
+
+
+# ------------------------------------------------------------------------------------------------
+# loading
+
+
+def model_dir_kind(path: str | Path) -> str:
+    """``"cocattn"`` or ``"hf"`` for a model directory; a clear ValueError for anything else."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    config = path / "config.json"
+    if not path.is_dir() or not config.is_file():
+        raise bad_value("checkpoint", str(path), "a model directory holding config.json (a cocattn checkpoint or a Hugging Face model)")
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise bad_value("checkpoint", str(path), f"a directory with a valid config.json ({err})") from None
+    if isinstance(data, dict) and data.get("format") == "cocattn":
+        return "cocattn"
+    if isinstance(data, dict) and "model_type" in data:
+        return "hf"
+    raise bad_value("checkpoint", str(path),
+                    "a cocattn checkpoint (config.json with \"format\": \"cocattn\") or a Hugging Face model "
+                    "(config.json with \"model_type\")")
+
+
+def load_lm(path: str | Path, *, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
+            training_length: int | None = None, name: str | None = None) -> LanguageModel:
+    """Load a cocattn checkpoint or a Hugging Face model directory as a :class:`LanguageModel`."""
+    path = Path(path)
+    kind = model_dir_kind(path)
+    label = name or path.name
+    if kind == "cocattn":
+        from cocattn.checkpoint import load_model
+
+        model, tokenizer = load_model(path, map_location=device)
+        if tokenizer is None:
+            raise bad_value("checkpoint", str(path), "a cocattn checkpoint with tokenizer.json")
+        if dtype is not None:
+            model = model.to(dtype)
+        lm: LanguageModel = CocattnLanguageModel(model.to(device), tokenizer, name=label)
+        if training_length:
+            lm.training_length = int(training_length)
+        return lm
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
+
+    from cocattn.io import refuse_pickles
+
+    refuse_pickles(path)
+    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=dtype or torch.float32,
+                                                 use_safetensors=True)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError):
+        if not (path / "tokenizer.json").is_file():
+            raise bad_value("checkpoint", str(path), "a Hugging Face model directory with a tokenizer") from None
+        tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(path / "tokenizer.json"))
+    return HFLanguageModel(model.to(device), tokenizer, name=label, training_length=training_length)
+
+
+def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-token negative log-likelihood (float32) of ``targets [T]`` under ``logits [T, V]``."""
+    return F.cross_entropy(logits.float(), targets.to(logits.device), reduction="none")

@@ -1,0 +1,89 @@
+"""Memory estimates made before a long evaluation starts, so it refuses at once instead of dying.
+
+The estimate for one forward pass of ``batch`` sequences of ``length`` tokens, without gradients,
+is an upper bound built from the model's sizes (``LanguageModel.dims()``):
+
+- weights: ``params × bytes``;
+- logits and their log-softmax in float32: ``2 × batch × length × vocab × 4``;
+- live activations of one layer: ``batch × length × (4 × hidden + 2 × ffn) × bytes``;
+- one layer's attention scores, if a kernel materialises them (eager path, masks with biases):
+  ``2 × batch × heads × length² × bytes``.
+
+Fused attention kernels need far less than the last term, so the estimate errs on the safe side.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from cocattn._checks import bad_value
+
+__all__ = ["estimate_forward_bytes", "available_bytes", "parse_bytes", "format_bytes", "check_fits"]
+
+_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 1024, "m": 1e6, "mb": 1e6, "mib": 1024**2,
+          "g": 1e9, "gb": 1e9, "gib": 1024**3, "t": 1e12, "tb": 1e12, "tib": 1024**4}
+
+
+def parse_bytes(value: str | int | float, arg: str = "max_memory") -> int:
+    """``"4GB"``, ``"512MiB"``, ``"2.5g"`` or a number of bytes."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value <= 0:
+            raise bad_value(arg, value, "a positive size such as '4GB' or '512MiB'")
+        return int(value)
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(value))
+    if not match or match.group(2).lower() not in _UNITS or float(match.group(1)) <= 0:
+        raise bad_value(arg, value, "a positive size such as '4GB', '512MiB' or a number of bytes")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024:
+            return f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def estimate_forward_bytes(dims: dict[str, int], length: int, batch: int = 1) -> int:
+    """Upper-bound bytes of one no-grad forward pass (see the module docstring)."""
+    b = dims.get("bytes_per_value", 4)
+    weights = dims["params"] * b
+    logits = 2 * batch * length * dims["vocab"] * 4
+    activations = batch * length * (4 * dims["hidden"] + 2 * dims["ffn"]) * b
+    scores = 2 * batch * dims["heads"] * length * length * b
+    return int(weights + logits + activations + scores)
+
+
+def available_bytes(device: torch.device | str) -> int | None:
+    """Free memory on ``device`` (CUDA: free device memory; CPU: MemAvailable), None if unknown."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def check_fits(dims: dict[str, int], length: int, batch: int, device: torch.device | str,
+               max_memory: int | None = None) -> int:
+    """The estimate for ``length``; a ValueError quoting it when it exceeds the limit.
+
+    The limit is ``max_memory`` when given, else the memory free on ``device`` now.
+    """
+    need = estimate_forward_bytes(dims, length, batch)
+    limit = max_memory if max_memory is not None else available_bytes(device)
+    if limit is not None and need > limit:
+        source = "max_memory" if max_memory is not None else f"free memory on {torch.device(device)}"
+        raise ValueError(
+            f"length={length} (batch {batch}) needs about {format_bytes(need)}, more than the "
+            f"{format_bytes(limit)} allowed ({source}); use shorter --lengths, --batch-size 1, or raise --max-memory"
+        )
+    return need

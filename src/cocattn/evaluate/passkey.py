@@ -1,0 +1,218 @@
+"""Passkey retrieval: the paper's prompt (landmark-attention format) at chosen token lengths.
+
+The prompt, one part per line::
+
+    There is an important info hidden inside a lot of irrelevant text. Find it and memorize them. I will quiz you about the important information there.
+    The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. The grass ...   (filler, x sentences)
+    The passkey is 12345. Remember it. 12345 is the passkey.
+    ... The sun is yellow. Here we go. There and back           (filler, y sentences and a partial one)
+    What is the passkey? The passkey is
+
+The answer prefix "The passkey is" after the question (as in landmark attention's script) lets a
+small model answer with the number at once. The wording is the paper's ("passkey"); the
+retrieval warm-up rows of training use "pass key", so a model cannot pass by copying a
+memorised template. The filler is cut at word granularity so the prompt hits the target token
+length within a few tokens (``tolerance``); the key line sits after the whole filler sentence
+nearest to the requested depth.
+
+Per case: greedy generation of up to ``max_new_tokens`` tokens (64, the paper's) with the KV
+cache (see :mod:`.lm` for dynamic scaling on transformers models); ``correct`` = the key appears
+in the output (the paper's accuracy); ``exact`` = the first number in the output is the key;
+``logprob`` = the mean log-probability of the tokens of " <key>" after the prompt (teacher
+forcing), which still separates methods when accuracy is all 0 or all 1.
+
+Cases per length: keys uniform in 10,000-99,999 from a seeded generator, depths evenly spaced in
+(0, 1) (stratified, so the four depth buckets 0-25-50-75-100% get equal shares); the depth is the
+share of the filler before the key line, as in the landmark-attention and paper protocols. Results are also
+split by whether the key lies within the last ``training_length`` tokens of the prompt.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from cocattn._checks import check
+from cocattn.evaluate.lm import LanguageModel
+from cocattn.evaluate.memory import check_fits
+from cocattn.evaluate.perplexity import default_lengths
+from cocattn.evaluate.results import make_result
+
+__all__ = ["TASK", "FILLER", "KEY_LINE", "QUESTION", "ANSWER_PREFIX", "DEPTH_BUCKETS", "PasskeyPrompt",
+           "build_prompt", "score_case", "evaluate_passkey"]
+
+TASK = ("There is an important info hidden inside a lot of irrelevant text. Find it and memorize them. "
+        "I will quiz you about the important information there.")
+FILLER = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again."
+KEY_LINE = "The passkey is {key}. Remember it. {key} is the passkey."
+QUESTION = "What is the passkey?"
+ANSWER_PREFIX = "The passkey is"
+DEPTH_BUCKETS = ("0-25%", "25-50%", "50-75%", "75-100%")
+
+_SENTENCES = [s.strip() + "." for s in FILLER.split(".") if s.strip()]
+
+
+@dataclass
+class PasskeyPrompt:
+    """A built prompt: its text, token ids (with the model's ``begin_ids``) and where the key is."""
+
+    text: str
+    ids: list[int]
+    key: int
+    key_position: int
+    """Token index where the key line starts."""
+    depth: float
+    """Share of the filler (haystack) placed before the key line: 0 = first, 1 = last."""
+
+
+def _filler(words: int) -> list[str]:
+    """Filler sentences holding ``words`` words in all; the last one may be cut short."""
+    out, left, i = [], words, 0
+    while left > 0:
+        sentence = _SENTENCES[i % len(_SENTENCES)].split()
+        out.append(" ".join(sentence[:left]))
+        left -= len(sentence)
+        i += 1
+    return out
+
+
+def _compose(words: int, depth: float, key: int) -> tuple[str, str, float]:
+    """(text before the key line, full prompt text, share of the filler sentences before the key)."""
+    sentences = _filler(words)
+    whole = len(sentences) - (1 if sentences and not sentences[-1].endswith(".") else 0)
+    k = min(whole, max(0, round(depth * whole)))
+    before = "\n".join([TASK, " ".join(sentences[:k])]) if k else TASK
+    after = " ".join(sentences[k:])
+    body = "\n".join(part for part in (before, KEY_LINE.format(key=key), after) if part)
+    return before + "\n", body + "\n" + QUESTION + " " + ANSWER_PREFIX, (k / whole if whole else depth)
+
+
+def build_prompt(lm: LanguageModel, length: int, key: int, depth: float, tolerance: int = 4) -> PasskeyPrompt:
+    """The passkey prompt for ``lm``'s tokenizer, ``length`` tokens (± ``tolerance``), key at ``depth``."""
+    check(isinstance(key, int) and 0 <= key, "key", key, "a non-negative integer")
+    check(0.0 <= depth <= 1.0, "depth", depth, "a number in [0, 1]")
+    begin = lm.begin_ids
+
+    def n_tokens(words: int) -> int:
+        return len(begin) + len(lm.encode(_compose(words, depth, key)[1]))
+
+    shortest = n_tokens(0)
+    check(isinstance(length, int) and length >= shortest, "length", length,
+          f"an integer >= {shortest} (the passkey prompt without filler)")
+    per_word = max(0.5, (n_tokens(40) - shortest) / 40)
+    words, size = 0, shortest
+    for _ in range(8):  # Newton-like steps on the (nearly linear) tokens-per-word curve
+        step = int((length - size) / per_word)
+        if step == 0:
+            break
+        words = max(0, words + step)
+        size = n_tokens(words)
+    while size > length and words > 0:  # then word by word: the largest prompt not above length
+        words -= 1
+        size = n_tokens(words)
+    while True:
+        nxt = n_tokens(words + 1)
+        if nxt > length:
+            break
+        words, size = words + 1, nxt
+    before, text, actual_depth = _compose(words, depth, key)
+    ids = begin + lm.encode(text)
+    if abs(len(ids) - length) > tolerance:
+        raise ValueError(f"could not build a passkey prompt of {length} ± {tolerance} tokens (got {len(ids)}); "
+                         "raise the tolerance")
+    key_position = len(begin) + len(lm.encode(before))
+    return PasskeyPrompt(text=text, ids=ids, key=key, key_position=key_position, depth=actual_depth)
+
+
+def _answer_ids(lm: LanguageModel, prompt: PasskeyPrompt) -> list[int]:
+    full = lm.begin_ids + lm.encode(prompt.text + " " + str(prompt.key))
+    if full[:len(prompt.ids)] == prompt.ids:
+        return full[len(prompt.ids):]
+    return lm.encode(" " + str(prompt.key))
+
+
+def score_case(lm: LanguageModel, prompt: PasskeyPrompt, max_new_tokens: int = 64) -> dict[str, Any]:
+    """Generate greedily after the prompt and score it; the per-case record."""
+    generated = lm.generate_greedy(prompt.ids, max_new_tokens)
+    output = lm.decode(generated)
+    numbers = re.findall(r"\d+", output)
+    answer = _answer_ids(lm, prompt)
+    logits = lm.logits(torch.tensor([prompt.ids + answer]))[0, len(prompt.ids) - 1:-1]
+    logprob = torch.log_softmax(logits.float(), -1).gather(-1, torch.tensor(answer, device=logits.device)[:, None])
+    return {"key": prompt.key, "depth": round(prompt.depth, 4), "key_position": prompt.key_position,
+            "tokens": len(prompt.ids), "output": output, "correct": str(prompt.key) in output,
+            "exact": bool(numbers) and numbers[0] == str(prompt.key), "logprob": float(logprob.mean())}
+
+
+def _bucket(depth: float) -> str:
+    return DEPTH_BUCKETS[min(3, int(depth * 4))]
+
+
+def _mean(xs: Sequence[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def evaluate_passkey(
+    lm: LanguageModel,
+    lengths: Sequence[int] | None = None,
+    *,
+    cases: int = 100,
+    max_new_tokens: int = 64,
+    seed: int = 0,
+    scaling: dict[str, Any] | None = None,
+    tolerance: int = 4,
+    max_memory: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Passkey retrieval at each length; a result record (:mod:`.results`), values = accuracy."""
+    start = time.perf_counter()
+    l0 = lm.training_length
+    lengths = list(lengths) if lengths is not None else default_lengths(l0)
+    check(len(lengths) > 0 and all(isinstance(n, int) and n > 0 for n in lengths), "lengths", lengths,
+          "a non-empty list of positive integers")
+    check(isinstance(cases, int) and cases > 0, "cases", cases, "a positive integer")
+    check(isinstance(max_new_tokens, int) and max_new_tokens > 0, "max_new_tokens", max_new_tokens, "a positive integer")
+    check_fits(lm.dims(), max(lengths) + max_new_tokens, 1, lm.device, max_memory)
+
+    acc, exact, logprob, counts = [], [], [], []
+    by_depth: dict[str, list[float | None]] = {b: [] for b in DEPTH_BUCKETS}
+    within, beyond, all_cases = [], [], []
+    with lm.rope_scaling(scaling):
+        bar = tqdm(total=cases * len(lengths), disable=not progress, unit="case",
+                   desc=f"passkey {lm.name} [{scaling['rope_type'] if scaling else 'none'}]")
+        for length in lengths:
+            rng = random.Random(seed * 1_000_003 + length)
+            rows = []
+            for i in range(cases):
+                key = rng.randint(10_000, 99_999)
+                prompt = build_prompt(lm, length, key, (i + 0.5) / cases, tolerance)
+                row = score_case(lm, prompt, max_new_tokens)
+                row["within_training"] = prompt.key_position >= len(prompt.ids) - l0
+                rows.append(row)
+                bar.update(1)
+                bar.set_postfix(length=length, acc=f"{sum(r['correct'] for r in rows) / len(rows):.2f}")
+            acc.append(_mean([r["correct"] for r in rows]))
+            exact.append(_mean([r["exact"] for r in rows]))
+            logprob.append(_mean([r["logprob"] for r in rows]))
+            counts.append(len(rows))
+            for b in DEPTH_BUCKETS:
+                by_depth[b].append(_mean([r["correct"] for r in rows if _bucket(r["depth"]) == b]))
+            within.append(_mean([r["correct"] for r in rows if r["within_training"]]))
+            beyond.append(_mean([r["correct"] for r in rows if not r["within_training"]]))
+            all_cases.append(rows)
+        bar.close()
+        generation = lm.generation_mode
+    settings = {"cases": cases, "max_new_tokens": max_new_tokens, "seed": seed, "tolerance": tolerance,
+                "answer_prefix": ANSWER_PREFIX}
+    details = {"exact": exact, "logprob": [None if x is None or not math.isfinite(x) else x for x in logprob],
+               "by_depth": by_depth, "within_training": within, "beyond_training": beyond,
+               "generation": generation, "cases": all_cases}
+    return make_result("passkey", lm, scaling, lengths, acc, counts=counts, settings=settings, details=details,
+                       wall_s=time.perf_counter() - start)

@@ -1,0 +1,179 @@
+"""Sliding-window perplexity, token-weighted (the paper's long-document protocol, done right).
+
+For a document of ``N`` tokens, a context length (window) ``L`` and a stride ``S ≤ L``: the
+first window feeds the model tokens ``[0, L)`` and scores targets ``1 .. L`` (the logits of every
+input position predict the next token); each following window scores the next ``S`` targets
+``first .. end`` from the ``L`` tokens before ``end`` (inputs ``[end - L, end)``), the last one
+stopping at the document's end. So every token from position 1 on is scored **exactly once**, with
+context between ``L - S + 1`` and ``L`` tokens (all of its prefix near the document's start), the
+model never reads more than ``L`` tokens (at ``L`` = the training length exactly the training
+condition), and every window is full-length once the document is longer than ``L``. Perplexity is
+``exp(Σ NLL / Σ tokens)`` over all scored tokens of all documents: per-token averaging, not an
+average over windows or documents. (The common recipe loses the first token of every window
+when ``S = L`` and gives the last window a short context.)
+
+- A document shorter than the window is one window, scored whole.
+- ``S > L`` is rejected (tokens between windows would never be scored).
+- Documents are truncated to ``max_tokens`` (default: the longest length + 1, so that the longest
+  window is filled), so every length scores exactly the same tokens and lengths are comparable.
+- A document fills window ``L`` when it has more than ``L`` tokens. A length that no (truncated)
+  document fills raises a ValueError (``too_long="error"``,
+  the default) or is skipped with a warning and ``null`` (``too_long="skip"``); lengths that some
+  documents reach are evaluated, and ``full_window_docs`` says how many documents fill the window.
+- Default lengths: the training length × 1, 2, 4, 8, 16. Default stride: ``min(512, training
+  length)``, i.e. the paper's 512 for its 512-token models and non-overlapping windows at 1×.
+- Before running, the memory of the longest window is estimated (:mod:`.memory`) and the run is
+  refused, quoting the estimate, when it exceeds ``max_memory`` (default: memory free now).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections import defaultdict
+from typing import Any, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from cocattn._checks import check
+from cocattn.evaluate.lm import LanguageModel, token_nll
+from cocattn.evaluate.memory import check_fits
+from cocattn.evaluate.results import make_result
+
+__all__ = ["window_plan", "default_lengths", "default_stride", "document_nll", "evaluate_perplexity"]
+
+DEFAULT_MULTIPLES = (1, 2, 4, 8, 16)
+
+
+def default_lengths(training_length: int, multiples: Sequence[int] = DEFAULT_MULTIPLES) -> list[int]:
+    """The training length times 1, 2, 4, 8, 16."""
+    return [training_length * m for m in multiples]
+
+
+def default_stride(training_length: int) -> int:
+    """``min(512, training_length)``: the paper's 512 at its training length 512."""
+    return min(512, training_length)
+
+
+def window_plan(n_tokens: int, window: int, stride: int) -> list[tuple[int, int, int]]:
+    """Windows as ``(begin, end, first_target)``: the model reads tokens ``[begin, end)`` and the
+    targets at positions ``first_target .. end`` (inclusive) are scored, each predicted from the
+    inputs before it. Together the windows score positions ``1 .. n_tokens - 1`` once each."""
+    check(isinstance(window, int) and window >= 1, "window", window, "a positive integer")
+    check(isinstance(stride, int) and 1 <= stride <= window, "stride", stride,
+          f"an integer between 1 and the window ({window}); a larger stride would leave tokens unscored")
+    plan: list[tuple[int, int, int]] = []
+    first = 1
+    while first <= n_tokens - 1:
+        end = min(window if first == 1 else first + stride - 1, n_tokens - 1)
+        begin = max(0, end - window)
+        plan.append((begin, end, first))
+        first = end + 1
+    return plan
+
+
+def _score(lm: LanguageModel, batch: list[tuple[list[int], int, int, int]]) -> list[tuple[float, int]]:
+    """(NLL sum, tokens) for windows of equal length, run as one batch."""
+    idx = torch.tensor([doc[b:e] for doc, b, e, _ in batch], dtype=torch.long)
+    logits = lm.logits(idx)
+    out = []
+    for row, (doc, b, e, first) in enumerate(batch):
+        targets = torch.tensor(doc[first:e + 1], dtype=torch.long)
+        nll = token_nll(logits[row, first - 1 - b:e - b], targets)
+        out.append((float(nll.double().sum()), int(targets.numel())))
+    return out
+
+
+def document_nll(lm: LanguageModel, tokens: list[int], window: int, stride: int) -> tuple[float, int]:
+    """Sum of NLL and number of tokens scored for one tokenized document."""
+    total, count = 0.0, 0
+    for b, e, first in window_plan(len(tokens), window, stride):
+        nll, n = _score(lm, [(tokens, b, e, first)])[0]
+        total, count = total + nll, count + n
+    return total, count
+
+
+def evaluate_perplexity(
+    lm: LanguageModel,
+    documents: Sequence[str] | Sequence[Sequence[int]],
+    lengths: Sequence[int] | None = None,
+    *,
+    stride: int | None = None,
+    max_tokens: int | None = None,
+    scaling: dict[str, Any] | None = None,
+    batch_size: int = 1,
+    max_memory: int | None = None,
+    too_long: str = "error",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Sliding-window perplexity of ``lm`` at each length; a result record (:mod:`.results`).
+
+    ``documents`` are texts (tokenized with the model's tokenizer, after its ``begin_ids``) or
+    token lists. ``scaling`` is an inference-time ``rope_parameters`` dict (None: as trained).
+    """
+    start = time.perf_counter()
+    l0 = lm.training_length
+    lengths = list(lengths) if lengths is not None else default_lengths(l0)
+    check(len(lengths) > 0 and all(isinstance(n, int) and n >= 2 for n in lengths), "lengths", lengths,
+          "a non-empty list of integers >= 2")
+    stride = default_stride(l0) if stride is None else stride
+    check(isinstance(stride, int) and stride >= 1, "stride", stride, "a positive integer")
+    check(stride <= min(lengths), "stride", stride,
+          f"at most the shortest length ({min(lengths)}); a stride larger than the window leaves tokens unscored")
+    max_tokens = max(lengths) + 1 if max_tokens is None else max_tokens
+    check(isinstance(max_tokens, int) and max_tokens >= 2, "max_tokens", max_tokens, "an integer >= 2")
+    check(isinstance(batch_size, int) and batch_size >= 1, "batch_size", batch_size, "a positive integer")
+    check(too_long in ("error", "skip"), "too_long", too_long, "'error' or 'skip'")
+    check(len(documents) > 0, "documents", documents, "at least one document")
+
+    docs = [(lm.begin_ids + lm.encode(d) if isinstance(d, str) else list(d))[:max_tokens] for d in documents]
+    docs = [d for d in docs if len(d) >= 2]
+    check(len(docs) > 0, "documents", "(all shorter than 2 tokens)", "documents of at least 2 tokens")
+    longest = max(len(d) for d in docs) - 1  # the longest window any document fills
+    too_long_lengths = [n for n in lengths if n > longest]
+    if too_long_lengths and too_long == "error":
+        check(False, "lengths", too_long_lengths,
+              f"lengths that some document fills (at most {longest}: the longest document has {longest + 1} "
+              f"tokens after truncation to max_tokens={max_tokens}); "
+              "use shorter lengths, longer documents, or too_long='skip' (--skip-too-long)")
+    if too_long_lengths:
+        warnings.warn(f"skipping lengths {too_long_lengths}: no document has more than {longest} tokens", stacklevel=2)
+    run_lengths = [n for n in lengths if n <= longest]
+    check_fits(lm.dims(), max(run_lengths) if run_lengths else 2, batch_size, lm.device, max_memory)
+
+    values: list[float | None] = []
+    nlls: list[float | None] = []
+    counts: list[int] = []
+    full_docs: list[int] = []
+    with lm.rope_scaling(scaling):
+        plans = {n: [(doc, *w) for doc in docs for w in window_plan(len(doc), n, stride)] for n in run_lengths}
+        bar = tqdm(total=sum(len(p) for p in plans.values()), disable=not progress, unit="win",
+                   desc=f"ppl {lm.name} [{scaling['rope_type'] if scaling else 'none'}]")
+        for n in lengths:
+            if n not in plans:
+                values.append(None), nlls.append(None), counts.append(0), full_docs.append(0)
+                continue
+            bar.set_postfix(length=n)
+            groups: dict[int, list] = defaultdict(list)
+            for item in plans[n]:
+                groups[item[2] - item[1]].append(item)
+            total, count = 0.0, 0
+            for items in groups.values():
+                for i in range(0, len(items), batch_size):
+                    chunk = items[i:i + batch_size]
+                    for nll, k in _score(lm, chunk):
+                        total, count = total + nll, count + k
+                    bar.update(len(chunk))
+            mean = total / count
+            nlls.append(mean)
+            values.append(math.exp(mean) if mean < 700 else math.inf)
+            counts.append(count)
+            full_docs.append(sum(len(d) > n for d in docs))
+        bar.close()
+    settings = {"stride": stride, "max_tokens": max_tokens, "documents": len(docs), "batch_size": batch_size,
+                "too_long": too_long}
+    details = {"nll": nlls, "full_window_docs": full_docs, "documents": len(docs)}
+    return make_result("ppl", lm, scaling, lengths, values, counts=counts, settings=settings, details=details,
+                       wall_s=time.perf_counter() - start)

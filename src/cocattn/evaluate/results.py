@@ -1,0 +1,143 @@
+"""The result record every evaluator returns and writes, and its JSON / CSV files.
+
+One record = one (model, scaling, metric) row measured at several lengths:
+
+```json
+{
+  "schema": "cocattn.eval/1",
+  "metric": "ppl" | "passkey",
+  "model": "rope-tiny", "kind": "cocattn" | "hf", "attention": "rope", "training_length": 128,
+  "scaling": null | {"rope_type": "dynamic", "factor": 4.0}, "scaling_name": "none" | "dynamic x4",
+  "lengths": [128, 256, ...],
+  "values": [96.7, 98.7, ...],        # ppl: perplexity; passkey: accuracy; null = not measured
+  "counts": [40960, ...],             # ppl: tokens scored; passkey: cases
+  "settings": {...},                  # stride, documents, seed, ... (what a rerun needs)
+  "details": {...},                   # per metric, each a list aligned with "lengths"
+  "device": "cpu", "wall_s": 12.3, "peak_memory_bytes": 123456789, "created": "2026-...Z",
+  "cocattn_version": "0.1.0"
+}
+```
+
+``details`` for ``ppl``: ``nll`` (mean negative log-likelihood, nats/token), ``full_window_docs``
+(documents at least as long as the window), ``documents``. For ``passkey``: ``exact``, ``logprob``,
+``by_depth`` (bucket label -> list over lengths), ``within_training`` / ``beyond_training``
+(accuracy of cases whose key lies within / before the last ``training_length`` tokens), ``cases``
+(per length, one dict per case). ``cocattn reproduce`` and ``cocattn report`` read these files;
+a file holds one record or ``{"results": [records]}``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import math
+import resource
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+
+from cocattn._checks import bad_value
+from cocattn.io import load_json, write_json, write_text
+
+__all__ = ["SCHEMA", "make_result", "write_results", "read_results", "results_csv", "peak_memory_bytes", "finite_or_none"]
+
+SCHEMA = "cocattn.eval/1"
+METRICS = ("ppl", "passkey")
+
+
+def finite_or_none(x: float | None) -> float | None:
+    """JSON has no inf/NaN: those become ``null``."""
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def peak_memory_bytes(device: torch.device | str) -> int:
+    """Peak memory so far: CUDA ``max_memory_allocated``, else this process's peak RSS."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def make_result(metric: str, lm: Any, scaling: dict | None, lengths: list[int], values: list[float | None], *,
+                counts: list[int], settings: dict, details: dict, wall_s: float) -> dict[str, Any]:
+    """A record in the schema above."""
+    from cocattn import __version__
+    from cocattn.evaluate.scaling import scaling_name
+
+    if metric not in METRICS:
+        raise bad_value("metric", metric, f"one of {METRICS}")
+    return {
+        "schema": SCHEMA, "metric": metric, **lm.describe(),
+        "scaling": scaling, "scaling_name": scaling_name(scaling),
+        "lengths": [int(x) for x in lengths], "values": [finite_or_none(v) for v in values],
+        "counts": [int(c) for c in counts], "settings": settings, "details": details,
+        "device": str(lm.device), "wall_s": round(float(wall_s), 3),
+        "peak_memory_bytes": peak_memory_bytes(lm.device),
+        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "cocattn_version": __version__,
+    }
+
+
+def write_results(path: str | Path, results: dict | Iterable[dict]) -> Path:
+    """Write one record or a list of records as JSON (atomically), and a CSV beside it."""
+    path = Path(path)
+    records = [results] if isinstance(results, dict) else list(results)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, records[0] if len(records) == 1 else {"schema": SCHEMA, "results": records})
+    write_text(path.with_suffix(".csv"), results_csv(records))
+    return path
+
+
+def _validate(record: Any, where: str) -> dict:
+    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
+        raise ValueError(f"{where}: not a cocattn result (expected \"schema\": \"{SCHEMA}\")")
+    for key in ("metric", "model", "lengths", "values"):
+        if key not in record:
+            raise ValueError(f"{where}: result without {key!r}")
+    if len(record["lengths"]) != len(record["values"]):
+        raise ValueError(f"{where}: 'lengths' and 'values' differ in length")
+    return record
+
+
+def read_results(paths: str | Path | Iterable[str | Path]) -> list[dict]:
+    """Records from JSON files or directories (searched recursively for ``*.json`` results).
+
+    In a directory, JSON files that are not results (configs, manifests) are skipped.
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    out: list[dict] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            for f in sorted(p.rglob("*.json")):
+                try:
+                    data = load_json(f)
+                except ValueError:
+                    continue
+                if isinstance(data, dict) and data.get("schema") == SCHEMA:
+                    out.extend(_records(data, f))
+        else:
+            out.extend(_records(load_json(p), p))
+    return out
+
+
+def _records(data: Any, where: Path) -> list[dict]:
+    if isinstance(data, dict) and "results" in data:
+        return [_validate(r, f"{where}[{i}]") for i, r in enumerate(data["results"])]
+    return [_validate(data, str(where))]
+
+
+def results_csv(records: Iterable[dict]) -> str:
+    """CSV: one row per record (model, scaling, metric), one column per length."""
+    records = list(records)
+    lengths = sorted({n for r in records for n in r["lengths"]})
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["model", "attention", "scaling", "metric", *lengths])
+    for r in records:
+        by_len = dict(zip(r["lengths"], r["values"]))
+        writer.writerow([r["model"], r.get("attention", ""), r.get("scaling_name", "none"), r["metric"],
+                         *["" if by_len.get(n) is None else f"{by_len[n]:.6g}" for n in lengths]])
+    return buf.getvalue()

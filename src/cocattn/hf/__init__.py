@@ -1,0 +1,48 @@
+"""transformers integration: the ``coca_llama`` model type, conversion of LLaMA checkpoints, staged
+continued training and the offline SmolLM2 import.
+
+Importing this package registers ``coca_llama`` with ``AutoConfig``, ``AutoModel`` and
+``AutoModelForCausalLM``, so ``AutoModelForCausalLM.from_pretrained(dir)`` loads a saved CoCA
+model without ``trust_remote_code``.
+"""
+
+from __future__ import annotations
+
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+
+from cocattn.hf.config import COCA_VARIANTS, CocaLlamaConfig
+from cocattn.hf.convert import T_INITS, convert_llama, convert_llama_dir, load_llama
+from cocattn.hf.gguf import gguf_to_hf, smollm2_gguf
+from cocattn.hf.modeling import CocaLlamaForCausalLM, CocaLlamaModel
+from cocattn.hf.stages import STAGES, trainable_parameters_for_stage
+
+__all__ = [
+    "COCA_VARIANTS",
+    "STAGES",
+    "T_INITS",
+    "CocaLlamaConfig",
+    "CocaLlamaModel",
+    "CocaLlamaForCausalLM",
+    "convert_llama",
+    "convert_llama_dir",
+    "load_llama",
+    "gguf_to_hf",
+    "smollm2_gguf",
+    "trainable_parameters_for_stage",
+]
+
+
+def _register() -> None:
+    """Register ``coca_llama`` with the Auto classes (idempotent)."""
+    try:
+        AutoConfig.register(CocaLlamaConfig.model_type, CocaLlamaConfig)
+    except ValueError:  # already registered
+        pass
+    for auto, cls in ((AutoModel, CocaLlamaModel), (AutoModelForCausalLM, CocaLlamaForCausalLM)):
+        try:
+            auto.register(CocaLlamaConfig, cls)
+        except ValueError:
+            pass
+
+
+_register()

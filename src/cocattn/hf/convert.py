@@ -1,0 +1,160 @@
+"""Convert a pretrained LLaMA-family model (``LlamaForCausalLM``, GQA included) to CoCA.
+
+Every weight is kept except the key projection, which becomes CoCA's T projection. The paper
+replaces K by T in LLaMA-7B and continues training (§3.2) but does not say how T starts; the
+choices offered (``T_INITS``):
+
+- ``"from_k"`` (default): ``W_T = W_K`` (and its bias). T starts as the key projection, so after
+  tying each plane's key weight is ``τ_j = relu((k_j + k_{j+d/2}) / 2)``: the mean of the two
+  coordinates of the pretrained key in that plane, clipped at zero. The model keeps LLaMA's
+  query-key geometry as far as a non-negative, plane-tied key can, and starts closer to the
+  pretrained model than a random T (see docs/HF.md for the measured perplexities).
+- ``"random"``: ``W_T ~ N(0, initializer_range²)`` (transformers' LLaMA initialisation, bias
+  zero), seeded. Attention starts uninformed; stage 1 of the continued training learns T alone.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from cocattn._checks import bad_value, check, check_choice
+from cocattn.hf.config import COCA_VARIANTS, CocaLlamaConfig
+from cocattn.hf.modeling import CocaLlamaForCausalLM
+from cocattn.io import atomic_directory, load_json, refuse_pickles
+
+__all__ = ["T_INITS", "convert_llama", "convert_llama_dir", "load_llama", "TOKENIZER_FILES"]
+
+# Files a model directory's tokenizer may consist of; copied unchanged by ``convert_llama_dir``.
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+    "chat_template.jinja",
+    "chat_template.json",
+)
+
+
+def _t_from_k(k_weight: torch.Tensor, k_bias: torch.Tensor | None, config: LlamaConfig, gen: torch.Generator):
+    return k_weight.clone(), None if k_bias is None else k_bias.clone()
+
+
+def _t_random(k_weight: torch.Tensor, k_bias: torch.Tensor | None, config: LlamaConfig, gen: torch.Generator):
+    w = torch.randn(k_weight.shape, generator=gen, dtype=torch.float32) * config.initializer_range
+    return w.to(k_weight.dtype), None if k_bias is None else torch.zeros_like(k_bias)
+
+
+T_INITS: dict[str, Callable] = {"from_k": _t_from_k, "random": _t_random}
+
+
+def load_llama(path: str | Path, dtype: torch.dtype | None = None) -> LlamaForCausalLM:
+    """Load a ``LlamaForCausalLM`` directory (safetensors only, no pickles), with clear errors."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if not (path / "config.json").is_file():
+        raise bad_value("checkpoint", str(path), "a Hugging Face model directory holding config.json")
+    model_type = load_json(path / "config.json").get("model_type")
+    check(model_type == "llama", "model_type", model_type, f"'llama' (a LLaMA-family checkpoint) in {path / 'config.json'}")
+    if not any(path.glob("*.safetensors")):
+        raise bad_value("checkpoint", str(path), "a directory with model weights in *.safetensors")
+    refuse_pickles(path)
+    return LlamaForCausalLM.from_pretrained(path, local_files_only=True, use_safetensors=True, dtype=dtype or "auto")
+
+
+def convert_llama(
+    model_or_path: LlamaForCausalLM | str | Path,
+    variant: str = "slack",
+    t_init: str = "from_k",
+    *,
+    seed: int = 0,
+) -> CocaLlamaForCausalLM:
+    """A :class:`CocaLlamaForCausalLM` with the weights of a LLaMA model and T initialised by ``t_init``.
+
+    Args:
+        model_or_path: a ``LlamaForCausalLM`` or the directory of one (safetensors).
+        variant: ``"slack"`` or ``"strict"`` (``config.coca_variant``).
+        t_init: one of :data:`T_INITS` (see the module docstring).
+        seed: seed of ``t_init="random"``.
+    """
+    check_choice("variant", variant, COCA_VARIANTS)
+    check_choice("t_init", t_init, T_INITS)
+    if isinstance(model_or_path, (str, Path)):
+        source = load_llama(model_or_path)
+    else:
+        source = model_or_path
+    if not isinstance(source, LlamaForCausalLM) or getattr(source.config, "model_type", None) != "llama":
+        kind = getattr(getattr(source, "config", None), "model_type", None) or type(source).__name__
+        raise bad_value("model", kind, "a LlamaForCausalLM (model_type 'llama') or the directory of one")
+    head_dim = source.config.head_dim
+    check(
+        head_dim % 2 == 0,
+        "head_dim",
+        head_dim,
+        "an even number: CoCA ties the two halves of each rotary plane of T, so this model cannot be converted",
+    )
+    data = source.config.to_dict()
+    for key in ("model_type", "architectures", "transformers_version", "_name_or_path"):
+        data.pop(key, None)
+    data["coca_variant"] = variant
+    config = CocaLlamaConfig.from_dict(data)
+    config.architectures = ["CocaLlamaForCausalLM"]
+
+    state = source.state_dict()
+    gen = torch.Generator().manual_seed(int(seed))
+    converted: dict[str, torch.Tensor] = {}
+    for name, tensor in state.items():
+        if ".self_attn.k_proj." in name:
+            continue
+        converted[name] = tensor
+    for i in range(config.num_hidden_layers):
+        prefix = f"model.layers.{i}.self_attn."
+        k_w = state[prefix + "k_proj.weight"]
+        k_b = state.get(prefix + "k_proj.bias")
+        t_w, t_b = T_INITS[t_init](k_w, k_b, config, gen)
+        converted[prefix + "t_proj.weight"] = t_w
+        if t_b is not None:
+            converted[prefix + "t_proj.bias"] = t_b
+
+    dtype = next(source.parameters()).dtype
+    model = CocaLlamaForCausalLM(config).to(dtype)
+    missing, unexpected = model.load_state_dict(converted, strict=False)
+    tied = {"lm_head.weight"} if config.tie_word_embeddings else set()
+    if set(missing) - tied or unexpected:
+        raise bad_value("model", f"missing {sorted(set(missing) - tied)}, unexpected {sorted(unexpected)}",
+                        "a standard LlamaForCausalLM state dict")
+    if config.tie_word_embeddings:
+        model.tie_weights()
+    model.generation_config = source.generation_config
+    return model.eval()
+
+
+def convert_llama_dir(
+    src: str | Path,
+    dst: str | Path,
+    variant: str = "slack",
+    t_init: str = "from_k",
+    *,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> Path:
+    """Convert the LLaMA directory ``src`` and save the CoCA model (safetensors + config.json +
+    the tokenizer files of ``src``) to ``dst``, atomically. What ``cocattn convert llama`` runs."""
+    src, dst = Path(src), Path(dst)
+    if dst.exists() and not overwrite:
+        raise FileExistsError(f"{dst} already exists (pass overwrite=True / --overwrite to replace it)")
+    model = convert_llama(src, variant=variant, t_init=t_init, seed=seed)
+    with atomic_directory(dst, overwrite=overwrite) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        for name in TOKENIZER_FILES:
+            if (src / name).is_file():
+                shutil.copy2(src / name, tmp / name)
+    return dst

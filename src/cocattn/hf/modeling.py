@@ -1,0 +1,305 @@
+"""``CocaLlamaModel`` / ``CocaLlamaForCausalLM``: transformers' LLaMA with CoCA attention.
+
+Built from transformers' own LLaMA parts (RMSNorm, MLP, decoder layer, causal-LM head, mask
+creation, ``generate``). Only the attention differs:
+
+- ``k_proj`` is replaced by ``t_proj`` (same shape) and the key is CoCA's tied T,
+  ``τ = relu((t[:h] + t[h:]) / 2)`` (:func:`cocattn.attention.tie_t`);
+- the scores are ``Q'·K' / sqrt(d)`` with the feature maps of
+  :func:`cocattn.attention.coca_features` (Slack or Strict), run through transformers'
+  attention interface (``sdpa`` by default, ``eager`` when attention weights are wanted), so
+  padding masks and GQA work as in LLaMA;
+- RoPE is applied inside the attention, for the current length: the KV cache (a plain
+  ``DynamicCache``) holds in its key slot the **un-rotated tied τ** (``head_dim / 2`` numbers per
+  token and KV head, half of LLaMA's key cache) and in its value slot V. Every cached τ is rotated
+  at use with the RoPE of the current length, so dynamic NTK is exact with the cache and
+  ``generate()`` with the cache equals ``generate()`` without it.
+
+Positions: queries use ``position_ids`` (as in LLaMA; ``generate`` derives them from the
+attention mask). Cached keys take the positions of the 2D ``attention_mask`` when it covers them
+(``cumsum(mask) - 1``, the same rule ``generate`` uses), otherwise ``0 … past - 1``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+from transformers import GenerationMixin
+from transformers.cache_utils import Cache, DynamicCache
+from transformers.masking_utils import create_causal_mask
+from transformers.modeling_outputs import BaseModelOutputWithPast
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils.deprecation import deprecate_kwarg
+from transformers.utils.generic import merge_with_config_defaults
+from transformers.utils.output_capturing import capture_outputs
+from transformers.models.llama.modeling_llama import (
+    LlamaDecoderLayer,
+    LlamaForCausalLM,
+    LlamaMLP,
+    LlamaPreTrainedModel,
+    LlamaRMSNorm,
+    eager_attention_forward,
+)
+
+from cocattn._checks import bad_value
+from cocattn.attention.functional import _fit_fp16, coca_features, tie_t
+from cocattn.hf.config import CocaLlamaConfig
+from cocattn.rope import RopeParameters, inv_freq_and_scaling, rope_cos_sin, rope_parameters
+
+__all__ = ["CocaRotaryEmbedding", "CocaLlamaAttention", "CocaLlamaDecoderLayer", "CocaLlamaModel", "CocaLlamaForCausalLM", "coca_rope_parameters"]
+
+
+def coca_rope_parameters(config: CocaLlamaConfig) -> RopeParameters:
+    """The config's ``rope_parameters`` as cocattn :class:`~cocattn.rope.RopeParameters`.
+
+    As in transformers, the training length L0 of ``dynamic`` (and the other types that use one)
+    defaults to ``max_position_embeddings``; fields cocattn does not model are rejected.
+    """
+    params = dict(config.rope_parameters or {"rope_type": "default", "rope_theta": 10000.0})
+    partial = params.pop("partial_rotary_factor", 1.0)
+    if partial not in (None, 1.0):
+        raise bad_value("rope_parameters.partial_rotary_factor", partial, "1.0 (CoCA rotates every dim)")
+    return rope_parameters(params).with_training_length(config.max_position_embeddings)
+
+
+class CocaRotary(NamedTuple):
+    """cos/sin tables (float32, ``[B or 1, 1, N, d]``) for the queries and for all keys."""
+
+    q_cos: torch.Tensor
+    q_sin: torch.Tensor
+    k_cos: torch.Tensor
+    k_sin: torch.Tensor
+
+
+class CocaRotaryEmbedding(nn.Module):
+    """RoPE tables for CoCA from ``config.rope_parameters``, for the current length.
+
+    Unlike LLaMA's rotary module it keeps no state between calls: the tables (queries and every
+    key, cached ones included) are computed for ``max position + 1``, so dynamic scaling is exact
+    with the cache. Rebuild it (``type(m)(config)``) after changing ``config.rope_parameters``.
+    """
+
+    cache_is_exact = True  # cached keys are rotated at use with the current base
+
+    def __init__(self, config: CocaLlamaConfig):
+        super().__init__()
+        self.head_dim = config.head_dim
+        self.rope = coca_rope_parameters(config)
+        inv_freq, _ = inv_freq_and_scaling(self.rope, self.head_dim, None)
+        # base frequencies, informative and to follow the model's device; never used stale
+        self.register_buffer("inv_freq", inv_freq.float(), persistent=False)
+
+    def forward(self, query_positions: torch.Tensor, key_positions: torch.Tensor, dtype: torch.dtype = torch.float32) -> CocaRotary:
+        """Tables for ``query_positions [B|1, N]`` and ``key_positions [B|1, S]``."""
+        seq_len = int(torch.maximum(query_positions.max(), key_positions.max())) + 1
+        inv_freq, scaling = inv_freq_and_scaling(self.rope, self.head_dim, seq_len)
+        q_cos, q_sin = rope_cos_sin(query_positions, inv_freq, scaling, dtype)
+        k_cos, k_sin = rope_cos_sin(key_positions, inv_freq, scaling, dtype)
+        return CocaRotary(q_cos.unsqueeze(1), q_sin.unsqueeze(1), k_cos.unsqueeze(1), k_sin.unsqueeze(1))
+
+
+class CocaLlamaAttention(nn.Module):
+    """LLaMA attention with ``k_proj`` replaced by CoCA's ``t_proj``."""
+
+    def __init__(self, config: CocaLlamaConfig, layer_idx: int):
+        super().__init__()
+        self.config = config
+        self.layer_idx = layer_idx
+        self.head_dim = config.head_dim
+        self.num_key_value_groups = config.num_attention_heads // config.num_key_value_heads
+        self.scaling = self.head_dim**-0.5
+        self.attention_dropout = config.attention_dropout
+        self.is_causal = True
+        self.variant = config.coca_variant
+        bias = config.attention_bias
+        self.q_proj = nn.Linear(config.hidden_size, config.num_attention_heads * self.head_dim, bias=bias)
+        self.t_proj = nn.Linear(config.hidden_size, config.num_key_value_heads * self.head_dim, bias=bias)
+        self.v_proj = nn.Linear(config.hidden_size, config.num_key_value_heads * self.head_dim, bias=bias)
+        self.o_proj = nn.Linear(config.num_attention_heads * self.head_dim, config.hidden_size, bias=bias)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        position_embeddings: CocaRotary,
+        attention_mask: torch.Tensor | None = None,
+        cache: Cache | None = None,
+        **kwargs,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        input_shape = hidden_states.shape[:-1]
+        hidden_shape = (*input_shape, -1, self.head_dim)
+        q = self.q_proj(hidden_states).view(hidden_shape).transpose(1, 2)
+        t = self.t_proj(hidden_states).view(hidden_shape).transpose(1, 2)
+        v = self.v_proj(hidden_states).view(hidden_shape).transpose(1, 2)
+
+        tau = tie_t(t)  # un-rotated, [B, Hkv, N, d/2]: what the cache keeps
+        if cache is not None:
+            tau, v = cache.update(tau, v, self.layer_idx)
+        rot = position_embeddings
+        if tau.shape[2] != rot.k_cos.shape[-2]:
+            raise bad_value(
+                "cache",
+                f"{type(cache).__name__} holding {tau.shape[2]} key slots for {rot.k_cos.shape[-2]} positions",
+                "a DynamicCache (CoCA keeps un-rotated τ; preallocated caches such as StaticCache are not supported)",
+            )
+        cd = torch.float64 if q.dtype == torch.float64 else torch.float32
+        q_feat, k_feat = coca_features(q.to(cd), tau.to(cd), rot.q_cos, rot.q_sin, rot.k_cos, rot.k_sin, self.variant)
+        scaling = self.scaling
+        if q.dtype == torch.float16:
+            q_feat, k_feat, scaling = _fit_fp16(q_feat, k_feat, scaling)
+        q_feat, k_feat = q_feat.to(q.dtype), k_feat.to(q.dtype)
+
+        attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention_forward)
+        attn_output, attn_weights = attention_interface(
+            self,
+            q_feat,
+            k_feat,
+            v,
+            attention_mask,
+            dropout=0.0 if not self.training else self.attention_dropout,
+            scaling=scaling,
+            **kwargs,
+        )
+        attn_output = attn_output.reshape(*input_shape, -1).contiguous()
+        return self.o_proj(attn_output), attn_weights
+
+
+class CocaLlamaDecoderLayer(LlamaDecoderLayer):
+    """LLaMA's decoder layer (same forward) around :class:`CocaLlamaAttention`."""
+
+    def __init__(self, config: CocaLlamaConfig, layer_idx: int):
+        nn.Module.__init__(self)
+        self.hidden_size = config.hidden_size
+        self.self_attn = CocaLlamaAttention(config=config, layer_idx=layer_idx)
+        self.mlp = LlamaMLP(config)
+        self.input_layernorm = LlamaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.post_attention_layernorm = LlamaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+
+
+class CocaLlamaPreTrainedModel(LlamaPreTrainedModel):
+    """Weight initialisation and loading as LLaMA's; sdpa and eager attention."""
+
+    config: CocaLlamaConfig
+    config_class = CocaLlamaConfig
+    _no_split_modules = ["CocaLlamaDecoderLayer"]
+    _supports_flash_attn = False
+    _supports_flex_attn = False
+    _can_compile_fullgraph = False  # dynamic RoPE scaling depends on the current length
+    _supports_attention_backend = False
+    _can_record_outputs = {"hidden_states": CocaLlamaDecoderLayer, "attentions": CocaLlamaAttention}
+
+
+def _key_positions(
+    attention_mask: torch.Tensor | None, position_ids: torch.Tensor, past: int, batch: int
+) -> torch.Tensor:
+    """Positions of every key (cached ones, then the new tokens), ``[B or 1, past + N]``."""
+    if past == 0:
+        return position_ids
+    device = position_ids.device
+    if attention_mask is not None and attention_mask.dim() == 2 and attention_mask.shape[-1] == past + position_ids.shape[-1]:
+        mask = attention_mask[:, :past].long()
+        cached = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
+    else:
+        cached = torch.arange(past, device=device).unsqueeze(0)
+    rows = max(cached.shape[0], position_ids.shape[0])
+    return torch.cat([cached.expand(rows, -1), position_ids.expand(rows, -1)], dim=-1)
+
+
+class CocaLlamaModel(CocaLlamaPreTrainedModel):
+    """The decoder stack (embeddings, CoCA decoder layers, final norm)."""
+
+    def __init__(self, config: CocaLlamaConfig):
+        super().__init__(config)
+        self.padding_idx = config.pad_token_id
+        self.vocab_size = config.vocab_size
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, self.padding_idx)
+        self.layers = nn.ModuleList(
+            [CocaLlamaDecoderLayer(config, layer_idx) for layer_idx in range(config.num_hidden_layers)]
+        )
+        self.norm = LlamaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.rotary_emb = CocaRotaryEmbedding(config)
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def set_rope_parameters(self, rope_parameters: dict | None) -> None:
+        """Use these RoPE parameters from now on (inference-time scaling such as
+        ``{"rope_type": "dynamic", "factor": 4.0}``); ``rope_theta`` defaults to the current one,
+        ``original_max_position_embeddings`` to ``max_position_embeddings``. ``None`` restores the
+        plain RoPE of the current base."""
+        theta = (self.config.rope_parameters or {}).get("rope_theta", 10000.0)
+        new = {"rope_type": "default", "rope_theta": theta, **(dict(rope_parameters) if rope_parameters else {})}
+        old = self.config.rope_parameters
+        self.config.rope_parameters = new
+        try:
+            rotary = CocaRotaryEmbedding(self.config)
+        except ValueError:
+            self.config.rope_parameters = old
+            raise
+        self.rotary_emb = rotary.to(self.embed_tokens.weight.device)
+
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    @merge_with_config_defaults
+    @capture_outputs
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPast:
+        """As :meth:`transformers.LlamaModel.forward`."""
+        if (input_ids is None) ^ (inputs_embeds is not None):
+            raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)
+        if use_cache and cache is None:
+            cache = DynamicCache(config=self.config)
+        past = cache.get_seq_length() if cache is not None else 0
+        n = inputs_embeds.shape[1]
+        if position_ids is None:
+            position_ids = torch.arange(past, past + n, device=inputs_embeds.device).unsqueeze(0)
+        key_positions = _key_positions(attention_mask, position_ids, past, inputs_embeds.shape[0])
+
+        causal_mask = create_causal_mask(
+            config=self.config,
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            cache=cache,
+            position_ids=position_ids,
+        )
+        dtype = torch.float64 if inputs_embeds.dtype == torch.float64 else torch.float32
+        rotary = self.rotary_emb(position_ids, key_positions, dtype)
+        hidden_states = inputs_embeds
+        for decoder_layer in self.layers[: self.config.num_hidden_layers]:
+            hidden_states = decoder_layer(
+                hidden_states,
+                attention_mask=causal_mask,
+                position_embeddings=rotary,
+                position_ids=position_ids,
+                cache=cache,
+                use_cache=use_cache,
+                **kwargs,
+            )
+        hidden_states = self.norm(hidden_states)
+        return BaseModelOutputWithPast(last_hidden_state=hidden_states, cache=cache)
+
+
+class CocaLlamaForCausalLM(CocaLlamaPreTrainedModel, LlamaForCausalLM, GenerationMixin):
+    """Causal LM with CoCA attention; forward, loss and ``generate`` are LLaMA's."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
+
+    def __init__(self, config: CocaLlamaConfig):
+        CocaLlamaPreTrainedModel.__init__(self, config)
+        self.model = CocaLlamaModel(config)
+        self.vocab_size = config.vocab_size
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    def set_rope_parameters(self, rope_parameters: dict | None) -> None:
+        """See :meth:`CocaLlamaModel.set_rope_parameters`."""
+        self.model.set_rope_parameters(rope_parameters)

@@ -1,0 +1,342 @@
+"""Crash-safe writes and code-free loading.
+
+Every file the project writes goes through :func:`atomic_write` (temporary file in the same
+directory, flush + fsync, ``os.replace``, fsync of the directory), so a crash, a SIGKILL, a full
+disk or a read-only directory at any moment leaves either the old file or the new one, never a
+partial one. Directories (checkpoints, model directories) are built under a temporary name and
+published with one rename (:func:`atomic_directory`).
+
+Loading reads safetensors and JSON only. Nothing is ever unpickled: :func:`refuse_pickles`
+rejects a directory holding a pickle (``*.pt``, ``*.pth``, ``*.bin``, ``*.pkl``, or any file
+whose first bytes are a pickle or a zip archive) before anything in it is read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Iterator
+
+if TYPE_CHECKING:
+    import torch
+
+PathLike = str | os.PathLike
+
+# Suffixes torch / pickle files use; a checkpoint directory holding one is refused.
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy", ".npz")
+_TMP_PREFIX = ".tmp-"
+
+
+class AtomicWriteError(OSError):
+    """A write that could not complete; the destination is untouched and no temporary is left."""
+
+
+class UnsafeFileError(ValueError):
+    """A file that could run code when loaded (a pickle) or is not in a safe format."""
+
+
+def _reason(err: BaseException) -> str:
+    code = getattr(err, "errno", None)
+    if code == errno.ENOSPC:
+        return "no space left on the device (disk full)"
+    if code == errno.EDQUOT:
+        return "disk quota exceeded"
+    if code in (errno.EROFS,):
+        return "the file system is read-only"
+    if code in (errno.EACCES, errno.EPERM):
+        return "permission denied (is the directory read-only?)"
+    return f"{type(err).__name__}: {err}"
+
+
+def fsync_directory(directory: PathLike) -> None:
+    """fsync a directory so that a rename inside it survives a power loss (no-op where unsupported)."""
+    try:
+        fd = os.open(os.fspath(directory), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_write(path: PathLike, mode: str = "wb", encoding: str | None = None) -> Iterator[IO[Any]]:
+    """Open a temporary file next to ``path``; on a clean exit publish it as ``path`` atomically.
+
+    On any error the temporary file is removed, ``path`` keeps its previous content and an
+    :class:`AtomicWriteError` naming ``path`` is raised (disk full and read-only directories
+    included).
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"mode={mode!r} is not valid: expected 'w' or 'wb'")
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{path.name}.", dir=directory)
+    except OSError as err:
+        raise AtomicWriteError(err.errno, f"cannot write {path}: {_reason(err)}") from err
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, mode, encoding=encoding if "b" not in mode else None) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        # mkstemp creates 0600 files; give the result the usual permissions.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+        fsync_directory(directory)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(err, OSError) and not isinstance(err, AtomicWriteError):
+            raise AtomicWriteError(err.errno, f"cannot write {path}: {_reason(err)}; "
+                                   "the previous file (if any) is unchanged") from err
+        raise
+
+
+def write_bytes(path: PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_write(path, "wb") as handle:
+        handle.write(data)
+
+
+def write_text(path: PathLike, text: str) -> None:
+    """Write UTF-8 ``text`` to ``path`` atomically."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
+        return obj.item()
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    raise TypeError(f"cannot write {type(obj).__name__} as JSON")
+
+
+def dumps_json(obj: Any) -> str:
+    """JSON text as the project writes it (indented, sorted keys, no NaN)."""
+    return json.dumps(obj, indent=2, sort_keys=True, allow_nan=False, default=_json_default) + "\n"
+
+
+def write_json(path: PathLike, obj: Any) -> None:
+    """Write ``obj`` as JSON atomically (NaN/inf refused: they are not JSON)."""
+    write_text(path, dumps_json(obj))
+
+
+def append_jsonl(path: PathLike, record: dict[str, Any]) -> None:
+    """Append one JSON line (metrics logs; a torn last line is skipped by :func:`read_jsonl`)."""
+    line = json.dumps(record, sort_keys=True, default=_json_default, allow_nan=True) + "\n"
+    try:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+    except OSError as err:
+        raise AtomicWriteError(err.errno, f"cannot append to {path}: {_reason(err)}") from err
+
+
+def read_jsonl(path: PathLike) -> list[dict[str, Any]]:
+    """Records of a JSONL file; a truncated final line (crash while appending) is ignored."""
+    records = []
+    with open(path, encoding="utf-8") as handle:
+        lines = handle.read().split("\n")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:  # torn last line
+                break
+            raise ValueError(f"{path}: line {i + 1} is not valid JSON") from None
+    return records
+
+
+def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    import torch
+
+    out = {}
+    for name, tensor in tensors.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"{name}: expected a tensor, got {type(tensor).__name__}")
+        out[name] = tensor.detach().to("cpu").contiguous()
+    return out
+
+
+def write_safetensors(path: PathLike, tensors: dict[str, torch.Tensor],
+                      metadata: dict[str, str] | None = None) -> None:
+    """Write tensors as safetensors atomically (tensors are copied to CPU; shared storage is fine)."""
+    from safetensors.torch import save
+
+    data = save({k: v.clone() for k, v in _contiguous(tensors).items()}, metadata=metadata)
+    write_bytes(path, data)
+
+
+def sha256_file(path: PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Directories
+
+
+@contextlib.contextmanager
+def atomic_directory(path: PathLike, overwrite: bool = True) -> Iterator[Path]:
+    """Build a directory under a temporary name and publish it as ``path`` with one rename.
+
+    Files written inside need no atomic writes of their own: everything is fsynced before the
+    rename. If ``path`` exists it is replaced (moved aside, then removed) when ``overwrite``;
+    a crash in between leaves either the old or the new directory under ``path``, or the old one
+    under a ``.tmp-`` name that :func:`clean_temporaries` removes.
+    """
+    path = Path(path)
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{path.name}.", dir=parent))
+    except OSError as err:
+        raise AtomicWriteError(err.errno, f"cannot write {path}: {_reason(err)}") from err
+    try:
+        yield tmp
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} already exists")
+        for root, _dirs, files in os.walk(tmp):
+            for name in files:
+                with open(os.path.join(root, name), "rb") as handle:
+                    os.fsync(handle.fileno())
+            fsync_directory(root)
+        os.chmod(tmp, 0o777 & ~_umask())
+        old = None
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}old-{path.name}.", dir=parent))
+            os.replace(path, old / path.name)
+        os.replace(tmp, path)
+        fsync_directory(parent)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OSError) and not isinstance(err, (AtomicWriteError, FileExistsError)):
+            raise AtomicWriteError(err.errno, f"cannot write {path}: {_reason(err)}; "
+                                   "the previous content (if any) is unchanged") from err
+        raise
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def clean_temporaries(directory: PathLike) -> list[Path]:
+    """Remove leftovers of interrupted atomic writes (``.tmp-*``) in ``directory``; return them."""
+    removed = []
+    directory = Path(directory)
+    if not directory.is_dir():
+        return removed
+    for entry in directory.iterdir():
+        if entry.name.startswith(_TMP_PREFIX):
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+            removed.append(entry)
+    return removed
+
+
+# ---------------------------------------------------------------------------------------------
+# Safe loading
+
+
+def is_pickle_bytes(head: bytes) -> bool:
+    """True for bytes that start a pickle (protocol 2+) or a zip archive (torch.save's format)."""
+    if head[:4] == b"PK\x03\x04":
+        return True
+    return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
+def refuse_pickles(directory: PathLike) -> None:
+    """Raise :class:`UnsafeFileError` if ``directory`` holds a pickle; never reads one further.
+
+    Safetensors files are exempt from the byte test (their header length can start with 0x80);
+    their own parser rejects anything that is not safetensors.
+    """
+    directory = Path(directory)
+    for root, _dirs, files in os.walk(directory):
+        for name in sorted(files):
+            file = Path(root) / name
+            if name.startswith(_TMP_PREFIX):
+                continue
+            if name.lower().endswith(PICKLE_SUFFIXES):
+                raise UnsafeFileError(
+                    f"refusing to load {directory}: {file} is a pickle-format file ({file.suffix}) "
+                    "which could run code when loaded; cocattn reads safetensors and JSON only. "
+                    "Convert it with a trusted tool, or remove it.")
+            if name.endswith(".safetensors"):
+                continue
+            try:
+                with open(file, "rb") as handle:
+                    head = handle.read(4)
+            except OSError:
+                continue
+            if is_pickle_bytes(head):
+                raise UnsafeFileError(
+                    f"refusing to load {directory}: {file} is a pickle or zip archive (first bytes "
+                    f"{head!r}) which could run code when loaded; cocattn reads safetensors and JSON only.")
+
+
+def load_json(path: PathLike) -> Any:
+    """Parse a JSON file; a missing or invalid file raises an error naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON (corrupt or truncated?): {err}") from None
+
+
+def load_safetensors(path: PathLike, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """Load a safetensors file; a missing, truncated or non-safetensors file names the file."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        return load_file(str(path), device=str(device))
+    except (SafetensorError, OSError, RuntimeError, ValueError) as err:
+        raise ValueError(f"{path} is not a valid safetensors file (corrupt or truncated?): {err}") from None
+
+
+def safetensors_metadata(path: PathLike) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors file (empty when absent)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        return dict(handle.metadata() or {})
+
+
+def finite(x: float) -> bool:
+    """True when ``x`` is neither NaN nor infinite."""
+    return math.isfinite(x)

@@ -1,0 +1,324 @@
+"""Rotary position embedding (RoPE): tables, rotation and the scaling registry.
+
+Layout is "rotate half" (transformers' LLaMA and GPT-NeoX): plane ``j`` pairs dims ``j`` and
+``j + d/2``, and its angle at position ``p`` is ``p * inv_freq[j]`` with
+``inv_freq[j] = base ** (-2j / d)``.
+
+Scaling methods are pure functions in one registry keyed by the names transformers v5 uses in
+``rope_parameters`` (``default``, ``linear``, ``dynamic``, ``yarn``, ``longrope``, ``llama3``),
+with its field names, plus ``ntk`` (static NTK-aware base change). Each maps
+``(params, head_dim, seq_len)`` to ``(inv_freq, attention_scaling)``; ``attention_scaling``
+multiplies cos and sin (so query-key scores scale by its square), as in transformers.
+Everything is computed in float64 here; callers cast.
+
+A new scaling is one function plus one :func:`register_rope_type` line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import torch
+
+from cocattn._checks import bad_value, check, check_choice, unknown_key
+
+__all__ = [
+    "RopeParameters",
+    "rope_parameters",
+    "inv_freq_and_scaling",
+    "rope_cos_sin",
+    "apply_rope",
+    "rotate_half",
+    "register_rope_type",
+    "ROPE_TYPES",
+]
+
+
+@dataclass(frozen=True)
+class RopeParameters:
+    """RoPE settings, field names as in transformers v5 ``config.rope_parameters``."""
+
+    rope_type: str = "default"
+    """One of :data:`ROPE_TYPES`."""
+    rope_theta: float = 10000.0
+    """The base of the frequencies."""
+    factor: float | None = None
+    """Scaling factor (linear, dynamic, ntk, yarn, llama3; optional for longrope)."""
+    original_max_position_embeddings: int | None = None
+    """Training length L0 (dynamic, yarn, longrope, llama3). Models fill in their own."""
+    attention_factor: float | None = None
+    """Multiplier of cos/sin (yarn, longrope); derived from ``factor`` when unset."""
+    beta_fast: float | None = None
+    """YaRN: rotations above which dims extrapolate (default 32)."""
+    beta_slow: float | None = None
+    """YaRN: rotations below which dims interpolate (default 1)."""
+    mscale: float | None = None
+    """YaRN (DeepSeek form) attention-factor numerator multiplier."""
+    mscale_all_dim: float | None = None
+    """YaRN (DeepSeek form) attention-factor denominator multiplier."""
+    truncate: bool | None = None
+    """YaRN: round the correction range to whole dims (default True)."""
+    low_freq_factor: float | None = None
+    """Llama 3: wavelengths above L0 / low_freq_factor are interpolated."""
+    high_freq_factor: float | None = None
+    """Llama 3: wavelengths below L0 / high_freq_factor are kept."""
+    short_factor: tuple[float, ...] | None = None
+    """LongRoPE: per-plane divisors used up to L0."""
+    long_factor: tuple[float, ...] | None = None
+    """LongRoPE: per-plane divisors used beyond L0."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The transformers-style dict, without unset fields."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def with_training_length(self, length: int) -> "RopeParameters":
+        """Fill ``original_max_position_embeddings`` where the type uses it and it is unset."""
+        if self.original_max_position_embeddings is None and self.rope_type in _NEEDS_L0:
+            return dataclasses.replace(self, original_max_position_embeddings=int(length))
+        return self
+
+
+@dataclass(frozen=True)
+class _RopeType:
+    fn: Callable[[RopeParameters, int, int | None], tuple[torch.Tensor, float]]
+    required: frozenset[str]
+    optional: frozenset[str]
+
+
+_REGISTRY: dict[str, _RopeType] = {}
+_FIELDS = {f.name for f in dataclasses.fields(RopeParameters)}
+_NEEDS_L0 = {"dynamic", "yarn", "longrope", "llama3"}
+
+
+def register_rope_type(name: str, required: set[str] = frozenset(), optional: set[str] = frozenset()):
+    """Decorator registering ``fn(params, head_dim, seq_len) -> (inv_freq, attention_scaling)``."""
+
+    def wrap(fn):
+        _REGISTRY[name] = _RopeType(fn, frozenset(required), frozenset(optional) | {"rope_theta"})
+        return fn
+
+    return wrap
+
+
+def _base_inv_freq(base: float, head_dim: int) -> torch.Tensor:
+    return 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
+
+
+@register_rope_type("default")
+def _default(p: RopeParameters, head_dim: int, seq_len: int | None):
+    return _base_inv_freq(p.rope_theta, head_dim), 1.0
+
+
+@register_rope_type("linear", required={"factor"})
+def _linear(p: RopeParameters, head_dim: int, seq_len: int | None):
+    """Position interpolation (Chen et al. 2023): all frequencies divided by ``factor``."""
+    return _base_inv_freq(p.rope_theta, head_dim) / p.factor, 1.0
+
+
+@register_rope_type("ntk", required={"factor"})
+def _ntk(p: RopeParameters, head_dim: int, seq_len: int | None):
+    """Static NTK-aware scaling: ``base' = base * factor ** (d / (d - 2))`` at every length."""
+    base = p.rope_theta * p.factor ** (head_dim / (head_dim - 2))
+    return _base_inv_freq(base, head_dim), 1.0
+
+
+@register_rope_type("dynamic", required={"factor", "original_max_position_embeddings"})
+def _dynamic(p: RopeParameters, head_dim: int, seq_len: int | None):
+    """Dynamic NTK (transformers' formula): for the current length L > L0,
+    ``base' = base * (factor * L / L0 - (factor - 1)) ** (d / (d - 2))``; unchanged up to L0."""
+    l0 = p.original_max_position_embeddings
+    length = max(int(seq_len) if seq_len is not None else l0, l0)
+    base = p.rope_theta * ((p.factor * length / l0) - (p.factor - 1)) ** (head_dim / (head_dim - 2))
+    return _base_inv_freq(base, head_dim), 1.0
+
+
+def _yarn_mscale(scale: float, mscale: float = 1.0) -> float:
+    return 1.0 if scale <= 1 else 0.1 * mscale * math.log(scale) + 1.0
+
+
+@register_rope_type(
+    "yarn",
+    required={"factor", "original_max_position_embeddings"},
+    optional={"attention_factor", "beta_fast", "beta_slow", "mscale", "mscale_all_dim", "truncate"},
+)
+def _yarn(p: RopeParameters, head_dim: int, seq_len: int | None):
+    """YaRN (Peng et al. 2023): interpolate low-frequency planes, keep high-frequency ones, ramp
+    in between; cos/sin scaled by ``attention_factor`` (default ``0.1 ln(factor) + 1``)."""
+    base, dim, factor = p.rope_theta, head_dim, p.factor
+    attention = p.attention_factor
+    if attention is None:
+        if p.mscale and p.mscale_all_dim:
+            attention = _yarn_mscale(factor, p.mscale) / _yarn_mscale(factor, p.mscale_all_dim)
+        else:
+            attention = _yarn_mscale(factor)
+    beta_fast = p.beta_fast or 32
+    beta_slow = p.beta_slow or 1
+    l0 = p.original_max_position_embeddings
+
+    def correction_dim(rotations: float) -> float:
+        return (dim * math.log(l0 / (rotations * 2 * math.pi))) / (2 * math.log(base))
+
+    low, high = correction_dim(beta_fast), correction_dim(beta_slow)
+    if p.truncate is None or p.truncate:
+        low, high = math.floor(low), math.ceil(high)
+    low, high = max(low, 0), min(high, dim - 1)
+    if low == high:
+        high += 0.001
+    ramp = ((torch.arange(dim // 2, dtype=torch.float64) - low) / (high - low)).clamp(0, 1)
+    extrapolation = _base_inv_freq(base, dim)
+    interpolation = extrapolation / factor
+    keep = 1 - ramp  # 1 where the plane keeps its original frequency
+    return interpolation * (1 - keep) + extrapolation * keep, float(attention)
+
+
+@register_rope_type(
+    "longrope",
+    required={"short_factor", "long_factor", "original_max_position_embeddings"},
+    optional={"factor", "attention_factor"},
+)
+def _longrope(p: RopeParameters, head_dim: int, seq_len: int | None):
+    """LongRoPE (Ding et al. 2024): per-plane divisors, ``long_factor`` once L exceeds L0."""
+    l0 = p.original_max_position_embeddings
+    factor = p.factor if p.factor is not None else 1.0
+    attention = p.attention_factor
+    if attention is None:
+        attention = 1.0 if factor <= 1.0 else math.sqrt(1 + math.log(factor) / math.log(l0))
+    ext = p.long_factor if seq_len is not None and seq_len > l0 else p.short_factor
+    ext_t = torch.tensor(ext, dtype=torch.float64)
+    if ext_t.numel() != head_dim // 2:
+        raise bad_value("rope_parameters.short_factor/long_factor", list(ext), f"{head_dim // 2} numbers (head_dim / 2)")
+    return _base_inv_freq(p.rope_theta, head_dim) / ext_t, float(attention)
+
+
+@register_rope_type(
+    "llama3", required={"factor", "original_max_position_embeddings", "low_freq_factor", "high_freq_factor"}
+)
+def _llama3(p: RopeParameters, head_dim: int, seq_len: int | None):
+    """Llama 3.1: long wavelengths divided by ``factor``, short ones kept, smooth in between."""
+    inv_freq = _base_inv_freq(p.rope_theta, head_dim)
+    l0, factor = p.original_max_position_embeddings, p.factor
+    low_wavelen = l0 / p.low_freq_factor
+    high_wavelen = l0 / p.high_freq_factor
+    wavelen = 2 * math.pi / inv_freq
+    scaled = torch.where(wavelen > low_wavelen, inv_freq / factor, inv_freq)
+    smooth = (l0 / wavelen - p.low_freq_factor) / (p.high_freq_factor - p.low_freq_factor)
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
+    return torch.where(medium, smoothed, scaled), 1.0
+
+
+ROPE_TYPES = tuple(_REGISTRY)
+
+
+def rope_parameters(value: RopeParameters | Mapping[str, Any] | None = None, **overrides: Any) -> RopeParameters:
+    """Validate RoPE settings given as a transformers-style dict (or ``None`` for the default).
+
+    Accepts ``type`` as an alias of ``rope_type`` (transformers v4 ``rope_scaling``); rejects unknown
+    types, unknown fields and missing required fields with a message naming them.
+    """
+    if value is None:
+        data: dict[str, Any] = {}
+    elif isinstance(value, RopeParameters):
+        data = value.to_dict()
+    elif isinstance(value, Mapping):
+        data = dict(value)
+    else:
+        raise bad_value("rope", value, "a dict of RoPE parameters, a RopeParameters or None")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    if "type" in data:
+        data.setdefault("rope_type", data.pop("type"))
+    rope_type = data.setdefault("rope_type", "default")
+    check_choice("rope_parameters.rope_type", rope_type, _REGISTRY)
+    spec = _REGISTRY[rope_type]
+    for key in data:
+        if key not in _FIELDS:
+            raise unknown_key("rope_parameters", key, _FIELDS)
+    allowed = spec.required | spec.optional | {"rope_type", "original_max_position_embeddings"}
+    for key, val in data.items():
+        if key not in allowed and val is not None:
+            raise bad_value(
+                f"rope_parameters.{key}", val, f"no {key!r} for rope_type {rope_type!r} (it takes {sorted(allowed - {'rope_type'})})"
+            )
+    if "rope_theta" in data:
+        theta = data["rope_theta"]
+        check(isinstance(theta, (int, float)) and not isinstance(theta, bool) and theta > 1, "rope_parameters.rope_theta", theta, "a number > 1")
+        data["rope_theta"] = float(theta)
+    if data.get("factor") is not None:
+        f = data["factor"]
+        check(isinstance(f, (int, float)) and not isinstance(f, bool) and f >= 1, "rope_parameters.factor", f, "a number >= 1")
+        data["factor"] = float(f)
+    if data.get("original_max_position_embeddings") is not None:
+        l0 = data["original_max_position_embeddings"]
+        check(isinstance(l0, int) and not isinstance(l0, bool) and l0 > 0, "rope_parameters.original_max_position_embeddings", l0, "a positive integer")
+    for key in ("short_factor", "long_factor"):
+        if data.get(key) is not None:
+            seq = data[key]
+            check(
+                isinstance(seq, (list, tuple)) and all(isinstance(x, (int, float)) and x > 0 for x in seq),
+                f"rope_parameters.{key}", seq, "a list of positive numbers, one per RoPE plane",
+            )
+            data[key] = tuple(float(x) for x in seq)
+    if rope_type == "llama3" and all(data.get(k) is not None for k in ("low_freq_factor", "high_freq_factor")):
+        check(data["high_freq_factor"] > data["low_freq_factor"], "rope_parameters.high_freq_factor",
+              data["high_freq_factor"], f"a number greater than low_freq_factor={data['low_freq_factor']}")
+    params = RopeParameters(**data)
+    return params
+
+
+def _check_complete(params: RopeParameters) -> None:
+    spec = _REGISTRY[params.rope_type]
+    missing = sorted(k for k in spec.required if getattr(params, k) is None)
+    if missing:
+        hint = " (models fill original_max_position_embeddings with their training length)" if "original_max_position_embeddings" in missing else ""
+        raise bad_value(
+            "rope_parameters", params.to_dict(), f"the field(s) {missing} required by rope_type {params.rope_type!r}{hint}"
+        )
+
+
+def inv_freq_and_scaling(
+    params: RopeParameters | Mapping[str, Any] | None, head_dim: int, seq_len: int | None = None
+) -> tuple[torch.Tensor, float]:
+    """Inverse frequencies (float64, ``[head_dim / 2]``) and the cos/sin multiplier.
+
+    ``seq_len`` is the current total length (largest position + 1); it matters for ``dynamic``
+    (the base grows with it) and ``longrope`` (long factors beyond L0).
+    """
+    if not isinstance(params, RopeParameters):
+        params = rope_parameters(params)
+    check(isinstance(head_dim, int) and head_dim > 0 and head_dim % 2 == 0, "head_dim", head_dim, "a positive even integer")
+    _check_complete(params)
+    inv_freq, scaling = _REGISTRY[params.rope_type].fn(params, head_dim, seq_len)
+    return inv_freq, float(scaling)
+
+
+def rope_cos_sin(
+    positions: torch.Tensor, inv_freq: torch.Tensor, attention_scaling: float = 1.0, dtype: torch.dtype = torch.float32
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin tables ``[..., seq, head_dim]`` for integer ``positions [..., seq]``.
+
+    Angles are formed in float64 (exact up to very long lengths), then cast to ``dtype``
+    (float32 by default; pass float64 for float64 work).
+    """
+    angles = positions.to(torch.float64).unsqueeze(-1) * inv_freq.to(positions.device, torch.float64)
+    angles = torch.cat([angles, angles], dim=-1)
+    return (angles.cos() * attention_scaling).to(dtype), (angles.sin() * attention_scaling).to(dtype)
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """``(x1, x2) -> (-x2, x1)`` on the last dim: the 90° rotation of every plane."""
+    half = x.shape[-1] // 2
+    return torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate every plane of ``x`` by the angles whose cos/sin are given (broadcast)."""
+    return x * cos + rotate_half(x) * sin

@@ -1,0 +1,552 @@
+"""The trainer: one loop for one process, DDP and FSDP2 (under ``torchrun``).
+
+``train(config, run_dir)`` trains a GPT on a data directory with AdamW, warm-up then cosine or
+linear decay, gradient clipping and accumulation, bf16 autocast on CUDA (fp32 on CPU), optional
+``torch.compile``; it writes ``run_dir/metrics.jsonl``, atomic checkpoints every
+``train.checkpoint_interval`` steps (``run_dir/checkpoints/``) and the final model directory
+``run_dir/model/``. ``resume=True`` continues from the newest checkpoint with the model,
+optimizer, schedule, RNG and data position restored, so the run is bit-identical on CPU (fp32)
+to one that was never interrupted.
+
+Batches: every step draws one *global* batch of ``train.batch_size`` rows from a generator that
+is identical on every rank; rank r takes its contiguous share and splits it into
+``train.grad_accum`` micro-batches. Gradients are averaged over ranks (DDP / FSDP) and micro-steps,
+so a step sees the same rows and, up to float summation order, the same update at any world size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cocattn import checkpoint as ckpt
+from cocattn import io
+from cocattn.config import RunConfig, load_config
+
+METRICS_FILE = "metrics.jsonl"
+RESULT_FILE = "train_result.json"
+MODEL_DIR = "model"
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss or gradient norm became NaN/inf; the run stopped before the bad update."""
+
+
+@dataclass
+class TrainResult:
+    """What a finished run reports (also written to ``run_dir/train_result.json``)."""
+
+    run_dir: str
+    model_dir: str
+    steps: int
+    tokens: int
+    final_loss: float
+    val_loss: float | None
+    seconds: float
+    tokens_per_s: float
+    resumed_from: int | None
+    world_size: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# Schedule and optimizer
+
+
+def learning_rate(step: int, train_cfg) -> float:
+    """Learning rate for optimizer step ``step`` (0-based): linear warm-up, then decay to min_lr."""
+    lr, min_lr, warmup, total = train_cfg.lr, train_cfg.min_lr, train_cfg.warmup, train_cfg.steps
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    if train_cfg.schedule == "constant" or total <= warmup:
+        return lr
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    if train_cfg.schedule == "linear":
+        return min_lr + (lr - min_lr) * (1.0 - progress)
+    return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: weight decay on matrices of linear layers only; norms, biases, embeddings
+    (and the head tied to them) are not decayed."""
+    no_decay_ids: set[int] = set()
+    for module in model.modules():
+        is_norm = "norm" in type(module).__name__.lower()
+        if isinstance(module, torch.nn.Embedding) or is_norm:
+            no_decay_ids.update(id(p) for p in module.parameters(recurse=False))
+    decay, no_decay = [], []
+    for _name, param in model.named_parameters():  # shared (tied) parameters appear once
+        if not param.requires_grad:
+            continue
+        (no_decay if param.dim() < 2 or id(param) in no_decay_ids else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+# ---------------------------------------------------------------------------------------------
+# Distributed setup
+
+
+@dataclass
+class _Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    mode: str = "none"  # none | ddp | fsdp
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed(train_cfg) -> _Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Dist()
+    if train_cfg.distributed == "none":
+        raise ValueError(f"train.distributed='none' is not valid under torchrun (WORLD_SIZE={world}): "
+                         "expected 'ddp' or 'fsdp'")
+    import torch.distributed as dist
+
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = train_cfg.device != "cpu" and torch.cuda.is_available()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return _Dist(rank=rank, world=world, local_rank=local_rank, mode=train_cfg.distributed)
+
+
+def _device(train_cfg, dist_info: _Dist) -> torch.device:
+    name = train_cfg.device
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and dist_info.world > 1:
+        name = f"cuda:{dist_info.local_rank}"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"train.device={train_cfg.device!r} is not valid: expected cpu (no CUDA device here)")
+        torch.cuda.set_device(device)
+    return device
+
+
+def _autocast_dtype(train_cfg, device: torch.device) -> torch.dtype | None:
+    if train_cfg.dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    return None if train_cfg.dtype == "float32" else getattr(torch, train_cfg.dtype)
+
+
+def _all_reduce_mean(value: torch.Tensor, dist_info: _Dist) -> torch.Tensor:
+    if dist_info.world > 1:
+        import torch.distributed as dist
+
+        value = value.clone()
+        dist.all_reduce(value, op=dist.ReduceOp.SUM)
+        value /= dist_info.world
+    return value
+
+
+def _block_list(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The transformer blocks (the largest ModuleList), sharded one by one under FSDP."""
+    lists = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList)]
+    return list(max(lists, key=len)) if lists else []
+
+
+def _wrap(model: torch.nn.Module, dist_info: _Dist, device: torch.device) -> torch.nn.Module:
+    if dist_info.mode == "ddp":
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        return DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if dist_info.mode == "fsdp":
+        from torch.distributed.fsdp import fully_shard
+
+        for block in _block_list(model):
+            fully_shard(block)
+        fully_shard(model)
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+class _Batches:
+    """Global batches from the data directory, drawn with one generator shared by all ranks."""
+
+    def __init__(self, run: RunConfig, seq_len: int, dist_info: _Dist, device: torch.device):
+        from cocattn.data.batches import sample_batch
+        from cocattn.data.retrieval import mix_retrieval_rows
+        from cocattn.data.shards import load_tokens
+        from cocattn.data.tokenizer import load_tokenizer
+
+        data_dir = run.data.dir
+        if not data_dir:
+            raise ValueError("data.dir=None is not valid: expected the directory written by "
+                             "`cocattn data build` (pass --data DIR or data.dir=DIR)")
+        if not Path(data_dir).is_dir():
+            raise FileNotFoundError(f"data directory {data_dir} does not exist (build it with `cocattn data build`)")
+        self._sample, self._mix = sample_batch, mix_retrieval_rows
+        self.data_dir = data_dir
+        self.train = load_tokens(data_dir, "train")
+        self.val = load_tokens(data_dir, "val")
+        self.tokenizer = load_tokenizer(data_dir)
+        self.seq_len = seq_len
+        self.dist = dist_info
+        self.device = device
+        self.retrieval_fraction = run.data.retrieval_fraction
+        for split, tokens in (("train", self.train), ("val", self.val)):
+            if len(tokens) < seq_len + 2:
+                raise ValueError(f"{data_dir}: the {split} split has {len(tokens)} tokens, fewer than "
+                                 f"model.max_seq_len + 2 = {seq_len + 2}")
+
+    def global_batch(self, tokens: np.ndarray, batch_size: int, generator: torch.Generator,
+                     retrieval: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self._sample(tokens, batch_size, self.seq_len, generator)
+        if retrieval and self.retrieval_fraction > 0:
+            x, y = self._mix(x, y, self.retrieval_fraction, self.tokenizer, tokens, generator)
+        return x, y
+
+    def local_micro_batches(self, x: torch.Tensor, y: torch.Tensor, grad_accum: int):
+        share = x.shape[0] // self.dist.world
+        lo = self.dist.rank * share
+        x, y = x[lo:lo + share], y[lo:lo + share]
+        micro = share // grad_accum
+        return [(x[i * micro:(i + 1) * micro].to(self.device, non_blocking=True),
+                 y[i * micro:(i + 1) * micro].to(self.device, non_blocking=True)) for i in range(grad_accum)]
+
+
+# ---------------------------------------------------------------------------------------------
+# State (checkpoints)
+
+
+def _full_model_state(model: torch.nn.Module, dist_info: _Dist) -> dict[str, torch.Tensor] | None:
+    """Full (unsharded) model state on rank 0 (None elsewhere); a collective under FSDP."""
+    if dist_info.mode == "fsdp":
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return state if dist_info.main else None
+    return ckpt.unwrap(model).state_dict() if dist_info.main else None
+
+
+def _optimizer_state(model, optimizer, dist_info: _Dist) -> dict[str, Any] | None:
+    if dist_info.mode == "fsdp":
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+        state = get_optimizer_state_dict(model, optimizer,
+                                         options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return {"kind": "fqn", "state": state} if dist_info.main else None
+    return {"kind": "torch", "state": optimizer.state_dict()} if dist_info.main else None
+
+
+def _load_optimizer_state(model, optimizer, saved: dict[str, Any], dist_info: _Dist, where: Path) -> None:
+    expected = "fqn" if dist_info.mode == "fsdp" else "torch"
+    if saved.get("kind") != expected:
+        raise ValueError(f"{where}: the optimizer state was saved by a "
+                         f"{'FSDP' if saved.get('kind') == 'fqn' else 'single-process/DDP'} run; resume it "
+                         f"with the same train.distributed setting")
+    if expected == "fqn":
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+        set_optimizer_state_dict(model, optimizer, optim_state_dict=saved["state"],
+                                 options=StateDictOptions(full_state_dict=True))
+    else:
+        optimizer.load_state_dict(saved["state"])
+
+
+def _model_for_saving(model, cfg, state: dict[str, torch.Tensor] | None, dist_info: _Dist):
+    """The model to write: the model itself, or under FSDP a CPU copy holding the gathered state."""
+    if dist_info.mode != "fsdp":
+        return ckpt.unwrap(model)
+    from cocattn.model import GPT
+
+    shadow = GPT(cfg)
+    shadow.load_state_dict(state)
+    return shadow
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True,
+                disable=not (enabled and sys.stderr.isatty()))
+
+
+def _prepare_run_dir(run_dir: Path, resume: bool, dist_info: _Dist) -> Path | None:
+    latest = ckpt.latest_checkpoint(run_dir)
+    if not resume and (latest is not None or (run_dir / MODEL_DIR).exists()):
+        raise FileExistsError(f"run directory {run_dir} already holds a run; pass --resume (resume=True) "
+                              "to continue it, or choose another --out")
+    if dist_info.main:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            io.clean_temporaries(run_dir)
+        except OSError as err:
+            raise io.AtomicWriteError(err.errno, f"cannot create run directory {run_dir}: {err.strerror}") from err
+    return latest if resume else None
+
+
+def _trim_metrics(path: Path, step: int) -> None:
+    """Drop metrics recorded after ``step`` (work lost by a crash and about to be redone)."""
+    if not path.is_file():
+        return
+    kept = [r for r in io.read_jsonl(path) if int(r.get("step", 0)) <= step]
+    io.write_text(path, "".join(io.dumps_json(r).replace("\n", " ").strip() + "\n" for r in kept))
+
+
+class _TensorBoard:
+    def __init__(self, run_dir: Path, enabled: bool):
+        self.writer = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as err:
+                raise ValueError("train.tensorboard=True is not valid here: expected the tensorboard "
+                                 f"package to be installed ({err})") from None
+            self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+
+    def log(self, record: dict[str, Any]) -> None:
+        if self.writer is not None:
+            for key, value in record.items():
+                if key != "step" and isinstance(value, (int, float)):
+                    self.writer.add_scalar(key, value, record["step"])
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+@torch.no_grad()
+def _validation_loss(model, batches: _Batches, run: RunConfig, autocast) -> float:
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator().manual_seed(run.train.seed + 2)  # the same batches every time
+    total = torch.zeros((), dtype=torch.float64)
+    for _ in range(run.train.eval_iters):
+        x, y = batches.global_batch(batches.val, run.train.batch_size, generator, retrieval=False)
+        parts = batches.local_micro_batches(x, y, run.train.grad_accum)
+        for xm, ym in parts:
+            with autocast():
+                _, loss = model(xm, ym)
+            total += loss.detach().double().cpu()
+    total = _all_reduce_mean(total / (run.train.eval_iters * len(parts)), batches.dist)
+    model.train(was_training)
+    return float(total)
+
+
+def train(config: RunConfig | str | os.PathLike | dict, run_dir: str | os.PathLike, resume: bool = False,
+          data_dir: str | os.PathLike | None = None, progress: bool | None = None) -> TrainResult:
+    """Train the model of ``config`` into ``run_dir``; see the module docstring.
+
+    ``config`` is a :class:`RunConfig`, a preset name, a config file or a dict; ``data_dir``
+    overrides ``data.dir``; ``progress`` overrides ``train.progress``.
+    """
+    run = config if isinstance(config, RunConfig) else load_config(config)
+    if data_dir is not None:
+        run = dataclasses.replace(run, data=dataclasses.replace(run.data, dir=os.fspath(data_dir)))
+    tc = run.train
+    run_dir = Path(run_dir)
+    dist_info = _init_distributed(tc)
+    if tc.batch_size % (tc.grad_accum * dist_info.world):
+        raise ValueError(f"train.batch_size={tc.batch_size} is not valid: expected a multiple of "
+                         f"train.grad_accum × world size = {tc.grad_accum * dist_info.world}")
+    device = _device(tc, dist_info)
+    if tc.threads and device.type == "cpu":
+        torch.set_num_threads(tc.threads)
+    amp_dtype = _autocast_dtype(tc, device)
+
+    def autocast():
+        if amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=amp_dtype)
+
+    seq_len = int(run.model["max_seq_len"])
+    batches = _Batches(run, seq_len, dist_info, device)
+    cfg = run.model_config(vocab_size=batches.tokenizer.get_vocab_size())
+    if batches.tokenizer.get_vocab_size() > cfg.vocab_size:
+        raise ValueError(f"model.vocab_size={cfg.vocab_size} is not valid: expected at least the "
+                         f"tokenizer's {batches.tokenizer.get_vocab_size()} tokens ({batches.data_dir})")
+    run = dataclasses.replace(run, model=cfg.to_dict())
+
+    latest = _prepare_run_dir(run_dir, resume, dist_info)
+
+    from cocattn.model import GPT
+
+    torch.manual_seed(tc.seed)
+    np.random.seed(tc.seed % 2**32)
+    import random
+
+    random.seed(tc.seed)
+    model = GPT(cfg)
+    state = None
+    if latest is not None:
+        state = ckpt.load_checkpoint(latest, model, expected_config=cfg)
+    model.to(device)
+    model = _wrap(model, dist_info, device)
+    raw_model = ckpt.unwrap(model)
+    optimizer = torch.optim.AdamW(param_groups(model, tc.weight_decay), lr=tc.lr,
+                                  betas=tuple(tc.betas), eps=tc.eps)
+    sampler = torch.Generator().manual_seed(tc.seed + 1)
+    step, tokens_seen, resumed_from = 0, 0, None
+    if state is not None:
+        _load_optimizer_state(model, optimizer, state["optimizer"], dist_info, latest)
+        sampler.set_state(state["sampler"].to(torch.uint8))
+        ckpt.set_rng_state(state["rng"])
+        step, tokens_seen = int(state["step"]), int(state["tokens"])
+        resumed_from = step
+    if tc.compile:
+        model = torch.compile(model)
+
+    metrics_path = run_dir / METRICS_FILE
+    if dist_info.main:
+        _trim_metrics(metrics_path, step)
+        run.save(run_dir / "config.json")
+    board = _TensorBoard(run_dir, tc.tensorboard and dist_info.main)
+    tokens_per_step = tc.batch_size * seq_len
+
+    def save_checkpoint_now() -> None:
+        full = _full_model_state(model, dist_info)
+        opt_state = _optimizer_state(model, optimizer, dist_info)
+        if not dist_info.main:
+            return
+        trainer_state = {"step": step, "tokens": tokens_seen, "optimizer": opt_state,
+                         "sampler": sampler.get_state(), "rng": ckpt.rng_state(),
+                         "run": run.to_dict(), "world_size": dist_info.world}
+        ckpt.save_checkpoint(run_dir, step, _model_for_saving(model, cfg, full, dist_info), trainer_state,
+                             tokenizer=Path(batches.data_dir) / "tokenizer.json",
+                             extra={"run": run.to_dict()}, keep=tc.keep_checkpoints)
+
+    model.train()
+    bar = _progress(tc.steps, step, tc.progress if progress is None else progress) if dist_info.main else None
+    start = time.perf_counter()
+    start_step = step
+    last_loss, val_loss = float("nan"), None
+    window_t, window_tokens = time.perf_counter(), 0
+    try:
+        while step < tc.steps:
+            lr = learning_rate(step, tc)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x, y = batches.global_batch(batches.train, tc.batch_size, sampler, retrieval=True)
+            micro = batches.local_micro_batches(x, y, tc.grad_accum)
+            loss_sum = torch.zeros((), dtype=torch.float64)
+            for i, (xm, ym) in enumerate(micro):
+                last_micro = i == len(micro) - 1
+                sync = contextlib.nullcontext()
+                if dist_info.mode == "ddp" and not last_micro:
+                    sync = model.no_sync()
+                elif dist_info.mode == "fsdp" and hasattr(raw_model, "set_requires_gradient_sync"):
+                    raw_model.set_requires_gradient_sync(last_micro)
+                with sync:
+                    with autocast():
+                        _, loss = model(xm, ym)
+                    (loss / tc.grad_accum).backward()
+                loss_sum += loss.detach().double().cpu()
+            loss_value = float(_all_reduce_mean(loss_sum / tc.grad_accum, dist_info))
+            grad_norm = None
+            if tc.grad_clip > 0:
+                norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+                norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+                grad_norm = float(norm)
+            if not math.isfinite(loss_value) or (grad_norm is not None and not math.isfinite(grad_norm)):
+                good = ckpt.latest_checkpoint(run_dir)
+                what = "loss" if not math.isfinite(loss_value) else "gradient norm"
+                raise NonFiniteLossError(
+                    f"the {what} became {loss_value if what == 'loss' else grad_norm} at step {step + 1}; "
+                    f"training stopped before applying that update. Last good checkpoint: "
+                    f"{good if good else 'none (no checkpoint was written yet)'}. Lower train.lr, raise "
+                    "train.warmup or enable train.grad_clip, then resume with --resume.")
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            tokens_seen += tokens_per_step
+            window_tokens += tokens_per_step
+            last_loss = loss_value
+
+            record: dict[str, Any] | None = None
+            if step % tc.log_interval == 0 or step == tc.steps:
+                now = time.perf_counter()
+                record = {"step": step, "loss": loss_value, "lr": lr, "tokens": tokens_seen,
+                          "tok_per_s": window_tokens / max(now - window_t, 1e-9),
+                          "elapsed_s": now - start}
+                if grad_norm is not None:
+                    record["grad_norm"] = grad_norm
+                window_t, window_tokens = now, 0
+            if tc.eval_interval and (step % tc.eval_interval == 0 or step == tc.steps):
+                val_loss = _validation_loss(model, batches, run, autocast)
+                record = record or {"step": step}
+                record["val_loss"] = val_loss
+            if record is not None and dist_info.main:
+                io.append_jsonl(metrics_path, record)
+                board.log(record)
+            if tc.checkpoint_interval and step % tc.checkpoint_interval == 0:
+                save_checkpoint_now()
+            if bar is not None:
+                elapsed = time.perf_counter() - start
+                bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}",
+                                tok_s=f"{(step - start_step) * tokens_per_step / max(elapsed, 1e-9):,.0f}",
+                                refresh=False)
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+        board.close()
+
+    seconds = time.perf_counter() - start
+    full = _full_model_state(model, dist_info)
+    result = TrainResult(run_dir=str(run_dir), model_dir=str(run_dir / MODEL_DIR), steps=step,
+                         tokens=tokens_seen, final_loss=last_loss, val_loss=val_loss, seconds=seconds,
+                         tokens_per_s=(step - start_step) * tokens_per_step / max(seconds, 1e-9),
+                         resumed_from=resumed_from, world_size=dist_info.world)
+    if dist_info.main:
+        ckpt.save_model(run_dir / MODEL_DIR, _model_for_saving(model, cfg, full, dist_info),
+                        tokenizer=Path(batches.data_dir) / "tokenizer.json",
+                        extra={"run": run.to_dict(), "train_result": _finite_dict(result.to_dict())})
+        io.write_json(run_dir / RESULT_FILE, _finite_dict(result.to_dict()))
+    if dist_info.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+    return result
+
+
+def _finite_dict(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+
+
+def train_throughput(config: RunConfig | str | os.PathLike | dict, steps: int = 10,
+                     data_dir: str | os.PathLike | None = None, warmup_steps: int = 2) -> float:
+    """Training tokens/s of ``config`` measured over ``steps`` steps (after ``warmup_steps``), in a
+    temporary run directory that is removed afterwards."""
+    import tempfile
+
+    from cocattn._checks import check
+
+    check(steps >= 1, "steps", steps, "an integer >= 1")
+    run = config if isinstance(config, RunConfig) else load_config(config)
+    total = steps + warmup_steps
+    times: list[float] = []
+    train_cfg = dataclasses.replace(run.train, steps=total, warmup=min(run.train.warmup, total),
+                                    eval_interval=0, checkpoint_interval=0, log_interval=1, progress=False)
+    run = dataclasses.replace(run, train=train_cfg)
+    with tempfile.TemporaryDirectory() as tmp:
+        train(run, Path(tmp) / "run", data_dir=data_dir)
+        for record in io.read_jsonl(Path(tmp) / "run" / METRICS_FILE):
+            if record["step"] > warmup_steps:
+                times.append(run.train.batch_size * int(run.model["max_seq_len"]) / record["tok_per_s"])
+    return steps * run.train.batch_size * int(run.model["max_seq_len"]) / sum(times)
