@@ -252,6 +252,68 @@ def coca_features(
     return q_feat, k_feat
 
 
+class _CocaFeatures(torch.autograd.Function):
+    """:func:`coca_features` with a hand-written backward that keeps only ``q``, ``τ`` and the
+    half cos/sin tables (no float32 intermediates), so CoCA trains in vanilla RoPE's memory.
+
+    With ``(q1, q2)`` the two halves of q and ``C, S`` the tables of one plane:
+
+    * Slack: ``Q' = (q1² C − q1 q2 S, q2² C + q1 q2 S)``, ``K' = (τ (C − S), τ (C + S))``;
+      ``∂q1 = g1 (2 q1 C − q2 S) + g2 q2 S``, ``∂q2 = −g1 q1 S + g2 (2 q2 C + q1 S)``,
+      ``∂τ = h1 (C − S) + h2 (C + S)``.
+    * Strict: ``Q' = (s C, s S)`` with ``s = q1² + q2²``, ``K' = (τ C, τ S)``;
+      ``∂q_i = 2 q_i (g1 C + g2 S)``, ``∂τ = h1 C + h2 S``.
+    """
+
+    @staticmethod
+    def forward(ctx, q, tau, qc, qs, kc, ks, variant: str, out_dtype: torch.dtype):
+        ctx.save_for_backward(q, tau, qc, qs, kc, ks)
+        ctx.variant = variant
+        cd = qc.dtype
+        h = tau.shape[-1]
+        q1, q2 = q[..., :h].to(cd), q[..., h:].to(cd)
+        t = tau.to(cd)
+        if variant == "slack":
+            cross = q1 * q2 * qs
+            q_feat = torch.cat([q1 * q1 * qc - cross, q2 * q2 * qc + cross], dim=-1)
+            k_feat = torch.cat([t * (kc - ks), t * (kc + ks)], dim=-1)
+        else:
+            s = q1 * q1 + q2 * q2
+            q_feat = torch.cat([s * qc, s * qs], dim=-1)
+            k_feat = torch.cat([t * kc, t * ks], dim=-1)
+        return q_feat.to(out_dtype), k_feat.to(out_dtype)
+
+    @staticmethod
+    def backward(ctx, g_q, g_k):
+        q, tau, qc, qs, kc, ks = ctx.saved_tensors
+        cd = qc.dtype
+        h = tau.shape[-1]
+        grad_q = grad_tau = None
+        if ctx.needs_input_grad[0]:
+            q1, q2 = q[..., :h].to(cd), q[..., h:].to(cd)
+            g1, g2 = g_q[..., :h].to(cd), g_q[..., h:].to(cd)
+            if ctx.variant == "slack":
+                d1 = g1 * (2 * q1 * qc - q2 * qs) + g2 * q2 * qs
+                d2 = g2 * (2 * q2 * qc + q1 * qs) - g1 * q1 * qs
+            else:
+                gs = 2 * (g1 * qc + g2 * qs)
+                d1, d2 = q1 * gs, q2 * gs
+            grad_q = torch.cat([d1, d2], dim=-1).to(q.dtype)
+        if ctx.needs_input_grad[1]:
+            h1, h2 = g_k[..., :h].to(cd), g_k[..., h:].to(cd)
+            if ctx.variant == "slack":
+                gt = h1 * (kc - ks) + h2 * (kc + ks)
+            else:
+                gt = h1 * kc + h2 * ks
+            grad_tau = _sum_to(gt, tau.shape).to(tau.dtype)
+        return grad_q, grad_tau, None, None, None, None, None, None
+
+
+def _sum_to(x: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """Reduce broadcast dims of ``x`` back to ``shape``."""
+    return x if x.shape == shape else x.sum_to_size(shape)
+
+
 def coca_attention_tied(
     q: torch.Tensor,
     tau: torch.Tensor,
@@ -280,7 +342,9 @@ def coca_attention_tied(
     q_pos = _positions(positions, "positions", n, b, q.device) if positions is not None else default_positions(n, q.device, s - n)
     cd = _compute_dtype(q.dtype)
     qc, qs, kc, ks = _tables(rope, d, q_pos, k_pos, cd)
-    q_feat, k_feat = coca_features(q.to(cd), tau.to(cd), qc, qs, kc, ks, variant)
+    out_dtype = cd if q.dtype == torch.float16 else q.dtype  # float16 is rescaled below first
+    h = d // 2
+    q_feat, k_feat = _CocaFeatures.apply(q, tau, qc[..., :h], qs[..., :h], kc[..., :h], ks[..., :h], variant, out_dtype)
     scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
     if q.dtype == torch.float16:
         q_feat, k_feat, scale = _fit_fp16(q_feat, k_feat, scale)

@@ -16,7 +16,7 @@ import torch
 from cocattn.attention.functional import alibi_slopes
 from cocattn.rope import inv_freq_and_scaling, rope_parameters
 
-__all__ = ["rotate_planes", "coca_slack_reference", "coca_strict_reference", "rope_reference", "alibi_reference", "nope_reference"]
+__all__ = ["rotate_planes", "coca_slack_einsum", "coca_slack_reference", "coca_strict_reference", "rope_reference", "alibi_reference", "nope_reference"]
 
 
 def rotate_planes(x: torch.Tensor, positions: torch.Tensor, inv_freq: torch.Tensor, scaling: float = 1.0) -> torch.Tensor:
@@ -112,3 +112,20 @@ def nope_reference(q, k, v, *, positions=None, causal=True, scale=None, **_):
     kk = k.repeat_interleave(heads // k.shape[1], dim=1)
     scores = torch.einsum("bhmd,bhnd->bhmn", q, kk) * (1.0 / math.sqrt(d) if scale is None else scale)
     return _finish(scores, v, q_pos, k_pos, causal)
+
+
+def coca_slack_einsum(q, t, v, *, positions=None, rope=None, causal=True, scale=None):
+    """The paper's "efficient" form (released code, opt_einsum): the three-way product contracted
+    as ``(q ⊙ R_m q) · (R_n tt)ᵀ``, which still materialises the N×N score matrix. Kept as the
+    memory/time baseline of ``cocattn bench attention``; works in any dtype."""
+    q_pos, k_pos, inv_freq, scaling = _setup(q, t, positions, rope)
+    heads, d = q.shape[1], q.shape[-1]
+    tt = _tie(t).repeat_interleave(heads // t.shape[1], dim=1)
+    rq = rotate_planes(q, q_pos.to(q.device), inv_freq.to(q.device), scaling)
+    rt = rotate_planes(tt, k_pos.to(q.device), inv_freq.to(q.device), scaling)
+    scores = torch.matmul(q * rq, rt.transpose(-1, -2)) * (1.0 / math.sqrt(d) if scale is None else scale)
+    heads_v = v.repeat_interleave(heads // v.shape[1], dim=1)
+    if causal:
+        allowed = k_pos.to(q.device)[None, :] <= q_pos.to(q.device)[:, None]
+        scores = scores.masked_fill(~allowed, float("-inf"))
+    return torch.softmax(scores.float(), dim=-1).to(q.dtype) @ heads_v
