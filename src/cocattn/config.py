@@ -13,6 +13,7 @@ import dataclasses
 import json
 import math
 import os
+import types
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -202,18 +203,17 @@ def coerce(name: str, value: Any, hint: Any) -> Any:
     args = typing.get_args(hint)
     if hint is Any:
         return value
-    if origin in (Union, getattr(__import__("types"), "UnionType", Union)):
+    if origin in (Union, types.UnionType):
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
             if type(None) in args:
                 return None
-        errors = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return coerce(name, value, arg)
-            except ValueError as err:
-                errors.append(err)
+            except ValueError:
+                pass
         raise bad_value(name, value, " or ".join(_type_name(a) for a in args))
     if hint is bool:
         if isinstance(value, bool):

@@ -148,6 +148,11 @@ def append_jsonl(path: PathLike, record: dict[str, Any]) -> None:
         raise AtomicWriteError(err.errno, f"cannot append to {path}: {_reason(err)}") from err
 
 
+def write_jsonl(path: PathLike, records: list[dict[str, Any]]) -> None:
+    """Write JSON lines atomically (one record per line, as :func:`append_jsonl` writes them)."""
+    write_text(path, "".join(json.dumps(r, sort_keys=True, default=_json_default) + "\n" for r in records))
+
+
 def read_jsonl(path: PathLike) -> list[dict[str, Any]]:
     """Records of a JSONL file; a truncated final line (crash while appending) is ignored."""
     records = []

@@ -72,7 +72,7 @@ def learning_rate(step: int, train_cfg) -> float:
         return lr * (step + 1) / warmup
     if train_cfg.schedule == "constant" or total <= warmup:
         return lr
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    progress = min(1.0, (step - warmup) / max(1, total - warmup - 1))  # the last step uses min_lr
     if train_cfg.schedule == "linear":
         return min_lr + (lr - min_lr) * (1.0 - progress)
     return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * progress))
@@ -105,6 +105,7 @@ class _Dist:
     world: int = 1
     local_rank: int = 0
     mode: str = "none"  # none | ddp | fsdp
+    owns_group: bool = False  # train() created the process group and destroys it at the end
 
     @property
     def main(self) -> bool:
@@ -122,9 +123,10 @@ def _init_distributed(train_cfg) -> _Dist:
 
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = train_cfg.device != "cpu" and torch.cuda.is_available()
-    if not dist.is_initialized():
+    owns = not dist.is_initialized()
+    if owns:
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    return _Dist(rank=rank, world=world, local_rank=local_rank, mode=train_cfg.distributed)
+    return _Dist(rank=rank, world=world, local_rank=local_rank, mode=train_cfg.distributed, owns_group=owns)
 
 
 def _device(train_cfg, dist_info: _Dist) -> torch.device:
@@ -209,6 +211,15 @@ class _Batches:
             if len(tokens) < seq_len + 2:
                 raise ValueError(f"{data_dir}: the {split} split has {len(tokens)} tokens, fewer than "
                                  f"model.max_seq_len + 2 = {seq_len + 2}")
+        if self.retrieval_fraction > 0:  # fail now, not at the first retrieval row
+            from cocattn.data.retrieval import make_retrieval_row
+
+            try:
+                make_retrieval_row(torch.Generator().manual_seed(0), self.tokenizer, self.train, seq_len)
+            except ValueError as err:
+                raise ValueError(f"model.max_seq_len={seq_len} is not valid with data.retrieval_fraction="
+                                 f"{self.retrieval_fraction}: a retrieval row does not fit ({err}); raise "
+                                 "model.max_seq_len or set data.retrieval_fraction=0") from None
 
     def global_batch(self, tokens: np.ndarray, batch_size: int, generator: torch.Generator,
                      retrieval: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -253,9 +264,10 @@ def _optimizer_state(model, optimizer, dist_info: _Dist) -> dict[str, Any] | Non
 def _load_optimizer_state(model, optimizer, saved: dict[str, Any], dist_info: _Dist, where: Path) -> None:
     expected = "fqn" if dist_info.mode == "fsdp" else "torch"
     if saved.get("kind") != expected:
-        raise ValueError(f"{where}: the optimizer state was saved by a "
-                         f"{'FSDP' if saved.get('kind') == 'fqn' else 'single-process/DDP'} run; resume it "
-                         f"with the same train.distributed setting")
+        saved_by = "an FSDP run" if saved.get("kind") == "fqn" else "a single-process or DDP run"
+        needed = "under torchrun with train.distributed=fsdp" if saved.get("kind") == "fqn" else \
+            "in one process or under torchrun with train.distributed=ddp"
+        raise ValueError(f"{where}: the optimizer state was saved by {saved_by}; resume it {needed}")
     if expected == "fqn":
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
@@ -306,7 +318,7 @@ def _trim_metrics(path: Path, step: int) -> None:
     if not path.is_file():
         return
     kept = [r for r in io.read_jsonl(path) if int(r.get("step", 0)) <= step]
-    io.write_text(path, "".join(io.dumps_json(r).replace("\n", " ").strip() + "\n" for r in kept))
+    io.write_jsonl(path, kept)
 
 
 class _TensorBoard:
@@ -522,6 +534,8 @@ def train(config: RunConfig | str | os.PathLike | dict, run_dir: str | os.PathLi
         import torch.distributed as dist
 
         dist.barrier()
+        if dist_info.owns_group:
+            dist.destroy_process_group()
     return result
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "nope_attention",
     "dot_product_attention",
     "default_positions",
+    "fit_fp16",
 ]
 
 KINDS = ("rope", "coca", "coca-strict", "alibi", "nope")
@@ -195,7 +196,7 @@ def dot_product_attention(
     )
 
 
-def _fit_fp16(qf: torch.Tensor, kf: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor, float]:
+def fit_fp16(qf: torch.Tensor, kf: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Keep float16 features finite: divide by a power of two and move it into ``scale``.
 
     CoCA's query features are quadratic in q, so ``|Q'|`` can pass float16's 65,504 where q does
@@ -347,7 +348,7 @@ def coca_attention_tied(
     q_feat, k_feat = _CocaFeatures.apply(q, tau, qc[..., :h], qs[..., :h], kc[..., :h], ks[..., :h], variant, out_dtype)
     scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
     if q.dtype == torch.float16:
-        q_feat, k_feat, scale = _fit_fp16(q_feat, k_feat, scale)
+        q_feat, k_feat, scale = fit_fp16(q_feat, k_feat, scale)
     return dot_product_attention(
         q_feat.to(q.dtype), k_feat.to(q.dtype), v, q_pos=q_pos, k_pos=k_pos, causal=causal, scale=scale, need_weights=need_weights
     )

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
+    except (ValueError, OSError) as err:
         print(f"cocattn {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -4,19 +4,29 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from cocattn.data.build import PRESETS, build_dataset, dataset_info, format_info
+from cocattn.data.fetch import FetchError
 
 
 def _build(args: argparse.Namespace) -> int:
-    result = build_dataset(preset=args.preset, out_dir=args.out, vocab_size=args.vocab_size, cache_dir=args.cache,
-                           sources=args.source, eval_documents=args.eval_documents,
-                           val_fraction=args.val_fraction, min_eval_chars=args.min_eval_chars,
-                           min_eval_tokens=args.min_eval_tokens, force=args.force, progress=not args.quiet)
+    try:
+        result = _run_build(args)
+    except FetchError as err:
+        print(f"cocattn data build: error: {err}", file=sys.stderr)
+        return 2
     state = "built" if result.rebuilt else "up to date (nothing to do)"
     print(f"{result.path}: {state} in {result.seconds:.1f} s")
     print(format_info(dataset_info(result.path)))
     return 0
+
+
+def _run_build(args: argparse.Namespace):
+    return build_dataset(preset=args.preset, out_dir=args.out, vocab_size=args.vocab_size, cache_dir=args.cache,
+                         sources=args.source, eval_documents=args.eval_documents,
+                         val_fraction=args.val_fraction, min_eval_chars=args.min_eval_chars,
+                         min_eval_tokens=args.min_eval_tokens, force=args.force, progress=not args.quiet)
 
 
 def _info(args: argparse.Namespace) -> int:

@@ -51,6 +51,13 @@ def scaling_from_args(args: argparse.Namespace) -> dict | None:
     return parse_scaling(spec, "--rope")
 
 
+def check_checkpoint(args: argparse.Namespace) -> str:
+    """Fail fast (before reading data) when CKPT is not a model directory; returns its kind."""
+    from cocattn.evaluate.lm import model_dir_kind
+
+    return model_dir_kind(args.checkpoint)
+
+
 def load_from_args(args: argparse.Namespace):
     from cocattn.evaluate.lm import load_lm
 
@@ -107,6 +114,7 @@ def _lengths(args: argparse.Namespace) -> list[int] | None:
 def run_ppl(args: argparse.Namespace) -> int:
     from cocattn.evaluate.perplexity import evaluate_perplexity
 
+    check_checkpoint(args)
     if args.preset == "paper" and args.max_docs is None:
         args.max_docs = PAPER_PRESET["max_docs"]
     scaling = scaling_from_args(args)
@@ -125,6 +133,7 @@ def _passkey_options(args: argparse.Namespace) -> dict:
 def run_passkey(args: argparse.Namespace) -> int:
     from cocattn.evaluate.passkey import evaluate_passkey
 
+    check_checkpoint(args)
     scaling = scaling_from_args(args)
     lm = load_from_args(args)
     record = evaluate_passkey(lm, _lengths(args), scaling=scaling, progress=not args.no_progress,
@@ -136,6 +145,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     from cocattn.evaluate.scaling import DEFAULT_SWEEP, parse_scaling
     from cocattn.evaluate.sweep import evaluate_sweep
 
+    check_checkpoint(args)
     args.scalings = args.scalings or list(DEFAULT_SWEEP)
     if args.preset == "paper" and args.max_docs is None:
         args.max_docs = PAPER_PRESET["max_docs"]

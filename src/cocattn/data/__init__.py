@@ -1,17 +1,36 @@
 """Real-text data: corpus sources from registry packages and local files, held-out long
 documents, a byte-level BPE tokenizer, memory-mapped token shards, training batches and
-retrieval warm-up rows. See docs/DATA.md."""
+retrieval warm-up rows. See docs/DATA.md.
 
-from cocattn.data.batches import sample_batch
-from cocattn.data.build import PRESETS, BuildResult, build_dataset, dataset_info, format_info
-from cocattn.data.document import Document
-from cocattn.data.retrieval import make_retrieval_row, mix_retrieval_rows, passkey_texts
-from cocattn.data.shards import load_eval_documents, load_manifest, load_tokens, verify_file
-from cocattn.data.sources import REGISTRY, load_source
-from cocattn.data.tokenizer import EOT, eot_id, load_tokenizer, train_tokenizer
+Names are imported lazily, so ``cocattn.data.tokenizer`` and friends load without torch.
+"""
 
-__all__ = [
-    "PRESETS", "REGISTRY", "EOT", "BuildResult", "Document", "build_dataset", "dataset_info", "format_info",
-    "load_eval_documents", "load_manifest", "load_source", "load_tokenizer", "load_tokens", "eot_id",
-    "make_retrieval_row", "mix_retrieval_rows", "passkey_texts", "sample_batch", "train_tokenizer", "verify_file",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "sample_batch": "batches",
+    "PRESETS": "build", "BuildResult": "build", "build_dataset": "build", "dataset_info": "build",
+    "format_info": "build",
+    "Document": "document",
+    "make_retrieval_row": "retrieval", "mix_retrieval_rows": "retrieval", "passkey_texts": "retrieval",
+    "load_eval_documents": "shards", "load_manifest": "shards", "load_tokens": "shards", "verify_file": "shards",
+    "REGISTRY": "sources", "load_source": "sources",
+    "EOT": "tokenizer", "eot_id": "tokenizer", "load_tokenizer": "tokenizer", "train_tokenizer": "tokenizer",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cocattn.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"cocattn.data.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -21,7 +21,7 @@ from cocattn.data.shards import (FORMAT, FORMAT_VERSION, load_manifest, token_dt
                                  write_tokens)
 from cocattn.data.sources import check_source, describe_source, load_source
 from cocattn.data.splits import SPLITS, assign_splits, drop_short_eval
-from cocattn.data.tokenizer import EOT, eot_id, train_tokenizer
+from cocattn.data.tokenizer import EOT, MAX_VOCAB, MIN_VOCAB, eot_id, train_tokenizer
 from cocattn.io import atomic_directory, dumps_json, sha256_file
 
 PathLike = str | os.PathLike
@@ -68,15 +68,15 @@ def _is_current(out: Path, config: dict) -> dict | None:
     return manifest
 
 
-def _encode(tokenizer, docs: list[Document], progress: bool, desc: str) -> list[list[int]]:
-    out: list[list[int]] = []
+def _encode(tokenizer, docs: list[Document], progress: bool, desc: str) -> list[np.ndarray]:
+    out: list[np.ndarray] = []
     bar = tqdm(total=sum(d.chars for d in docs), desc=desc, unit="char", unit_scale=True, disable=not progress)
     chunk: list[Document] = []
     for i, doc in enumerate(docs):
         chunk.append(doc)
         if sum(d.chars for d in chunk) >= 4_000_000 or i == len(docs) - 1:
             encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)  # fast: no offsets
-            out += [e.ids for e in encode([d.text for d in chunk])]
+            out += [np.asarray(e.ids, dtype=np.uint32) for e in encode([d.text for d in chunk])]
             bar.update(sum(d.chars for d in chunk))
             chunk = []
     bar.close()
@@ -104,6 +104,8 @@ def build_dataset(preset: str = "pypi", out_dir: PathLike = "data/pypi", vocab_s
     if not all_sources:
         raise bad_value("sources", sources, "at least one source with preset='custom' "
                         "(e.g. text:PATH or jsonl:PATH)")
+    check(isinstance(vocab_size, int) and MIN_VOCAB <= vocab_size <= MAX_VOCAB, "vocab_size", vocab_size,
+          f"an integer in [{MIN_VOCAB}, {MAX_VOCAB}]")
     check(isinstance(eval_documents, int) and eval_documents >= 0, "eval_documents", eval_documents, "an integer >= 0")
     check(isinstance(val_fraction, (int, float)) and 0 <= val_fraction < 0.5, "val_fraction", val_fraction,
           "a number in [0, 0.5)")

@@ -60,9 +60,10 @@ def fetch_pypi(name: str, version: str, kind: str, cache_dir: PathLike | None = 
     norm = name.replace("-", "_").lower()
     for path in sorted(dest.iterdir()):
         low = path.name.lower()
-        if (low.startswith(f"{norm}-{version}") or low.startswith(f"{name.lower()}-{version}")) and (
-                low.endswith(".tar.gz") if kind == "sdist" else low.endswith(".whl")):
-            return path
+        for stem in {norm, name.lower()}:
+            if (low == f"{stem}-{version}.tar.gz" if kind == "sdist"
+                    else low.startswith(f"{stem}-{version}-") and low.endswith(".whl")):
+                return path
     fmt = ["--no-binary", ":all:"] if kind == "sdist" else ["--only-binary", ":all:"]
     tmp = dest / f".tmp-{norm}-{version}"
     shutil.rmtree(tmp, ignore_errors=True)

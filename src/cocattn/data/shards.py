@@ -19,7 +19,7 @@ import numpy as np
 
 from cocattn._checks import check_choice
 from cocattn.data.document import Document
-from cocattn.io import dumps_json, load_json, sha256_file
+from cocattn.io import dumps_json, load_json, sha256_file, write_text
 
 PathLike = str | os.PathLike
 FORMAT = "cocattn-data"
@@ -87,7 +87,7 @@ def verify_file(data_dir: PathLike, name: str, manifest: dict | None = None, ver
                          "rebuild the data directory")
     marker[name] = stamp
     try:
-        (data_dir / MARKER).write_text(dumps_json(marker))
+        write_text(data_dir / MARKER, dumps_json(marker))  # atomic: ranks may verify at once
     except OSError:
         pass  # a read-only data directory: verify again next time
     return path
@@ -122,12 +122,15 @@ def load_eval_documents(data_dir: PathLike, verify: str = "auto") -> list[Docume
     return docs
 
 
-def write_tokens(path: PathLike, token_lists: list[list[int]], eot: int, dtype: np.dtype) -> int:
-    """Write documents' tokens, each followed by ``eot``, as a flat array; return the token count."""
+def write_tokens(path: PathLike, token_lists: list, eot: int, dtype: np.dtype) -> int:
+    """Write documents' tokens (sequences of ids), each followed by ``eot``, as one flat array of
+    ``dtype``; return the token count."""
     total = 0
+    end = np.asarray([eot], dtype=dtype)
     with open(path, "wb") as handle:
         for ids in token_lists:
-            arr = np.asarray(list(ids) + [eot], dtype=dtype)
+            arr = np.asarray(ids, dtype=dtype)
             handle.write(arr.tobytes())
-            total += arr.size
+            handle.write(end.tobytes())
+            total += arr.size + 1
     return total

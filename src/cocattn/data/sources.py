@@ -143,7 +143,8 @@ def _sword(cache_dir: PathLike | None, package: str, module_dir: str, source: st
            title: str) -> SourceResult:
     deb, record = _fetch(package, cache_dir)
     files = read_deb(deb, lambda p: p.startswith(module_dir + "/"))
-    docs = []
+    docs: list[Document] = []
+    seen: set[str] = set()
     for testament in ("ot", "nt"):
         index = next((p for p in files if p.startswith(f"{module_dir}/{testament}.") and p[-1] == "s"), None)
         if index is None:
@@ -167,8 +168,9 @@ def _sword(cache_dir: PathLike | None, package: str, module_dir: str, source: st
             elif chapter_blocks:
                 name = f"{slug(label)}_intro"
             doc_id = f"{source}/{name}"
-            if any(d.id == doc_id for d in docs[-3:]):
+            if doc_id in seen:
                 doc_id += f"_{len(docs)}"
+            seen.add(doc_id)
             docs.append(Document(doc_id, source, f"{title}: {label}", normalize_text(text),
                                  {"licence": "public domain", "package": package, "osis": label}))
     return SourceResult(docs, [record])
@@ -335,9 +337,7 @@ def describe_source(spec: str) -> dict:
         for f in files:
             digest.update(f.as_posix().encode() + b"\0" + sha256_file(f).encode())
         return {"spec": spec, "content_sha256": digest.hexdigest()}
-    if kind in REGISTRY:
-        return {"spec": spec}
-    return {"spec": spec}
+    return {"spec": spec}  # registry sources are pinned to package versions
 
 
 def check_source(spec: str) -> None:

@@ -130,6 +130,15 @@ class LanguageModel:
     def _apply_scaling(self, params: dict[str, Any] | None) -> None:
         raise NotImplementedError
 
+    # --- internals, for the analyses ----------------------------------------------------------
+    def attention_maps(self, ids: torch.Tensor) -> list[torch.Tensor]:
+        """Attention probabilities ``[B, H, T, T]`` of every layer (eager path)."""
+        raise NotImplementedError
+
+    def query_key_states(self, ids: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer, the un-rotated query ``[B, H, T, d]`` and key ``[B, Hkv, T, d]`` (RoPE models)."""
+        raise NotImplementedError
+
     # --- sizes, for memory estimates ----------------------------------------------------------
     def dims(self) -> dict[str, int]:
         """``params``, ``vocab``, ``hidden``, ``layers``, ``heads``, ``ffn`` (for memory estimates)."""
@@ -205,6 +214,27 @@ class CocattnLanguageModel(LanguageModel):
             step_in = idx.new_tensor([[token]])
         return out, steps
 
+    @torch.no_grad()
+    def attention_maps(self, ids: torch.Tensor) -> list[torch.Tensor]:
+        return [p.float() for p in self.module.attention_maps(ids.to(self.device))]
+
+    @torch.no_grad()
+    def query_key_states(self, ids: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        check(self.attention == "rope", "model", self.name, "a RoPE model (attention 'rope') for query/key angles")
+        states: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+        def grab(module, args, kwargs):
+            q, k, _ = module.project(args[0] if args else kwargs["x"])
+            states.append((q.float(), k.float()))
+
+        handles = [b.attn.register_forward_pre_hook(grab, with_kwargs=True) for b in self.module.blocks]
+        try:
+            self.module(ids.to(self.device))
+        finally:
+            for h in handles:
+                h.remove()
+        return states
+
     def _apply_scaling(self, params: dict[str, Any] | None) -> None:
         if self.attention in ("alibi", "nope") and params:
             raise bad_value("rope", params, f"no RoPE scaling: a {self.attention!r} model has no rotary embedding")
@@ -236,7 +266,10 @@ class HFLanguageModel(LanguageModel):
         self.name = name
         self.config = model.config
         self.base_rope = dict(getattr(self.config, "rope_parameters", None) or {"rope_type": "default", "rope_theta": 10000.0})
-        self.attention = "rope" if self._rotary() is not None else str(getattr(self.config, "model_type", "hf"))
+        if getattr(self.config, "model_type", None) == "coca_llama":
+            self.attention = "coca-strict" if getattr(self.config, "coca_variant", "slack") == "strict" else "coca"
+        else:
+            self.attention = "rope" if self._rotary() is not None else str(getattr(self.config, "model_type", "hf"))
         l0 = training_length or self.base_rope.get("original_max_position_embeddings") or self.config.max_position_embeddings
         self.training_length = int(l0)
         self.scaling = None
@@ -254,8 +287,10 @@ class HFLanguageModel(LanguageModel):
     @property
     def begin_ids(self) -> list[int]:
         bos = getattr(self.tokenizer, "bos_token_id", None)
-        adds = getattr(self.tokenizer, "add_bos_token", False)
-        return [int(bos)] if bos is not None and adds else []
+        if bos is None:
+            return []
+        adds = self.tokenizer.encode("a", add_special_tokens=True)  # does the tokenizer prepend BOS?
+        return [int(bos)] if adds and adds[0] == bos else []
 
     @property
     def eos_id(self) -> int | None:
@@ -273,6 +308,39 @@ class HFLanguageModel(LanguageModel):
         self._reset_rotary()
         out = self.module(input_ids=ids.to(self.device), use_cache=False)
         return out.logits.float()
+
+    @torch.no_grad()
+    def attention_maps(self, ids: torch.Tensor) -> list[torch.Tensor]:
+        self._reset_rotary()
+        if hasattr(self.module, "set_attn_implementation"):
+            self.module.set_attn_implementation("eager")  # only eager returns probabilities
+        out = self.module(input_ids=ids.to(self.device), use_cache=False, output_attentions=True)
+        return [a.float() for a in out.attentions]
+
+    @torch.no_grad()
+    def query_key_states(self, ids: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        check(self.attention == "rope", "model", self.name, "a model with a rotary embedding")
+        c = self.config
+        head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+        layers = getattr(self.module, "model", self.module).layers
+        states: list[list[torch.Tensor]] = [[] for _ in layers]
+
+        def grab(i: int):
+            def hook(module, args, output):
+                b, t, _ = output.shape
+                states[i].append(output.float().view(b, t, -1, head_dim).transpose(1, 2))
+            return hook
+
+        handles = []
+        for i, layer in enumerate(layers):
+            handles.append(layer.self_attn.q_proj.register_forward_hook(grab(i)))
+            handles.append(layer.self_attn.k_proj.register_forward_hook(grab(i)))
+        try:
+            self.logits(ids)
+        finally:
+            for h in handles:
+                h.remove()
+        return [(q, k) for q, k in states]
 
     def cache_is_exact(self) -> bool:
         return not (self.scaling and self.scaling.get("rope_type") in _LENGTH_DEPENDENT)
@@ -373,6 +441,8 @@ def load_lm(path: str | Path, *, device: str | torch.device = "cpu", dtype: torc
     from cocattn.io import refuse_pickles
 
     refuse_pickles(path)
+    import cocattn.hf  # noqa: F401  registers the coca_llama model type with the Auto classes
+
     model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=dtype or torch.float32,
                                                  use_safetensors=True)
     try:

@@ -16,8 +16,8 @@ when ``S = L`` and gives the last window a short context.)
 - ``S > L`` is rejected (tokens between windows would never be scored).
 - Documents are truncated to ``max_tokens`` (default: the longest length + 1, so that the longest
   window is filled), so every length scores exactly the same tokens and lengths are comparable.
-- A document fills window ``L`` when it has more than ``L`` tokens. A length that no (truncated)
-  document fills raises a ValueError (``too_long="error"``,
+- A document fills window ``L`` when it has more than ``L`` tokens (``full_window_docs`` counts
+  them). A length longer than every (truncated) document raises a ValueError (``too_long="error"``,
   the default) or is skipped with a warning and ``null`` (``too_long="skip"``); lengths that some
   documents reach are evaluated, and ``full_window_docs`` says how many documents fill the window.
 - Default lengths: the training length × 1, 2, 4, 8, 16. Default stride: ``min(512, training
@@ -131,15 +131,14 @@ def evaluate_perplexity(
     docs = [(lm.begin_ids + lm.encode(d) if isinstance(d, str) else list(d))[:max_tokens] for d in documents]
     docs = [d for d in docs if len(d) >= 2]
     check(len(docs) > 0, "documents", "(all shorter than 2 tokens)", "documents of at least 2 tokens")
-    longest = max(len(d) for d in docs) - 1  # the longest window any document fills
+    longest = max(len(d) for d in docs)
     too_long_lengths = [n for n in lengths if n > longest]
     if too_long_lengths and too_long == "error":
         check(False, "lengths", too_long_lengths,
-              f"lengths that some document fills (at most {longest}: the longest document has {longest + 1} "
-              f"tokens after truncation to max_tokens={max_tokens}); "
+              f"lengths up to the longest document ({longest} tokens after truncation to max_tokens={max_tokens}); "
               "use shorter lengths, longer documents, or too_long='skip' (--skip-too-long)")
     if too_long_lengths:
-        warnings.warn(f"skipping lengths {too_long_lengths}: no document has more than {longest} tokens", stacklevel=2)
+        warnings.warn(f"skipping lengths {too_long_lengths}: longer than every document ({longest} tokens)", stacklevel=2)
     run_lengths = [n for n in lengths if n <= longest]
     check_fits(lm.dims(), max(run_lengths) if run_lengths else 2, batch_size, lm.device, max_memory)
 

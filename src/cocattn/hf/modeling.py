@@ -12,8 +12,13 @@ creation, ``generate``). Only the attention differs:
 - RoPE is applied inside the attention, for the current length: the KV cache (a plain
   ``DynamicCache``) holds in its key slot the **un-rotated tied τ** (``head_dim / 2`` numbers per
   token and KV head, half of LLaMA's key cache) and in its value slot V. Every cached τ is rotated
-  at use with the RoPE of the current length, so dynamic NTK is exact with the cache and
-  ``generate()`` with the cache equals ``generate()`` without it.
+  at use with the RoPE of the current length, so under dynamic NTK no key keeps a stale base
+  (transformers' LLaMA caches rotated keys and does). ``generate()`` with the cache equals
+  ``generate()`` without it for every position-independent RoPE (default, linear, ntk, yarn,
+  llama3), and for dynamic NTK in one layer; with dynamic NTK and several layers the two differ by
+  design, in any implementation: a cached token's T and V in layer 2 and above were computed from
+  the layer below at the base of *their* time, while a full recomputation redoes them at the
+  current base.
 
 Positions: queries use ``position_ids`` (as in LLaMA; ``generate`` derives them from the
 attention mask). Cached keys take the positions of the 2D ``attention_mask`` when it covers them
@@ -44,7 +49,7 @@ from transformers.models.llama.modeling_llama import (
 )
 
 from cocattn._checks import bad_value
-from cocattn.attention.functional import _fit_fp16, coca_features, tie_t
+from cocattn.attention.functional import fit_fp16, coca_features, tie_t
 from cocattn.hf.config import CocaLlamaConfig
 from cocattn.rope import RopeParameters, inv_freq_and_scaling, rope_cos_sin, rope_parameters
 
@@ -77,11 +82,11 @@ class CocaRotaryEmbedding(nn.Module):
     """RoPE tables for CoCA from ``config.rope_parameters``, for the current length.
 
     Unlike LLaMA's rotary module it keeps no state between calls: the tables (queries and every
-    key, cached ones included) are computed for ``max position + 1``, so dynamic scaling is exact
-    with the cache. Rebuild it (``type(m)(config)``) after changing ``config.rope_parameters``.
+    key, cached ones included) are computed for the current length ``max position + 1`` of each
+    batch row, so a length-dependent scaling (dynamic NTK) rotates every cached τ with the base of
+    the current length, and a left-padded row gets the base it would get alone. Rebuild it
+    (``type(m)(config)``) after changing ``config.rope_parameters``.
     """
-
-    cache_is_exact = True  # cached keys are rotated at use with the current base
 
     def __init__(self, config: CocaLlamaConfig):
         super().__init__()
@@ -93,10 +98,23 @@ class CocaRotaryEmbedding(nn.Module):
 
     def forward(self, query_positions: torch.Tensor, key_positions: torch.Tensor, dtype: torch.dtype = torch.float32) -> CocaRotary:
         """Tables for ``query_positions [B|1, N]`` and ``key_positions [B|1, S]``."""
-        seq_len = int(torch.maximum(query_positions.max(), key_positions.max())) + 1
-        inv_freq, scaling = inv_freq_and_scaling(self.rope, self.head_dim, seq_len)
-        q_cos, q_sin = rope_cos_sin(query_positions, inv_freq, scaling, dtype)
-        k_cos, k_sin = rope_cos_sin(key_positions, inv_freq, scaling, dtype)
+        lengths = torch.maximum(query_positions.amax(-1), key_positions.amax(-1)) + 1  # per row
+        tables: dict[int, tuple[torch.Tensor, float]] = {}
+        for length in lengths.unique().tolist():
+            tables[length] = inv_freq_and_scaling(self.rope, self.head_dim, int(length))
+        if len(tables) == 1:  # one length for the batch: one broadcast table
+            inv_freq, scaling = next(iter(tables.values()))
+            q_cos, q_sin = rope_cos_sin(query_positions, inv_freq, scaling, dtype)
+            k_cos, k_sin = rope_cos_sin(key_positions, inv_freq, scaling, dtype)
+        else:
+            rows = lengths.shape[0]
+            qp = query_positions.expand(rows, -1)
+            kp = key_positions.expand(rows, -1)
+            parts = [
+                (*rope_cos_sin(qp[i], *tables[int(lengths[i])], dtype), *rope_cos_sin(kp[i], *tables[int(lengths[i])], dtype))
+                for i in range(rows)
+            ]
+            q_cos, q_sin, k_cos, k_sin = (torch.stack([p[j] for p in parts]) for j in range(4))
         return CocaRotary(q_cos.unsqueeze(1), q_sin.unsqueeze(1), k_cos.unsqueeze(1), k_sin.unsqueeze(1))
 
 
@@ -147,7 +165,7 @@ class CocaLlamaAttention(nn.Module):
         q_feat, k_feat = coca_features(q.to(cd), tau.to(cd), rot.q_cos, rot.q_sin, rot.k_cos, rot.k_sin, self.variant)
         scaling = self.scaling
         if q.dtype == torch.float16:
-            q_feat, k_feat, scaling = _fit_fp16(q_feat, k_feat, scaling)
+            q_feat, k_feat, scaling = fit_fp16(q_feat, k_feat, scaling)
         q_feat, k_feat = q_feat.to(q.dtype), k_feat.to(q.dtype)
 
         attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention_forward)

@@ -1,0 +1,142 @@
+"""Attention at an extrapolated length: the paper's Figure 11, and attention against distance.
+
+``analyze_attention`` runs one real document (its first ``length`` tokens) through the model with
+and without inference-time scaling (default: none and dynamic NTK ×4) and records, per layer,
+the attention probabilities of the **last query** over every key position (averaged over heads,
+plus the per-head maximum, which shows outliers), and the mean attention at each distance
+(``attention_by_distance``: over heads and all queries, the mean probability given to the key
+``Δ`` tokens back; its fall-off is the long-range decay). Plots: scores against position over the
+full range and the last 500 tokens, one row per layer, one line per scaling.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from cocattn._checks import check
+from cocattn.evaluate.lm import LanguageModel
+from cocattn.evaluate.memory import check_fits
+from cocattn.evaluate.scaling import parse_scaling, scaling_name
+
+__all__ = ["attention_by_distance", "analyze_attention", "plot_attention", "plot_distance", "ANALYSIS_SCHEMA"]
+
+ANALYSIS_SCHEMA = "cocattn.analysis/1"
+
+
+def attention_by_distance(probs: torch.Tensor) -> torch.Tensor:
+    """``[B, H, T, T]`` causal probabilities -> ``[T]``: mean probability at distance ``Δ = m - n``
+    (over batch, heads and the ``T - Δ`` queries that have such a key)."""
+    check(probs.dim() == 4 and probs.shape[-1] == probs.shape[-2], "probs", tuple(probs.shape), "[B, H, T, T]")
+    t = probs.shape[-1]
+    summed = probs.float().sum(dim=(0, 1))  # [T, T]
+    m = torch.arange(t, device=summed.device)
+    dist = (m[:, None] - m[None, :])
+    causal = dist >= 0
+    totals = torch.zeros(t, dtype=torch.float64, device=summed.device)
+    totals.scatter_add_(0, dist[causal], summed[causal].double())
+    counts = (t - torch.arange(t, device=summed.device)).double() * probs.shape[0] * probs.shape[1]
+    return (totals / counts).float().cpu()
+
+
+def analyze_attention(lm: LanguageModel, document: str | Sequence[int], length: int | None = None,
+                      scalings: Sequence[Any] = ("none", "dynamic:4"), *, max_memory: int | None = None,
+                      progress: bool = True) -> dict[str, Any]:
+    """Per layer and scaling: last-query attention over positions and attention against distance.
+
+    ``length`` defaults to 4× the training length (the paper's setting); the document must have
+    at least that many tokens.
+    """
+    start = time.perf_counter()
+    length = 4 * lm.training_length if length is None else length
+    ids = (lm.begin_ids + lm.encode(document)) if isinstance(document, str) else list(document)
+    check(isinstance(length, int) and 2 <= length <= len(ids), "length", length,
+          f"an integer between 2 and the document's {len(ids)} tokens")
+    dims = lm.dims()
+    check_fits({**dims, "heads": dims["heads"] * dims["layers"]}, length, 1, lm.device, max_memory)
+    idx = torch.tensor([ids[:length]])
+    parsed = [parse_scaling(s, "scalings") for s in scalings]
+    if lm.attention in ("alibi", "nope"):
+        parsed = [None]
+    runs = []
+    from tqdm.auto import tqdm
+
+    for scaling in tqdm(parsed, disable=not progress, desc=f"attention {lm.name}", unit="scaling"):
+        with lm.rope_scaling(scaling):
+            maps = lm.attention_maps(idx)
+        runs.append({
+            "scaling": scaling, "scaling_name": scaling_name(scaling),
+            "last_query_mean": [m[0, :, -1, :].mean(0).tolist() for m in maps],
+            "last_query_max": [m[0, :, -1, :].max(0).values.tolist() for m in maps],
+            "by_distance": [attention_by_distance(m).tolist() for m in maps],
+        })
+        del maps
+    return {"schema": ANALYSIS_SCHEMA, "analysis": "attention", **lm.describe(), "length": length,
+            "layers": len(runs[0]["last_query_mean"]), "runs": runs, "wall_s": round(time.perf_counter() - start, 3)}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_attention(result: dict[str, Any], path: str | Path, last: int = 500) -> Path:
+    """Figure 11 style: per layer (rows), last-query attention against key position over the full
+    range (left) and the last ``last`` tokens (right); one line per scaling."""
+    plt = _plt()
+    layers, length = result["layers"], result["length"]
+    fig, axes = plt.subplots(layers, 2, figsize=(11, 2.2 * layers), squeeze=False)
+    lo = max(0, length - last)
+    for i in range(layers):
+        for run in result["runs"]:
+            values = run["last_query_mean"][i]
+            axes[i][0].plot(range(length), values, linewidth=0.8, label=run["scaling_name"])
+            axes[i][1].plot(range(lo, length), values[lo:], linewidth=0.8, label=run["scaling_name"])
+        axes[i][0].set_ylabel(f"layer {i}\nattention")
+        for ax in axes[i]:
+            ax.axvline(length - result["training_length"], color="grey", linestyle=":", linewidth=0.8)
+            ax.grid(alpha=0.3)
+    axes[0][0].set_title(f"last query, full range ({length} tokens)")
+    axes[0][1].set_title(f"last {length - lo} tokens")
+    axes[-1][0].set_xlabel("key position")
+    axes[-1][1].set_xlabel("key position")
+    axes[0][1].legend(fontsize=7)
+    fig.suptitle(f"{result['model']} ({result['attention']}): attention of the last query, "
+                 f"training length {result['training_length']}", fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_distance(result: dict[str, Any], path: str | Path) -> Path:
+    """Mean attention against distance (log-log), one panel per scaling, one line per layer."""
+    plt = _plt()
+    runs = result["runs"]
+    fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 3.6), squeeze=False)
+    for ax, run in zip(axes[0], runs):
+        for i, curve in enumerate(run["by_distance"]):
+            ax.plot(range(1, len(curve) + 1), curve, linewidth=0.8, label=f"layer {i}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.axvline(result["training_length"], color="grey", linestyle=":", linewidth=0.8)
+        ax.set_xlabel("distance + 1 (tokens)")
+        ax.set_ylabel("mean attention")
+        ax.set_title(f"{result['model']} + {run['scaling_name']}", fontsize=9)
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,142 @@
+"""The paper's RoPE anomaly: the initial angle between query and key in each rotary plane.
+
+Rotate-half layout: plane ``j`` of a head pairs dims ``j`` and ``j + d/2``; read the pair as the
+complex number ``q̃_j = q[j] + i q[j + d/2]`` (likewise ``k̃_j``). RoPE multiplies it by
+``e^{i p θ_j}`` at position ``p``, so the score of query ``m`` and key ``n`` is
+
+    Σ_j |q̃_j| |k̃_j| cos(Θ_j + (m - n) θ_j),   Θ_j = arg q̃_j - arg k̃_j  ∈ (-π, π]
+
+(PAPER.md §1), where ``Θ_j`` is the angle between the *un-rotated* slices. For causal attention the
+distance ``Δ = m - n ≥ 0`` grows from 0, and ``d/dΔ cos(Θ_j + Δθ_j) = -θ_j sin(Θ_j + Δθ_j)``:
+
+- ``Θ_j ∈ (0, π)``: the term falls as the key gets farther (the intended behaviour);
+- ``Θ_j ∈ (-π, 0)``: **anomalous**: the term *rises* with distance for the nearest tokens, up to
+  the border ``Δ* = -Θ_j / θ_j``, so a farther key scores higher than a nearer one (the two of the
+  paper's four rotation cases that a causal model meets are this one and the one above).
+
+CoCA forces ``Θ_j = 0`` (key slice collinear with the query slice), so it has no anomalous triples.
+
+``analyze_rope`` reports, per layer: the share of sampled (query, key, plane) triples that are
+anomalous, the share whose border is at least one token (``Δ* ≥ 1``: visible at integer
+distances), both per plane, and a histogram of ``Θ`` per plane. Query/key pairs are sampled
+uniformly among causal pairs (``n ≤ m``) of one document, seeded.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from cocattn._checks import check
+from cocattn.evaluate.attention import ANALYSIS_SCHEMA, attention_by_distance
+from cocattn.evaluate.lm import LanguageModel
+
+__all__ = ["initial_angles", "anomaly_stats", "analyze_rope", "plot_rope"]
+
+
+def initial_angles(q: torch.Tensor, k: torch.Tensor, m: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+    """``Θ`` for pairs ``(m[i], n[i])``: ``q [H, T, d]``, ``k [Hkv, T, d]`` (un-rotated) ->
+    ``[P, H, d/2]`` in ``(-π, π]``. Query head ``h`` uses key head ``h // (H / Hkv)`` (GQA)."""
+    h, _, d = q.shape
+    half = d // 2
+    k = k.repeat_interleave(h // k.shape[0], dim=0)
+    angle_q = torch.atan2(q[..., half:], q[..., :half])  # [H, T, d/2]
+    angle_k = torch.atan2(k[..., half:], k[..., :half])
+    theta = angle_q[:, m] - angle_k[:, n]  # [H, P, d/2]
+    theta = torch.remainder(theta + math.pi, 2 * math.pi) - math.pi
+    return theta.transpose(0, 1)
+
+
+def anomaly_stats(theta: torch.Tensor, inv_freq: torch.Tensor, bins: int = 36) -> dict[str, Any]:
+    """Shares of anomalous triples (overall and per plane) and per-plane histograms of ``Θ``."""
+    anomalous = theta < 0
+    border = -theta / inv_freq.to(theta)  # tokens until the anomalous rise ends
+    visible = anomalous & (border >= 1)
+    flat = theta.reshape(-1, theta.shape[-1])
+    hist = [torch.histc(flat[:, j], bins=bins, min=-math.pi, max=math.pi).tolist() for j in range(flat.shape[1])]
+    return {
+        "anomalous_share": float(anomalous.float().mean()),
+        "visible_share": float(visible.float().mean()),
+        "anomalous_share_by_plane": anomalous.float().mean(dim=(0, 1)).tolist(),
+        "visible_share_by_plane": visible.float().mean(dim=(0, 1)).tolist(),
+        "histogram_by_plane": hist,
+    }
+
+
+def analyze_rope(lm: LanguageModel, document: str | Sequence[int], length: int | None = None, *,
+                 pairs: int = 20_000, seed: int = 0, bins: int = 36) -> dict[str, Any]:
+    """Per layer: Θ statistics (RoPE models) and mean attention against distance (any model)."""
+    start = time.perf_counter()
+    length = lm.training_length if length is None else length
+    ids = (lm.begin_ids + lm.encode(document)) if isinstance(document, str) else list(document)
+    check(isinstance(length, int) and 2 <= length <= len(ids), "length", length,
+          f"an integer between 2 and the document's {len(ids)} tokens")
+    check(isinstance(pairs, int) and pairs > 0, "pairs", pairs, "a positive integer")
+    idx = torch.tensor([ids[:length]])
+    with lm.rope_scaling(None):
+        by_distance = [attention_by_distance(p).tolist() for p in lm.attention_maps(idx)]
+        layers: list[dict[str, Any]] = []
+        if lm.attention == "rope":
+            gen = torch.Generator().manual_seed(seed)
+            m = torch.randint(0, length, (pairs,), generator=gen)
+            n = (torch.rand(pairs, generator=gen) * (m + 1)).long().clamp(max=length - 1)  # uniform n <= m
+            states = lm.query_key_states(idx)
+            from cocattn.rope import inv_freq_and_scaling
+
+            head_dim = states[0][0].shape[-1]
+            inv_freq, _ = inv_freq_and_scaling({"rope_type": "default", "rope_theta": _theta(lm)}, head_dim)
+            for q, k in states:
+                layers.append(anomaly_stats(initial_angles(q[0].cpu(), k[0].cpu(), m, n), inv_freq.float(), bins))
+    note = None if lm.attention == "rope" else (
+        "Θ = 0 by construction (CoCA)" if lm.attention.startswith("coca") else f"no rotary embedding ({lm.attention})")
+    return {"schema": ANALYSIS_SCHEMA, "analysis": "rope", **lm.describe(), "length": length, "pairs": pairs,
+            "seed": seed, "bins": bins, "layers": layers, "by_distance": by_distance, "note": note,
+            "wall_s": round(time.perf_counter() - start, 3)}
+
+
+def _theta(lm: LanguageModel) -> float:
+    base = getattr(lm, "base_rope", None) or {}
+    return float(base.get("rope_theta", 10000.0))
+
+
+def plot_rope(result: dict[str, Any], path: str | Path) -> Path:
+    """Left: anomalous share per plane, one line per layer. Right: mean attention against distance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    if result["layers"]:
+        for i, layer in enumerate(result["layers"]):
+            left.plot(layer["anomalous_share_by_plane"], marker=".", linewidth=0.8,
+                      label=f"layer {i} ({layer['anomalous_share']:.2f})")
+        left.axhline(0.5, color="grey", linestyle=":", linewidth=0.8)
+        left.set_xlabel("RoPE plane j (frequency falls →)")
+        left.set_ylabel("share with Θ in (-π, 0)")
+        left.set_ylim(0, 1)
+        left.legend(fontsize=7)
+        left.set_title("anomalous (query, key) pairs per plane", fontsize=9)
+    else:
+        left.text(0.5, 0.5, result.get("note") or "not a RoPE model", ha="center", va="center")
+        left.set_axis_off()
+    for i, curve in enumerate(result["by_distance"]):
+        right.plot(range(1, len(curve) + 1), curve, linewidth=0.8, label=f"layer {i}")
+    right.set_xscale("log")
+    right.set_yscale("log")
+    right.set_xlabel("distance + 1 (tokens)")
+    right.set_ylabel("mean attention")
+    right.set_title("attention against distance", fontsize=9)
+    right.grid(alpha=0.3, which="both")
+    right.legend(fontsize=7)
+    fig.suptitle(f"{result['model']} ({result['attention']}), {result['length']} tokens", fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,219 @@
+"""Building data directories from local sources: reproducible, cached, checked on load, with
+clear errors; the tokenizer is deterministic; the CLI calls the same functions."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from cocattn.cli import main
+from cocattn.data import (EOT, build_dataset, dataset_info, load_eval_documents, load_manifest, load_tokenizer,
+                          load_tokens, train_tokenizer)
+
+WORDS = ("the of and to a in that is was he for it with as his on be at by had not are but from or have an they "
+         "which one you were her all she there would their we him been has when who will more no if out so said "
+         "what up its about into than them can only other new some could time these two may then do first any "
+         "my now such like our over man me even most made after also did many before must through back years "
+         "where much your way well down should because each just those people how too little state good very "
+         "make world still own see men work long get here between both life being under never day same another "
+         "know while last might us great old year off come since against go came right used take three").split()
+
+
+def prose(rng: random.Random, chars: int) -> str:
+    """Deterministic English-like paragraphs of about ``chars`` characters."""
+    out, n = [], 0
+    while n < chars:
+        sentence = " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 18)))
+        sentence = sentence[0].upper() + sentence[1:] + rng.choice(".,;!?") + (" " if rng.random() < 0.8 else "\n\n")
+        out.append(sentence)
+        n += len(sentence)
+    return "".join(out).strip()
+
+
+def make_corpus(directory, long_docs: int = 4, short_docs: int = 10) -> None:
+    rng = random.Random(1234)
+    directory.mkdir(parents=True, exist_ok=True)
+    for i in range(long_docs):
+        (directory / f"long_{i:02d}.txt").write_text(prose(rng, 12_000), encoding="utf-8")
+    for i in range(short_docs):
+        (directory / f"short_{i:02d}.txt").write_text(prose(rng, 2_500), encoding="utf-8")
+
+
+SMALL = dict(preset="custom", vocab_size=400, min_eval_chars=10_000, min_eval_tokens=1_000, progress=False)
+DATA_FILES = ("manifest.json", "tokenizer.json", "train.bin", "val.bin", "eval.jsonl")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    make_corpus(root / "corpus")
+    result = build_dataset(out_dir=root / "out", sources=[f"text:{root / 'corpus'}"], **SMALL)
+    return root, result
+
+
+def test_build_splits_manifest_and_shards(built):
+    root, result = built
+    manifest = load_manifest(result.path)
+    docs = manifest["documents"]
+    splits = {d["id"]: d["split"] for d in docs}
+    assert sorted(splits.values()).count("eval") == 2  # every other long document
+    assert sum(1 for s in splits.values() if s == "val") == 1
+    assert all(splits[f"text/long_{i:02d}"] == "eval" for i in (0, 2))
+    for d in docs:  # every document recorded with its length and checksum
+        assert set(d) >= {"id", "source", "title", "split", "chars", "tokens", "sha256"} and len(d["sha256"]) == 64
+    train = load_tokens(result.path, "train")
+    tokenizer = load_tokenizer(result.path)
+    eot = tokenizer.token_to_id(EOT)
+    assert train.dtype == np.uint16 and int(train.max()) < tokenizer.get_vocab_size()
+    train_docs = [d for d in docs if d["split"] == "train"]
+    assert len(train) == sum(d["tokens"] + 1 for d in train_docs)  # each document + end-of-text
+    assert int((train == eot).sum()) == len(train_docs) and train[-1] == eot
+    # The shard decodes back to the training texts, in manifest order.
+    first = train_docs[0]
+    text = (root / "corpus" / f"{first['id'].split('/')[1]}.txt").read_text()
+    assert tokenizer.decode(train[:first["tokens"]].tolist()) == text
+    evals = load_eval_documents(result.path)
+    assert [d.id for d in evals] == [d["id"] for d in docs if d["split"] == "eval"]
+    assert all(d.meta["tokens"] >= 1_000 and d.sha256 == d.meta["sha256"] for d in evals)
+    # No held-out text reached the training shard or the tokenizer's training input.
+    assert not {d.id for d in evals} & {d["id"] for d in train_docs}
+    assert manifest["tokenizer"]["trained_on"] == "train"
+    info = dataset_info(result.path)
+    assert info["splits"]["eval"]["documents"] == 2 and info["eval_lengths"][">=8192"] == 0
+
+
+def test_two_builds_are_byte_identical_and_reruns_are_no_ops(built, tmp_path):
+    root, first = built
+    again = build_dataset(out_dir=tmp_path / "again", sources=[f"text:{root / 'corpus'}"], **SMALL)
+    assert again.rebuilt
+    for name in DATA_FILES:
+        assert (first.path / name).read_bytes() == (again.path / name).read_bytes(), name
+    stamp = os.stat(again.path / "train.bin").st_mtime_ns
+    rerun = build_dataset(out_dir=tmp_path / "again", sources=[f"text:{root / 'corpus'}"], **SMALL)
+    assert not rerun.rebuilt and os.stat(again.path / "train.bin").st_mtime_ns == stamp
+    other = build_dataset(out_dir=tmp_path / "again", sources=[f"text:{root / 'corpus'}"],
+                          **{**SMALL, "vocab_size": 300})  # new settings: rebuilt
+    assert other.rebuilt and load_tokenizer(other.path).get_vocab_size() == 300
+
+
+def test_changed_input_file_triggers_a_rebuild(tmp_path):
+    make_corpus(tmp_path / "c", long_docs=2, short_docs=10)
+    spec = [f"text:{tmp_path / 'c'}"]
+    build_dataset(out_dir=tmp_path / "out", sources=spec, **SMALL)
+    with open(tmp_path / "c" / "short_03.txt", "a") as handle:
+        handle.write(" And one more sentence.")
+    assert build_dataset(out_dir=tmp_path / "out", sources=spec, **SMALL).rebuilt
+
+
+def test_corrupt_or_truncated_shard_is_detected(built, tmp_path):
+    root, _ = built
+    out = build_dataset(out_dir=tmp_path / "d", sources=[f"text:{root / 'corpus'}"], **SMALL).path
+    load_tokens(out, "train")  # verified once, marker written
+    data = bytearray((out / "train.bin").read_bytes())
+    data[100] ^= 0xFF  # same size, different content (and a new modification time)
+    (out / "train.bin").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"train\.bin is corrupt: sha256"):
+        load_tokens(out, "train")
+    load_tokens(out, "train", verify="size")  # size-only check cannot see it, by design
+    (out / "val.bin").write_bytes((out / "val.bin").read_bytes()[:-2])
+    with pytest.raises(ValueError, match=r"val\.bin has \d+ bytes but the manifest says"):
+        load_tokens(out, "val", verify="size")
+    (out / "eval.jsonl").unlink()
+    with pytest.raises(FileNotFoundError, match=r"eval\.jsonl is missing"):
+        load_eval_documents(out)
+
+
+def test_bad_input_errors_name_the_argument(tmp_path):
+    with pytest.raises(ValueError, match=r"preset='pypo'.*'pypi'"):
+        build_dataset(preset="pypo", out_dir=tmp_path / "x")
+    with pytest.raises(ValueError, match=r"source='shakspeare'.*did you mean 'shakespeare'"):
+        build_dataset(preset="custom", out_dir=tmp_path / "x", sources=["shakspeare"])
+    with pytest.raises(ValueError, match=r"sources=None.*at least one source"):
+        build_dataset(preset="custom", out_dir=tmp_path / "x")
+    with pytest.raises(ValueError, match=r"vocab_size=100"):
+        train_tokenizer(["abc"], vocab_size=100)
+    with pytest.raises(ValueError, match=r"vocab_size=10 .*258"):  # checked before any download
+        build_dataset(preset="pypi", out_dir=tmp_path / "x", vocab_size=10, cache_dir=tmp_path / "no_cache")
+    assert not (tmp_path / "no_cache").exists()
+    with pytest.raises(FileNotFoundError, match="data directory .*missing.* does not exist"):
+        load_tokens(tmp_path / "missing", "train")
+    with pytest.raises(ValueError, match=r"split='test'.*'train', 'val'"):
+        load_tokens(tmp_path, "test")
+    with pytest.raises(FileNotFoundError, match="text:.*nope"):
+        build_dataset(preset="custom", out_dir=tmp_path / "x", sources=[f"text:{tmp_path / 'nope'}"], progress=False)
+    (tmp_path / "notdata").mkdir()
+    (tmp_path / "notdata" / "precious.txt").write_text("keep me")
+    make_corpus(tmp_path / "c", long_docs=1, short_docs=10)
+    with pytest.raises(FileExistsError, match="not a cocattn data directory"):
+        build_dataset(out_dir=tmp_path / "notdata", sources=[f"text:{tmp_path / 'c'}"], **SMALL)
+    assert (tmp_path / "notdata" / "precious.txt").read_text() == "keep me"
+
+
+def test_hf_source_without_datasets_says_how_to_install(tmp_path):
+    pytest.importorskip("tokenizers")
+    try:
+        import datasets  # noqa: F401
+        pytest.skip("datasets is installed; this checks the message when it is not")
+    except ImportError:
+        pass
+    with pytest.raises(ValueError, match="pip install datasets"):
+        build_dataset(preset="custom", out_dir=tmp_path / "x", sources=["hf:pg19:test"], progress=False)
+
+
+def test_jsonl_source_honours_explicit_splits(tmp_path):
+    rng = random.Random(7)
+    rows = [{"id": f"doc{i}", "title": f"Doc {i}", "text": prose(rng, 3_000)} for i in range(12)]
+    rows[3]["split"] = "eval"
+    path = tmp_path / "docs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = build_dataset(out_dir=tmp_path / "out", sources=[f"jsonl:{path}"], **SMALL).path
+    splits = {d["id"]: d["split"] for d in load_manifest(out)["documents"]}
+    assert splits["jsonl/doc3"] == "eval" and list(splits.values()).count("eval") == 1
+    path.write_text('{"text": "ok"}\n{"title": "no text"}\n')
+    with pytest.raises(ValueError, match=r"docs\.jsonl: line 2 has no string field 'text'"):
+        build_dataset(out_dir=tmp_path / "out2", sources=[f"jsonl:{path}"], **SMALL)
+
+
+def test_tokenizer_training_is_identical_across_processes(tmp_path):
+    make_corpus(tmp_path / "c", long_docs=2, short_docs=4)
+    script = textwrap.dedent(f"""
+        import pathlib, sys
+        from cocattn.data.tokenizer import train_tokenizer
+        files = sorted(pathlib.Path({str(tmp_path / 'c')!r}).glob('*.txt'))
+        sys.stdout.write(train_tokenizer((f.read_text() for f in files), vocab_size=600).to_str())
+    """)
+    outs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                           env={**os.environ, "RAYON_NUM_THREADS": threads}).stdout for threads in ("1", "2")]
+    assert outs[0] == outs[1] and json.loads(outs[0])["added_tokens"][0]["content"] == EOT
+
+
+def test_cli_build_and_info(built, tmp_path, capsys):
+    root, first = built
+    rc = main(["data", "build", "--preset", "custom", "--source", f"text:{root / 'corpus'}", "--out",
+               str(tmp_path / "cli"), "--vocab-size", "400", "--min-eval-chars", "10000",
+               "--min-eval-tokens", "1000", "--quiet"])
+    assert rc == 0
+    for name in DATA_FILES:  # the CLI and the API build the same thing
+        assert (tmp_path / "cli" / name).read_bytes() == (first.path / name).read_bytes()
+    assert main(["data", "info", str(tmp_path / "cli"), "--verify"]) == 0
+    out = capsys.readouterr().out
+    assert "| eval | 2 |" in out and "| train |" in out
+    assert main(["data", "info", str(tmp_path / "nowhere")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_token_dtype_widens_for_large_vocabularies(tmp_path):
+    from cocattn.data.shards import token_dtype, write_tokens
+
+    assert token_dtype(65_536) == np.uint16 and token_dtype(65_537) == np.uint32
+    docs = [[70_000, 5, 65_535], [1]]
+    count = write_tokens(tmp_path / "t.bin", docs, eot=0, dtype=token_dtype(80_000))
+    assert count == 6
+    assert np.fromfile(tmp_path / "t.bin", dtype=np.uint32).tolist() == [70_000, 5, 65_535, 0, 1, 0]

@@ -1,0 +1,92 @@
+"""Loading checkpoints (cocattn and Hugging Face directories) and the ``cocattn eval`` commands."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cocattn.cli import main
+from cocattn.evaluate.lm import CocattnLanguageModel, HFLanguageModel, load_lm, model_dir_kind
+from cocattn.evaluate.results import read_results
+from cocattn.evaluate.scaling import parse_scaling
+from test_eval_fixtures import gpt, llama, text, tokenizer
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    from cocattn.checkpoint import save_model
+
+    root = tmp_path_factory.mktemp("ckpt")
+    save_model(root / "gpt", gpt("coca", training_length=32).module, tokenizer())
+    hf = llama(training_length=32)
+    hf.module.save_pretrained(root / "hf")
+    hf.tokenizer.save_pretrained(root / "hf")
+    docs = root / "docs.jsonl"
+    docs.write_text("".join(json.dumps({"id": i, "text": text(300, seed=i)}) + "\n" for i in range(2)))
+    return root
+
+
+def test_load_both_kinds_of_checkpoint(checkpoints):
+    lm = load_lm(checkpoints / "gpt")
+    assert isinstance(lm, CocattnLanguageModel) and lm.training_length == 32 and lm.attention == "coca"
+    hf = load_lm(checkpoints / "hf")
+    assert isinstance(hf, HFLanguageModel) and hf.training_length == 32 and hf.attention == "rope"
+    assert hf.decode(hf.encode("The sky is blue.")) == "The sky is blue."
+
+
+def test_a_path_that_is_not_a_model_is_a_clear_error(tmp_path, checkpoints):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        model_dir_kind(tmp_path / "missing")
+    with pytest.raises(ValueError, match="checkpoint=.*config.json"):
+        model_dir_kind(tmp_path)
+    (tmp_path / "config.json").write_text('{"hello": 1}')
+    with pytest.raises(ValueError, match="model_type"):
+        model_dir_kind(tmp_path)
+    assert main(["eval", "ppl", str(tmp_path), "--data", str(checkpoints / "docs.jsonl")]) == 2
+
+
+def test_scaling_context_restores_the_trained_model():
+    lm = gpt("rope", training_length=32)
+    with lm.rope_scaling({"rope_type": "yarn", "factor": 4.0}):
+        assert lm.module.rope.rope_type == "yarn"
+    assert lm.module.rope.rope_type == "default" and lm.scaling is None
+    alibi = gpt("alibi", training_length=32)
+    with pytest.raises(ValueError, match="no RoPE scaling"):
+        with alibi.rope_scaling({"rope_type": "dynamic", "factor": 2.0}):
+            pass
+
+
+@pytest.mark.parametrize("spec, match", [("dynmic:4", "dynamic"), ("dynamic:x", "FACTOR"), ("{oops", "JSON"),
+                                          ('{"rope_type": "yarn", "factr": 4}', "factr")])
+def test_unknown_scaling_is_rejected(spec, match):
+    with pytest.raises(ValueError, match=match):
+        parse_scaling(spec)
+
+
+def test_cli_ppl_passkey_sweep_write_json_and_csv(checkpoints, tmp_path, capsys):
+    docs = str(checkpoints / "docs.jsonl")
+    assert main(["eval", "ppl", str(checkpoints / "gpt"), "--data", docs, "--lengths", "32", "64", "--rope", "dynamic",
+                 "--factor", "4", "--out", str(tmp_path / "ppl.json"), "--no-progress"]) == 0
+    assert "dynamic x4" in capsys.readouterr().out
+    assert main(["eval", "passkey", str(checkpoints / "hf"), "--lengths", "200", "--cases", "2",
+                 "--max-new-tokens", "2", "--out", str(tmp_path / "passkey.json"), "--no-progress"]) == 0
+    assert main(["eval", "sweep", str(checkpoints / "gpt"), "--data", docs, "--lengths", "64", "--scalings", "none",
+                 "linear:2", "--metrics", "ppl", "--out", str(tmp_path / "sweep.json"), "--no-progress"]) == 0
+    records = read_results(tmp_path)
+    assert sorted((r["metric"], r["scaling_name"]) for r in records) == [
+        ("passkey", "none"), ("ppl", "dynamic x4"), ("ppl", "linear x2"), ("ppl", "none")]
+    assert (tmp_path / "ppl.csv").read_text().splitlines()[0] == "model,attention,scaling,metric,32,64"
+
+
+def test_cli_errors_are_clear(checkpoints, capsys):
+    gpt_dir = str(checkpoints / "gpt")
+    assert main(["eval", "ppl", gpt_dir, "--data", str(checkpoints / "docs.jsonl"), "--lengths", "100000"]) == 2
+    assert "longest document" in capsys.readouterr().err
+    assert main(["eval", "ppl", gpt_dir, "--data", str(checkpoints / "docs.jsonl"), "--lengths", "32",
+                 "--stride", "64"]) == 2
+    assert "stride=64" in capsys.readouterr().err
+    assert main(["eval", "passkey", gpt_dir, "--rope", "dynamic", "--rope-json", "{}"]) == 2
+    assert "either --rope or --rope-json" in capsys.readouterr().err
+    assert main(["eval", "passkey", gpt_dir, "--max-memory", "lots"]) == 2
+    assert "--max-memory='lots'" in capsys.readouterr().err
