@@ -8,6 +8,10 @@ A **trainer checkpoint** ``run_dir/checkpoints/step_XXXXXXX/`` is a model direct
 ``trainer.json`` (the rest: scalars and the structure that puts the tensors back in place).
 ``run_dir/checkpoints/latest`` names the newest complete checkpoint; it is replaced atomically
 after the checkpoint directory is published, so a crash at any moment leaves a loadable one.
+
+``config.json`` records the size and sha256 of ``model.safetensors`` and ``tokenizer.json``
+(``"files"``), ``trainer.json`` those of ``trainer.safetensors``; loading checks them first
+(:func:`verify_files`), so corruption the safetensors parser cannot see is still named.
 """
 
 from __future__ import annotations
@@ -94,20 +98,70 @@ def _write_tokenizer(directory: Path, tokenizer: Any) -> None:
                          "a tokenizers.Tokenizer or the path of a tokenizer.json")
 
 
-def _write_model_files(directory: Path, model: torch.nn.Module, tokenizer: Any,
-                       extra: dict[str, Any] | None) -> None:
+def _file_records(directory: Path, names: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """``{name: {"size", "sha256"}}`` for the files of ``names`` present in ``directory``."""
+    return {name: {"size": (directory / name).stat().st_size, "sha256": io.sha256_file(directory / name)}
+            for name in names if (directory / name).is_file()}
+
+
+def verify_files(directory: str | os.PathLike, files: Any, listed_in: str | os.PathLike) -> None:
+    """Check the files a ``config.json`` / ``trainer.json`` lists under ``files`` (size, then sha256).
+
+    A missing, truncated or corrupt file (a bit flip the safetensors parser cannot see, a
+    tokenizer that still parses) raises an error naming it. Directories written before checksums
+    were recorded (no ``files``) pass unchecked.
+    """
+    if files is None:
+        return
+    directory = Path(directory)
+    if not isinstance(files, dict):
+        raise ValueError(f"{listed_in} is corrupt: 'files' is {type(files).__name__}, expected a mapping")
+    for name, entry in files.items():
+        path = directory / name
+        if "/" in name or "\\" in name or name in ("", ".", "..") or not isinstance(entry, dict):
+            raise ValueError(f"{listed_in} is corrupt: files[{name!r}] = {entry!r} is not a file entry")
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing (listed in {listed_in})")
+        size = path.stat().st_size
+        if size != entry.get("size"):
+            raise ValueError(f"{path} has {size} bytes but {listed_in} says {entry.get('size')!r}: "
+                             "the file is truncated or corrupt")
+        actual = io.sha256_file(path)
+        if actual != entry.get("sha256"):
+            raise ValueError(f"{path} is corrupt: sha256 {actual} does not match the "
+                             f"{entry.get('sha256')!r} recorded in {listed_in}")
+
+
+def _save_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    """``safetensors.torch.save_file``, with an I/O failure (disk full, read-only) raised as the
+    ``OSError`` it is, so that atomic writes report it clearly (safetensors wraps it in its own
+    error type)."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
+    try:
+        save_file(tensors, str(path), metadata=metadata)
+    except SafetensorError as err:
+        code = re.search(r"os error (\d+)|code: (\d+)", str(err))
+        if code is None:
+            raise
+        number = int(code.group(1) or code.group(2))
+        raise OSError(number, os.strerror(number), str(path)) from err
+
+
+def _write_model_files(directory: Path, model: torch.nn.Module, tokenizer: Any,
+                       extra: dict[str, Any] | None) -> None:
     cfg = model_config(model)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in _state_for_saving(model).items()}
-    save_file(tensors, str(directory / MODEL_FILE), metadata={"format": "pt", "producer": FORMAT})
-    config = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": cfg.to_dict()}
+    _save_safetensors(tensors, directory / MODEL_FILE, {"format": "pt", "producer": FORMAT})
+    _write_tokenizer(directory, tokenizer)
+    config = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": cfg.to_dict(),
+              "files": _file_records(directory, (MODEL_FILE, TOKENIZER_FILE))}
     for key, value in (extra or {}).items():
         if key in config:
             raise ValueError(f"extra[{key!r}] is not valid: expected a key other than {sorted(config)}")
         config[key] = value
     (directory / CONFIG_FILE).write_text(io.dumps_json(config), encoding="utf-8")
-    _write_tokenizer(directory, tokenizer)
 
 
 def save_model(directory: str | os.PathLike, model: torch.nn.Module, tokenizer: Any = None,
@@ -156,6 +210,7 @@ def load_model(directory: str | os.PathLike, map_location: str | torch.device = 
     io.refuse_pickles(directory) if directory.is_dir() else None
     config = read_model_config(directory)
     check_compatible(config["model"], expected_config, str(directory))
+    verify_files(directory, config.get("files"), directory / CONFIG_FILE)
     cfg = GPTConfig.from_dict(config["model"])
     model = GPT(cfg)
     load_weights(model, directory / MODEL_FILE)
@@ -326,11 +381,11 @@ def save_checkpoint(run_dir: str | os.PathLike, step: int, model: torch.nn.Modul
     skeleton, tensors = flatten_state(trainer_state)
     with io.atomic_directory(target) as tmp:
         _write_model_files(tmp, model, tokenizer, extra)
-        from safetensors.torch import save_file
-
-        save_file(tensors, str(tmp / TRAINER_TENSORS), metadata={"producer": FORMAT})
+        _save_safetensors(tensors, tmp / TRAINER_TENSORS, {"producer": FORMAT})
         (tmp / TRAINER_JSON).write_text(io.dumps_json({"format": FORMAT, "format_version": FORMAT_VERSION,
-                                                       "step": step, "state": skeleton}), encoding="utf-8")
+                                                       "step": step, "state": skeleton,
+                                                       "files": _file_records(tmp, (TRAINER_TENSORS,))}),
+                                        encoding="utf-8")
     io.write_text(root / LATEST, target.name + "\n")
     for _old_step, old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
@@ -351,6 +406,8 @@ def load_checkpoint(checkpoint: str | os.PathLike, model: torch.nn.Module | None
     meta = io.load_json(checkpoint / TRAINER_JSON)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or "state" not in meta:
         raise ValueError(f"{checkpoint / TRAINER_JSON} is not a cocattn trainer state")
+    verify_files(checkpoint, config.get("files"), checkpoint / CONFIG_FILE)
+    verify_files(checkpoint, meta.get("files"), checkpoint / TRAINER_JSON)
     tensors = io.load_safetensors(checkpoint / TRAINER_TENSORS)
     if model is not None:
         load_weights(model, checkpoint / MODEL_FILE)

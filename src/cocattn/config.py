@@ -96,6 +96,16 @@ class TrainConfig:
     """Show a progress bar (only when stderr is a terminal)."""
     tensorboard: bool = False
     """Also write TensorBoard scalars to run_dir/tensorboard (needs the tensorboard package)."""
+    init_from: str | None = None
+    """Continue training a saved model instead of a new one (``--init-from``): a Hugging Face
+    causal-LM directory (e.g. the output of ``cocattn convert llama``; the final model is then
+    saved with ``save_pretrained``) or a cocattn model directory (its architecture is kept). Only
+    ``model.max_seq_len`` (the training length) is read from the model section. The data
+    directory's tokenizer must be the model's: same vocabulary (``tokenizer.json`` of the model
+    directory compared token by token; without one, the same number of tokens)."""
+    stage: int | None = None
+    """Staged continued training (paper §3.2), with ``init_from`` only: 1, the T projections only;
+    2, the Q, T and V projections; 3 or null, every weight. Stages 1-2 need a CoCA model."""
 
     def validate(self) -> None:
         positive_ints = ("batch_size", "grad_accum", "steps", "eval_iters", "log_interval", "keep_checkpoints")
@@ -121,6 +131,11 @@ class TrainConfig:
         check(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")
               or self.device == "mps", "train.device", self.device, "auto, cpu, cuda, cuda:N or mps")
         check(self.threads is None or self.threads >= 1, "train.threads", self.threads, "null or an integer >= 1")
+        check(self.init_from is None or self.init_from.strip() != "", "train.init_from", self.init_from,
+              "null or a model directory")
+        check(self.stage is None or self.stage in (1, 2, 3), "train.stage", self.stage, "null, 1, 2 or 3")
+        check(self.stage is None or self.init_from is not None, "train.stage", self.stage,
+              "null when train.init_from is null (stages continue training a saved model; pass --init-from DIR)")
 
 
 @dataclass
@@ -128,7 +143,8 @@ class RunConfig:
     """A whole run: the model shape, the data, the training settings and (optional) evaluation."""
 
     model: dict[str, Any]
-    """GPTConfig fields (``vocab_size: null`` takes the size of the data directory's tokenizer)."""
+    """GPTConfig fields (``vocab_size: null`` takes the size of the data directory's tokenizer).
+    With ``train.init_from`` only ``max_seq_len`` is used: the model comes from that directory."""
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: dict[str, Any] = field(default_factory=dict)
@@ -175,6 +191,9 @@ class RunConfig:
     def validate(self) -> None:
         self.data.validate()
         self.train.validate()
+        where = _non_finite(self.to_dict())  # inf / NaN: not JSON, so the run could not be saved
+        if where is not None:
+            raise bad_value(where[0], where[1], "a finite number")
         max_len = self.model.get("max_seq_len")
         if self.data.retrieval_fraction > 0 and isinstance(max_len, int):
             check(max_len >= 32, "model.max_seq_len", max_len, "at least 32 when data.retrieval_fraction > 0")
@@ -251,7 +270,10 @@ def coerce(name: str, value: Any, hint: Any) -> Any:
         raise bad_value(name, value, "a string")
     if origin in (list, tuple) or hint in (list, tuple):
         if isinstance(value, str):
-            value = yaml.safe_load(value)
+            try:
+                value = yaml.safe_load(value)
+            except yaml.YAMLError:
+                raise bad_value(name, value, "a list, e.g. [0.9, 0.95]") from None
         if not isinstance(value, (list, tuple)):
             raise bad_value(name, value, "a list")
         inner = args[0] if args else Any
@@ -305,11 +327,27 @@ def _model_section(values: dict[str, Any]) -> dict[str, Any]:
     return full
 
 
+def _non_finite(value: Any, path: str = "") -> tuple[str, float] | None:
+    """``(dotted key, value)`` of the first infinite or NaN float inside ``value``, else None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, value
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
+    for key, item in items:
+        found = _non_finite(item, f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}".lstrip("."))
+        if found is not None:
+            return found
+    return None
+
+
 def _eval_section(values: Any) -> dict[str, Any]:
     if values is None:
         return {}
     if not isinstance(values, dict):
         raise bad_value("eval", values, "a mapping of evaluation settings")
+    try:  # passed through as given, so at least it must be savable (no self-references, e.g. YAML `&a [*a]`)
+        json.dumps(values)
+    except (ValueError, TypeError, RecursionError) as err:
+        raise bad_value("eval", values, f"JSON-like settings ({err})") from None
     return dict(values)
 
 
@@ -391,6 +429,8 @@ def load_config(name_or_path: str | os.PathLike | dict, overrides: Iterable[str]
         d = name_or_path
     elif isinstance(name_or_path, RunConfig):
         d = name_or_path.to_dict()
+    elif not isinstance(name_or_path, (str, os.PathLike)):
+        raise bad_value("config", name_or_path, "a preset name, a config file path or a mapping")
     else:
         text = os.fspath(name_or_path)
         if Path(text).is_file():

@@ -12,6 +12,16 @@ Batches: every step draws one *global* batch of ``train.batch_size`` rows from a
 is identical on every rank; rank r takes its contiguous share and splits it into
 ``train.grad_accum`` micro-batches. Gradients are averaged over ranks (DDP / FSDP) and micro-steps,
 so a step sees the same rows and, up to float summation order, the same update at any world size.
+
+Continued training (``train.init_from``, ``train.stage``): instead of a new GPT the run starts from
+a saved model, a cocattn model directory or a Hugging Face causal LM (``coca_llama`` from
+``cocattn convert llama``, or a plain LLaMA for a RoPE baseline). ``train.stage`` freezes all but
+the paper's stage set (:func:`cocattn.hf.trainable_parameters_for_stage`) before the optimizer is
+built, so frozen weights are not in it. A Hugging Face model is trained on
+``model(input_ids=x).logits`` against the trainer's shifted targets, checkpointed and resumed
+(exactly, as native runs) with the same machinery, and saved at the end with ``save_pretrained``
+plus its tokenizer files, so ``run_dir/model`` loads with ``AutoModelForCausalLM`` and the
+evaluators. FSDP is refused for Hugging Face models (DDP is not refused, but untested with them).
 """
 
 from __future__ import annotations
@@ -28,14 +38,17 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from cocattn import checkpoint as ckpt
 from cocattn import io
+from cocattn._checks import bad_value
 from cocattn.config import RunConfig, load_config
 
 METRICS_FILE = "metrics.jsonl"
 RESULT_FILE = "train_result.json"
 MODEL_DIR = "model"
+HF_RUN_FILE = "cocattn_train.json"  # the run config and result, next to a Hugging Face model's files
 
 
 class NonFiniteLossError(RuntimeError):
@@ -238,6 +251,111 @@ class _Batches:
 
 
 # ---------------------------------------------------------------------------------------------
+# Continued training: the initial model
+
+
+def _check_vocabulary(init: Path, model_vocab: int | None, tokenizer, data_dir: str) -> None:
+    """The data directory's tokenizer must be the model's own (token ids mean the same thing)."""
+    from cocattn.data.tokenizer import load_tokenizer
+
+    size = tokenizer.get_vocab_size()
+    problem = None
+    if (init / "tokenizer.json").is_file():
+        theirs = load_tokenizer(init / "tokenizer.json")
+        if theirs.get_vocab(with_added_tokens=True) != tokenizer.get_vocab(with_added_tokens=True):
+            problem = (f"the model's tokenizer ({init / 'tokenizer.json'}, {theirs.get_vocab_size()} tokens) and "
+                       f"the data's ({size} tokens) map tokens to different ids")
+    elif model_vocab is not None and model_vocab != size:
+        problem = (f"the model has {model_vocab} token embeddings (and no tokenizer.json to compare), the "
+                   f"data's tokenizer has {size} tokens")
+    if problem is None and model_vocab is not None and size > model_vocab:
+        problem = f"the data's tokenizer has {size} tokens, more than the model's {model_vocab} embeddings"
+    if problem is not None:
+        raise bad_value("data.dir", data_dir,
+                        f"a data directory tokenized with the vocabulary of train.init_from={str(init)!r}: "
+                        f"{problem}. Build the data with the model's tokenizer (`cocattn data build` trains a "
+                        "new one, which suits only models trained on that data)")
+
+
+def _initial_model(run: RunConfig, tokenizer, data_dir: str):
+    """``(model, GPTConfig or None, kind)`` for ``train.init_from`` (kind ``"cocattn"`` or ``"hf"``)."""
+    from cocattn.evaluate.lm import model_dir_kind
+
+    init = Path(run.train.init_from)
+    kind = model_dir_kind(init)  # FileNotFoundError / ValueError naming the directory
+    io.refuse_pickles(init)
+    seq_len = int(run.model["max_seq_len"])
+    if kind == "cocattn":
+        from cocattn.model import GPT, GPTConfig
+
+        saved = ckpt.read_model_config(init)
+        _check_vocabulary(init, saved["model"].get("vocab_size"), tokenizer, data_dir)
+        loaded, _ = ckpt.load_model(init)  # its checks (files, shapes) apply
+        cfg = GPTConfig.from_dict(dict(loaded.config.to_dict(), max_seq_len=seq_len))  # the new L0
+        model = GPT(cfg)
+        model.load_state_dict(loaded.state_dict())
+        return model, cfg, kind
+    import cocattn.hf  # noqa: F401  registers coca_llama with the Auto classes
+    from transformers import AutoModelForCausalLM
+
+    declared = io.load_json(init / "config.json").get("vocab_size")
+    if isinstance(declared, int):  # fail before loading the weights
+        _check_vocabulary(init, declared, tokenizer, data_dir)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32, local_files_only=True,
+                                                     use_safetensors=True)
+    except (OSError, ValueError, KeyError) as err:
+        raise bad_value("train.init_from", str(init), "a Hugging Face causal-LM directory with safetensors weights "
+                        f"(or a cocattn model directory); transformers said: {err}") from None
+    if not isinstance(declared, int):
+        _check_vocabulary(init, model.get_input_embeddings().num_embeddings, tokenizer, data_dir)
+    return model, None, kind
+
+
+def _lm_loss(model, x: torch.Tensor, y: torch.Tensor, hf: bool) -> torch.Tensor:
+    """Mean next-token cross-entropy; ``y`` is already shifted (targets of -100 are ignored)."""
+    if not hf:
+        return model(x, y)[1]
+    logits = model(input_ids=x, use_cache=False).logits  # no labels=: transformers would shift again
+    return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=-100)
+
+
+def _save_hf_model(directory: Path, model, init: Path, data_dir: str, info: dict[str, Any]) -> None:
+    """``save_pretrained`` (safetensors) + the tokenizer files of ``init`` (the data's tokenizer.json
+    when it has none; the vocabulary was checked equal), atomically."""
+    import shutil
+
+    from cocattn.hf.convert import TOKENIZER_FILES
+
+    with io.atomic_directory(directory) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        copied = False
+        for name in TOKENIZER_FILES:
+            if (init / name).is_file():
+                shutil.copy2(init / name, tmp / name)
+                copied = True
+        if not copied:  # the model came without a tokenizer: give it the data's (same vocabulary)
+            from cocattn.data.tokenizer import EOT
+
+            shutil.copy2(Path(data_dir) / "tokenizer.json", tmp / "tokenizer.json")
+            io.write_json(tmp / "tokenizer_config.json",
+                          {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": EOT})
+        (tmp / HF_RUN_FILE).write_text(io.dumps_json(info), encoding="utf-8")
+
+
+def _check_same_init(saved_run: dict[str, Any] | None, tc, where: Path) -> None:
+    """A run resumes with the init_from and stage it started with."""
+    saved = (saved_run or {}).get("train") or {}
+    for key in ("init_from", "stage"):
+        old, new = saved.get(key), getattr(tc, key)
+        same = old == new
+        if key == "init_from" and old is not None and new is not None:
+            same = Path(old).resolve() == Path(new).resolve()
+        if not same:
+            raise bad_value(f"train.{key}", new, f"{old!r}, the value of the run being resumed ({where})")
+
+
+# ---------------------------------------------------------------------------------------------
 # State (checkpoints)
 
 
@@ -344,7 +462,7 @@ class _TensorBoard:
 
 
 @torch.no_grad()
-def _validation_loss(model, batches: _Batches, run: RunConfig, autocast) -> float:
+def _validation_loss(model, batches: _Batches, run: RunConfig, autocast, hf: bool = False) -> float:
     was_training = model.training
     model.eval()
     generator = torch.Generator().manual_seed(run.train.seed + 2)  # the same batches every time
@@ -354,7 +472,7 @@ def _validation_loss(model, batches: _Batches, run: RunConfig, autocast) -> floa
         parts = batches.local_micro_batches(x, y, run.train.grad_accum)
         for xm, ym in parts:
             with autocast():
-                _, loss = model(xm, ym)
+                loss = _lm_loss(model, xm, ym, hf)
             total += loss.detach().double().cpu()
     total = _all_reduce_mean(total / (run.train.eval_iters * len(parts)), batches.dist)
     model.train(was_training)
@@ -389,11 +507,11 @@ def train(config: RunConfig | str | os.PathLike | dict, run_dir: str | os.PathLi
 
     seq_len = int(run.model["max_seq_len"])
     batches = _Batches(run, seq_len, dist_info, device)
-    cfg = run.model_config(vocab_size=batches.tokenizer.get_vocab_size())
-    if batches.tokenizer.get_vocab_size() > cfg.vocab_size:
-        raise ValueError(f"model.vocab_size={cfg.vocab_size} is not valid: expected at least the "
-                         f"tokenizer's {batches.tokenizer.get_vocab_size()} tokens ({batches.data_dir})")
-    run = dataclasses.replace(run, model=cfg.to_dict())
+    if tc.init_from is None:
+        cfg = run.model_config(vocab_size=batches.tokenizer.get_vocab_size())
+        if batches.tokenizer.get_vocab_size() > cfg.vocab_size:
+            raise ValueError(f"model.vocab_size={cfg.vocab_size} is not valid: expected at least the "
+                             f"tokenizer's {batches.tokenizer.get_vocab_size()} tokens ({batches.data_dir})")
 
     latest = _prepare_run_dir(run_dir, resume, dist_info)
 
@@ -404,15 +522,35 @@ def train(config: RunConfig | str | os.PathLike | dict, run_dir: str | os.PathLi
     import random
 
     random.seed(tc.seed)
-    model = GPT(cfg)
+    hf = False
+    if tc.init_from is None:
+        model = GPT(cfg)
+    else:
+        model, cfg, kind = _initial_model(run, batches.tokenizer, batches.data_dir)
+        hf = kind == "hf"
+        if hf and dist_info.mode == "fsdp":
+            raise bad_value("train.distributed", tc.distributed,
+                            "'ddp' when train.init_from is a Hugging Face model (FSDP is for cocattn models)")
+        if tc.stage is not None:
+            from cocattn.hf.stages import trainable_parameters_for_stage
+
+            try:
+                trainable_parameters_for_stage(model, tc.stage)
+            except ValueError as err:
+                raise bad_value("train.stage", tc.stage, f"3 or null for train.init_from={tc.init_from!r} "
+                                f"({err})") from None
+    # what the run records: the GPTConfig, or for a Hugging Face model the one field it reads
+    run = dataclasses.replace(run, model=cfg.to_dict() if cfg is not None else {"max_seq_len": seq_len})
     state = None
     if latest is not None:
-        state = ckpt.load_checkpoint(latest, model, expected_config=cfg)
+        state = ckpt.load_checkpoint(latest, None, expected_config=cfg)
+        _check_same_init(state.get("run"), tc, latest)
+        ckpt.load_weights(model, latest / ckpt.MODEL_FILE)
     model.to(device)
     model = _wrap(model, dist_info, device)
     raw_model = ckpt.unwrap(model)
-    optimizer = torch.optim.AdamW(param_groups(model, tc.weight_decay), lr=tc.lr,
-                                  betas=tuple(tc.betas), eps=tc.eps)
+    groups = [g for g in param_groups(model, tc.weight_decay) if g["params"]]  # frozen weights left out
+    optimizer = torch.optim.AdamW(groups, lr=tc.lr, betas=tuple(tc.betas), eps=tc.eps)
     sampler = torch.Generator().manual_seed(tc.seed + 1)
     step, tokens_seen, resumed_from = 0, 0, None
     if state is not None:
@@ -466,7 +604,7 @@ def train(config: RunConfig | str | os.PathLike | dict, run_dir: str | os.PathLi
                     raw_model.set_requires_gradient_sync(last_micro)
                 with sync:
                     with autocast():
-                        _, loss = model(xm, ym)
+                        loss = _lm_loss(model, xm, ym, hf)
                     (loss / tc.grad_accum).backward()
                 loss_sum += loss.detach().double().cpu()
             loss_value = float(_all_reduce_mean(loss_sum / tc.grad_accum, dist_info))
@@ -500,7 +638,7 @@ def train(config: RunConfig | str | os.PathLike | dict, run_dir: str | os.PathLi
                     record["grad_norm"] = grad_norm
                 window_t, window_tokens = now, 0
             if tc.eval_interval and (step % tc.eval_interval == 0 or step == tc.steps):
-                val_loss = _validation_loss(model, batches, run, autocast)
+                val_loss = _validation_loss(model, batches, run, autocast, hf)
                 record = record or {"step": step}
                 record["val_loss"] = val_loss
             if record is not None and dist_info.main:
@@ -526,9 +664,13 @@ def train(config: RunConfig | str | os.PathLike | dict, run_dir: str | os.PathLi
                          tokens_per_s=(step - start_step) * tokens_per_step / max(seconds, 1e-9),
                          resumed_from=resumed_from, world_size=dist_info.world)
     if dist_info.main:
-        ckpt.save_model(run_dir / MODEL_DIR, _model_for_saving(model, cfg, full, dist_info),
-                        tokenizer=Path(batches.data_dir) / "tokenizer.json",
-                        extra={"run": run.to_dict(), "train_result": _finite_dict(result.to_dict())})
+        if hf:
+            _save_hf_model(run_dir / MODEL_DIR, raw_model, Path(tc.init_from), batches.data_dir,
+                           {"run": run.to_dict(), "train_result": _finite_dict(result.to_dict())})
+        else:
+            ckpt.save_model(run_dir / MODEL_DIR, _model_for_saving(model, cfg, full, dist_info),
+                            tokenizer=Path(batches.data_dir) / "tokenizer.json",
+                            extra={"run": run.to_dict(), "train_result": _finite_dict(result.to_dict())})
         io.write_json(run_dir / RESULT_FILE, _finite_dict(result.to_dict()))
     if dist_info.world > 1:
         import torch.distributed as dist

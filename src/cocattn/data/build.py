@@ -214,6 +214,14 @@ def dataset_info(data_dir: PathLike, verify: str = "size") -> dict:
     manifest = load_manifest(data_dir)
     for name in manifest["files"]:
         verify_file(data_dir, name, manifest, verify)
+    try:
+        return _info(data_dir, manifest)
+    except (KeyError, TypeError, AttributeError) as err:  # a manifest that parses but is damaged
+        raise ValueError(f"{Path(data_dir) / 'manifest.json'} is corrupt ({type(err).__name__}: {err}); "
+                         "rebuild the data directory") from None
+
+
+def _info(data_dir: PathLike, manifest: dict) -> dict:
     eval_tokens = sorted(d["tokens"] for d in manifest["documents"] if d["split"] == "eval")
     thresholds = [8192, 16384, 32768, 65536]
     by_source: dict[str, dict[str, int]] = {}

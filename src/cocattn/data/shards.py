@@ -46,7 +46,36 @@ def load_manifest(data_dir: PathLike) -> dict:
     if manifest.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{data_dir / 'manifest.json'}: format_version {manifest.get('format_version')!r} "
                          f"is not supported (expected {FORMAT_VERSION}); rebuild the data")
+    _check_file_table(data_dir / "manifest.json", manifest.get("files"))
     return manifest
+
+
+def _check_file_table(where: Path, files: object) -> None:
+    """The manifest's ``files`` table must map names to ``{size: int >= 0, sha256: 64 hex}`` (and a
+    numeric ``dtype`` for token shards); anything else is a corrupt manifest, named as such."""
+    def bad(what: str) -> ValueError:
+        return ValueError(f"{where} is corrupt: {what}; rebuild the data directory")
+
+    if not isinstance(files, dict):
+        raise bad(f"'files' is {type(files).__name__}, expected a mapping of file entries")
+    for name, entry in files.items():
+        if name in ("", ".", "..") or "/" in name or "\\" in name:
+            raise bad(f"files lists {name!r}, which is not a plain file name inside the directory")
+        if not isinstance(entry, dict):
+            raise bad(f"files[{name!r}] is {type(entry).__name__}, expected a mapping")
+        size, digest = entry.get("size"), entry.get("sha256")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise bad(f"files[{name!r}].size={size!r} is not a byte count")
+        if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise bad(f"files[{name!r}].sha256={digest!r} is not a sha256 hex digest")
+        if name.endswith(".bin"):
+            dtype = entry.get("dtype")
+            try:
+                ok = isinstance(dtype, str) and np.dtype(dtype).kind in "iu"
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise bad(f"files[{name!r}].dtype={dtype!r} is not an integer token dtype")
 
 
 def _marker(data_dir: Path) -> dict:
@@ -115,10 +144,13 @@ def load_eval_documents(data_dir: PathLike, verify: str = "auto") -> list[Docume
         for number, line in enumerate(handle, 1):
             try:
                 rec = json.loads(line)
+                docs.append(Document(rec["id"], rec["source"], rec["title"], rec["text"],
+                                     {"tokens": rec["tokens"], "sha256": rec["sha256"]}))
             except json.JSONDecodeError:
                 raise ValueError(f"{path}: line {number} is not valid JSON (corrupt?)") from None
-            docs.append(Document(rec["id"], rec["source"], rec["title"], rec["text"],
-                                 {"tokens": rec["tokens"], "sha256": rec["sha256"]}))
+            except (KeyError, TypeError) as err:
+                raise ValueError(f"{path}: line {number} is not a document record (corrupt?): "
+                                 f"{type(err).__name__}: {err}") from None
     return docs
 
 
