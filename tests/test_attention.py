@@ -184,3 +184,31 @@ def test_bad_input_names_argument(make, needle):
     q, t, v = inputs(n=7)
     with pytest.raises(ValueError, match=needle):
         make(q, t, v)
+
+
+@pytest.mark.parametrize(
+    "kind, rope",
+    [(k, r) for k in ("slack", "strict", "rope") for r in SCALINGS] + [("alibi", None), ("nope", None)],
+    ids=lambda x: x if isinstance(x, str) else ("none" if x is None else x["rope_type"]),
+)
+def test_default_positions_equal_reference(kind, rope):
+    """Guarantee: the default layout (positions=None), which decides lengths and masks on the
+    host and reuses cached cos/sin tables, computes the same function as explicit positions."""
+    from cocattn.attention.functional import coca_attention_tied
+
+    q, k, v = inputs(n=9)
+    pos = torch.arange(9)
+    if kind in COCA:
+        ref = COCA[kind](q, k, v, positions=pos, rope=rope)
+        assert rel_err(coca_attention(q, k, v, variant=kind, rope=rope), ref) <= 1e-10
+        # queries after cached keys (bottom-right causal mask): the last 4 queries against all 9 keys
+        tail = coca_attention_tied(q[:, :, 5:], tie_t(k), v, variant=kind, rope=rope)
+        assert rel_err(tail, ref[:, :, 5:]) <= 1e-10
+        return
+    fn, ref_fn = {"rope": (rope_attention, R.rope_reference), "alibi": (alibi_attention, R.alibi_reference),
+                  "nope": (nope_attention, R.nope_reference)}[kind]
+    kw = {"rope": rope} if kind == "rope" else {}
+    ref = ref_fn(q, k, v, positions=pos, **kw)
+    assert rel_err(fn(q, k, v, **kw), ref) <= 1e-10
+    assert rel_err(fn(q[:, :, 5:], k, v, **kw), ref[:, :, 5:]) <= 1e-10
+    assert rel_err(fn(q[:, :, 8:], k, v, **kw), ref[:, :, 8:]) <= 1e-10  # one query: no mask at all

@@ -145,3 +145,20 @@ def test_config_round_trip_and_errors():
         make("alibi").set_rope_parameters({"rope_type": "dynamic", "factor": 2.0})
     with pytest.raises(ValueError, match="idx"):
         make("rope")(torch.zeros(3, dtype=torch.long))
+
+
+@pytest.mark.parametrize("kind", ["rope", "coca", "coca-strict", "alibi", "nope"])
+def test_the_model_traces_into_one_graph_for_torch_compile(kind):
+    """Guarantee: with `train.compile=true` the whole forward is one compiled graph (no graph
+    breaks from device-to-host reads of positions), dynamic NTK included, so CoCA's feature maps
+    fuse into the surrounding kernels on a GPU."""
+    model = make(kind)
+    x = torch.randint(0, 61, (2, 16))
+    settings = [None, {"rope_type": "dynamic", "factor": 4.0}] if kind not in ("alibi", "nope") else [None]
+    for rope in settings:
+        if rope:
+            model.set_rope_parameters(rope)
+        torch._dynamo.reset()
+        explained = torch._dynamo.explain(model)(x)
+        assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
+    torch._dynamo.reset()

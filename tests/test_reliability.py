@@ -197,9 +197,6 @@ def test_corrupt_data_tokenizer_is_named(data_dir, tmp_path):
         dataset_info(d, verify="full")
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: cocattn.train loads tokenizer.json with load_tokenizer() and "
-                   "never checks it against the manifest; fix: verify_file(data_dir, 'tokenizer.json') before "
-                   "load_tokenizer in train._Batches (see docs/RELIABILITY.md)")
 def test_training_refuses_a_data_tokenizer_that_fails_its_checksum(data_dir, tmp_path):
     """Guarantee: training never runs on a tokenizer.json that differs from the one the manifest
     recorded (same size, still valid JSON): the run stops naming tokenizer.json."""
@@ -326,13 +323,7 @@ def test_report_write_failure_leaves_no_partial_files(tmp_path, monkeypatch):
     assert _partial_outputs(out) == []
 
 
-_PARTIAL_PLOT = pytest.mark.xfail(
-    reason="known gap: report.py writes plots with fig.savefig(path) directly, not atomically; space "
-           "running out inside a plot leaves a cut-off PNG (36,864 of 37,076 bytes measured). Fix: "
-           "savefig into io.BytesIO and publish with cocattn.io.write_bytes (docs/RELIABILITY.md)")
-
-
-@pytest.mark.parametrize("free", [4_096, pytest.param(40_000, marks=_PARTIAL_PLOT), 80_000])
+@pytest.mark.parametrize("free", [4_096, 40_000, 80_000])
 def test_report_on_a_really_full_disk_leaves_no_partial_files(tmp_path, free):
     """Guarantee: `cocattn report` on a real, nearly full tmpfs either completes or fails with a
     disk-full error, and leaves no partial files (plots included) whichever file the space runs

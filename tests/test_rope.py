@@ -110,3 +110,23 @@ def test_odd_head_dim_rejected():
 def test_transformers_v4_rope_scaling_alias():
     p = rope_parameters({"type": "linear", "factor": 2.0})
     assert p.rope_type == "linear" and math.isclose(p.factor, 2.0)
+
+
+def test_cached_tables_equal_fresh_ones_and_survive_inference_mode():
+    """Guarantee: the cached tables for default positions are bit-identical to computing them,
+    and a table first built under `torch.inference_mode` (evaluation) still trains afterwards."""
+    from cocattn.attention import coca_attention
+    from cocattn.rope import arange_cos_sin
+
+    inv_freq, scaling = inv_freq_and_scaling({"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 16}, 8)
+    c, s = arange_cos_sin(40, inv_freq, scaling, torch.float32, "cpu")
+    c2, s2 = arange_cos_sin(25, inv_freq, scaling, torch.float32, "cpu")  # a slice of the same table
+    rc, rs = rope_cos_sin(torch.arange(40), inv_freq, scaling, torch.float32)
+    assert torch.equal(c, rc) and torch.equal(s, rs) and torch.equal(c2, rc[:25]) and torch.equal(s2, rs[:25])
+
+    q, t, v = (torch.randn(1, 2, 37, 8) for _ in range(3))
+    with torch.inference_mode():
+        coca_attention(q, t, v)  # builds and caches the tables for 37 positions
+    q.requires_grad_(True)
+    coca_attention(q, t, v).sum().backward()
+    assert q.grad is not None and torch.isfinite(q.grad).all()

@@ -61,6 +61,7 @@ class AttentionCase:
     device: str = "cpu"
     repeats: int = 3
     backward: bool = True
+    compile: bool = False
 
 
 def _attention_fn(kind: str) -> Callable[..., torch.Tensor]:
@@ -90,6 +91,9 @@ def run_attention_case(case: AttentionCase) -> dict[str, Any]:
         # Touch every code path once at a tiny size, so that the resident-set growth measured
         # below is data, not code pages and allocator arenas loaded on first use.
         run_attention_case(AttentionCase(**{**asdict(case), "length": 64, "repeats": 1}))
+    from cocattn import rope as rope_module
+
+    rope_module._TABLE_CACHE.clear()  # every kind builds its cos/sin tables in its own warm-up step
     gen = torch.Generator(device="cpu").manual_seed(0)
 
     def make(h):
@@ -98,6 +102,8 @@ def run_attention_case(case: AttentionCase) -> dict[str, Any]:
     q, k, v = make(case.heads), make(kv), make(kv)
     grad = torch.randn(case.batch, case.heads, case.length, case.head_dim, generator=gen).to(case.device, dtype)
     fn = _attention_fn(case.kind)
+    if case.compile:
+        fn = torch.compile(fn, dynamic=False)
 
     def step():
         out = fn(q, k, v)
@@ -131,6 +137,9 @@ def run_attention_case(case: AttentionCase) -> dict[str, Any]:
     except (torch.OutOfMemoryError, MemoryError, RuntimeError) as err:
         if "out of memory" not in str(err).lower() and not isinstance(err, (torch.OutOfMemoryError, MemoryError)):
             raise
+        del q, k, v, grad
+        if cuda:
+            torch.cuda.empty_cache()
         return {**asdict(case), "status": "oom", "ms": None, "peak_mib": None}
     return {**asdict(case), "status": "ok", "ms": statistics.median(times) * 1e3, "peak_mib": max(peak, 0) / 2**20}
 
@@ -165,17 +174,20 @@ def bench_attention(
     head_dim: int = 64,
     dtype: str | None = None,
     device: str | None = None,
-    repeats: int = 3,
+    repeats: int | None = None,
     backward: bool = True,
     memory_limit_gib: float | None = None,
     timeout: float = 600.0,
     progress: bool = True,
+    compile: bool = False,
 ) -> list[dict[str, Any]]:
     """Forward+backward time and peak memory for every kind over ``lengths``.
 
-    Defaults: CPU: N = 1K…16K, 4 heads, float32; CUDA: N = 2K…128K, 16 heads, bfloat16. Cases
-    of the N×N reference that would not fit ``memory_limit_gib`` are reported as ``oom`` without
-    running them.
+    Defaults: CPU: N = 1K…16K, 4 heads, float32, median of 3; CUDA: N = 2K…128K, 16 heads,
+    bfloat16, median of 10. On CPU, cases of the N×N reference that would not fit
+    ``memory_limit_gib`` are reported as ``oom`` without running them; on CUDA every case is
+    tried and a real out-of-memory error is recorded as ``oom``. ``compile``: each kind's
+    function through ``torch.compile`` (what ``train.compile=true`` runs).
     """
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     cuda = device.startswith("cuda")
@@ -185,19 +197,29 @@ def bench_attention(
     check(all(isinstance(n, int) and n > 0 for n in lengths), "lengths", lengths, "positive integers")
     heads = heads or (16 if cuda else 4)
     dtype = dtype or ("bfloat16" if cuda else "float32")
+    repeats = repeats or (10 if cuda else 3)
+    check(isinstance(repeats, int) and repeats > 0, "repeats", repeats, "a positive integer")
     check_choice("dtype", dtype, ("float32", "bfloat16", "float16", "float64"))
     if memory_limit_gib is None:
-        memory_limit_gib = (torch.cuda.get_device_properties(device).total_memory / 2**30) if cuda else _cpu_memory_gib() * 0.6
+        memory_limit_gib = float("inf") if cuda else _cpu_memory_gib() * 0.6
     from tqdm import tqdm
 
-    cases = [AttentionCase(k, n, batch, heads, kv_heads, head_dim, dtype, device, repeats, backward) for n in lengths for k in kinds]
+    cases = [AttentionCase(k, n, batch, heads, kv_heads, head_dim, dtype, device, repeats, backward, compile) for n in lengths for k in kinds]
     results = []
     for case in tqdm(cases, desc="bench attention", disable=not progress, unit="case"):
         if _estimate_bytes(case) > memory_limit_gib * 2**30:
             results.append({**asdict(case), "status": "oom (skipped: estimated > limit)", "ms": None, "peak_mib": None})
             continue
-        results.append(run_attention_case(case) if cuda else _run_in_subprocess(case, timeout))
+        results.append(_run_in_process(case) if cuda else _run_in_subprocess(case, timeout))
     return results
+
+
+def _run_in_process(case: AttentionCase) -> dict[str, Any]:
+    try:
+        return run_attention_case(case)
+    except Exception as err:  # one failing case (a compile error, say) must not lose the others
+        first = (str(err).strip().splitlines() or [""])[0][:160]
+        return {**asdict(case), "status": f"error: {type(err).__name__}: {first}", "ms": None, "peak_mib": None}
 
 
 def _cpu_memory_gib() -> float:

@@ -21,6 +21,7 @@ from typing import Any, Iterable, Sequence
 
 from cocattn.evaluate.results import read_results, results_csv
 from cocattn.io import write_text
+from cocattn.plotting import pyplot, save_figure
 
 __all__ = ["write_report", "markdown_table", "plot_metric_vs_length", "plot_depth_heatmap"]
 
@@ -68,11 +69,7 @@ def _latest(records: Iterable[dict]) -> list[dict]:
 
 def plot_metric_vs_length(records: Sequence[dict], path: str | Path, metric: str) -> Path:
     """Perplexity (log y) or passkey accuracy against length (log x), one line per record."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in records:
         points = [(n, v) for n, v in zip(r["lengths"], r["values"]) if v is not None]
@@ -99,18 +96,12 @@ def plot_metric_vs_length(records: Sequence[dict], path: str | Path, metric: str
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def plot_depth_heatmap(record: dict, path: str | Path) -> Path:
     """Passkey accuracy by depth bucket (rows) × length (columns) for one record."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import numpy as np
 
     by_depth = record["details"]["by_depth"]
@@ -129,10 +120,7 @@ def plot_depth_heatmap(record: dict, path: str | Path) -> Path:
     ax.set_title(f"Passkey accuracy by depth: {_label(record)}", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def _settings_line(records: Sequence[dict]) -> str:

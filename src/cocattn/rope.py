@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -30,6 +31,8 @@ __all__ = [
     "rope_parameters",
     "inv_freq_and_scaling",
     "rope_cos_sin",
+    "arange_cos_sin",
+    "is_length_dependent",
     "apply_rope",
     "rotate_half",
     "register_rope_type",
@@ -92,6 +95,7 @@ class _RopeType:
     fn: Callable[[RopeParameters, int, int | None], tuple[torch.Tensor, float]]
     required: frozenset[str]
     optional: frozenset[str]
+    length_dependent: bool = False
 
 
 _REGISTRY: dict[str, _RopeType] = {}
@@ -99,14 +103,27 @@ _FIELDS = {f.name for f in dataclasses.fields(RopeParameters)}
 _NEEDS_L0 = {"dynamic", "yarn", "longrope", "llama3"}
 
 
-def register_rope_type(name: str, required: set[str] = frozenset(), optional: set[str] = frozenset()):
-    """Decorator registering ``fn(params, head_dim, seq_len) -> (inv_freq, attention_scaling)``."""
+def register_rope_type(
+    name: str, required: set[str] = frozenset(), optional: set[str] = frozenset(), length_dependent: bool = False
+):
+    """Decorator registering ``fn(params, head_dim, seq_len) -> (inv_freq, attention_scaling)``.
+
+    ``length_dependent``: the frequencies depend on the current length ``seq_len`` (dynamic NTK,
+    LongRoPE); for the others the attention functions never compute it, which on a GPU saves a
+    device-to-host synchronisation per call."""
 
     def wrap(fn):
-        _REGISTRY[name] = _RopeType(fn, frozenset(required), frozenset(optional) | {"rope_theta"})
+        _REGISTRY[name] = _RopeType(fn, frozenset(required), frozenset(optional) | {"rope_theta"}, length_dependent)
         return fn
 
     return wrap
+
+
+def is_length_dependent(params: RopeParameters | Mapping[str, Any] | None) -> bool:
+    """True when the frequencies change with the current sequence length."""
+    if not isinstance(params, RopeParameters):
+        params = rope_parameters(params)
+    return _REGISTRY[params.rope_type].length_dependent
 
 
 def _base_inv_freq(base: float, head_dim: int) -> torch.Tensor:
@@ -131,7 +148,7 @@ def _ntk(p: RopeParameters, head_dim: int, seq_len: int | None):
     return _base_inv_freq(base, head_dim), 1.0
 
 
-@register_rope_type("dynamic", required={"factor", "original_max_position_embeddings"})
+@register_rope_type("dynamic", required={"factor", "original_max_position_embeddings"}, length_dependent=True)
 def _dynamic(p: RopeParameters, head_dim: int, seq_len: int | None):
     """Dynamic NTK (transformers' formula): for the current length L > L0,
     ``base' = base * (factor * L / L0 - (factor - 1)) ** (d / (d - 2))``; unchanged up to L0."""
@@ -184,6 +201,7 @@ def _yarn(p: RopeParameters, head_dim: int, seq_len: int | None):
     "longrope",
     required={"short_factor", "long_factor", "original_max_position_embeddings"},
     optional={"factor", "attention_factor"},
+    length_dependent=True,
 )
 def _longrope(p: RopeParameters, head_dim: int, seq_len: int | None):
     """LongRoPE (Ding et al. 2024): per-plane divisors, ``long_factor`` once L exceeds L0."""
@@ -311,6 +329,35 @@ def rope_cos_sin(
     angles = positions.to(torch.float64).unsqueeze(-1) * inv_freq.to(positions.device, torch.float64)
     angles = torch.cat([angles, angles], dim=-1)
     return (angles.cos() * attention_scaling).to(dtype), (angles.sin() * attention_scaling).to(dtype)
+
+
+_TABLE_CACHE: "OrderedDict[tuple, tuple[torch.Tensor, torch.Tensor]]" = OrderedDict()
+_TABLE_CACHE_SIZE = 8
+
+
+def arange_cos_sin(
+    length: int, inv_freq: torch.Tensor, attention_scaling: float, dtype: torch.dtype, device: torch.device | str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`rope_cos_sin` for positions ``0 … length − 1``, cached per (frequencies, scaling,
+    dtype, device) and sliced, so that the common case (default positions) builds its tables once
+    instead of at every layer and step. Values are identical to the uncached computation."""
+    compiling = getattr(torch.compiler, "is_compiling", lambda: False)()
+    if compiling or length == 0:  # inside a compiled graph the tables are computed and fused there
+        return rope_cos_sin(torch.arange(length, device=device), inv_freq, attention_scaling, dtype)
+    device = torch.device(device)
+    key = (inv_freq.detach().cpu().numpy().tobytes(), float(attention_scaling), dtype, str(device))
+    hit = _TABLE_CACHE.get(key)
+    if hit is None or hit[0].shape[0] < length:
+        # Never inference tensors (a table cached under torch.inference_mode must still be
+        # usable by autograd later), never part of a graph.
+        with torch.inference_mode(False), torch.no_grad():
+            positions = torch.arange(length, device=device, dtype=torch.int64)
+            hit = rope_cos_sin(positions, inv_freq, attention_scaling, dtype)
+        _TABLE_CACHE[key] = hit
+        while len(_TABLE_CACHE) > _TABLE_CACHE_SIZE:
+            _TABLE_CACHE.popitem(last=False)
+    _TABLE_CACHE.move_to_end(key)
+    return hit[0][:length], hit[1][:length]
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:

@@ -202,6 +202,7 @@ class _Batches:
     def __init__(self, run: RunConfig, seq_len: int, dist_info: _Dist, device: torch.device):
         from cocattn.data.batches import sample_batch
         from cocattn.data.retrieval import mix_retrieval_rows
+        from cocattn.data.shards import verify_file
         from cocattn.data.shards import load_tokens
         from cocattn.data.tokenizer import load_tokenizer
 
@@ -215,6 +216,7 @@ class _Batches:
         self.data_dir = data_dir
         self.train = load_tokens(data_dir, "train")
         self.val = load_tokens(data_dir, "val")
+        verify_file(data_dir, "tokenizer.json")  # a tokenizer that differs from the manifest's is refused
         self.tokenizer = load_tokenizer(data_dir)
         self.seq_len = seq_len
         self.dist = dist_info

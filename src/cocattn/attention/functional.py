@@ -22,13 +22,21 @@ Feature maps are formed in float32 (float64 for float64 inputs) and cast back to
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
 from cocattn._checks import bad_value, check, check_choice
-from cocattn.rope import RopeParameters, apply_rope, inv_freq_and_scaling, rope_cos_sin, rope_parameters
+from cocattn.rope import (
+    RopeParameters,
+    apply_rope,
+    arange_cos_sin,
+    inv_freq_and_scaling,
+    is_length_dependent,
+    rope_cos_sin,
+    rope_parameters,
+)
 
 __all__ = [
     "KINDS",
@@ -71,6 +79,7 @@ def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_name: str, k
     hkv = k.shape[1]
     check(hkv > 0 and h % hkv == 0, f"{k_name}.shape[1] (kv_heads)", hkv, f"a divisor of q's {h} heads")
     check(q.dtype == k.dtype == v.dtype, "dtypes", (q.dtype, k.dtype, v.dtype), "one dtype for q, keys and v")
+    check(q.dtype.is_floating_point, "q.dtype", q.dtype, "a floating-point dtype (float16, bfloat16, float32, float64)")
 
 
 def default_positions(n: int, device: torch.device, offset: int = 0) -> torch.Tensor:
@@ -92,16 +101,55 @@ def _positions(positions: torch.Tensor | None, name: str, n: int, batch: int, de
     return positions.to(device=device, dtype=torch.int64)
 
 
+class _Layout(NamedTuple):
+    """Query and key positions, and whether they are the default layout (queries at
+    ``S − N … S − 1``, keys at ``0 … S − 1``): then the current length and the causal mask's
+    shape are known on the host, with no device synchronisation (and no graph break under
+    ``torch.compile``)."""
+
+    q_pos: torch.Tensor
+    k_pos: torch.Tensor
+    default: bool
+
+
+def _layout(
+    positions: torch.Tensor | None, key_positions: torch.Tensor | None, n: int, s: int, batch: int, device: torch.device
+) -> _Layout:
+    if positions is None and key_positions is None:
+        k_pos = default_positions(s, device)
+        q_pos = k_pos[s - n :] if n <= s else default_positions(n, device, s - n)
+        return _Layout(q_pos, k_pos, True)
+    k_pos = _positions(key_positions, "key_positions", s, batch, device)
+    q_pos = _positions(positions, "positions", n, batch, device) if positions is not None else default_positions(n, device, s - n)
+    if key_positions is None and positions is not None and n == s:
+        k_pos = q_pos
+    return _Layout(q_pos, k_pos, False)
+
+
+def _current_length(layout: _Layout) -> int:
+    """Largest position + 1 (what dynamic scaling calls the current length)."""
+    if layout.default:
+        return max(layout.k_pos.shape[-1], 1)
+    if not layout.k_pos.numel():
+        return 1
+    return int(torch.maximum(layout.q_pos.max(), layout.k_pos.max())) + 1
+
+
 def _tables(
-    rope: RopeLike, head_dim: int, q_pos: torch.Tensor, k_pos: torch.Tensor, dtype: torch.dtype
+    rope: RopeLike, head_dim: int, layout: _Layout, dtype: torch.dtype
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """cos/sin for queries and keys, shaped ``[B or 1, 1, N, d]``; the current length (for
-    dynamic scaling) is the largest position seen + 1."""
+    """cos/sin for queries and keys, shaped ``[B or 1, 1, N, d]``."""
     params = rope if isinstance(rope, RopeParameters) else rope_parameters(rope)
-    seq_len = int(torch.maximum(q_pos.max(), k_pos.max())) + 1 if k_pos.numel() else 1
+    seq_len = _current_length(layout) if is_length_dependent(params) else None
     inv_freq, scaling = inv_freq_and_scaling(params, head_dim, seq_len)
-    qc, qs = rope_cos_sin(q_pos, inv_freq, scaling, dtype)
-    kc, ks = rope_cos_sin(k_pos, inv_freq, scaling, dtype)
+    q_pos, k_pos = layout.q_pos, layout.k_pos
+    if layout.default:
+        s, n = k_pos.shape[-1], q_pos.shape[-1]
+        kc, ks = arange_cos_sin(s, inv_freq, scaling, dtype, k_pos.device)
+        qc, qs = (kc[s - n :], ks[s - n :]) if n <= s else rope_cos_sin(q_pos, inv_freq, scaling, dtype)
+    else:
+        qc, qs = rope_cos_sin(q_pos, inv_freq, scaling, dtype)
+        kc, ks = (qc, qs) if k_pos is q_pos else rope_cos_sin(k_pos, inv_freq, scaling, dtype)
 
     def shape(x: torch.Tensor) -> torch.Tensor:
         return x.unsqueeze(0).unsqueeze(0) if x.dim() == 2 else x.unsqueeze(1)
@@ -160,20 +208,26 @@ def dot_product_attention(
     scale: float,
     bias: torch.Tensor | None = None,
     need_weights: bool = False,
+    default_layout: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """``softmax(scale · q kᵀ + bias + causal mask) v`` with GQA.
 
     The default path is one ``F.scaled_dot_product_attention`` call (fused kernels where the
     device has them). ``need_weights=True`` takes the eager path and also returns the
-    probabilities ``[B, H, N, S]``.
+    probabilities ``[B, H, N, S]``. ``default_layout``: the positions are the default ones
+    (queries last), so the mask's shape is decided without looking at their values.
     """
     heads = q.shape[1]
+    n, s = q.shape[2], k.shape[2]
     mask: torch.Tensor | None = None
     is_causal = False
     if causal:
-        if bias is None and not need_weights and _is_plain_causal(q_pos, k_pos):
-            is_causal = q.shape[2] > 1
-        elif not (q.shape[2] == 1 and bool((k_pos.max(-1).values <= q_pos.max(-1).values).all())):
+        if bias is None and not need_weights and (n == s if default_layout else _is_plain_causal(q_pos, k_pos)):
+            is_causal = n > 1
+        elif default_layout:
+            if not (n == 1 and s >= 1):  # one last query sees every key: no mask
+                mask = _causal_mask(q_pos, k_pos)
+        elif not (n == 1 and bool((k_pos.max(-1).values <= q_pos.max(-1).values).all())):
             mask = _causal_mask(q_pos, k_pos)
     if bias is not None:
         float_bias = bias.to(q.dtype)
@@ -339,10 +393,10 @@ def coca_attention_tied(
         raise bad_value("t.shape", tuple(getattr(tau, "shape", ())), "4 dims [batch, kv_heads, seq, head_dim]")
     _check_qkv(q, tau, v, "t", k_dim=d // 2)
     s = tau.shape[2]
-    k_pos = _positions(key_positions, "key_positions", s, b, q.device)
-    q_pos = _positions(positions, "positions", n, b, q.device) if positions is not None else default_positions(n, q.device, s - n)
+    layout = _layout(positions, key_positions, n, s, b, q.device)
+    q_pos, k_pos = layout.q_pos, layout.k_pos
     cd = _compute_dtype(q.dtype)
-    qc, qs, kc, ks = _tables(rope, d, q_pos, k_pos, cd)
+    qc, qs, kc, ks = _tables(rope, d, layout, cd)
     out_dtype = cd if q.dtype == torch.float16 else q.dtype  # float16 is rescaled below first
     h = d // 2
     q_feat, k_feat = _CocaFeatures.apply(q, tau, qc[..., :h], qs[..., :h], kc[..., :h], ks[..., :h], variant, out_dtype)
@@ -350,7 +404,8 @@ def coca_attention_tied(
     if q.dtype == torch.float16:
         q_feat, k_feat, scale = fit_fp16(q_feat, k_feat, scale)
     return dot_product_attention(
-        q_feat.to(q.dtype), k_feat.to(q.dtype), v, q_pos=q_pos, k_pos=k_pos, causal=causal, scale=scale, need_weights=need_weights
+        q_feat.to(q.dtype), k_feat.to(q.dtype), v, q_pos=q_pos, k_pos=k_pos, causal=causal, scale=scale,
+        need_weights=need_weights, default_layout=layout.default,
     )
 
 
@@ -383,7 +438,7 @@ def coca_attention(
     """
     _check_qkv(q, t, v, "t")
     check(t.shape[2] == q.shape[2], "t.shape[2]", t.shape[2], f"q's seq length {q.shape[2]} (self-attention)")
-    pos = _positions(positions, "positions", q.shape[2], q.shape[0], q.device)
+    pos = None if positions is None else _positions(positions, "positions", q.shape[2], q.shape[0], q.device)
     return coca_attention_tied(
         q, tie_t(t), v, variant=variant, positions=pos, key_positions=pos, rope=rope, causal=causal, scale=scale,
         need_weights=need_weights,
@@ -414,16 +469,17 @@ def rope_attention(
     _check_qkv(q, k, v, "k")
     b, _, n, d = q.shape
     s = k.shape[2]
-    k_pos = _positions(key_positions, "key_positions", s, b, q.device)
-    q_pos = _positions(positions, "positions", n, b, q.device) if positions is not None else default_positions(n, q.device, s - n)
-    if key_positions is None and positions is not None and n == s:
-        k_pos = q_pos
+    layout = _layout(positions, key_positions, n, s, b, q.device)
+    q_pos, k_pos = layout.q_pos, layout.k_pos
     cd = _compute_dtype(q.dtype)
-    qc, qs, kc, ks = _tables(rope, d, q_pos, k_pos, cd)
+    qc, qs, kc, ks = _tables(rope, d, layout, cd)
     qr = apply_rope(q.to(cd), qc, qs).to(q.dtype)
     kr = apply_rope(k.to(cd), kc, ks).to(q.dtype)
     scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
-    return dot_product_attention(qr, kr, v, q_pos=q_pos, k_pos=k_pos, causal=causal, scale=scale, need_weights=need_weights)
+    return dot_product_attention(
+        qr, kr, v, q_pos=q_pos, k_pos=k_pos, causal=causal, scale=scale, need_weights=need_weights,
+        default_layout=layout.default,
+    )
 
 
 def nope_attention(
@@ -442,12 +498,13 @@ def nope_attention(
     _check_qkv(q, k, v, "k")
     b, _, n, d = q.shape
     s = k.shape[2]
-    k_pos = _positions(key_positions, "key_positions", s, b, q.device)
-    q_pos = _positions(positions, "positions", n, b, q.device) if positions is not None else default_positions(n, q.device, s - n)
-    if key_positions is None and positions is not None and n == s:
-        k_pos = q_pos
+    layout = _layout(positions, key_positions, n, s, b, q.device)
+    q_pos, k_pos = layout.q_pos, layout.k_pos
     scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
-    return dot_product_attention(q, k, v, q_pos=q_pos, k_pos=k_pos, causal=causal, scale=scale, need_weights=need_weights)
+    return dot_product_attention(
+        q, k, v, q_pos=q_pos, k_pos=k_pos, causal=causal, scale=scale, need_weights=need_weights,
+        default_layout=layout.default,
+    )
 
 
 def alibi_slopes(heads: int) -> torch.Tensor:
@@ -464,6 +521,18 @@ def alibi_slopes(heads: int) -> torch.Tensor:
         closest = 2 ** math.floor(math.log2(heads))
         slopes = power_of_two(closest) + power_of_two(2 * closest)[0::2][: heads - closest]
     return torch.tensor(slopes, dtype=torch.float64)
+
+
+_SLOPES: dict[tuple[int, str], torch.Tensor] = {}
+
+
+def _device_slopes(heads: int, device: torch.device) -> torch.Tensor:
+    """float32 slopes on ``device``, copied there once (a host-to-device copy synchronises)."""
+    key = (heads, str(device))
+    if key not in _SLOPES:
+        with torch.inference_mode(False), torch.no_grad():
+            _SLOPES[key] = alibi_slopes(heads).to(device, torch.float32)
+    return _SLOPES[key]
 
 
 # Upper bound on the bias block materialised at once by ALiBi (elements).
@@ -488,15 +557,13 @@ def alibi_attention(
     _check_qkv(q, k, v, "k")
     b, heads, n, d = q.shape
     s = k.shape[2]
-    k_pos = _positions(key_positions, "key_positions", s, b, q.device)
-    q_pos = _positions(positions, "positions", n, b, q.device) if positions is not None else default_positions(n, q.device, s - n)
-    if key_positions is None and positions is not None and n == s:
-        k_pos = q_pos
+    layout = _layout(positions, key_positions, n, s, b, q.device)
+    q_pos, k_pos = layout.q_pos, layout.k_pos
     scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
-    slopes = alibi_slopes(heads).to(q.device, torch.float32).view(1, heads, 1, 1)
+    slopes = _device_slopes(heads, q.device).view(1, heads, 1, 1)
     limit = block_elements or ALIBI_BLOCK_ELEMENTS
-    per_row = heads * s * max(1, q_pos.shape[0] if q_pos.dim() == 2 else 1)
-    block = max(1, limit // per_row) if not need_weights else n
+    per_row = max(1, heads * s * (q_pos.shape[0] if q_pos.dim() == 2 else 1))
+    block = max(1, limit // per_row if not need_weights else n)
     outs, weights = [], []
     for start in range(0, n, block):
         qp = q_pos[..., start : start + block]
@@ -505,12 +572,15 @@ def alibi_attention(
         bias = -slopes * dist
         res = dot_product_attention(
             q[:, :, start : start + block], k, v, q_pos=qp, k_pos=k_pos, causal=causal, scale=scale, bias=bias,
-            need_weights=need_weights,
+            need_weights=need_weights, default_layout=layout.default and start + block >= n,
         )
         if need_weights:
             outs.append(res[0])
             weights.append(res[1])
         else:
             outs.append(res)
+    if not outs:  # an empty query block: an empty output of q's shape
+        empty = q.new_empty(b, heads, 0, v.shape[-1])
+        return (empty, q.new_empty(b, heads, 0, s)) if need_weights else empty
     out = torch.cat(outs, dim=2) if len(outs) > 1 else outs[0]
     return (out, torch.cat(weights, dim=2)) if need_weights else out

@@ -83,8 +83,8 @@ class Attention(nn.Module):
         q: torch.Tensor,
         keys: torch.Tensor,
         values: torch.Tensor,
-        positions: torch.Tensor,
-        key_positions: torch.Tensor,
+        positions: torch.Tensor | None,
+        key_positions: torch.Tensor | None,
         need_weights: bool = False,
     ):
         """Attention output ``[B, H, T, d]`` (and probabilities with ``need_weights``)."""
@@ -109,12 +109,14 @@ class Attention(nn.Module):
         ``need_weights``). With a cache, new entries are appended and attention covers all of it."""
         b, t, _ = x.shape
         q, k, v = self.project(x)
-        offset = cache.length if cache is not None else 0
-        if positions is None:
-            positions = AF.default_positions(t, x.device, offset)
         if cache is not None:
             k, v = cache.append(k, v)
-        key_positions = AF.default_positions(k.shape[2], x.device) if cache is not None else positions
+        if positions is None:
+            # The default layout (queries at S − T … S − 1 after the cached keys 0 … S − 1): left to
+            # the functions, which then know it on the host (no device sync, no graph break).
+            key_positions = None
+        else:
+            key_positions = AF.default_positions(k.shape[2], x.device) if cache is not None else positions
         res = self.attend(q, k, v, positions, key_positions, need_weights)
         out, probs = (res if need_weights else (res, None))
         y = self.o_proj(out.transpose(1, 2).reshape(b, t, self.n_head * self.head_dim))

@@ -29,8 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--head-dim", type=int, default=64)
     a.add_argument("--dtype", default=None, help="float32 (CPU default) | bfloat16 (GPU default) | float16")
     a.add_argument("--device", default=None)
-    a.add_argument("--repeats", type=int, default=3)
+    a.add_argument("--repeats", type=int, default=None, help="timed steps, median reported (default 3 on CPU, 10 on GPU)")
     a.add_argument("--forward-only", action="store_true")
+    a.add_argument("--compile", action="store_true", help="each kind's function through torch.compile")
     a.add_argument("--out", default="bench-attention.json", help="JSON output file")
     a.set_defaults(func=_attention)
 
@@ -51,11 +52,12 @@ def _attention(args: argparse.Namespace) -> int:
     rows = bench_attention(
         tuple(k.strip() for k in args.kinds.split(",") if k.strip()), args.lengths, batch=args.batch, heads=args.heads,
         kv_heads=args.kv_heads, head_dim=args.head_dim, dtype=args.dtype, device=args.device, repeats=args.repeats,
-        backward=not args.forward_only,
+        backward=not args.forward_only, compile=args.compile,
     )
     device = rows[0]["device"] if rows else "cpu"
     print(f"\n{hardware_name(device)}, {rows[0]['dtype'] if rows else ''}, batch {args.batch}, heads {rows[0]['heads'] if rows else ''}, head_dim {args.head_dim}, "
-          f"{'forward only' if args.forward_only else 'forward+backward'}, median of {args.repeats}\n")
+          f"{'forward only' if args.forward_only else 'forward+backward'}"
+          f"{', compiled' if args.compile else ''}, median of {rows[0]['repeats'] if rows else ''}\n")
     print(format_table(rows))
     write_results(args.out, "attention", rows, "cocattn " + shlex.join(sys.argv[1:]))
     print(f"\nwrote {args.out}")

@@ -21,6 +21,7 @@ from cocattn._checks import check
 from cocattn.evaluate.lm import LanguageModel
 from cocattn.evaluate.memory import check_fits
 from cocattn.evaluate.scaling import parse_scaling, scaling_name
+from cocattn.plotting import distance_panel, pyplot, save_figure
 
 __all__ = ["attention_by_distance", "analyze_attention", "plot_attention", "plot_distance", "ANALYSIS_SCHEMA"]
 
@@ -78,19 +79,10 @@ def analyze_attention(lm: LanguageModel, document: str | Sequence[int], length: 
             "layers": len(runs[0]["last_query_mean"]), "runs": runs, "wall_s": round(time.perf_counter() - start, 3)}
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_attention(result: dict[str, Any], path: str | Path, last: int = 500) -> Path:
     """Figure 11 style: per layer (rows), last-query attention against key position over the full
     range (left) and the last ``last`` tokens (right); one line per scaling."""
-    plt = _plt()
+    plt = pyplot()
     layers, length = result["layers"], result["length"]
     fig, axes = plt.subplots(layers, 2, figsize=(11, 2.2 * layers), squeeze=False)
     lo = max(0, length - last)
@@ -111,32 +103,16 @@ def plot_attention(result: dict[str, Any], path: str | Path, last: int = 500) ->
     fig.suptitle(f"{result['model']} ({result['attention']}): attention of the last query, "
                  f"training length {result['training_length']}", fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def plot_distance(result: dict[str, Any], path: str | Path) -> Path:
     """Mean attention against distance (log-log), one panel per scaling, one line per layer."""
-    plt = _plt()
+    plt = pyplot()
     runs = result["runs"]
     fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 3.6), squeeze=False)
     for ax, run in zip(axes[0], runs):
-        for i, curve in enumerate(run["by_distance"]):
-            ax.plot(range(1, len(curve) + 1), curve, linewidth=0.8, label=f"layer {i}")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.axvline(result["training_length"], color="grey", linestyle=":", linewidth=0.8)
-        ax.set_xlabel("distance + 1 (tokens)")
-        ax.set_ylabel("mean attention")
-        ax.set_title(f"{result['model']} + {run['scaling_name']}", fontsize=9)
-        ax.grid(alpha=0.3, which="both")
+        distance_panel(ax, run["by_distance"], f"{result['model']} + {run['scaling_name']}", result["training_length"])
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

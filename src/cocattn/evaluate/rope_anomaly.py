@@ -34,6 +34,7 @@ import torch
 from cocattn._checks import check
 from cocattn.evaluate.attention import ANALYSIS_SCHEMA, attention_by_distance
 from cocattn.evaluate.lm import LanguageModel
+from cocattn.plotting import distance_panel, pyplot, save_figure
 
 __all__ = ["initial_angles", "anomaly_stats", "analyze_rope", "plot_rope"]
 
@@ -105,11 +106,7 @@ def _theta(lm: LanguageModel) -> float:
 
 def plot_rope(result: dict[str, Any], path: str | Path) -> Path:
     """Left: anomalous share per plane, one line per layer. Right: mean attention against distance."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
     if result["layers"]:
         for i, layer in enumerate(result["layers"]):
@@ -124,19 +121,8 @@ def plot_rope(result: dict[str, Any], path: str | Path) -> Path:
     else:
         left.text(0.5, 0.5, result.get("note") or "not a RoPE model", ha="center", va="center")
         left.set_axis_off()
-    for i, curve in enumerate(result["by_distance"]):
-        right.plot(range(1, len(curve) + 1), curve, linewidth=0.8, label=f"layer {i}")
-    right.set_xscale("log")
-    right.set_yscale("log")
-    right.set_xlabel("distance + 1 (tokens)")
-    right.set_ylabel("mean attention")
-    right.set_title("attention against distance", fontsize=9)
-    right.grid(alpha=0.3, which="both")
+    distance_panel(right, result["by_distance"], "attention against distance")
     right.legend(fontsize=7)
     fig.suptitle(f"{result['model']} ({result['attention']}), {result['length']} tokens", fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

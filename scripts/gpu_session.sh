@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# One GPU session in a fixed time budget, most important first: the CUDA tests, the attention and
+# training benchmarks, then the small-gpu preset (`cocattn reproduce`) for as long as the budget
+# lasts (a rerun resumes it), then compiled-attention benchmarks with what is left. Everything it
+# writes goes to $RESULTS (default runs/gpu) and is packed into $RESULTS/gpu-session.tgz.
+#
+#   BUDGET=570 REPRO_KINDS='[rope,coca]' DATA=runs/data-full bash scripts/gpu_session.sh
+#
+# Uses the python3 on PATH (a CUDA build of torch) with this checkout on PYTHONPATH: nothing is
+# installed. DATA must be a `cocattn data build --preset full --vocab-size 16384` directory.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BUDGET=${BUDGET:-570}
+RESULTS=${RESULTS:-runs/gpu}
+DATA=${DATA:-runs/data-full}
+REPRO_OUT=${REPRO_OUT:-runs/gpu-small}
+REPRO_KINDS=${REPRO_KINDS:-[rope,coca]}
+REPRO_ARGS=${REPRO_ARGS:-eval.multiples=[1,2,4,8,16] eval.factors=[4]}
+SKIP_BENCH=${SKIP_BENCH:-0}
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+mkdir -p "$RESULTS"
+start=$(date +%s)
+left() { echo $(( BUDGET - ($(date +%s) - start) )); }
+
+step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to $RESULTS/NAME.log
+    local name=$1 limit=$2
+    shift 2
+    local remaining
+    remaining=$(left)
+    (( limit > remaining - 15 )) && limit=$(( remaining - 15 ))
+    if (( limit < 20 )); then
+        echo "== $name: skipped, $remaining s of the budget left"
+        return
+    fi
+    echo "== $name (limit ${limit} s, $(date -u +%T))"
+    timeout --signal=INT --kill-after=10 "$limit" "$@" > "$RESULTS/$name.log" 2>&1
+    local rc=$?
+    tail -n 25 "$RESULTS/$name.log"
+    echo "== $name: rc=$rc after $(( $(date +%s) - start )) s"
+}
+
+{
+    date -u +%FT%TZ
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
+    python3 -c "import torch, sys; print(sys.version.split()[0], 'torch', torch.__version__, torch.cuda.get_device_name())"
+    nproc
+} 2>&1 | tee "$RESULTS/machine.txt"
+
+if [[ $SKIP_BENCH != 1 ]]; then
+    step tests 150 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py
+    step bench-attention 150 python3 -m cocattn bench attention --kinds rope,coca,coca-strict,nope,coca-einsum \
+        --out "$RESULTS/bench-attention-gpu.json"
+    step bench-alibi 90 python3 -m cocattn bench attention --kinds rope,alibi --lengths 2k,4k,8k,16k \
+        --out "$RESULTS/bench-attention-alibi-gpu.json"
+    step bench-train 120 python3 -m cocattn bench train --config small-gpu --kinds rope,coca,coca-strict,alibi,nope \
+        --steps 10 --out "$RESULTS/bench-train-gpu.json"
+fi
+step reproduce $(( $(left) - ${RESERVE:-75} )) python3 -m cocattn reproduce --preset small-gpu --data "$DATA" \
+    --out "$REPRO_OUT" --quiet "eval.kinds=$REPRO_KINDS" $REPRO_ARGS
+if [[ $SKIP_BENCH != 1 ]]; then
+    step bench-compiled 120 python3 -m cocattn bench attention --compile --kinds rope,coca,coca-strict \
+        --lengths 2k,4k,16k --out "$RESULTS/bench-attention-compiled-gpu.json"
+fi
+
+# Pack what came out (no weights or optimizer state: they are large and reproducible).
+tar czf "$RESULTS/gpu-session.tgz" --exclude='*.safetensors' --exclude='*.pt' --exclude='step_*' \
+    "$RESULTS"/*.log "$RESULTS"/*.json "$RESULTS"/machine.txt "$REPRO_OUT" 2>/dev/null
+ls -la "$RESULTS"
+echo "gpu_session: $(( $(date +%s) - start )) s"
