@@ -5,6 +5,7 @@
 # writes goes to $RESULTS (default runs/gpu) and is packed into $RESULTS/gpu-session.tgz.
 #
 #   BUDGET=570 REPRO_KINDS='[rope,coca]' DATA=runs/data-full bash scripts/gpu_session.sh
+#   STEPS="tests bench-attention reproduce" bash scripts/gpu_session.sh     # a subset, in this order
 #
 # Uses the python3 on PATH (a CUDA build of torch) with this checkout on PYTHONPATH: nothing is
 # installed. DATA must be a `cocattn data build --preset full --vocab-size 16384` directory.
@@ -16,7 +17,8 @@ DATA=${DATA:-runs/data-full}
 REPRO_OUT=${REPRO_OUT:-runs/gpu-small}
 REPRO_KINDS=${REPRO_KINDS:-[rope,coca]}
 REPRO_ARGS=${REPRO_ARGS:-eval.multiples=[1,2,4,8,16] eval.factors=[4]}
-SKIP_BENCH=${SKIP_BENCH:-0}
+STEPS=${STEPS:-tests bench-attention bench-alibi bench-train reproduce bench-compiled}
+BENCH_KINDS=${BENCH_KINDS:-rope,coca,coca-strict,nope,coca-einsum}
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 mkdir -p "$RESULTS"
 start=$(date +%s)
@@ -46,21 +48,22 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to $RESULTS
     nproc
 } 2>&1 | tee "$RESULTS/machine.txt"
 
-if [[ $SKIP_BENCH != 1 ]]; then
-    step tests 150 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py
-    step bench-attention 150 python3 -m cocattn bench attention --kinds rope,coca,coca-strict,nope,coca-einsum \
-        --out "$RESULTS/bench-attention-gpu.json"
-    step bench-alibi 90 python3 -m cocattn bench attention --kinds rope,alibi --lengths 2k,4k,8k,16k \
-        --out "$RESULTS/bench-attention-alibi-gpu.json"
-    step bench-train 120 python3 -m cocattn bench train --config small-gpu --kinds rope,coca,coca-strict,alibi,nope \
-        --steps 10 --out "$RESULTS/bench-train-gpu.json"
-fi
-step reproduce $(( $(left) - ${RESERVE:-75} )) python3 -m cocattn reproduce --preset small-gpu --data "$DATA" \
-    --out "$REPRO_OUT" --quiet "eval.kinds=$REPRO_KINDS" $REPRO_ARGS
-if [[ $SKIP_BENCH != 1 ]]; then
-    step bench-compiled 120 python3 -m cocattn bench attention --compile --kinds rope,coca,coca-strict \
-        --lengths 2k,4k,16k --out "$RESULTS/bench-attention-compiled-gpu.json"
-fi
+for name in $STEPS; do
+    case $name in
+    tests) step tests 150 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py ;;
+    bench-attention) step bench-attention 150 python3 -m cocattn bench attention --kinds "$BENCH_KINDS" \
+        --out "$RESULTS/bench-attention-gpu.json" ;;
+    bench-alibi) step bench-alibi 90 python3 -m cocattn bench attention --kinds rope,alibi --lengths 2k,4k,8k,16k \
+        --out "$RESULTS/bench-attention-alibi-gpu.json" ;;
+    bench-train) step bench-train 120 python3 -m cocattn bench train --config small-gpu \
+        --kinds rope,coca,coca-strict,alibi,nope --steps 10 --out "$RESULTS/bench-train-gpu.json" ;;
+    reproduce) step reproduce $(( $(left) - ${RESERVE:-20} )) python3 -m cocattn reproduce --preset small-gpu \
+        --data "$DATA" --out "$REPRO_OUT" --quiet "eval.kinds=$REPRO_KINDS" $REPRO_ARGS ;;
+    bench-compiled) step bench-compiled 120 python3 -m cocattn bench attention --compile --kinds rope,coca,coca-strict \
+        --lengths 2k,4k,16k --out "$RESULTS/bench-attention-compiled-gpu.json" ;;
+    *) echo "unknown step $name"; exit 2 ;;
+    esac
+done
 
 # Pack what came out (no weights or optimizer state: they are large and reproducible).
 tar czf "$RESULTS/gpu-session.tgz" --exclude='*.safetensors' --exclude='*.pt' --exclude='step_*' \

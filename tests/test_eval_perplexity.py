@@ -61,6 +61,16 @@ def test_sliding_window_equals_manual_windows(lm):
     assert result["values"][0] == pytest.approx(math.exp(total / (len(ids) - 1)), rel=1e-5)
 
 
+def test_batching_by_tokens_changes_speed_not_numbers(lm):
+    """Guarantee: `batch_tokens` (short windows many at a time, long ones alone) gives the same
+    perplexity as one window at a time, at every length."""
+    docs = [lm.encode(text(200, seed=s))[:150] for s in (5, 6)]
+    one = evaluate_perplexity(lm, docs, [16, 32, 64], stride=16, max_tokens=150, progress=False)
+    batched = evaluate_perplexity(lm, docs, [16, 32, 64], stride=16, max_tokens=150, batch_tokens=100, progress=False)
+    assert batched["values"] == pytest.approx(one["values"], rel=1e-6)
+    assert batched["counts"] == one["counts"] and batched["settings"]["batch_tokens"] == 100
+
+
 def test_token_weighted_over_documents_not_per_document():
     lm = gpt("rope", training_length=32)
     short, long = lm.encode(text(30, seed=1))[:20], lm.encode(text(200, seed=2))[:160]

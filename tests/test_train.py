@@ -3,7 +3,6 @@ NaN handling, and the errors a user meets first."""
 
 from __future__ import annotations
 
-import email
 import json
 import math
 import os
@@ -17,6 +16,7 @@ import pytest
 import torch
 import yaml
 
+from conftest import build_text_data
 from cocattn import checkpoint as ckpt
 from cocattn import io
 from cocattn.config import load_config
@@ -27,20 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
-    """A small real-text data directory (Python's json and email packages as documents), built
-    with `cocattn data`'s own builder and a 512-token BPE."""
-    from cocattn.data import build_dataset
-
-    root = tmp_path_factory.mktemp("data")
-    texts = root / "texts"
-    texts.mkdir()
-    for package in (json, email):
-        for file in sorted(Path(package.__file__).parent.glob("*.py")):
-            (texts / f"{package.__name__}_{file.stem}.txt").write_text(file.read_text(encoding="utf-8"))
-    out = root / "data"
-    build_dataset(preset="custom", sources=[f"text:{texts}"], out_dir=out, vocab_size=512, eval_documents=0,
-                  val_fraction=0.2, progress=False)
-    return out
+    """A small real-text data directory with a 512-token BPE (see conftest.build_text_data)."""
+    return build_text_data(tmp_path_factory.mktemp("data"), vocab_size=512)
 
 
 def _config(data_dir: Path, **train) -> dict:

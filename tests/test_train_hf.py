@@ -16,6 +16,7 @@ import yaml
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
 import cocattn.hf  # noqa: F401  registers coca_llama
+from conftest import build_text_data
 from cocattn import checkpoint as ckpt
 from cocattn import io
 from cocattn.hf import convert_llama
@@ -26,19 +27,8 @@ SEQ = 32
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
-    """Python's json and email packages as documents, a 384-token byte-level BPE."""
-    from cocattn.data import build_dataset
-
-    root = tmp_path_factory.mktemp("data")
-    texts = root / "texts"
-    texts.mkdir()
-    for package in (json, email):
-        for file in sorted(Path(package.__file__).parent.glob("*.py")):
-            (texts / f"{package.__name__}_{file.stem}.txt").write_text(file.read_text(encoding="utf-8"))
-    out = root / "data"
-    build_dataset(preset="custom", sources=[f"text:{texts}"], out_dir=out, vocab_size=384, eval_documents=0,
-                  val_fraction=0.2, progress=False)
-    return out
+    """A small real-text data directory with a 384-token BPE (see conftest.build_text_data)."""
+    return build_text_data(tmp_path_factory.mktemp("data"), vocab_size=384)
 
 
 def data_vocab(data_dir: Path) -> int:

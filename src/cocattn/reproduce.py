@@ -51,6 +51,8 @@ class ReproduceSettings:
     """Documents truncated to this many tokens (default: the longest length)."""
     stride: int | None = None
     """Sliding-window stride (default: the training length, as the paper's 512)."""
+    batch_tokens: int | None = None
+    """Perplexity windows batched up to this many tokens (speed only; default one window at a time)."""
     passkey_cases: int = 10
     """Passkey prompts per length."""
     passkey_new_tokens: int = 8
@@ -220,7 +222,7 @@ def reproduce(
                     record = evaluate_perplexity(
                         lm, docs, lengths, stride=settings.stride or l0,
                         max_tokens=settings.doc_tokens or max(lengths) + 1, scaling=scaling,
-                        too_long="skip", progress=progress,
+                        batch_tokens=settings.batch_tokens, too_long="skip", progress=progress,
                     )
                 else:
                     record = evaluate_passkey(lm, lengths, cases=settings.passkey_cases,

@@ -149,6 +149,8 @@ def _device(train_cfg, dist_info: _Dist) -> torch.device:
     if name == "cuda" and dist_info.world > 1:
         name = f"cuda:{dist_info.local_rank}"
     device = torch.device(name)
+    if device.type == "cuda" and device.index is None and torch.cuda.is_available():
+        device = torch.device("cuda", torch.cuda.current_device())  # set_device needs an index
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"train.device={train_cfg.device!r} is not valid: expected cpu (no CUDA device here)")

@@ -307,9 +307,68 @@ def coca_features(
     return q_feat, k_feat
 
 
+def _query_features(q: torch.Tensor, qc: torch.Tensor, qs: torch.Tensor, variant: str, out_dtype: torch.dtype) -> torch.Tensor:
+    """``Q'`` computed in the tables' dtype and written into an ``out_dtype`` tensor, with at
+    most two compute-dtype buffers of half of q's size alive (in-place arithmetic)."""
+    cd = qc.dtype
+    h = q.shape[-1] // 2
+    q1, q2 = q[..., :h], q[..., h:]
+    out = torch.empty(q.shape, dtype=out_dtype, device=q.device)
+    acc = q1.to(cd, copy=True)
+    if variant == "slack":  # (q1² C − q1 q2 S, q2² C + q1 q2 S)
+        cross = (acc * q2).mul_(qs)
+        out[..., :h].copy_(acc.mul_(q1).mul_(qc).sub_(cross))
+        out[..., h:].copy_(acc.copy_(q2).mul_(q2).mul_(qc).add_(cross))
+    else:  # strict: (s C, s S), s = q1² + q2²
+        acc.mul_(q1).addcmul_(q2, q2)
+        out[..., :h].copy_(acc * qc)
+        out[..., h:].copy_(acc.mul_(qs))
+    return out
+
+
+def _key_features(tau: torch.Tensor, kc: torch.Tensor, ks: torch.Tensor, variant: str, out_dtype: torch.dtype) -> torch.Tensor:
+    """``K'``: ``(τ (C − S), τ (C + S))`` (Slack) or ``(τ C, τ S)`` (Strict)."""
+    h = tau.shape[-1]
+    out = torch.empty((*tau.shape[:-1], 2 * h), dtype=out_dtype, device=tau.device)
+    first, second = (kc - ks, kc + ks) if variant == "slack" else (kc, ks)
+    out[..., :h].copy_(first * tau)
+    out[..., h:].copy_(second * tau)
+    return out
+
+
+def _query_grad(q: torch.Tensor, g: torch.Tensor, qc: torch.Tensor, qs: torch.Tensor, variant: str) -> torch.Tensor:
+    """``∂L/∂q`` from ``g = ∂L/∂Q'`` (see :class:`_CocaFeatures`), in q's dtype."""
+    cd = qc.dtype
+    h = q.shape[-1] // 2
+    q1, q2 = q[..., :h], q[..., h:]
+    out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
+    if variant == "slack":
+        # ∂q1 = 2 C g1 q1 + S q2 (g2 − g1),  ∂q2 = 2 C g2 q2 + S q1 (g2 − g1)
+        g1 = g[..., :h].to(cd, copy=True)
+        diff = (g[..., h:].to(cd) - g1).mul_(qs)
+        out[..., :h].copy_(g1.mul_(q1).mul_(qc).mul_(2).addcmul_(q2, diff))
+        out[..., h:].copy_(g1.copy_(g[..., h:]).mul_(q2).mul_(qc).mul_(2).addcmul_(q1, diff))
+    else:
+        # ∂q_i = 2 q_i (g1 C + g2 S)
+        gs = g[..., :h].to(cd, copy=True).mul_(qc).addcmul_(g[..., h:], qs).mul_(2)
+        out[..., :h].copy_(gs * q1)
+        out[..., h:].copy_(gs.mul_(q2))
+    return out
+
+
+def _tau_grad(tau: torch.Tensor, g: torch.Tensor, kc: torch.Tensor, ks: torch.Tensor, variant: str) -> torch.Tensor:
+    """``∂L/∂τ`` from ``g = ∂L/∂K'``: ``h1 (C − S) + h2 (C + S)`` (Slack), ``h1 C + h2 S`` (Strict)."""
+    h = tau.shape[-1]
+    first, second = (kc - ks, kc + ks) if variant == "slack" else (kc, ks)
+    grad = (first * g[..., :h]).addcmul_(second, g[..., h:])
+    return _sum_to(grad, tau.shape).to(tau.dtype)
+
+
 class _CocaFeatures(torch.autograd.Function):
     """:func:`coca_features` with a hand-written backward that keeps only ``q``, ``τ`` and the
     half cos/sin tables (no float32 intermediates), so CoCA trains in vanilla RoPE's memory.
+    Forward and backward compute in the tables' dtype (float32, or float64) with in-place
+    arithmetic into preallocated outputs, so the transient buffers stay small too.
 
     With ``(q1, q2)`` the two halves of q and ``C, S`` the tables of one plane:
 
@@ -324,43 +383,13 @@ class _CocaFeatures(torch.autograd.Function):
     def forward(ctx, q, tau, qc, qs, kc, ks, variant: str, out_dtype: torch.dtype):
         ctx.save_for_backward(q, tau, qc, qs, kc, ks)
         ctx.variant = variant
-        cd = qc.dtype
-        h = tau.shape[-1]
-        q1, q2 = q[..., :h].to(cd), q[..., h:].to(cd)
-        t = tau.to(cd)
-        if variant == "slack":
-            cross = q1 * q2 * qs
-            q_feat = torch.cat([q1 * q1 * qc - cross, q2 * q2 * qc + cross], dim=-1)
-            k_feat = torch.cat([t * (kc - ks), t * (kc + ks)], dim=-1)
-        else:
-            s = q1 * q1 + q2 * q2
-            q_feat = torch.cat([s * qc, s * qs], dim=-1)
-            k_feat = torch.cat([t * kc, t * ks], dim=-1)
-        return q_feat.to(out_dtype), k_feat.to(out_dtype)
+        return _query_features(q, qc, qs, variant, out_dtype), _key_features(tau, kc, ks, variant, out_dtype)
 
     @staticmethod
     def backward(ctx, g_q, g_k):
         q, tau, qc, qs, kc, ks = ctx.saved_tensors
-        cd = qc.dtype
-        h = tau.shape[-1]
-        grad_q = grad_tau = None
-        if ctx.needs_input_grad[0]:
-            q1, q2 = q[..., :h].to(cd), q[..., h:].to(cd)
-            g1, g2 = g_q[..., :h].to(cd), g_q[..., h:].to(cd)
-            if ctx.variant == "slack":
-                d1 = g1 * (2 * q1 * qc - q2 * qs) + g2 * q2 * qs
-                d2 = g2 * (2 * q2 * qc + q1 * qs) - g1 * q1 * qs
-            else:
-                gs = 2 * (g1 * qc + g2 * qs)
-                d1, d2 = q1 * gs, q2 * gs
-            grad_q = torch.cat([d1, d2], dim=-1).to(q.dtype)
-        if ctx.needs_input_grad[1]:
-            h1, h2 = g_k[..., :h].to(cd), g_k[..., h:].to(cd)
-            if ctx.variant == "slack":
-                gt = h1 * (kc - ks) + h2 * (kc + ks)
-            else:
-                gt = h1 * kc + h2 * ks
-            grad_tau = _sum_to(gt, tau.shape).to(tau.dtype)
+        grad_q = _query_grad(q, g_q, qc, qs, ctx.variant) if ctx.needs_input_grad[0] else None
+        grad_tau = _tau_grad(tau, g_k, kc, ks, ctx.variant) if ctx.needs_input_grad[1] else None
         return grad_q, grad_tau, None, None, None, None, None, None
 
 

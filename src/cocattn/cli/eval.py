@@ -96,6 +96,7 @@ def _finish(args: argparse.Namespace, records: list[dict]) -> int:
 
 def _ppl_options(args: argparse.Namespace) -> dict:
     opts = {"stride": args.stride, "max_tokens": args.max_tokens, "batch_size": args.batch_size,
+            "batch_tokens": args.batch_tokens,
             "max_memory": _max_memory(args), "too_long": "skip" if args.skip_too_long else "error"}
     if getattr(args, "preset", None) == "paper":
         opts["stride"] = opts["stride"] or PAPER_PRESET["stride"]
@@ -187,6 +188,8 @@ def _ppl_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-tokens", type=int, default=None,
                    help="truncate documents to this many tokens (default: the longest length + 1)")
     p.add_argument("--batch-size", type=int, default=1, help="windows per forward pass")
+    p.add_argument("--batch-tokens", type=int, default=None,
+                   help="instead of --batch-size: as many windows per pass as fit in this many tokens")
     p.add_argument("--skip-too-long", action="store_true",
                    help="skip (with a warning) lengths no document fills instead of failing")
     p.add_argument("--preset", choices=["paper"], default=None,

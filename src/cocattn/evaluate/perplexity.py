@@ -104,6 +104,7 @@ def evaluate_perplexity(
     max_tokens: int | None = None,
     scaling: dict[str, Any] | None = None,
     batch_size: int = 1,
+    batch_tokens: int | None = None,
     max_memory: int | None = None,
     too_long: str = "error",
     progress: bool = True,
@@ -112,6 +113,9 @@ def evaluate_perplexity(
 
     ``documents`` are texts (tokenized with the model's tokenizer, after its ``begin_ids``) or
     token lists. ``scaling`` is an inference-time ``rope_parameters`` dict (None: as trained).
+    Windows of one length run ``batch_size`` at a time, or, with ``batch_tokens``, as many as
+    fit in that many tokens (at least one): short windows in large batches, long ones alone.
+    Batching changes the speed, not the numbers.
     """
     start = time.perf_counter()
     l0 = lm.training_length
@@ -125,6 +129,11 @@ def evaluate_perplexity(
     max_tokens = max(lengths) + 1 if max_tokens is None else max_tokens
     check(isinstance(max_tokens, int) and max_tokens >= 2, "max_tokens", max_tokens, "an integer >= 2")
     check(isinstance(batch_size, int) and batch_size >= 1, "batch_size", batch_size, "a positive integer")
+    check(batch_tokens is None or (isinstance(batch_tokens, int) and batch_tokens >= 1), "batch_tokens", batch_tokens,
+          "None or a positive integer")
+
+    def rows(n: int) -> int:
+        return batch_size if batch_tokens is None else max(1, batch_tokens // n)
     check(too_long in ("error", "skip"), "too_long", too_long, "'error' or 'skip'")
     check(len(documents) > 0, "documents", documents, "at least one document")
 
@@ -140,7 +149,8 @@ def evaluate_perplexity(
     if too_long_lengths:
         warnings.warn(f"skipping lengths {too_long_lengths}: longer than every document ({longest} tokens)", stacklevel=2)
     run_lengths = [n for n in lengths if n <= longest]
-    check_fits(lm.dims(), max(run_lengths) if run_lengths else 2, batch_size, lm.device, max_memory)
+    for n in run_lengths:  # every length's batch, not only the longest: short windows run many rows at once
+        check_fits(lm.dims(), n, rows(n), lm.device, max_memory)
 
     values: list[float | None] = []
     nlls: list[float | None] = []
@@ -160,8 +170,8 @@ def evaluate_perplexity(
                 groups[item[2] - item[1]].append(item)
             total, count = 0.0, 0
             for items in groups.values():
-                for i in range(0, len(items), batch_size):
-                    chunk = items[i:i + batch_size]
+                for i in range(0, len(items), rows(n)):
+                    chunk = items[i:i + rows(n)]
                     for nll, k in _score(lm, chunk):
                         total, count = total + nll, count + k
                     bar.update(len(chunk))
@@ -173,6 +183,8 @@ def evaluate_perplexity(
         bar.close()
     settings = {"stride": stride, "max_tokens": max_tokens, "documents": len(docs), "batch_size": batch_size,
                 "too_long": too_long}
+    if batch_tokens is not None:
+        settings["batch_tokens"] = batch_tokens
     details = {"nll": nlls, "full_window_docs": full_docs, "documents": len(docs)}
     return make_result("ppl", lm, scaling, lengths, values, counts=counts, settings=settings, details=details,
                        wall_s=time.perf_counter() - start)
