@@ -57,8 +57,8 @@ def test_retrieval_row_format(tokenizer, filler):
         assert row.shape == (seq_len + 1,) and row.dtype == torch.int64
         assert 10000 <= key <= 99999 and int(row.max()) < tokenizer.get_vocab_size()
         text = tokenizer.decode(row.tolist())
-        assert text.endswith(f"What is the pass key? The pass key is {key}")
-        assert f"The pass key is {key}. Remember it. {key} is the pass key." in text
+        assert text.endswith(f"What is the passkey? The passkey is {key}")
+        assert f"The passkey is {key}. Remember it. {key} is the passkey." in text
         assert len(re.findall(str(key), text)) == 3
 
 
@@ -68,12 +68,12 @@ def test_retrieval_rows_are_deterministic_and_vary(tokenizer, filler):
     gen = torch.Generator().manual_seed(5)
     rows = [make_retrieval_row(gen, tokenizer, filler, 160) for _ in range(20)]
     assert len({k for _, k in rows}) > 15  # keys vary
-    needle = tokenizer.encode(f" The pass key is {rows[0][1]}.").ids
+    needle = tokenizer.encode(f" The passkey is {rows[0][1]}.").ids
     assert len(needle) < 160
     depths = set()
     for row, key in rows:  # the needle sits at varying depths
         text = tokenizer.decode(row.tolist())
-        depths.add(text.index(f"The pass key is {key}. Remember"))
+        depths.add(text.index(f"The passkey is {key}. Remember"))
     assert len(depths) > 10
     with pytest.raises(ValueError, match="seq_len=10"):
         make_retrieval_row(gen, tokenizer, filler, 10)
@@ -88,7 +88,7 @@ def test_mix_retrieval_rows(tokenizer, filler):
     mx, my = mix_retrieval_rows(x, y, 1.0, tokenizer, filler, gen)
     assert torch.equal(mx[:, 1:], my[:, :-1])
     assert all(tokenizer.decode(mx[i].tolist() + [my[i, -1].item()]).rstrip("0123456789").endswith(
-        "The pass key is ") for i in range(8))
+        "The passkey is ") for i in range(8))
     replay = torch.Generator()
     replay.set_state(state)
     assert torch.equal(mix_retrieval_rows(x, y, 1.0, tokenizer, filler, replay)[0], mx)

@@ -128,9 +128,9 @@ def deviations(run_config, settings: ReproduceSettings, data_dir: Path) -> list[
     ]
     if run_config.data.retrieval_fraction > 0:
         notes.append(
-            f"Retrieval warm-up: {run_config.data.retrieval_fraction:.0%} of training rows are synthetic pass-key rows "
-            "with real corpus text as filler (the paper trained on its corpus alone); without them small models "
-            "score 0 on passkey at every length (PILOT.md)."
+            f"Retrieval warm-up: {run_config.data.retrieval_fraction:.0%} of training rows are synthetic passkey rows "
+            "(the evaluation's key line and question, real corpus text as filler; the paper trained on its corpus "
+            "alone); without them small models score 0 on passkey at every length (PILOT.md)."
         )
     return notes
 

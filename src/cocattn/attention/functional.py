@@ -380,17 +380,24 @@ class _CocaFeatures(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, q, tau, qc, qs, kc, ks, variant: str, out_dtype: torch.dtype):
+    def forward(ctx, q, t, qc, qs, kc, ks, variant: str, out_dtype: torch.dtype, raw: bool):
+        # raw: ``t`` is the T projection, tied here (one autograd node instead of four)
+        tau = tie_t(t) if raw else t
         ctx.save_for_backward(q, tau, qc, qs, kc, ks)
-        ctx.variant = variant
+        ctx.variant, ctx.raw = variant, raw
         return _query_features(q, qc, qs, variant, out_dtype), _key_features(tau, kc, ks, variant, out_dtype)
 
     @staticmethod
     def backward(ctx, g_q, g_k):
         q, tau, qc, qs, kc, ks = ctx.saved_tensors
         grad_q = _query_grad(q, g_q, qc, qs, ctx.variant) if ctx.needs_input_grad[0] else None
-        grad_tau = _tau_grad(tau, g_k, kc, ks, ctx.variant) if ctx.needs_input_grad[1] else None
-        return grad_q, grad_tau, None, None, None, None, None, None
+        grad_t = None
+        if ctx.needs_input_grad[1]:
+            grad_t = _tau_grad(tau, g_k, kc, ks, ctx.variant)
+            if ctx.raw:  # through relu((t1 + t2) / 2): half the gradient to each half where τ > 0
+                grad_t = grad_t.masked_fill_(tau <= 0, 0).mul_(0.5)
+                grad_t = torch.cat([grad_t, grad_t], dim=-1)
+        return grad_q, grad_t, None, None, None, None, None, None, None
 
 
 def _sum_to(x: torch.Tensor, shape: torch.Size) -> torch.Tensor:
@@ -421,19 +428,24 @@ def coca_attention_tied(
     if not isinstance(tau, torch.Tensor) or tau.dim() != 4:
         raise bad_value("t.shape", tuple(getattr(tau, "shape", ())), "4 dims [batch, kv_heads, seq, head_dim]")
     _check_qkv(q, tau, v, "t", k_dim=d // 2)
-    s = tau.shape[2]
+    return _coca(q, tau, v, variant, positions, key_positions, rope, causal, scale, need_weights, raw=False)
+
+
+def _coca(q, t, v, variant, positions, key_positions, rope, causal, scale, need_weights, raw: bool):
+    """CoCA on checked inputs; ``t`` raw (``[..., d]``, tied inside) or already tied (``[..., d/2]``)."""
+    b, _, n, d = q.shape
+    s = t.shape[2]
     layout = _layout(positions, key_positions, n, s, b, q.device)
-    q_pos, k_pos = layout.q_pos, layout.k_pos
     cd = _compute_dtype(q.dtype)
     qc, qs, kc, ks = _tables(rope, d, layout, cd)
     out_dtype = cd if q.dtype == torch.float16 else q.dtype  # float16 is rescaled below first
     h = d // 2
-    q_feat, k_feat = _CocaFeatures.apply(q, tau, qc[..., :h], qs[..., :h], kc[..., :h], ks[..., :h], variant, out_dtype)
+    q_feat, k_feat = _CocaFeatures.apply(q, t, qc[..., :h], qs[..., :h], kc[..., :h], ks[..., :h], variant, out_dtype, raw)
     scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
     if q.dtype == torch.float16:
         q_feat, k_feat, scale = fit_fp16(q_feat, k_feat, scale)
     return dot_product_attention(
-        q_feat.to(q.dtype), k_feat.to(q.dtype), v, q_pos=q_pos, k_pos=k_pos, causal=causal, scale=scale,
+        q_feat.to(q.dtype), k_feat.to(q.dtype), v, q_pos=layout.q_pos, k_pos=layout.k_pos, causal=causal, scale=scale,
         need_weights=need_weights, default_layout=layout.default,
     )
 
@@ -467,11 +479,9 @@ def coca_attention(
     """
     _check_qkv(q, t, v, "t")
     check(t.shape[2] == q.shape[2], "t.shape[2]", t.shape[2], f"q's seq length {q.shape[2]} (self-attention)")
+    check_choice("variant", variant, VARIANTS)
     pos = None if positions is None else _positions(positions, "positions", q.shape[2], q.shape[0], q.device)
-    return coca_attention_tied(
-        q, tie_t(t), v, variant=variant, positions=pos, key_positions=pos, rope=rope, causal=causal, scale=scale,
-        need_weights=need_weights,
-    )
+    return _coca(q, t, v, variant, pos, pos, rope, causal, scale, need_weights, raw=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -66,15 +66,15 @@ class Attention(nn.Module):
         """Use these RoPE parameters from now on (inference-time scaling)."""
         self.rope = rope_parameters(rope).with_training_length(self.training_length)
 
-    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``q [B, H, T, d]``, key state (un-rotated ``k``, or tied ``τ [B, Hkv, T, d/2]`` for CoCA)
-        and ``v``: what the cache stores."""
+    def project(self, x: torch.Tensor, tie: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``q [B, H, T, d]``, key state (un-rotated ``k``, or tied ``τ [B, Hkv, T, d/2]`` for CoCA;
+        the raw ``t [B, Hkv, T, d]`` with ``tie=False``) and ``v``: what the cache stores."""
         b, t, _ = x.shape
         q = self.q_proj(x).view(b, t, self.n_head, self.head_dim).transpose(1, 2)
         key_layer = self.t_proj if self.is_coca else self.k_proj
         k = key_layer(x).view(b, t, self.n_kv_head, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, t, self.n_kv_head, self.head_dim).transpose(1, 2)
-        if self.is_coca:
+        if self.is_coca and tie:
             k = AF.tie_t(k)
         return q, k, v
 
@@ -87,8 +87,12 @@ class Attention(nn.Module):
         key_positions: torch.Tensor | None,
         need_weights: bool = False,
     ):
-        """Attention output ``[B, H, T, d]`` (and probabilities with ``need_weights``)."""
+        """Attention output ``[B, H, T, d]`` (and probabilities with ``need_weights``). ``keys``: un-rotated
+        ``k``, tied ``τ``, or for CoCA without a cache the raw ``t`` (tied inside the fused function)."""
         kw = dict(positions=positions, key_positions=key_positions, causal=True, need_weights=need_weights)
+        if self.is_coca and keys.shape[-1] == q.shape[-1]:  # raw t (no cache): tied inside the fused function
+            return AF.coca_attention(q, keys, values, variant=self.variant, rope=self.rope, positions=positions,
+                                     need_weights=need_weights)
         if self.is_coca:
             return AF.coca_attention_tied(q, keys, values, variant=self.variant, rope=self.rope, **kw)
         if self.kind == "rope":
@@ -108,7 +112,7 @@ class Attention(nn.Module):
         """``x [B, T, dim]`` → ``[B, T, dim]`` (and ``[B, H, T, S]`` probabilities with
         ``need_weights``). With a cache, new entries are appended and attention covers all of it."""
         b, t, _ = x.shape
-        q, k, v = self.project(x)
+        q, k, v = self.project(x, tie=cache is not None)
         if cache is not None:
             k, v = cache.append(k, v)
         if positions is None:

@@ -1,5 +1,7 @@
 """Retrieval warm-up rows (../shared/design/PILOT.md): real corpus text as filler around a pass
 key, ending with the question and the answer, so that a small model learns to retrieve in-window.
+The key line, question and answer prefix are the evaluation's own words
+(:mod:`cocattn.passkey_text`); the filler is corpus text, not the evaluation's repeated sentences.
 
 Row layout (exactly ``seq_len + 1`` tokens, so ``row[:-1]`` / ``row[1:]`` are one training pair):
 ``filler[:depth] + NEEDLE + filler[depth:] + QUESTION``, with the key N uniform in
@@ -13,9 +15,11 @@ import numpy as np
 import torch
 
 from cocattn._checks import check
+from cocattn.passkey_text import ANSWER_PREFIX, KEY_LINE
+from cocattn.passkey_text import QUESTION as EVAL_QUESTION
 
-NEEDLE = " The pass key is {key}. Remember it. {key} is the pass key. "
-QUESTION = " What is the pass key? The pass key is {key}"
+NEEDLE = " " + KEY_LINE + " "
+QUESTION = " " + EVAL_QUESTION + " " + ANSWER_PREFIX + " {key}"
 KEY_RANGE = (10000, 99999)
 
 

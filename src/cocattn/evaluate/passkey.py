@@ -9,9 +9,11 @@ The prompt, one part per line::
     What is the passkey? The passkey is
 
 The answer prefix "The passkey is" after the question (as in landmark attention's script) lets a
-small model answer with the number at once. The wording is the paper's ("passkey"); the
-retrieval warm-up rows of training use "pass key", so a model cannot pass by copying a
-memorised template. The filler is cut at word granularity so the prompt hits the target token
+small model answer with the number at once. The wording is the paper's ("passkey"), kept in
+:mod:`cocattn.passkey_text`; the retrieval warm-up rows of training use the same key line and
+question (a model cannot pass by memorising: the key is random and the warm-up's filler is corpus
+text, not these sentences). Until 2026-11-26 the warm-up said "pass key", and small models
+transferred the skill poorly across the two wordings (docs/RESULTS.md). The filler is cut at word granularity so the prompt hits the target token
 length within a few tokens (``tolerance``); the key line sits after the whole filler sentence
 nearest to the requested depth.
 
@@ -44,16 +46,11 @@ from cocattn.evaluate.lm import LanguageModel
 from cocattn.evaluate.memory import check_fits
 from cocattn.evaluate.perplexity import default_lengths
 from cocattn.evaluate.results import make_result
+from cocattn.passkey_text import ANSWER_PREFIX, FILLER, KEY_LINE, QUESTION, TASK
 
 __all__ = ["TASK", "FILLER", "KEY_LINE", "QUESTION", "ANSWER_PREFIX", "DEPTH_BUCKETS", "PasskeyPrompt",
            "build_prompt", "score_case", "evaluate_passkey"]
 
-TASK = ("There is an important info hidden inside a lot of irrelevant text. Find it and memorize them. "
-        "I will quiz you about the important information there.")
-FILLER = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again."
-KEY_LINE = "The passkey is {key}. Remember it. {key} is the passkey."
-QUESTION = "What is the passkey?"
-ANSWER_PREFIX = "The passkey is"
 DEPTH_BUCKETS = ("0-25%", "25-50%", "50-75%", "75-100%")
 
 _SENTENCES = [s.strip() + "." for s in FILLER.split(".") if s.strip()]
