@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 OUT ?= runs/demo
 PRESET ?= tiny-cpu
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup kernels demo test test-fast bench clean
 
 setup: $(VENV)/.installed
 
@@ -13,13 +13,20 @@ $(VENV)/.installed: pyproject.toml scripts/setup.sh
 	PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/setup.sh
 	@touch $@
 
+# Triton for the fused CoCA kernels' tests (interpreted without a GPU); the demo does not need it.
+kernels: $(VENV)/.kernels
+
+$(VENV)/.kernels: $(VENV)/.installed
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[kernels]"
+	@touch $@
+
 demo: setup
 	$(BIN)/cocattn reproduce --preset $(PRESET) --out $(OUT)
 
-test: setup
+test: setup kernels
 	$(BIN)/python -m pytest -q
 
-test-fast: setup
+test-fast: setup kernels
 	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: setup

@@ -17,7 +17,7 @@ DATA=${DATA:-runs/data-full}
 REPRO_OUT=${REPRO_OUT:-runs/gpu-small}
 REPRO_KINDS=${REPRO_KINDS:-[rope,coca]}
 REPRO_ARGS=${REPRO_ARGS:-eval.multiples=[1,2,4,8,16] eval.factors=[4]}
-STEPS=${STEPS:-tests bench-attention bench-alibi bench-train reproduce bench-compiled}
+STEPS=${STEPS:-tests bench-attention bench-triton bench-alibi bench-train reproduce bench-compiled}
 BENCH_KINDS=${BENCH_KINDS:-rope,coca,coca-strict,nope,coca-einsum}
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 mkdir -p "$RESULTS"
@@ -50,9 +50,11 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to $RESULTS
 
 for name in $STEPS; do
     case $name in
-    tests) step tests 150 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py ;;
+    tests) step tests 150 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_triton_features.py ;;
     bench-attention) step bench-attention 150 python3 -m cocattn bench attention --kinds "$BENCH_KINDS" \
         --out "$RESULTS/bench-attention-gpu.json" ;;
+    bench-triton) COCATTN_FEATURES=triton step bench-triton 150 python3 -m cocattn bench attention \
+        --kinds rope,coca,coca-strict --out "$RESULTS/bench-attention-triton-gpu.json" ;;
     bench-alibi) step bench-alibi 90 python3 -m cocattn bench attention --kinds rope,alibi --lengths 2k,4k,8k,16k \
         --out "$RESULTS/bench-attention-alibi-gpu.json" ;;
     bench-train) step bench-train 120 python3 -m cocattn bench train --config small-gpu \

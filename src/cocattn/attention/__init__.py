@@ -4,7 +4,9 @@
   (the paper's equations live in its docstring);
 * :mod:`.reference` — slow implementations straight from the definitions (ground truth);
 * :mod:`.module` — the :class:`Attention` module with projections and KV cache;
-* :mod:`.cache` — the KV cache (un-rotated keys; tied T for CoCA).
+* :mod:`.cache` — the KV cache (un-rotated keys; tied T for CoCA);
+* :mod:`.triton_features` — CoCA's feature maps as fused Triton kernels (opt-in,
+  :func:`set_feature_backend`).
 """
 
 from cocattn.attention.cache import KVCache, LayerCache
@@ -18,6 +20,7 @@ from cocattn.attention.functional import (
     coca_features,
     nope_attention,
     rope_attention,
+    set_feature_backend,
     tie_t,
 )
 from cocattn.attention.module import Attention
@@ -35,5 +38,6 @@ __all__ = [
     "coca_features",
     "nope_attention",
     "rope_attention",
+    "set_feature_backend",
     "tie_t",
 ]

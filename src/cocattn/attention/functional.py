@@ -22,6 +22,7 @@ Feature maps are formed in float32 (float64 for float64 inputs) and cast back to
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Mapping, NamedTuple
 
 import torch
@@ -52,6 +53,8 @@ __all__ = [
     "dot_product_attention",
     "default_positions",
     "fit_fp16",
+    "set_feature_backend",
+    "FEATURE_BACKENDS",
 ]
 
 KINDS = ("rope", "coca", "coca-strict", "alibi", "nope")
@@ -307,6 +310,30 @@ def coca_features(
     return q_feat, k_feat
 
 
+FEATURE_BACKENDS = ("torch", "triton")
+_FEATURE_BACKEND = os.environ.get("COCATTN_FEATURES", "torch")
+
+
+def set_feature_backend(name: str) -> None:
+    """How CoCA's feature maps run: ``"torch"`` (default; a dozen PyTorch ops per map, any device
+    and dtype) or ``"triton"`` (one fused kernel per map and per gradient, for CUDA tensors of
+    float32 / bfloat16 / float16 when Triton is installed; other inputs keep the PyTorch path).
+    The environment variable ``COCATTN_FEATURES`` sets the initial value."""
+    global _FEATURE_BACKEND
+    check_choice("backend", name, FEATURE_BACKENDS)
+    _FEATURE_BACKEND = name
+
+
+def _use_triton(q: torch.Tensor) -> bool:
+    if _FEATURE_BACKEND not in FEATURE_BACKENDS:
+        raise bad_value("COCATTN_FEATURES", _FEATURE_BACKEND, f"one of {FEATURE_BACKENDS}")
+    if _FEATURE_BACKEND != "triton" or getattr(torch.compiler, "is_compiling", lambda: False)():
+        return False
+    from cocattn.attention import triton_features
+
+    return triton_features.available(q)
+
+
 def _query_features(q: torch.Tensor, qc: torch.Tensor, qs: torch.Tensor, variant: str, out_dtype: torch.dtype) -> torch.Tensor:
     """``Q'`` computed in the tables' dtype and written into an ``out_dtype`` tensor, with at
     most two compute-dtype buffers of half of q's size alive (in-place arithmetic)."""
@@ -382,13 +409,28 @@ class _CocaFeatures(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, t, qc, qs, kc, ks, variant: str, out_dtype: torch.dtype, raw: bool):
         # raw: ``t`` is the T projection, tied here (one autograd node instead of four)
+        ctx.variant, ctx.raw = variant, raw
+        ctx.fused = _use_triton(q) and qc.dtype == torch.float32
+        if ctx.fused:
+            from cocattn.attention import triton_features as TF
+
+            strict = variant == "strict"
+            ctx.save_for_backward(q, t, qc, qs, kc, ks)
+            return TF.query_features(q, qc, qs, strict, out_dtype), TF.key_features(t, kc, ks, strict, raw, out_dtype)
         tau = tie_t(t) if raw else t
         ctx.save_for_backward(q, tau, qc, qs, kc, ks)
-        ctx.variant, ctx.raw = variant, raw
         return _query_features(q, qc, qs, variant, out_dtype), _key_features(tau, kc, ks, variant, out_dtype)
 
     @staticmethod
     def backward(ctx, g_q, g_k):
+        if ctx.fused:
+            from cocattn.attention import triton_features as TF
+
+            q, t, qc, qs, kc, ks = ctx.saved_tensors
+            strict = ctx.variant == "strict"
+            grad_q = TF.query_grad(q, g_q, qc, qs, strict) if ctx.needs_input_grad[0] else None
+            grad_t = TF.key_grad(t, g_k, kc, ks, strict, ctx.raw) if ctx.needs_input_grad[1] else None
+            return grad_q, grad_t, None, None, None, None, None, None, None
         q, tau, qc, qs, kc, ks = ctx.saved_tensors
         grad_q = _query_grad(q, g_q, qc, qs, ctx.variant) if ctx.needs_input_grad[0] else None
         grad_t = None
