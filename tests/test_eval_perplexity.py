@@ -146,3 +146,19 @@ def test_hf_dynamic_rope_does_not_leak_between_windows():
         lm.logits(ids)  # grows transformers' cached base
         again = lm.logits(ids[:, :50])
     torch.testing.assert_close(again, fresh)
+
+
+@pytest.mark.parametrize("attention", ["rope", "coca"])
+def test_bf16_autocast_evaluation_stays_close_to_float32(attention):
+    """Guarantee: `eval.dtype=bfloat16` (autocast, float32 weights) changes perplexity by well under
+    1% on a real tokenized text, so GPU presets can evaluate in bf16."""
+    lm = gpt(attention, training_length=32)
+    ids = lm.encode(text(200, seed=7))[:150]
+    plain = evaluate_perplexity(lm, [ids], [32, 64], stride=16, max_tokens=150, progress=False)
+    lm.autocast = torch.bfloat16
+    try:
+        fast = evaluate_perplexity(lm, [ids], [32, 64], stride=16, max_tokens=150, progress=False)
+    finally:
+        lm.autocast = None
+    assert fast["values"] == pytest.approx(plain["values"], rel=1e-2)
+    assert fast["values"] != plain["values"]  # bf16 really ran

@@ -17,7 +17,7 @@ SHRINK = [  # the small-gpu preset's structure (kinds, schedule, evaluation prot
     "train.steps=3", "train.warmup=1", "train.batch_size=2", "train.compile=false", "train.eval_interval=0",
     "train.checkpoint_interval=2", "train.threads=1",
     "eval.kinds=[rope,coca]", "eval.multiples=[1,2]", "eval.factors=[4]", "eval.documents=2",
-    "eval.passkey_cases=2", "eval.passkey_new_tokens=4",
+    "eval.passkey_cases=2", "eval.passkey_new_tokens=4", "eval.dtype=bfloat16",
 ]
 
 
@@ -47,6 +47,7 @@ def test_gpu_preset_smoke_on_cpu(small_gpu_run):
     assert set(meta["train_results"]) == {"rope", "coca"}
     assert all(r["steps"] == 3 for r in meta["train_results"].values())
     assert any("train coca" in line for line in logs)
+    assert "eval.dtype=bfloat16" in report  # evaluated under bf16 autocast, and the report says so
 
 
 def test_rerun_skips_finished_stages(small_gpu_run):

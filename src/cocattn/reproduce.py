@@ -53,6 +53,9 @@ class ReproduceSettings:
     """Sliding-window stride (default: the training length, as the paper's 512)."""
     batch_tokens: int | None = None
     """Perplexity windows batched up to this many tokens (speed only; default one window at a time)."""
+    dtype: str = "float32"
+    """Evaluation precision: ``float32``, or ``bfloat16`` / ``float16`` autocast (weights stay float32);
+    ``auto`` = bfloat16 autocast on a GPU, float32 on CPU."""
     passkey_cases: int = 10
     """Passkey prompts per length."""
     passkey_new_tokens: int = 8
@@ -78,6 +81,9 @@ class ReproduceSettings:
         check(all(f > 1 for f in s.factors), "eval.factors", s.factors, "numbers > 1")
         check(s.documents >= 1, "eval.documents", s.documents, "an integer >= 1")
         check(s.passkey_cases >= 1, "eval.passkey_cases", s.passkey_cases, "an integer >= 1")
+        check_choice("eval.dtype", s.dtype, ("auto", "float32", "bfloat16", "float16"))
+        check(s.batch_tokens is None or (isinstance(s.batch_tokens, int) and s.batch_tokens >= 1), "eval.batch_tokens",
+              s.batch_tokens, "null or a positive integer")
         return s
 
 
@@ -126,6 +132,9 @@ def deviations(run_config, settings: ReproduceSettings, data_dir: Path) -> list[
         f"Dynamic NTK factors {', '.join(f'{f:g}' for f in settings.factors)} (transformers' formula), applied at "
         "inference only; the KV cache keeps un-rotated keys so every key uses the current base.",
     ]
+    if settings.dtype != "float32":
+        notes.append(f"Evaluation precision: eval.dtype={settings.dtype} (autocast with float32 weights; 'auto' is "
+                     "bfloat16 on a GPU, float32 on CPU).")
     if run_config.data.retrieval_fraction > 0:
         notes.append(
             f"Retrieval warm-up: {run_config.data.retrieval_fraction:.0%} of training rows are synthetic passkey rows "
@@ -216,7 +225,7 @@ def reproduce(
                 if path.is_file():
                     continue
                 if lm is None:
-                    lm = load_lm(model_dirs[kind], device=device, name=kind)
+                    lm = load_lm(model_dirs[kind], device=device, name=kind, autocast=_eval_autocast(settings, device))
                 log(f"eval {metric} {kind} {slug}")
                 if metric == "ppl":
                     record = evaluate_perplexity(
@@ -249,6 +258,13 @@ def reproduce(
     report = write_reproduce_report(out)
     log(f"report: {report} (total {time.perf_counter() - start:.0f} s)")
     return report
+
+
+def _eval_autocast(settings: ReproduceSettings, device: str) -> torch.dtype | None:
+    name = settings.dtype
+    if name == "auto":
+        name = "bfloat16" if device == "cuda" else "float32"
+    return None if name == "float32" else getattr(torch, name)
 
 
 def write_reproduce_report(out: str | os.PathLike) -> Path:

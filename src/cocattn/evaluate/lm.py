@@ -177,6 +177,12 @@ class CocattnLanguageModel(LanguageModel):
         self.training_length = int(self.config.max_seq_len)
         self.base_rope = dict(getattr(self.config, "rope_parameters", None) or {"rope_type": "default"})
         self.scaling = None
+        self.autocast: torch.dtype | None = None  # e.g. torch.bfloat16: forward passes under autocast
+
+    def _autocast(self):
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast)
 
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False).ids)
@@ -194,7 +200,8 @@ class CocattnLanguageModel(LanguageModel):
 
     @torch.no_grad()
     def logits(self, ids: torch.Tensor) -> torch.Tensor:
-        logits, _ = self.module(ids.to(self.device))
+        with self._autocast():
+            logits, _ = self.module(ids.to(self.device))
         return logits.float()
 
     @torch.no_grad()
@@ -204,7 +211,8 @@ class CocattnLanguageModel(LanguageModel):
         steps: list[torch.Tensor] = []
         step_in = idx
         for _ in range(max_new_tokens):
-            logits, _ = self.module(step_in, cache=cache)
+            with self._autocast():
+                logits, _ = self.module(step_in, cache=cache)
             last = logits[0, -1].float()
             token = int(last.argmax())
             out.append(token)
@@ -419,8 +427,12 @@ def model_dir_kind(path: str | Path) -> str:
 
 
 def load_lm(path: str | Path, *, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
-            training_length: int | None = None, name: str | None = None) -> LanguageModel:
-    """Load a cocattn checkpoint or a Hugging Face model directory as a :class:`LanguageModel`."""
+            training_length: int | None = None, name: str | None = None,
+            autocast: torch.dtype | None = None) -> LanguageModel:
+    """Load a cocattn checkpoint or a Hugging Face model directory as a :class:`LanguageModel`.
+
+    ``dtype`` converts the weights; ``autocast`` (cocattn checkpoints) keeps them and runs every
+    forward pass under ``torch.autocast`` in that dtype, as training did on a GPU."""
     path = Path(path)
     kind = model_dir_kind(path)
     label = name or path.name
@@ -433,6 +445,7 @@ def load_lm(path: str | Path, *, device: str | torch.device = "cpu", dtype: torc
         if dtype is not None:
             model = model.to(dtype)
         lm: LanguageModel = CocattnLanguageModel(model.to(device), tokenizer, name=label)
+        lm.autocast = autocast
         if training_length:
             lm.training_length = int(training_length)
         return lm
