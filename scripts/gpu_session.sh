@@ -6,6 +6,8 @@
 #
 #   BUDGET=570 REPRO_KINDS='[rope,coca]' DATA=runs/data-full bash scripts/gpu_session.sh
 #   STEPS="tests bench-attention reproduce" bash scripts/gpu_session.sh     # a subset, in this order
+#   REPRO_ARGS= REPRO_KINDS='[rope,coca,coca-strict,alibi]' STEPS=reproduce bash scripts/gpu_session.sh
+#                                       # the preset's full evaluation (1-64x, factors 2/4/8)
 #
 # Uses the python3 on PATH (a CUDA build of torch) with this checkout on PYTHONPATH: nothing is
 # installed. DATA must be a `cocattn data build --preset full --vocab-size 16384` directory.
