@@ -18,7 +18,7 @@ RESULTS=${RESULTS:-runs/gpu}
 DATA=${DATA:-runs/data-full}
 REPRO_OUT=${REPRO_OUT:-runs/gpu-small}
 REPRO_KINDS=${REPRO_KINDS:-[rope,coca]}
-REPRO_ARGS=${REPRO_ARGS:-eval.multiples=[1,2,4,8,16] eval.factors=[4]}
+REPRO_ARGS=${REPRO_ARGS-eval.multiples=[1,2,4,8,16] eval.factors=[4]}
 STEPS=${STEPS:-tests bench-attention bench-triton bench-alibi bench-train reproduce bench-compiled}
 BENCH_KINDS=${BENCH_KINDS:-rope,coca,coca-strict,nope,coca-einsum}
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
