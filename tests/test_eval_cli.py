@@ -90,3 +90,19 @@ def test_cli_errors_are_clear(checkpoints, capsys):
     assert "either --rope or --rope-json" in capsys.readouterr().err
     assert main(["eval", "passkey", gpt_dir, "--max-memory", "lots"]) == 2
     assert "--max-memory='lots'" in capsys.readouterr().err
+
+
+def test_cli_autocast_evaluation(checkpoints, tmp_path, capsys):
+    """Guarantee: `--autocast bfloat16` evaluates a cocattn checkpoint under bf16 autocast, close
+    to float32; a bad value or a Hugging Face model is a clear error."""
+    docs, gpt_dir = str(checkpoints / "docs.jsonl"), str(checkpoints / "gpt")
+    for name, extra in (("fp32", []), ("bf16", ["--autocast", "bfloat16"])):
+        assert main(["eval", "ppl", gpt_dir, "--data", docs, "--lengths", "32", "--out", str(tmp_path / f"{name}.json"),
+                     "--no-progress", *extra]) == 0
+    fp32, bf16 = (read_results(tmp_path / f"{n}.json")[0]["values"][0] for n in ("fp32", "bf16"))
+    assert bf16 == pytest.approx(fp32, rel=1e-2) and bf16 != fp32
+    capsys.readouterr()
+    assert main(["eval", "ppl", gpt_dir, "--data", docs, "--lengths", "32", "--autocast", "int8"]) == 2
+    assert "--autocast='int8'" in capsys.readouterr().err
+    assert main(["eval", "passkey", str(checkpoints / "hf"), "--lengths", "200", "--autocast", "bfloat16"]) == 2
+    assert "autocast" in capsys.readouterr().err

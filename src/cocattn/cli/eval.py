@@ -28,10 +28,10 @@ def _device(name: str) -> torch.device:
         raise bad_value("--device", name, "'auto', 'cpu', 'cuda' or 'cuda:N'") from None
 
 
-def _dtype(name: str | None) -> torch.dtype | None:
+def _dtype(name: str | None, arg: str = "--dtype") -> torch.dtype | None:
     if name is None:
         return None
-    check_choice("--dtype", name, ("float32", "bfloat16", "float16"))
+    check_choice(arg, name, ("float32", "bfloat16", "float16"))
     return getattr(torch, name)
 
 
@@ -62,7 +62,7 @@ def load_from_args(args: argparse.Namespace):
     from cocattn.evaluate.lm import load_lm
 
     return load_lm(args.checkpoint, device=_device(args.device), dtype=_dtype(args.dtype),
-                   training_length=args.training_length)
+                   training_length=args.training_length, autocast=_dtype(getattr(args, "autocast", None), "--autocast"))
 
 
 def _max_memory(args: argparse.Namespace) -> int | None:
@@ -172,6 +172,9 @@ def _common(p: argparse.ArgumentParser, scaling: bool = True) -> None:
                        "'{\"rope_type\": \"yarn\", \"factor\": 4, \"beta_fast\": 16}'")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
     p.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: as stored / float32)")
+    p.add_argument("--autocast", default=None, metavar="DTYPE",
+                   help="bfloat16 | float16: float32 weights, forward passes under torch.autocast (cocattn checkpoints; "
+                        "what `cocattn reproduce` does on a GPU with eval.dtype=auto)")
     p.add_argument("--training-length", type=int, default=None,
                    help="override the training length L0 (default: from the checkpoint's config)")
     p.add_argument("--max-memory", metavar="SIZE", default=None,

@@ -449,6 +449,8 @@ def load_lm(path: str | Path, *, device: str | torch.device = "cpu", dtype: torc
         if training_length:
             lm.training_length = int(training_length)
         return lm
+    if autocast is not None:
+        raise bad_value("autocast", autocast, "None for a Hugging Face model (pass dtype= to convert its weights)")
     from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
     from cocattn.io import refuse_pickles
