@@ -32,6 +32,7 @@ __all__ = [
     "inv_freq_and_scaling",
     "rope_cos_sin",
     "arange_cos_sin",
+    "arange_tables",
     "is_length_dependent",
     "apply_rope",
     "rotate_half",
@@ -126,8 +127,27 @@ def is_length_dependent(params: RopeParameters | Mapping[str, Any] | None) -> bo
     return _REGISTRY[params.rope_type].length_dependent
 
 
+_INV_FREQ: "OrderedDict[tuple[float, int], torch.Tensor]" = OrderedDict()
+
+
 def _base_inv_freq(base: float, head_dim: int) -> torch.Tensor:
-    return 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
+    """``1 / base^(2j / d)`` in float64, cached (every layer of every step asks for it; callers
+    derive new tensors from it and never write into it). Inside a compiled graph it is computed
+    there."""
+    def compute() -> torch.Tensor:
+        return 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
+
+    if getattr(torch.compiler, "is_compiling", lambda: False)():
+        return compute()
+    key = (float(base), int(head_dim))
+    hit = _INV_FREQ.get(key)
+    if hit is None:
+        with torch.inference_mode(False), torch.no_grad():
+            hit = compute()
+        _INV_FREQ[key] = hit
+        while len(_INV_FREQ) > 64:  # dynamic NTK: a base per length
+            _INV_FREQ.popitem(last=False)
+    return hit
 
 
 @register_rope_type("default")
@@ -331,8 +351,10 @@ def rope_cos_sin(
     return (angles.cos() * attention_scaling).to(dtype), (angles.sin() * attention_scaling).to(dtype)
 
 
-_TABLE_CACHE: "OrderedDict[tuple, tuple[torch.Tensor, torch.Tensor]]" = OrderedDict()
+_TABLE_CACHE: "OrderedDict[tuple, tuple[torch.Tensor, ...]]" = OrderedDict()
 _TABLE_CACHE_SIZE = 8
+
+TableDerivation = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]
 
 
 def arange_cos_sin(
@@ -341,23 +363,43 @@ def arange_cos_sin(
     """:func:`rope_cos_sin` for positions ``0 … length − 1``, cached per (frequencies, scaling,
     dtype, device) and sliced, so that the common case (default positions) builds its tables once
     instead of at every layer and step. Values are identical to the uncached computation."""
+    cos, sin = arange_tables(length, inv_freq, attention_scaling, dtype, device)
+    return cos, sin
+
+
+def arange_tables(
+    length: int,
+    inv_freq: torch.Tensor,
+    attention_scaling: float,
+    dtype: torch.dtype,
+    device: torch.device | str,
+    derive: TableDerivation | None = None,
+) -> tuple[torch.Tensor, ...]:
+    """Tables for positions ``0 … length − 1``: ``(cos, sin)``, or ``derive(cos, sin)`` — any
+    tuple of tables computed position by position from them (so that slicing the first
+    ``length`` rows of a longer table gives the same values) — cached under ``derive``'s name
+    with the tables it came from. Inside a ``torch.compile`` graph nothing is cached: the tables
+    are computed there and fused."""
     compiling = getattr(torch.compiler, "is_compiling", lambda: False)()
-    if compiling or length == 0:  # inside a compiled graph the tables are computed and fused there
-        return rope_cos_sin(torch.arange(length, device=device), inv_freq, attention_scaling, dtype)
+    if compiling or length == 0:
+        tables = rope_cos_sin(torch.arange(length, device=device), inv_freq, attention_scaling, dtype)
+        return tables if derive is None else derive(*tables)
     device = torch.device(device)
-    key = (inv_freq.detach().cpu().numpy().tobytes(), float(attention_scaling), dtype, str(device))
+    name = None if derive is None else f"{derive.__module__}.{derive.__qualname__}"
+    key = (inv_freq.detach().cpu().numpy().tobytes(), float(attention_scaling), dtype, str(device), name)
     hit = _TABLE_CACHE.get(key)
     if hit is None or hit[0].shape[0] < length:
         # Never inference tensors (a table cached under torch.inference_mode must still be
         # usable by autograd later), never part of a graph.
         with torch.inference_mode(False), torch.no_grad():
             positions = torch.arange(length, device=device, dtype=torch.int64)
-            hit = rope_cos_sin(positions, inv_freq, attention_scaling, dtype)
+            tables = rope_cos_sin(positions, inv_freq, attention_scaling, dtype)
+            hit = tables if derive is None else tuple(derive(*tables))
         _TABLE_CACHE[key] = hit
         while len(_TABLE_CACHE) > _TABLE_CACHE_SIZE:
             _TABLE_CACHE.popitem(last=False)
     _TABLE_CACHE.move_to_end(key)
-    return hit[0][:length], hit[1][:length]
+    return tuple(x[:length] for x in hit)
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:

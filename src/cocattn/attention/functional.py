@@ -32,7 +32,8 @@ from cocattn._checks import bad_value, check, check_choice
 from cocattn.rope import (
     RopeParameters,
     apply_rope,
-    arange_cos_sin,
+    TableDerivation,
+    arange_tables,
     inv_freq_and_scaling,
     is_length_dependent,
     rope_cos_sin,
@@ -139,25 +140,34 @@ def _current_length(layout: _Layout) -> int:
 
 
 def _tables(
-    rope: RopeLike, head_dim: int, layout: _Layout, dtype: torch.dtype
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """cos/sin for queries and keys, shaped ``[B or 1, 1, N, d]``."""
+    rope: RopeLike, head_dim: int, layout: _Layout, dtype: torch.dtype, derive: TableDerivation | None = None
+) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    """The queries' and the keys' tables: ``(cos, sin)`` shaped ``[B or 1, 1, N, d]``, or
+    ``derive(cos, sin)`` (cached with the tables on the default layout), whose ``[..., N, 2, d/2]``
+    tables get a head axis only for batched positions."""
     params = rope if isinstance(rope, RopeParameters) else rope_parameters(rope)
     seq_len = _current_length(layout) if is_length_dependent(params) else None
     inv_freq, scaling = inv_freq_and_scaling(params, head_dim, seq_len)
     q_pos, k_pos = layout.q_pos, layout.k_pos
+
+    def at(positions: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        tables = rope_cos_sin(positions, inv_freq, scaling, dtype)
+        return tables if derive is None else tuple(derive(*tables))
+
     if layout.default:
         s, n = k_pos.shape[-1], q_pos.shape[-1]
-        kc, ks = arange_cos_sin(s, inv_freq, scaling, dtype, k_pos.device)
-        qc, qs = (kc[s - n :], ks[s - n :]) if n <= s else rope_cos_sin(q_pos, inv_freq, scaling, dtype)
+        k_tabs = arange_tables(s, inv_freq, scaling, dtype, k_pos.device, derive)
+        q_tabs = tuple(x[s - n :] for x in k_tabs) if n <= s else at(q_pos)
     else:
-        qc, qs = rope_cos_sin(q_pos, inv_freq, scaling, dtype)
-        kc, ks = (qc, qs) if k_pos is q_pos else rope_cos_sin(k_pos, inv_freq, scaling, dtype)
+        q_tabs = at(q_pos)
+        k_tabs = q_tabs if k_pos is q_pos else at(k_pos)
 
     def shape(x: torch.Tensor) -> torch.Tensor:
+        if derive is not None:  # [S, 2, h] broadcasts as it is; [B, S, 2, h] gets its head axis
+            return x.unsqueeze(1) if x.dim() == 4 else x
         return x.unsqueeze(0).unsqueeze(0) if x.dim() == 2 else x.unsqueeze(1)
 
-    return shape(qc), shape(qs), shape(kc), shape(ks)
+    return tuple(shape(x) for x in q_tabs), tuple(shape(x) for x in k_tabs)
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -315,8 +325,8 @@ _FEATURE_BACKEND = os.environ.get("COCATTN_FEATURES", "torch")
 
 
 def set_feature_backend(name: str) -> None:
-    """How CoCA's feature maps run: ``"torch"`` (default; a dozen PyTorch ops per map, any device
-    and dtype) or ``"triton"`` (one fused kernel per map and per gradient, for CUDA tensors of
+    """How CoCA's feature maps run: ``"torch"`` (default; four to six PyTorch ops per map and
+    per gradient, any device and dtype) or ``"triton"`` (one fused kernel per map and per gradient, for CUDA tensors of
     float32 / bfloat16 / float16 when Triton is installed; other inputs keep the PyTorch path).
     The environment variable ``COCATTN_FEATURES`` sets the initial value."""
     global _FEATURE_BACKEND
@@ -334,111 +344,118 @@ def _use_triton(q: torch.Tensor) -> bool:
     return triton_features.available(q)
 
 
-def _query_features(q: torch.Tensor, qc: torch.Tensor, qs: torch.Tensor, variant: str, out_dtype: torch.dtype) -> torch.Tensor:
-    """``Q'`` computed in the tables' dtype and written into an ``out_dtype`` tensor, with at
-    most two compute-dtype buffers of half of q's size alive (in-place arithmetic)."""
-    cd = qc.dtype
-    h = q.shape[-1] // 2
-    q1, q2 = q[..., :h], q[..., h:]
-    out = torch.empty(q.shape, dtype=out_dtype, device=q.device)
-    acc = q1.to(cd, copy=True)
-    if variant == "slack":  # (q1² C − q1 q2 S, q2² C + q1 q2 S)
-        cross = (acc * q2).mul_(qs)
-        out[..., :h].copy_(acc.mul_(q1).mul_(qc).sub_(cross))
-        out[..., h:].copy_(acc.copy_(q2).mul_(q2).mul_(qc).add_(cross))
-    else:  # strict: (s C, s S), s = q1² + q2²
-        acc.mul_(q1).addcmul_(q2, q2)
-        out[..., :h].copy_(acc * qc)
-        out[..., h:].copy_(acc.mul_(qs))
-    return out
+def _planes(x: torch.Tensor) -> torch.Tensor:
+    """``[..., d]`` viewed as ``[..., 2, d/2]``: the two halves of every plane on their own axis."""
+    return x.unflatten(-1, (2, x.shape[-1] // 2))
 
 
-def _key_features(tau: torch.Tensor, kc: torch.Tensor, ks: torch.Tensor, variant: str, out_dtype: torch.dtype) -> torch.Tensor:
-    """``K'``: ``(τ (C − S), τ (C + S))`` (Slack) or ``(τ C, τ S)`` (Strict)."""
-    h = tau.shape[-1]
-    out = torch.empty((*tau.shape[:-1], 2 * h), dtype=out_dtype, device=tau.device)
-    first, second = (kc - ks, kc + ks) if variant == "slack" else (kc, ks)
-    out[..., :h].copy_(first * tau)
-    out[..., h:].copy_(second * tau)
-    return out
+def _plane_sum(x: torch.Tensor) -> torch.Tensor:
+    """``x1 + x2`` of a ``[..., 2, h]`` tensor: ``[..., h]``."""
+    return torch.add(*x.unbind(-2))
 
 
-def _query_grad(q: torch.Tensor, g: torch.Tensor, qc: torch.Tensor, qs: torch.Tensor, variant: str) -> torch.Tensor:
-    """``∂L/∂q`` from ``g = ∂L/∂Q'`` (see :class:`_CocaFeatures`), in q's dtype."""
-    cd = qc.dtype
-    h = q.shape[-1] // 2
-    q1, q2 = q[..., :h], q[..., h:]
-    out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
-    if variant == "slack":
-        # ∂q1 = 2 C g1 q1 + S q2 (g2 − g1),  ∂q2 = 2 C g2 q2 + S q1 (g2 − g1)
-        g1 = g[..., :h].to(cd, copy=True)
-        diff = (g[..., h:].to(cd) - g1).mul_(qs)
-        out[..., :h].copy_(g1.mul_(q1).mul_(qc).mul_(2).addcmul_(q2, diff))
-        out[..., h:].copy_(g1.copy_(g[..., h:]).mul_(q2).mul_(qc).mul_(2).addcmul_(q1, diff))
-    else:
-        # ∂q_i = 2 q_i (g1 C + g2 S)
-        gs = g[..., :h].to(cd, copy=True).mul_(qc).addcmul_(g[..., h:], qs).mul_(2)
-        out[..., :h].copy_(gs * q1)
-        out[..., h:].copy_(gs.mul_(q2))
-    return out
+def _slack_tables(cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Slack's tables ``[..., 2, d/2]`` from the full-width ``cos = (C, C)``, ``sin = (S, S)``:
+    the queries' ``C`` (one row, broadcast) and ``S± = (−S, S)``; the keys' ``(C − S, C + S)``."""
+    c, s = _planes(cos)[..., :1, :], _planes(sin)[..., :1, :]
+    return c, torch.cat([-s, s], dim=-2), torch.cat([c - s, c + s], dim=-2)
 
 
-def _tau_grad(tau: torch.Tensor, g: torch.Tensor, kc: torch.Tensor, ks: torch.Tensor, variant: str) -> torch.Tensor:
-    """``∂L/∂τ`` from ``g = ∂L/∂K'``: ``h1 (C − S) + h2 (C + S)`` (Slack), ``h1 C + h2 S`` (Strict)."""
-    h = tau.shape[-1]
-    first, second = (kc - ks, kc + ks) if variant == "slack" else (kc, ks)
-    grad = (first * g[..., :h]).addcmul_(second, g[..., h:])
-    return _sum_to(grad, tau.shape).to(tau.dtype)
+def _strict_tables(cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Strict's tables ``[..., 2, d/2]``: ``(C, S)`` for the keys and the queries' forward, and
+    ``2 (C, S)`` for the queries' backward."""
+    both = torch.cat([_planes(cos)[..., :1, :], _planes(sin)[..., :1, :]], dim=-2)
+    return both, 2 * both, both
 
 
 class _CocaFeatures(torch.autograd.Function):
-    """:func:`coca_features` with a hand-written backward that keeps only ``q``, ``τ`` and the
-    half cos/sin tables (no float32 intermediates), so CoCA trains in vanilla RoPE's memory.
-    Forward and backward compute in the tables' dtype (float32, or float64) with in-place
-    arithmetic into preallocated outputs, so the transient buffers stay small too.
+    """CoCA's feature maps ``(Q', K')`` with a hand-written backward, every map and gradient in
+    four to six elementwise ops on the ``[..., 2, d/2]`` plane view (short sequences on a GPU are
+    launch-bound: each op is a kernel launch and some host time). Arithmetic is in the tables'
+    dtype (float32, or float64): a bfloat16 ``q`` times a float32 table is exact in float32, and
+    the last op of each map writes the output dtype directly. Saved for the backward: ``q``, the
+    tables and (raw ``t``) a half-width boolean mask ``w > 0``, so CoCA trains in vanilla RoPE's memory.
 
-    With ``(q1, q2)`` the two halves of q and ``C, S`` the tables of one plane:
+    With ``(q1, q2)`` the halves of q, ``σq = (q2, q1)``, ``C, S`` the tables of each plane,
+    ``S± = (−S, S)`` and ``T`` the keys' table (Slack ``(C − S, C + S)``, Strict ``(C, S)``):
 
-    * Slack: ``Q' = (q1² C − q1 q2 S, q2² C + q1 q2 S)``, ``K' = (τ (C − S), τ (C + S))``;
-      ``∂q1 = g1 (2 q1 C − q2 S) + g2 q2 S``, ``∂q2 = −g1 q1 S + g2 (2 q2 C + q1 S)``,
-      ``∂τ = h1 (C − S) + h2 (C + S)``.
-    * Strict: ``Q' = (s C, s S)`` with ``s = q1² + q2²``, ``K' = (τ C, τ S)``;
-      ``∂q_i = 2 q_i (g1 C + g2 S)``, ``∂τ = h1 C + h2 S``.
+    * Slack: ``Q' = q ⊙ (q C + σq ⊙ S±)`` (= ``q ⊙ rope(q)``);
+      ``∂q = 2 C g ⊙ q + σq d`` with ``d = g ⊙ S± summed over the halves = S (g2 − g1)``.
+    * Strict: ``Q' = (s C, s S)``, ``s = q1² + q2²``; ``∂q = q ⊙ 2 (g1 C + g2 S)``.
+    * Keys, either variant: ``K' = τ T``, ``∂τ = g1 T1 + g2 T2``. From the raw projection the
+      tie is ``w = relu(t1 + t2) = 2τ`` and the map returns ``w T = 2 K'`` (the caller halves the
+      softmax scale, exact in floating point); ``∂t1 = ∂t2 = ∂w · [w > 0]``.
     """
 
     @staticmethod
-    def forward(ctx, q, t, qc, qs, kc, ks, variant: str, out_dtype: torch.dtype, raw: bool):
-        # raw: ``t`` is the T projection, tied here (one autograd node instead of four)
-        ctx.variant, ctx.raw = variant, raw
-        ctx.fused = _use_triton(q) and qc.dtype == torch.float32
-        if ctx.fused:
-            from cocattn.attention import triton_features as TF
-
-            strict = variant == "strict"
-            ctx.save_for_backward(q, t, qc, qs, kc, ks)
-            return TF.query_features(q, qc, qs, strict, out_dtype), TF.key_features(t, kc, ks, strict, raw, out_dtype)
-        tau = tie_t(t) if raw else t
-        ctx.save_for_backward(q, tau, qc, qs, kc, ks)
-        return _query_features(q, qc, qs, variant, out_dtype), _key_features(tau, kc, ks, variant, out_dtype)
+    def forward(ctx, q, t, q_a, q_b, k_table, variant: str, out_dtype: torch.dtype, raw: bool):
+        cd = k_table.dtype
+        qp = _planes(q)
+        q_feat = torch.empty(qp.shape, dtype=out_dtype, device=q.device)
+        if variant == "slack":
+            a = (qp * q_a).addcmul_(qp.flip(-2), q_b)  # rope(q)
+            torch.mul(a, qp, out=q_feat)
+        else:
+            q1, q2 = qp.unbind(-2)
+            sq = torch.mul(q1, q1.to(cd)).addcmul_(q2, q2)
+            torch.mul(q_a, sq.unsqueeze(-2), out=q_feat)
+        if raw:
+            tau = _planes(t).sum(-2, keepdim=True, dtype=cd).relu_()  # 2τ
+            mask = tau > 0
+        else:
+            tau, mask = t.unsqueeze(-2), None
+        k_feat = torch.empty((*tau.shape[:-2], *k_table.shape[-2:]), dtype=out_dtype, device=t.device)
+        torch.mul(k_table, tau, out=k_feat)
+        ctx.variant, ctx.raw, ctx.t_shape, ctx.t_dtype = variant, raw, t.shape, t.dtype
+        ctx.save_for_backward(q, mask, q_a, q_b, k_table)
+        return q_feat.flatten(-2), k_feat.flatten(-2)
 
     @staticmethod
     def backward(ctx, g_q, g_k):
-        if ctx.fused:
-            from cocattn.attention import triton_features as TF
-
-            q, t, qc, qs, kc, ks = ctx.saved_tensors
-            strict = ctx.variant == "strict"
-            grad_q = TF.query_grad(q, g_q, qc, qs, strict) if ctx.needs_input_grad[0] else None
-            grad_t = TF.key_grad(t, g_k, kc, ks, strict, ctx.raw) if ctx.needs_input_grad[1] else None
-            return grad_q, grad_t, None, None, None, None, None, None, None
-        q, tau, qc, qs, kc, ks = ctx.saved_tensors
-        grad_q = _query_grad(q, g_q, qc, qs, ctx.variant) if ctx.needs_input_grad[0] else None
+        q, mask, q_a, q_b, k_table = ctx.saved_tensors
+        grad_q = _CocaFeatures._query_grad(q, _planes(g_q), q_a, q_b, ctx.variant) if ctx.needs_input_grad[0] else None
         grad_t = None
         if ctx.needs_input_grad[1]:
-            grad_t = _tau_grad(tau, g_k, kc, ks, ctx.variant)
-            if ctx.raw:  # through relu((t1 + t2) / 2): half the gradient to each half where τ > 0
-                grad_t = grad_t.masked_fill_(tau <= 0, 0).mul_(0.5)
-                grad_t = torch.cat([grad_t, grad_t], dim=-1)
+            u = _plane_sum(_planes(g_k) * k_table)  # ∂τ (or ∂w)
+            if ctx.raw:
+                grad_t = torch.empty(ctx.t_shape, dtype=ctx.t_dtype, device=u.device)
+                _planes(grad_t).copy_(u.unsqueeze(-2).mul_(mask))
+            else:
+                grad_t = _sum_to(u, ctx.t_shape).to(ctx.t_dtype)
+        return grad_q, grad_t, None, None, None, None, None, None
+
+    @staticmethod
+    def _query_grad(q: torch.Tensor, gp: torch.Tensor, q_a: torch.Tensor, q_b: torch.Tensor, variant: str) -> torch.Tensor:
+        qp = _planes(q)
+        grad = torch.empty(qp.shape, dtype=q.dtype, device=q.device)
+        if variant == "slack":
+            d = _plane_sum(gp * q_b).unsqueeze(-2)
+            x = (qp * q_a).mul_(gp).addcmul_(qp.flip(-2), d, value=0.5)
+            torch.mul(x, 2, out=grad)
+        else:
+            torch.mul(qp, _plane_sum(gp * q_b).unsqueeze(-2), out=grad)
+        return grad.flatten(-2)
+
+
+class _FusedCocaFeatures(torch.autograd.Function):
+    """:class:`_CocaFeatures` as four Triton kernels (:mod:`cocattn.attention.triton_features`),
+    on the half tables ``C, S`` of queries and keys; returns ``K'`` itself (no factor 2)."""
+
+    @staticmethod
+    def forward(ctx, q, t, qc, qs, kc, ks, variant: str, out_dtype: torch.dtype, raw: bool):
+        from cocattn.attention import triton_features as TF
+
+        ctx.strict, ctx.raw = variant == "strict", raw
+        ctx.save_for_backward(q, t, qc, qs, kc, ks)
+        return TF.query_features(q, qc, qs, ctx.strict, out_dtype), TF.key_features(t, kc, ks, ctx.strict, raw, out_dtype)
+
+    @staticmethod
+    def backward(ctx, g_q, g_k):
+        from cocattn.attention import triton_features as TF
+
+        q, t, qc, qs, kc, ks = ctx.saved_tensors
+        grad_q = TF.query_grad(q, g_q, qc, qs, ctx.strict) if ctx.needs_input_grad[0] else None
+        grad_t = TF.key_grad(t, g_k, kc, ks, ctx.strict, ctx.raw) if ctx.needs_input_grad[1] else None
         return grad_q, grad_t, None, None, None, None, None, None, None
 
 
@@ -479,11 +496,18 @@ def _coca(q, t, v, variant, positions, key_positions, rope, causal, scale, need_
     s = t.shape[2]
     layout = _layout(positions, key_positions, n, s, b, q.device)
     cd = _compute_dtype(q.dtype)
-    qc, qs, kc, ks = _tables(rope, d, layout, cd)
     out_dtype = cd if q.dtype == torch.float16 else q.dtype  # float16 is rescaled below first
-    h = d // 2
-    q_feat, k_feat = _CocaFeatures.apply(q, t, qc[..., :h], qs[..., :h], kc[..., :h], ks[..., :h], variant, out_dtype, raw)
     scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
+    if _use_triton(q) and cd == torch.float32:
+        h = d // 2
+        (qc, qs), (kc, ks) = _tables(rope, d, layout, cd)
+        halves = qc[..., :h], qs[..., :h], kc[..., :h], ks[..., :h]
+        q_feat, k_feat = _FusedCocaFeatures.apply(q, t, *halves, variant, out_dtype, raw)
+    else:
+        q_tabs, k_tabs = _tables(rope, d, layout, cd, _slack_tables if variant == "slack" else _strict_tables)
+        q_feat, k_feat = _CocaFeatures.apply(q, t, q_tabs[0], q_tabs[1], k_tabs[2], variant, out_dtype, raw)
+        if raw:  # the map returned 2 K' (see _CocaFeatures)
+            scale = scale / 2
     if q.dtype == torch.float16:
         q_feat, k_feat, scale = fit_fp16(q_feat, k_feat, scale)
     return dot_product_attention(
@@ -553,7 +577,7 @@ def rope_attention(
     layout = _layout(positions, key_positions, n, s, b, q.device)
     q_pos, k_pos = layout.q_pos, layout.k_pos
     cd = _compute_dtype(q.dtype)
-    qc, qs, kc, ks = _tables(rope, d, layout, cd)
+    (qc, qs), (kc, ks) = _tables(rope, d, layout, cd)
     qr = apply_rope(q.to(cd), qc, qs).to(q.dtype)
     kr = apply_rope(k.to(cd), kc, ks).to(q.dtype)
     scale = 1.0 / math.sqrt(d) if scale is None else float(scale)

@@ -1,8 +1,8 @@
 """CoCA's feature maps and their gradients as four fused Triton kernels (opt-in).
 
-The PyTorch path (:class:`cocattn.attention.functional._CocaFeatures`) runs each feature map as a
-dozen small elementwise kernels; at short sequences on a GPU, where a whole attention step takes
-about a millisecond, their launches are what separates CoCA from RoPE. Here each map is one
+The PyTorch path (:class:`cocattn.attention.functional._CocaFeatures`) runs each feature map and
+gradient as four to six small elementwise kernels; at short sequences on a GPU, where a whole
+attention step takes about a millisecond, their launches are what separates CoCA from RoPE. Here each map is one
 kernel that reads q (or τ) and the cos/sin tables once and writes the features once, computing in
 float32, with the same formulas (see ``_CocaFeatures``):
 
@@ -89,11 +89,11 @@ if triton is not None:
 
     @triton.jit
     def _tau(t, b, hh, n, j, mask, h, st_b, st_h, st_n, st_d, RAW: tl.constexpr):
-        """τ as float32: loaded, or with ``RAW`` tied from t (``(t1 + t2) / 2`` rounded to t's dtype,
-        as the PyTorch tie computes it; the ReLU is left to the caller)."""
+        """τ as float32: loaded, or with ``RAW`` tied from t (``(t1 + t2) / 2`` in float32, as the
+        PyTorch path computes it; the ReLU is left to the caller)."""
         if RAW:
             t1, t2 = _load_halves(t, b, hh, n, j, mask, h, st_b, st_h, st_n, st_d)
-            tau = ((t1 + t2) * 0.5).to(t.dtype.element_ty).to(tl.float32)
+            tau = (t1 + t2) * 0.5
         else:
             p = t + b * st_b + hh * st_h + n[:, None] * st_n + j[None, :] * st_d
             tau = tl.load(p, mask=mask, other=0.0).to(tl.float32)
@@ -143,9 +143,9 @@ if triton is not None:
             gt = g1 * c + g2 * s
         else:
             gt = g1 * (c - s) + g2 * (c + s)
-        if RAW:  # through relu((t1 + t2) / 2): half to each half of t where τ > 0 (rounded as PyTorch does)
+        if RAW:  # through relu((t1 + t2) / 2): half to each half of t where τ > 0
             tau = _tau(t, b, hh, n, j, mask, h, st_b, st_h, st_n, st_d, RAW)
-            gt = tl.where(tau > 0.0, gt.to(out.dtype.element_ty).to(tl.float32) * 0.5, 0.0)
+            gt = tl.where(tau > 0.0, gt * 0.5, 0.0)
             _store_halves(out, gt, gt, b, hh, n, j, mask, h, so_b, so_h, so_n)
         else:
             p = out + b * so_b + hh * so_h + n[:, None] * so_n + j[None, :]
