@@ -7,6 +7,10 @@ Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` over the measured step;
 measurement runs in a fresh subprocess and reports the growth of its peak resident set size
 (``ru_maxrss``) from just before the first step to after it, i.e. what the step itself needed on
 top of its inputs.
+
+Ops (attention, eager): the ATen operators one step dispatches that compute something (views
+and bare allocations left out): about one kernel launch each on a GPU, where short sequences are
+launch-bound. The same count on every device, so a CPU run shows what a GPU will launch.
 """
 
 from __future__ import annotations
@@ -83,6 +87,27 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+_NO_KERNEL = ("aten::empty", "aten::empty_like", "aten::empty_strided", "aten::new_empty", "aten::new_empty_strided",
+              "aten::_unsafe_view", "aten::lift_fresh")
+
+
+def count_ops(step: Callable[[], Any]) -> int:
+    """ATen operators dispatched by ``step()`` that compute (see the module docstring)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if not getattr(func, "is_view", False) and func.name() not in _NO_KERNEL:
+                Count.n += 1
+            return func(*args, **(kwargs or {}))
+
+    with Count():
+        step()
+    return Count.n
+
+
 def run_attention_case(case: AttentionCase) -> dict[str, Any]:
     """Time and peak memory of one case in this process (see module docstring)."""
     dtype = getattr(torch, case.dtype)
@@ -134,6 +159,7 @@ def run_attention_case(case: AttentionCase) -> dict[str, Any]:
                 step()
                 _sync(case.device)
                 times.append(time.perf_counter() - t0)
+            ops = None if case.compile else count_ops(step)
     except (torch.OutOfMemoryError, MemoryError, RuntimeError) as err:
         if "out of memory" not in str(err).lower() and not isinstance(err, (torch.OutOfMemoryError, MemoryError)):
             raise
@@ -141,7 +167,8 @@ def run_attention_case(case: AttentionCase) -> dict[str, Any]:
         if cuda:
             torch.cuda.empty_cache()
         return {**asdict(case), "status": "oom", "ms": None, "peak_mib": None}
-    return {**asdict(case), "status": "ok", "ms": statistics.median(times) * 1e3, "peak_mib": max(peak, 0) / 2**20}
+    result = {**asdict(case), "status": "ok", "ms": statistics.median(times) * 1e3, "peak_mib": max(peak, 0) / 2**20}
+    return {**result, "ops": ops}
 
 
 def _estimate_bytes(case: AttentionCase) -> int:
@@ -298,7 +325,9 @@ def format_table(rows: list[dict[str, Any]], baseline: str = "rope", by: str = "
     kinds = list(dict.fromkeys(r["kind"] for r in rows))
     lengths = sorted({r[by] for r in rows})
     cell = {(r["kind"], r[by]): r for r in rows}
-    head = "| N | " + " | ".join(f"{k} ms (×{baseline}) / MiB (×)" for k in kinds) + " |"
+    with_ops = any(r.get("ops") is not None for r in rows)
+    unit = " / ops" if with_ops else ""
+    head = "| N | " + " | ".join(f"{k} ms (×{baseline}) / MiB (×){unit}" for k in kinds) + " |"
     lines = [head, "|" + "---|" * (len(kinds) + 1)]
     for n in lengths:
         base = cell.get((baseline, n))
@@ -310,7 +339,8 @@ def format_table(rows: list[dict[str, Any]], baseline: str = "rope", by: str = "
                 continue
             tr = r["ms"] / base["ms"] if base and base["ms"] else math.nan
             mr = r["peak_mib"] / base["peak_mib"] if base and base.get("peak_mib") else math.nan
-            parts.append(f"{r['ms']:.1f} (×{tr:.2f}) / {r['peak_mib']:.0f} (×{mr:.2f})")
+            ops = f" / {r['ops']}" if with_ops and r.get("ops") is not None else (" / –" if with_ops else "")
+            parts.append(f"{r['ms']:.1f} (×{tr:.2f}) / {r['peak_mib']:.0f} (×{mr:.2f}){ops}")
         lines.append(f"| {n} | " + " | ".join(parts) + " |")
     return "\n".join(lines)
 

@@ -1,0 +1,49 @@
+"""`cocattn bench attention`: what it measures and reports (not how fast anything is)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cocattn.attention import functional as AF
+from cocattn.bench import bench_attention, count_ops, format_table
+
+
+def _step(fn, n=64, heads=4, d=64, dtype=torch.bfloat16):
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, heads, n, d, generator=gen).to(dtype).requires_grad_() for _ in range(3))
+
+    def step():
+        fn(q, k, v).sum().backward()
+
+    step()  # caches filled, as in a training step after the first
+    return step
+
+
+def test_count_ops_counts_compute_not_views():
+    x = torch.randn(4, 8)
+    assert count_ops(lambda: x[:, :4].unsqueeze(0).transpose(0, 1)) == 0  # views only
+    assert count_ops(lambda: (x * 2 + 1).relu()) == 3
+
+
+@pytest.mark.parametrize("variant", ["slack", "strict"])
+def test_coca_launches_no_more_ops_than_rope(variant):
+    """Short sequences on a GPU are launch-bound: CoCA's forward+backward must not dispatch more
+    compute ops (≈ kernel launches) than vanilla RoPE's."""
+    coca = count_ops(_step(lambda q, k, v: AF.coca_attention(q, k, v, variant=variant)))
+    rope = count_ops(_step(lambda q, k, v: AF.rope_attention(q, k, v)))
+    assert coca <= rope, (coca, rope)
+
+
+def test_bench_attention_reports_time_memory_and_ops_per_kind():
+    rows = bench_attention(("rope", "coca"), [64], heads=2, repeats=1, progress=False)
+    assert [(r["kind"], r["status"]) for r in rows] == [("rope", "ok"), ("coca", "ok")]
+    for r in rows:
+        assert r["ms"] > 0 and r["peak_mib"] >= 0 and r["ops"] > 0
+    table = format_table(rows)
+    assert "rope ms (×rope) / MiB (×) / ops" in table and "| 64 |" in table
+
+
+def test_bench_attention_rejects_unknown_kinds():
+    with pytest.raises(ValueError, match="kinds.*flash"):
+        bench_attention(("flash",), [64], progress=False)
