@@ -76,3 +76,24 @@ def test_cached_decoding_on_cuda_equals_the_full_forward(kind):
         steps = [model(idx[:, :10], cache=cache)[0]]
         steps += [model(idx[:, i : i + 1], cache=cache)[0] for i in range(10, 40)]
     assert rel(torch.cat(steps, dim=1).float(), full.float()) <= 1e-4
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)])
+def test_alibi_on_flexattention_equals_the_sdpa_path(dtype, tol):
+    """The default CUDA path (FlexAttention) against the portable one, forward and backward."""
+    from cocattn.attention import alibi_flex, set_alibi_backend
+
+    results = []
+    try:
+        for backend in ("sdpa", "auto"):
+            set_alibi_backend(backend)
+            xs = [x.to(dtype).requires_grad_(True) for x in inputs(n=1024)]
+            assert alibi_flex.applies(xs[0], xs[1], default_layout=True, causal=True, need_weights=False) == (backend == "auto")
+            out = alibi_attention(*xs)
+            (out.float() ** 2).sum().backward()
+            results.append([out.detach(), *(x.grad for x in xs)])
+    finally:
+        set_alibi_backend("auto")
+    assert alibi_flex._BROKEN is None, alibi_flex._BROKEN
+    for flex, sdpa in zip(results[1], results[0]):
+        assert rel(flex, sdpa) <= tol

@@ -6,9 +6,11 @@
 * :mod:`.module` — the :class:`Attention` module with projections and KV cache;
 * :mod:`.cache` — the KV cache (un-rotated keys; tied T for CoCA);
 * :mod:`.triton_features` — CoCA's feature maps as fused Triton kernels (opt-in,
-  :func:`set_feature_backend`).
+  :func:`set_feature_backend`);
+* :mod:`.alibi_flex` — ALiBi on FlexAttention (default on CUDA, :func:`set_alibi_backend`).
 """
 
+from cocattn.attention.alibi_flex import set_alibi_backend
 from cocattn.attention.cache import KVCache, LayerCache
 from cocattn.attention.functional import (
     KINDS,
@@ -38,6 +40,7 @@ __all__ = [
     "coca_features",
     "nope_attention",
     "rope_attention",
+    "set_alibi_backend",
     "set_feature_backend",
     "tie_t",
 ]

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from cocattn._checks import bad_value, check, check_choice
+from cocattn.attention import alibi_flex
 from cocattn.rope import (
     RopeParameters,
     apply_rope,
@@ -657,14 +658,21 @@ def alibi_attention(
     block_elements: int | None = None,
     **_: Any,
 ):
-    """ALiBi: scores plus ``−slope_h · (m − n)``. The bias is built for a block of queries at a
-    time (at most ``block_elements`` numbers), so memory stays bounded at any length."""
+    """ALiBi: scores plus ``−slope_h · (m − n)``. On a GPU, self-attention over the default
+    positions runs on FlexAttention (the bias inside a fused causal kernel; see
+    :mod:`cocattn.attention.alibi_flex`). Otherwise the bias is built for a block of queries at a
+    time (at most ``block_elements`` numbers) and handed to SDPA, so memory stays bounded at any
+    length."""
     _check_qkv(q, k, v, "k")
     b, heads, n, d = q.shape
     s = k.shape[2]
     layout = _layout(positions, key_positions, n, s, b, q.device)
     q_pos, k_pos = layout.q_pos, layout.k_pos
     scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
+    if alibi_flex.applies(q, k, default_layout=layout.default, causal=causal, need_weights=need_weights):
+        out = alibi_flex.alibi_flex(q, k, v, _device_slopes(heads, q.device), scale=scale, causal=causal)
+        if out is not None:
+            return out
     slopes = _device_slopes(heads, q.device).view(1, heads, 1, 1)
     limit = block_elements or ALIBI_BLOCK_ELEMENTS
     per_row = max(1, heads * s * (q_pos.shape[0] if q_pos.dim() == 2 else 1))
