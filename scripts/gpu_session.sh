@@ -8,6 +8,11 @@
 #   STEPS="tests bench-attention reproduce" bash scripts/gpu_session.sh     # a subset, in this order
 #   REPRO_ARGS= REPRO_KINDS='[rope,coca,coca-strict,alibi]' STEPS=reproduce bash scripts/gpu_session.sh
 #                                       # the preset's full evaluation (1-64x, factors 2/4/8)
+#   STEPS="tests bench-attention bench-alibi eval-timing" bash scripts/gpu_session.sh
+#       eval-timing: the preset's whole evaluation (4 kinds, 1-64x, factors 2/4/8) on models trained
+#       for only 30 steps: it costs what the real one costs (the work does not depend on the
+#       weights), so its per-stage wall_s plus the training time measured elsewhere gives the
+#       preset's time even where a session's device budget is shorter than the preset.
 #
 # Uses the python3 on PATH (a CUDA build of torch) with this checkout on PYTHONPATH: nothing is
 # installed. DATA must be a `cocattn data build --preset full --vocab-size 16384` directory.
@@ -63,6 +68,9 @@ for name in $STEPS; do
         --kinds rope,coca,coca-strict,alibi,nope --steps 10 --out "$RESULTS/bench-train-gpu.json" ;;
     reproduce) step reproduce $(( $(left) - ${RESERVE:-20} )) python3 -m cocattn reproduce --preset small-gpu \
         --data "$DATA" --out "$REPRO_OUT" --quiet "eval.kinds=$REPRO_KINDS" $REPRO_ARGS ;;
+    eval-timing) step eval-timing $(( $(left) - ${RESERVE:-20} )) python3 -m cocattn reproduce --preset small-gpu \
+        --data "$DATA" --out "${EVAL_TIMING_OUT:-runs/gpu-eval-timing}" --quiet train.steps=30 train.warmup=10 \
+        train.compile=false train.eval_interval=30 train.checkpoint_interval=30 ;;
     bench-compiled) step bench-compiled 120 python3 -m cocattn bench attention --compile --kinds rope,coca,coca-strict \
         --lengths 2k,4k,16k --out "$RESULTS/bench-attention-compiled-gpu.json" ;;
     *) echo "unknown step $name"; exit 2 ;;
@@ -71,6 +79,7 @@ done
 
 # Pack what came out (no weights or optimizer state: they are large and reproducible).
 tar czf "$RESULTS/gpu-session.tgz" --exclude='*.safetensors' --exclude='*.pt' --exclude='step_*' \
-    "$RESULTS"/*.log "$RESULTS"/*.json "$RESULTS"/machine.txt "$REPRO_OUT" 2>/dev/null
+    "$RESULTS"/*.log "$RESULTS"/*.json "$RESULTS"/machine.txt "$REPRO_OUT" "${EVAL_TIMING_OUT:-runs/gpu-eval-timing}" \
+    2>/dev/null
 ls -la "$RESULTS"
 echo "gpu_session: $(( $(date +%s) - start )) s"

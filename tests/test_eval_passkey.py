@@ -132,3 +132,33 @@ def test_bad_arguments(rope_gpt, kwargs, match):
     kwargs.setdefault("lengths", [200])
     with pytest.raises(ValueError, match=match):
         evaluate_passkey(rope_gpt, progress=False, **kwargs)
+
+
+@pytest.mark.parametrize("make, scaling", [
+    (lambda: gpt("rope", training_length=64), None),
+    (lambda: gpt("coca", training_length=64), DYNAMIC),
+    (lambda: gpt("alibi", training_length=64), None),
+    (lambda: llama(training_length=64), None),
+], ids=["rope", "coca-dynamic", "alibi", "hf-llama"])
+def test_batched_cases_give_the_same_records(make, scaling):
+    """batch_tokens is speed only: prompts of one token length are generated together (the
+    cocattn cache takes a batch; other models loop), the answers scored in one padded pass."""
+    lm = make()
+    kwargs = dict(cases=6, max_new_tokens=5, seed=3, scaling=scaling, progress=False)
+    one = evaluate_passkey(lm, [200, 300], **kwargs)
+    many = evaluate_passkey(lm, [200, 300], batch_tokens=4096, **kwargs)
+    assert many["settings"]["batch_tokens"] == 4096 and "batch_tokens" not in one["settings"]
+    assert many["values"] == one["values"]
+    for rows_one, rows_many in zip(one["details"]["cases"], many["details"]["cases"]):
+        assert len({r["tokens"] for r in rows_many}) < len(rows_many)  # some lengths repeat: real batches ran
+        for a, b in zip(rows_one, rows_many):
+            assert {k: v for k, v in a.items() if k != "logprob"} == {k: v for k, v in b.items() if k != "logprob"}
+            assert a["logprob"] == pytest.approx(b["logprob"], abs=1e-4)
+
+
+def test_generate_greedy_batch_matches_one_row_at_a_time(rope_gpt):
+    rows = [rope_gpt.encode(text(40, seed=s))[:30] for s in (1, 2, 3)]
+    batched = rope_gpt.generate_greedy_batch(rows, 7, stop_at_eos=False)
+    assert batched == [rope_gpt.generate_greedy(r, 7, stop_at_eos=False) for r in rows]
+    with pytest.raises(ValueError, match="rows"):
+        rope_gpt.generate_greedy_batch([rows[0], rows[1][:20]], 3)

@@ -162,3 +162,18 @@ def test_the_model_traces_into_one_graph_for_torch_compile(kind):
         explained = torch._dynamo.explain(model)(x)
         assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
     torch._dynamo.reset()
+
+
+def test_logits_from_returns_the_tail_of_the_full_logits():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=50, n_layer=2, n_head=2, n_embd=32, max_seq_len=16)).eval()
+    idx = torch.randint(0, 50, (2, 12))
+    full, _ = model(idx)
+    for start in (-1, 5, 0):
+        part, _ = model(idx, logits_from=start)
+        torch.testing.assert_close(part, full[:, start:])
+    for bad in (12, -13, 1.5):
+        with pytest.raises(ValueError, match="logits_from"):
+            model(idx, logits_from=bad)
+    with pytest.raises(ValueError, match="targets"):
+        model(idx, idx, logits_from=-1)

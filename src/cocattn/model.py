@@ -197,14 +197,27 @@ class GPT(nn.Module):
             raise bad_value("idx.dtype", idx.dtype, "an integer dtype")
 
     def forward(
-        self, idx: torch.Tensor, targets: torch.Tensor | None = None, *, cache: KVCache | None = None
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        *,
+        cache: KVCache | None = None,
+        logits_from: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits ``[B, T, vocab]`` and, with ``targets [B, T]``, the mean cross-entropy
-        (targets of -100 are ignored). With a cache, ``idx`` continues the cached sequence."""
+        (targets of -100 are ignored). With a cache, ``idx`` continues the cached sequence.
+        ``logits_from``: logits only for positions ``logits_from:`` (``-1``: the last one, what
+        generation needs; a 32K-token prompt's full logits are 2 GB in float32)."""
         self._check_idx(idx)
+        if logits_from is not None:
+            check(targets is None, "targets", "given with logits_from", "targets only with every position's logits")
+            check(isinstance(logits_from, int) and -idx.shape[1] <= logits_from < max(idx.shape[1], 1), "logits_from",
+                  logits_from, f"an integer position in [-{idx.shape[1]}, {idx.shape[1]})")
         x = self.drop(self.wte(idx))
         for i, block in enumerate(self.blocks):
             x = block(x, cache=cache.layers[i] if cache is not None else None)
+        if logits_from is not None:
+            x = x[:, logits_from:]
         logits = self.lm_head(self.ln_f(x))
         loss = None
         if targets is not None:
@@ -240,7 +253,7 @@ class GPT(nn.Module):
         check(temperature >= 0, "temperature", temperature, "a number >= 0")
         check(top_k is None or (isinstance(top_k, int) and top_k > 0), "top_k", top_k, "None or a positive integer")
         cache = self.new_cache(idx.shape[0])
-        logits, _ = self(idx, cache=cache)
+        logits, _ = self(idx, cache=cache, logits_from=-1)
         out = idx
         done = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
         for _ in range(max_new_tokens):
@@ -258,5 +271,5 @@ class GPT(nn.Module):
                 done |= nxt.squeeze(1) == eos_token_id
                 if bool(done.all()):
                     break
-            logits, _ = self(nxt, cache=cache)
+            logits, _ = self(nxt, cache=cache, logits_from=-1)
         return out

@@ -52,7 +52,8 @@ class ReproduceSettings:
     stride: int | None = None
     """Sliding-window stride (default: the training length, as the paper's 512)."""
     batch_tokens: int | None = None
-    """Perplexity windows batched up to this many tokens (speed only; default one window at a time)."""
+    """Perplexity windows, and passkey prompts of one token length, batched up to this many tokens
+    (speed only; default one at a time)."""
     dtype: str = "float32"
     """Evaluation precision: ``float32``, or ``bfloat16`` / ``float16`` autocast (weights stay float32);
     ``auto`` = bfloat16 autocast on a GPU, float32 on CPU."""
@@ -236,7 +237,7 @@ def reproduce(
                 else:
                     record = evaluate_passkey(lm, lengths, cases=settings.passkey_cases,
                                               max_new_tokens=settings.passkey_new_tokens, scaling=scaling,
-                                              progress=progress)
+                                              batch_tokens=settings.batch_tokens, progress=progress)
                 write_results(path, record)
     timings["eval_s"] = time.perf_counter() - t0
 

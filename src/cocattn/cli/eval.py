@@ -128,7 +128,7 @@ def run_ppl(args: argparse.Namespace) -> int:
 
 def _passkey_options(args: argparse.Namespace) -> dict:
     return {"cases": args.cases, "max_new_tokens": args.max_new_tokens, "seed": args.seed,
-            "max_memory": _max_memory(args)}
+            "max_memory": _max_memory(args), "batch_tokens": args.batch_tokens}
 
 
 def run_passkey(args: argparse.Namespace) -> int:
@@ -191,15 +191,22 @@ def _ppl_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-tokens", type=int, default=None,
                    help="truncate documents to this many tokens (default: the longest length + 1)")
     p.add_argument("--batch-size", type=int, default=1, help="windows per forward pass")
-    p.add_argument("--batch-tokens", type=int, default=None,
-                   help="instead of --batch-size: as many windows per pass as fit in this many tokens")
+    _batch_tokens_arg(p)
     p.add_argument("--skip-too-long", action="store_true",
                    help="skip (with a warning) lengths no document fills instead of failing")
     p.add_argument("--preset", choices=["paper"], default=None,
                    help="paper: 100 documents, stride 512, truncation 32768, lengths 512..32K")
 
 
-def _passkey_args(p: argparse.ArgumentParser) -> None:
+def _batch_tokens_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch-tokens", type=int, default=None,
+                   help="speed only: as many perplexity windows (instead of --batch-size), or passkey prompts of one "
+                        "token length, per forward pass as fit in this many tokens")
+
+
+def _passkey_args(p: argparse.ArgumentParser, batch_tokens: bool = True) -> None:
+    if batch_tokens:
+        _batch_tokens_arg(p)
     p.add_argument("--cases", type=int, default=100, help="cases per length (default 100)")
     p.add_argument("--max-new-tokens", type=int, default=64, help="greedy tokens generated per case (default 64)")
     p.add_argument("--seed", type=int, default=0, help="seed of keys (default 0)")
@@ -223,7 +230,7 @@ def register(subparsers) -> None:
     p = sub.add_parser("sweep", help="perplexity and passkey over RoPE scalings (one row per scaling)")
     _common(p, scaling=False)
     _ppl_args(p)
-    _passkey_args(p)
+    _passkey_args(p, batch_tokens=False)
     p.add_argument("--scalings", nargs="+", default=None, metavar="SPEC",
                    help="'none', TYPE:FACTOR or JSON (default: none dynamic:2 dynamic:4 dynamic:8 linear:4 yarn:4)")
     p.add_argument("--metrics", nargs="+", default=["ppl", "passkey"], choices=["ppl", "passkey"])

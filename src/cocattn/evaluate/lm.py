@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -70,9 +70,18 @@ class LanguageModel:
 
     module: torch.nn.Module
 
-    def logits(self, ids: torch.Tensor) -> torch.Tensor:
-        """``[B, T] -> [B, T, V]`` float32 logits of the whole sequence (no cache, no grad)."""
+    def logits(self, ids: torch.Tensor, start: int | None = None) -> torch.Tensor:
+        """``[B, T] -> [B, T, V]`` float32 logits of the whole sequence (no cache, no grad);
+        with ``start``, only those of positions ``start:`` (what scoring a continuation needs)."""
         raise NotImplementedError
+
+    def generate_greedy_batch(self, rows: Sequence[Sequence[int]], max_new_tokens: int, *,
+                              stop_at_eos: bool = True) -> list[list[int]]:
+        """Greedy continuations of prompts of one length: what :meth:`generate_greedy` gives for
+        each row (up to floating-point ties), batched where the model can (one decoding step
+        for all rows instead of one per row)."""
+        check(len({len(r) for r in rows}) <= 1, "rows", sorted({len(r) for r in rows}), "prompts of one length")
+        return [self.generate_greedy(list(r), max_new_tokens, stop_at_eos=stop_at_eos) for r in rows]
 
     def generate_greedy(self, ids: list[int] | torch.Tensor, max_new_tokens: int, *, use_cache: bool = True,
                         stop_at_eos: bool = True) -> list[int]:
@@ -94,7 +103,7 @@ class LanguageModel:
         out: list[int] = []
         steps: list[torch.Tensor] = []
         for _ in range(max_new_tokens):
-            last = self.logits(idx)[0, -1]
+            last = self.logits(idx, start=-1)[0, -1]
             token = int(last.argmax())
             out.append(token)
             steps.append(last)
@@ -199,10 +208,34 @@ class CocattnLanguageModel(LanguageModel):
         return None
 
     @torch.no_grad()
-    def logits(self, ids: torch.Tensor) -> torch.Tensor:
+    def logits(self, ids: torch.Tensor, start: int | None = None) -> torch.Tensor:
         with self._autocast():
-            logits, _ = self.module(ids.to(self.device))
+            logits, _ = self.module(ids.to(self.device), logits_from=start)
         return logits.float()
+
+    @torch.no_grad()
+    def generate_greedy_batch(self, rows: Sequence[Sequence[int]], max_new_tokens: int, *,
+                              stop_at_eos: bool = True) -> list[list[int]]:
+        if len(rows) <= 1 or not self.cache_is_exact():
+            return super().generate_greedy_batch(rows, max_new_tokens, stop_at_eos=stop_at_eos)
+        check(len({len(r) for r in rows}) == 1, "rows", sorted({len(r) for r in rows}), "prompts of one length")
+        check(isinstance(max_new_tokens, int) and max_new_tokens >= 0, "max_new_tokens", max_new_tokens, "an integer >= 0")
+        cache = self.module.new_cache(len(rows))
+        step_in = torch.tensor([list(r) for r in rows], dtype=torch.long, device=self.device)
+        out: list[list[int]] = [[] for _ in rows]
+        done = [False] * len(rows)
+        for _ in range(max_new_tokens):
+            with self._autocast():
+                logits, _ = self.module(step_in, cache=cache, logits_from=-1)
+            tokens = logits[:, -1].float().argmax(-1)
+            for row, token in enumerate(tokens.tolist()):
+                if not done[row]:
+                    out[row].append(token)
+                    done[row] = stop_at_eos and token == self.eos_id
+            if all(done):
+                break
+            step_in = tokens[:, None]
+        return out
 
     @torch.no_grad()
     def _generate_cached(self, idx: torch.Tensor, max_new_tokens: int, stop_at_eos: bool):
@@ -212,7 +245,7 @@ class CocattnLanguageModel(LanguageModel):
         step_in = idx
         for _ in range(max_new_tokens):
             with self._autocast():
-                logits, _ = self.module(step_in, cache=cache)
+                logits, _ = self.module(step_in, cache=cache, logits_from=-1)
             last = logits[0, -1].float()
             token = int(last.argmax())
             out.append(token)
@@ -312,10 +345,10 @@ class HFLanguageModel(LanguageModel):
             rotary.max_seq_len_cached = rotary.original_max_seq_len
 
     @torch.no_grad()
-    def logits(self, ids: torch.Tensor) -> torch.Tensor:
+    def logits(self, ids: torch.Tensor, start: int | None = None) -> torch.Tensor:
         self._reset_rotary()
         out = self.module(input_ids=ids.to(self.device), use_cache=False)
-        return out.logits.float()
+        return (out.logits if start is None else out.logits[:, start:]).float()
 
     @torch.no_grad()
     def attention_maps(self, ids: torch.Tensor) -> list[torch.Tensor]:

@@ -18,7 +18,8 @@ length within a few tokens (``tolerance``); the key line sits after the whole fi
 nearest to the requested depth.
 
 Per case: greedy generation of up to ``max_new_tokens`` tokens (64, the paper's) with the KV
-cache (see :mod:`.lm` for dynamic scaling on transformers models); ``correct`` = the key appears
+cache (see :mod:`.lm` for dynamic scaling on transformers models; with ``batch_tokens``, cases
+whose prompts have the same token length decode together); ``correct`` = the key appears
 in the output (the paper's accuracy); ``exact`` = the first number in the output is the key;
 ``logprob`` = the mean log-probability of the tokens of " <key>" after the prompt (teacher
 forcing), which still separates methods when accuracy is all 0 or all 1.
@@ -49,7 +50,7 @@ from cocattn.evaluate.results import make_result
 from cocattn.passkey_text import ANSWER_PREFIX, FILLER, KEY_LINE, QUESTION, TASK
 
 __all__ = ["TASK", "FILLER", "KEY_LINE", "QUESTION", "ANSWER_PREFIX", "DEPTH_BUCKETS", "PasskeyPrompt",
-           "build_prompt", "score_case", "evaluate_passkey"]
+           "build_prompt", "score_case", "score_cases", "evaluate_passkey"]
 
 DEPTH_BUCKETS = ("0-25%", "25-50%", "50-75%", "75-100%")
 
@@ -137,15 +138,50 @@ def _answer_ids(lm: LanguageModel, prompt: PasskeyPrompt) -> list[int]:
 
 def score_case(lm: LanguageModel, prompt: PasskeyPrompt, max_new_tokens: int = 64) -> dict[str, Any]:
     """Generate greedily after the prompt and score it; the per-case record."""
-    generated = lm.generate_greedy(prompt.ids, max_new_tokens)
-    output = lm.decode(generated)
-    numbers = re.findall(r"\d+", output)
-    answer = _answer_ids(lm, prompt)
-    logits = lm.logits(torch.tensor([prompt.ids + answer]))[0, len(prompt.ids) - 1:-1]
-    logprob = torch.log_softmax(logits.float(), -1).gather(-1, torch.tensor(answer, device=logits.device)[:, None])
-    return {"key": prompt.key, "depth": round(prompt.depth, 4), "key_position": prompt.key_position,
-            "tokens": len(prompt.ids), "output": output, "correct": str(prompt.key) in output,
-            "exact": bool(numbers) and numbers[0] == str(prompt.key), "logprob": float(logprob.mean())}
+    return score_cases(lm, [prompt], max_new_tokens)[0]
+
+
+def score_cases(lm: LanguageModel, prompts: Sequence[PasskeyPrompt], max_new_tokens: int = 64,
+                batch_tokens: int | None = None) -> list[dict[str, Any]]:
+    """:func:`score_case` for every prompt. With ``batch_tokens``, prompts of the same token
+    length are generated and scored together, as many per batch as fit that many tokens (speed
+    only: the same records, up to floating-point ties)."""
+    check(batch_tokens is None or (isinstance(batch_tokens, int) and batch_tokens >= 1), "batch_tokens", batch_tokens,
+          "None or a positive integer")
+    groups: dict[int, list[int]] = {}
+    for i, prompt in enumerate(prompts):
+        groups.setdefault(len(prompt.ids), []).append(i)
+    records: list[dict[str, Any] | None] = [None] * len(prompts)
+    for length, members in groups.items():
+        size = 1 if batch_tokens is None else max(1, batch_tokens // (length + max_new_tokens))
+        for start in range(0, len(members), size):
+            chunk = [prompts[i] for i in members[start : start + size]]
+            generated = lm.generate_greedy_batch([p.ids for p in chunk], max_new_tokens)
+            logprobs = _answer_logprobs(lm, chunk)
+            for i, prompt, tokens, logprob in zip(members[start : start + size], chunk, generated, logprobs):
+                output = lm.decode(tokens)
+                numbers = re.findall(r"\d+", output)
+                records[i] = {"key": prompt.key, "depth": round(prompt.depth, 4), "key_position": prompt.key_position,
+                              "tokens": len(prompt.ids), "output": output, "correct": str(prompt.key) in output,
+                              "exact": bool(numbers) and numbers[0] == str(prompt.key), "logprob": logprob}
+    return records  # type: ignore[return-value]
+
+
+def _answer_logprobs(lm: LanguageModel, prompts: Sequence[PasskeyPrompt]) -> list[float]:
+    """Mean log-probability of each prompt's answer tokens, teacher-forced, in one forward pass
+    for prompts of one length (answers right-padded: causal attention keeps the padding out of
+    every scored position)."""
+    answers = [_answer_ids(lm, p) for p in prompts]
+    n = len(prompts[0].ids)
+    width = max(len(a) for a in answers)
+    ids = torch.tensor([p.ids + a + a[-1:] * (width - len(a)) for p, a in zip(prompts, answers)])
+    logits = lm.logits(ids, start=n - 1)[:, :width]
+    logp = torch.log_softmax(logits.float(), -1)
+    out = []
+    for row, answer in enumerate(answers):
+        picked = logp[row, : len(answer)].gather(-1, torch.tensor(answer, device=logp.device)[:, None])
+        out.append(float(picked.mean()))
+    return out
 
 
 def _bucket(depth: float) -> str:
@@ -167,8 +203,12 @@ def evaluate_passkey(
     tolerance: int = 4,
     max_memory: int | None = None,
     progress: bool = True,
+    batch_tokens: int | None = None,
 ) -> dict[str, Any]:
-    """Passkey retrieval at each length; a result record (:mod:`.results`), values = accuracy."""
+    """Passkey retrieval at each length; a result record (:mod:`.results`), values = accuracy.
+
+    ``batch_tokens``: cases whose prompts have the same token length run together, up to that
+    many tokens per batch (speed only, see :func:`score_cases`)."""
     start = time.perf_counter()
     l0 = lm.training_length
     lengths = list(lengths) if lengths is not None else default_lengths(l0)
@@ -176,7 +216,14 @@ def evaluate_passkey(
           "a non-empty list of positive integers")
     check(isinstance(cases, int) and cases > 0, "cases", cases, "a positive integer")
     check(isinstance(max_new_tokens, int) and max_new_tokens > 0, "max_new_tokens", max_new_tokens, "a positive integer")
-    check_fits(lm.dims(), max(lengths) + max_new_tokens, 1, lm.device, max_memory)
+    check(batch_tokens is None or (isinstance(batch_tokens, int) and batch_tokens >= 1), "batch_tokens", batch_tokens,
+          "None or a positive integer")
+
+    def per_batch(n: int) -> int:
+        return 1 if batch_tokens is None else min(cases, max(1, batch_tokens // (n + max_new_tokens)))
+
+    for n in lengths:  # every length's batch: short prompts run many rows at once
+        check_fits(lm.dims(), n + max_new_tokens, per_batch(n), lm.device, max_memory)
 
     acc, exact, logprob, counts = [], [], [], []
     by_depth: dict[str, list[float | None]] = {b: [] for b in DEPTH_BUCKETS}
@@ -186,14 +233,16 @@ def evaluate_passkey(
                    desc=f"passkey {lm.name} [{scaling['rope_type'] if scaling else 'none'}]")
         for length in lengths:
             rng = random.Random(seed * 1_000_003 + length)
+            prompts = [build_prompt(lm, length, rng.randint(10_000, 99_999), (i + 0.5) / cases, tolerance)
+                       for i in range(cases)]
             rows = []
-            for i in range(cases):
-                key = rng.randint(10_000, 99_999)
-                prompt = build_prompt(lm, length, key, (i + 0.5) / cases, tolerance)
-                row = score_case(lm, prompt, max_new_tokens)
-                row["within_training"] = prompt.key_position >= len(prompt.ids) - l0
-                rows.append(row)
-                bar.update(1)
+            step = per_batch(length)
+            for first in range(0, cases, step):  # progress per batch; each call batches by exact length
+                batch = prompts[first : first + step]
+                for prompt, row in zip(batch, score_cases(lm, batch, max_new_tokens, batch_tokens)):
+                    row["within_training"] = prompt.key_position >= len(prompt.ids) - l0
+                    rows.append(row)
+                bar.update(len(batch))
                 bar.set_postfix(length=length, acc=f"{sum(r['correct'] for r in rows) / len(rows):.2f}")
             acc.append(_mean([r["correct"] for r in rows]))
             exact.append(_mean([r["exact"] for r in rows]))
@@ -208,6 +257,8 @@ def evaluate_passkey(
         generation = lm.generation_mode
     settings = {"cases": cases, "max_new_tokens": max_new_tokens, "seed": seed, "tolerance": tolerance,
                 "answer_prefix": ANSWER_PREFIX}
+    if batch_tokens is not None:
+        settings["batch_tokens"] = batch_tokens
     details = {"exact": exact, "logprob": [None if x is None or not math.isfinite(x) else x for x in logprob],
                "by_depth": by_depth, "within_training": within, "beyond_training": beyond,
                "generation": generation, "cases": all_cases}
