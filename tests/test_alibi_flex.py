@@ -55,3 +55,20 @@ def test_flex_only_where_it_applies(backend):
 def test_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="backend.*'flash'.*auto"):
         set_alibi_backend("flash")
+
+
+def test_an_alibi_model_gives_the_same_logits_on_flex(backend):
+    """Inside the model (default positions, no cache), as evaluation runs it."""
+    from cocattn.model import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=97, n_layer=2, n_head=6, n_kv_head=2, n_embd=96, max_seq_len=64,
+                          attention="alibi")).eval()
+    idx = torch.randint(0, 97, (2, 200))
+    with torch.no_grad():
+        backend("sdpa")
+        expected, _ = model(idx)
+        backend("flex")
+        got, _ = model(idx)
+    assert alibi_flex._BROKEN is None
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
