@@ -14,6 +14,12 @@
 #       weights), so its per-stage wall_s plus the training time measured elsewhere gives the
 #       preset's time even where a session's device budget is shorter than the preset.
 #
+# A lent machine gives 15 min of device time, 10 min per command. What is still unmeasured (session
+# 3): the eager CoCA/RoPE ratio at 2K-4K with the rewritten feature maps, ALiBi on FlexAttention,
+# and the small-gpu evaluation's wall time. Two calls cover them:
+#   STEPS="tests bench-attention bench-alibi" BUDGET=400 bash scripts/gpu_session.sh
+#   STEPS=eval-timing BUDGET=420 bash scripts/gpu_session.sh      # carry runs/data-full
+#
 # Uses the python3 on PATH (a CUDA build of torch) with this checkout on PYTHONPATH: nothing is
 # installed. DATA must be a `cocattn data build --preset full --vocab-size 16384` directory.
 set -uo pipefail
