@@ -177,3 +177,23 @@ def test_logits_from_returns_the_tail_of_the_full_logits():
             model(idx, logits_from=bad)
     with pytest.raises(ValueError, match="targets"):
         model(idx, idx, logits_from=-1)
+
+
+@pytest.mark.parametrize("kind", ["coca", "coca-strict"])
+def test_a_compiled_training_step_equals_the_eager_one(kind):
+    """`train.compile=true` (the GPU presets): CoCA's hand-written autograd node compiles, forward
+    and backward, to the eager numbers."""
+    torch.manual_seed(0)
+    cfg = GPTConfig(vocab_size=97, n_layer=2, n_head=4, n_kv_head=2, n_embd=64, max_seq_len=32, attention=kind)
+    eager, compiled = GPT(cfg), GPT(cfg)
+    compiled.load_state_dict(eager.state_dict())
+    x = torch.randint(0, 97, (2, 33))
+    losses = []
+    for model in (eager, torch.compile(compiled)):
+        _, loss = model(x[:, :-1], x[:, 1:])
+        loss.backward()
+        losses.append(loss.detach())
+    torch._dynamo.reset()
+    torch.testing.assert_close(losses[1], losses[0])
+    for a, b in zip(eager.parameters(), compiled.parameters()):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-6)
