@@ -339,7 +339,7 @@ def format_table(rows: list[dict[str, Any]], baseline: str = "rope", by: str = "
                 continue
             tr = r["ms"] / base["ms"] if base and base["ms"] else math.nan
             mr = r["peak_mib"] / base["peak_mib"] if base and base.get("peak_mib") else math.nan
-            ops = f" / {r['ops']}" if with_ops and r.get("ops") is not None else (" / –" if with_ops else "")
+            ops = "" if not with_ops else f" / {'–' if r.get('ops') is None else r['ops']}"
             parts.append(f"{r['ms']:.1f} (×{tr:.2f}) / {r['peak_mib']:.0f} (×{mr:.2f}){ops}")
         lines.append(f"| {n} | " + " | ".join(parts) + " |")
     return "\n".join(lines)

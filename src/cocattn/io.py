@@ -345,4 +345,3 @@ def safetensors_metadata(path: PathLike) -> dict[str, str]:
 def finite(x: float) -> bool:
     """True when ``x`` is neither NaN nor infinite."""
     return math.isfinite(x)
-

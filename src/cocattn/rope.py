@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import torch
 
 from cocattn._checks import bad_value, check, check_choice, unknown_key
+from cocattn._lru import LRU
 
 __all__ = [
     "RopeParameters",
@@ -127,27 +127,20 @@ def is_length_dependent(params: RopeParameters | Mapping[str, Any] | None) -> bo
     return _REGISTRY[params.rope_type].length_dependent
 
 
-_INV_FREQ: "OrderedDict[tuple[float, int], torch.Tensor]" = OrderedDict()
+_INV_FREQ: LRU[torch.Tensor] = LRU(64)  # dynamic NTK: a base per length
 
 
 def _base_inv_freq(base: float, head_dim: int) -> torch.Tensor:
     """``1 / base^(2j / d)`` in float64, cached (every layer of every step asks for it; callers
     derive new tensors from it and never write into it). Inside a compiled graph it is computed
     there."""
+
     def compute() -> torch.Tensor:
         return 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
 
     if getattr(torch.compiler, "is_compiling", lambda: False)():
         return compute()
-    key = (float(base), int(head_dim))
-    hit = _INV_FREQ.get(key)
-    if hit is None:
-        with torch.inference_mode(False), torch.no_grad():
-            hit = compute()
-        _INV_FREQ[key] = hit
-        while len(_INV_FREQ) > 64:  # dynamic NTK: a base per length
-            _INV_FREQ.popitem(last=False)
-    return hit
+    return _INV_FREQ.get((float(base), int(head_dim)), compute)
 
 
 @register_rope_type("default")
@@ -351,8 +344,7 @@ def rope_cos_sin(
     return (angles.cos() * attention_scaling).to(dtype), (angles.sin() * attention_scaling).to(dtype)
 
 
-_TABLE_CACHE: "OrderedDict[tuple, tuple[torch.Tensor, ...]]" = OrderedDict()
-_TABLE_CACHE_SIZE = 8
+_TABLE_CACHE: LRU[tuple[torch.Tensor, ...]] = LRU(8)
 
 TableDerivation = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]
 
@@ -380,25 +372,17 @@ def arange_tables(
     ``length`` rows of a longer table gives the same values) — cached under ``derive``'s name
     with the tables it came from. Inside a ``torch.compile`` graph nothing is cached: the tables
     are computed there and fused."""
-    compiling = getattr(torch.compiler, "is_compiling", lambda: False)()
-    if compiling or length == 0:
-        tables = rope_cos_sin(torch.arange(length, device=device), inv_freq, attention_scaling, dtype)
-        return tables if derive is None else derive(*tables)
+
+    def make() -> tuple[torch.Tensor, ...]:
+        tables = rope_cos_sin(torch.arange(length, device=device, dtype=torch.int64), inv_freq, attention_scaling, dtype)
+        return tables if derive is None else tuple(derive(*tables))
+
+    if length == 0 or getattr(torch.compiler, "is_compiling", lambda: False)():
+        return make()
     device = torch.device(device)
     name = None if derive is None else f"{derive.__module__}.{derive.__qualname__}"
     key = (inv_freq.detach().cpu().numpy().tobytes(), float(attention_scaling), dtype, str(device), name)
-    hit = _TABLE_CACHE.get(key)
-    if hit is None or hit[0].shape[0] < length:
-        # Never inference tensors (a table cached under torch.inference_mode must still be
-        # usable by autograd later), never part of a graph.
-        with torch.inference_mode(False), torch.no_grad():
-            positions = torch.arange(length, device=device, dtype=torch.int64)
-            tables = rope_cos_sin(positions, inv_freq, attention_scaling, dtype)
-            hit = tables if derive is None else tuple(derive(*tables))
-        _TABLE_CACHE[key] = hit
-        while len(_TABLE_CACHE) > _TABLE_CACHE_SIZE:
-            _TABLE_CACHE.popitem(last=False)
-    _TABLE_CACHE.move_to_end(key)
+    hit = _TABLE_CACHE.get(key, make, stale=lambda tables: tables[0].shape[0] < length)
     return tuple(x[:length] for x in hit)
 
 

@@ -204,8 +204,7 @@ class _Batches:
     def __init__(self, run: RunConfig, seq_len: int, dist_info: _Dist, device: torch.device):
         from cocattn.data.batches import sample_batch
         from cocattn.data.retrieval import mix_retrieval_rows
-        from cocattn.data.shards import verify_file
-        from cocattn.data.shards import load_tokens
+        from cocattn.data.shards import load_tokens, verify_file
         from cocattn.data.tokenizer import load_tokenizer
 
         data_dir = run.data.dir

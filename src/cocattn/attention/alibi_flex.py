@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections import OrderedDict
 from typing import Callable
 
 import torch
 
 from cocattn._checks import bad_value, check_choice
+from cocattn._lru import LRU
 
 __all__ = ["ALIBI_BACKENDS", "MIN_LENGTH", "set_alibi_backend", "applies", "alibi_flex"]
 
@@ -41,7 +41,7 @@ MIN_LENGTH = 128
 _BACKEND = os.environ.get("COCATTN_ALIBI", "auto")
 _BROKEN: str | None = None  # the error that disabled FlexAttention in this process, if any
 _COMPILED: Callable | None = None
-_MASKS: "OrderedDict[tuple, object]" = OrderedDict()
+_MASKS: LRU[object] = LRU(16)
 _SCORE_MODS: dict[int, Callable] = {}
 
 
@@ -96,16 +96,7 @@ def _causal(b, h, q_idx, kv_idx):
 
 
 def _block_mask(n: int, device: torch.device):
-    key = (n, str(device))
-    hit = _MASKS.get(key)
-    if hit is None:
-        with torch.inference_mode(False), torch.no_grad():
-            hit = _flex_module().create_block_mask(_causal, None, None, n, n, device=device)
-        _MASKS[key] = hit
-        while len(_MASKS) > 16:
-            _MASKS.popitem(last=False)
-    _MASKS.move_to_end(key)
-    return hit
+    return _MASKS.get((n, str(device)), lambda: _flex_module().create_block_mask(_causal, None, None, n, n, device=device))
 
 
 def alibi_flex(

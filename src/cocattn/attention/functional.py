@@ -547,8 +547,7 @@ def coca_attention(
     _check_qkv(q, t, v, "t")
     check(t.shape[2] == q.shape[2], "t.shape[2]", t.shape[2], f"q's seq length {q.shape[2]} (self-attention)")
     check_choice("variant", variant, VARIANTS)
-    pos = None if positions is None else _positions(positions, "positions", q.shape[2], q.shape[0], q.device)
-    return _coca(q, t, v, variant, pos, pos, rope, causal, scale, need_weights, raw=True)
+    return _coca(q, t, v, variant, positions, None, rope, causal, scale, need_weights, raw=True)  # keys at the queries' positions
 
 
 # ---------------------------------------------------------------------------------------------

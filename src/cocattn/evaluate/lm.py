@@ -213,21 +213,34 @@ class CocattnLanguageModel(LanguageModel):
             logits, _ = self.module(ids.to(self.device), logits_from=start)
         return logits.float()
 
-    @torch.no_grad()
     def generate_greedy_batch(self, rows: Sequence[Sequence[int]], max_new_tokens: int, *,
                               stop_at_eos: bool = True) -> list[list[int]]:
         if len(rows) <= 1 or not self.cache_is_exact():
             return super().generate_greedy_batch(rows, max_new_tokens, stop_at_eos=stop_at_eos)
         check(len({len(r) for r in rows}) == 1, "rows", sorted({len(r) for r in rows}), "prompts of one length")
         check(isinstance(max_new_tokens, int) and max_new_tokens >= 0, "max_new_tokens", max_new_tokens, "an integer >= 0")
-        cache = self.module.new_cache(len(rows))
-        step_in = torch.tensor([list(r) for r in rows], dtype=torch.long, device=self.device)
-        out: list[list[int]] = [[] for _ in rows]
-        done = [False] * len(rows)
+        idx = torch.tensor([list(r) for r in rows], dtype=torch.long, device=self.device)
+        return self._decode(idx, max_new_tokens, stop_at_eos)[0]
+
+    def _generate_cached(self, idx: torch.Tensor, max_new_tokens: int, stop_at_eos: bool):
+        out, steps = self._decode(idx, max_new_tokens, stop_at_eos)
+        return out[0], [last[0] for last in steps]
+
+    @torch.no_grad()
+    def _decode(self, idx: torch.Tensor, max_new_tokens: int, stop_at_eos: bool):
+        """Greedy decoding of the rows of ``idx [B, T]`` on one KV cache: each row's new tokens (up
+        to its end-of-text), and the float32 next-token logits ``[B, V]`` of every step."""
+        cache = self.module.new_cache(idx.shape[0])
+        out: list[list[int]] = [[] for _ in range(idx.shape[0])]
+        done = [False] * idx.shape[0]
+        steps: list[torch.Tensor] = []
+        step_in = idx
         for _ in range(max_new_tokens):
             with self._autocast():
                 logits, _ = self.module(step_in, cache=cache, logits_from=-1)
-            tokens = logits[:, -1].float().argmax(-1)
+            last = logits[:, -1].float()
+            steps.append(last)
+            tokens = last.argmax(-1)
             for row, token in enumerate(tokens.tolist()):
                 if not done[row]:
                     out[row].append(token)
@@ -235,24 +248,6 @@ class CocattnLanguageModel(LanguageModel):
             if all(done):
                 break
             step_in = tokens[:, None]
-        return out
-
-    @torch.no_grad()
-    def _generate_cached(self, idx: torch.Tensor, max_new_tokens: int, stop_at_eos: bool):
-        cache = self.module.new_cache(1)
-        out: list[int] = []
-        steps: list[torch.Tensor] = []
-        step_in = idx
-        for _ in range(max_new_tokens):
-            with self._autocast():
-                logits, _ = self.module(step_in, cache=cache, logits_from=-1)
-            last = logits[0, -1].float()
-            token = int(last.argmax())
-            out.append(token)
-            steps.append(last)
-            if stop_at_eos and token == self.eos_id:
-                break
-            step_in = idx.new_tensor([[token]])
         return out, steps
 
     @torch.no_grad()

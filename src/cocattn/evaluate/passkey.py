@@ -13,9 +13,9 @@ small model answer with the number at once. The wording is the paper's ("passkey
 :mod:`cocattn.passkey_text`; the retrieval warm-up rows of training use the same key line and
 question (a model cannot pass by memorising: the key is random and the warm-up's filler is corpus
 text, not these sentences). Until 2026-11-26 the warm-up said "pass key", and small models
-transferred the skill poorly across the two wordings (docs/RESULTS.md). The filler is cut at word granularity so the prompt hits the target token
-length within a few tokens (``tolerance``); the key line sits after the whole filler sentence
-nearest to the requested depth.
+transferred the skill poorly across the two wordings (docs/RESULTS.md). The filler is cut at word
+granularity so the prompt hits the target token length within a few tokens (``tolerance``); the
+key line sits after the whole filler sentence nearest to the requested depth.
 
 Per case: greedy generation of up to ``max_new_tokens`` tokens (64, the paper's) with the KV
 cache (see :mod:`.lm` for dynamic scaling on transformers models; with ``batch_tokens``, cases
@@ -142,23 +142,21 @@ def score_case(lm: LanguageModel, prompt: PasskeyPrompt, max_new_tokens: int = 6
 
 
 def score_cases(lm: LanguageModel, prompts: Sequence[PasskeyPrompt], max_new_tokens: int = 64,
-                batch_tokens: int | None = None) -> list[dict[str, Any]]:
-    """:func:`score_case` for every prompt. With ``batch_tokens``, prompts of the same token
-    length are generated and scored together, as many per batch as fit that many tokens (speed
-    only: the same records, up to floating-point ties)."""
-    check(batch_tokens is None or (isinstance(batch_tokens, int) and batch_tokens >= 1), "batch_tokens", batch_tokens,
-          "None or a positive integer")
+                rows: int = 1) -> list[dict[str, Any]]:
+    """:func:`score_case` for every prompt; prompts of the same token length are generated and
+    scored together, up to ``rows`` at a time (speed only: the same records, up to
+    floating-point ties)."""
+    check(isinstance(rows, int) and rows >= 1, "rows", rows, "a positive integer")
     groups: dict[int, list[int]] = {}
     for i, prompt in enumerate(prompts):
         groups.setdefault(len(prompt.ids), []).append(i)
     records: list[dict[str, Any] | None] = [None] * len(prompts)
-    for length, members in groups.items():
-        size = 1 if batch_tokens is None else max(1, batch_tokens // (length + max_new_tokens))
-        for start in range(0, len(members), size):
-            chunk = [prompts[i] for i in members[start : start + size]]
-            generated = lm.generate_greedy_batch([p.ids for p in chunk], max_new_tokens)
-            logprobs = _answer_logprobs(lm, chunk)
-            for i, prompt, tokens, logprob in zip(members[start : start + size], chunk, generated, logprobs):
+    for members in groups.values():
+        for start in range(0, len(members), rows):
+            chunk = members[start : start + rows]
+            batch = [prompts[i] for i in chunk]
+            generated = lm.generate_greedy_batch([p.ids for p in batch], max_new_tokens)
+            for i, prompt, tokens, logprob in zip(chunk, batch, generated, _answer_logprobs(lm, batch)):
                 output = lm.decode(tokens)
                 numbers = re.findall(r"\d+", output)
                 records[i] = {"key": prompt.key, "depth": round(prompt.depth, 4), "key_position": prompt.key_position,
@@ -239,7 +237,7 @@ def evaluate_passkey(
             step = per_batch(length)
             for first in range(0, cases, step):  # progress per batch; each call batches by exact length
                 batch = prompts[first : first + step]
-                for prompt, row in zip(batch, score_cases(lm, batch, max_new_tokens, batch_tokens)):
+                for prompt, row in zip(batch, score_cases(lm, batch, max_new_tokens, step)):
                     row["within_training"] = prompt.key_position >= len(prompt.ids) - l0
                     rows.append(row)
                 bar.update(len(batch))
