@@ -47,3 +47,20 @@ def test_bench_attention_reports_time_memory_and_ops_per_kind():
 def test_bench_attention_rejects_unknown_kinds():
     with pytest.raises(ValueError, match="kinds.*flash"):
         bench_attention(("flash",), [64], progress=False)
+
+
+def test_interleaved_timing_gives_every_kind_its_steps_and_time():
+    """The GPU default: the kinds of one length are timed in rounds in one process. Each kind gets
+    at least ``repeats`` steps and ``min_time`` seconds of them; rows keep the requested order."""
+    rows = bench_attention(("coca", "rope", "coca-strict"), [32, 96], heads=2, repeats=4, min_time=0.02,
+                           interleave=True, progress=False)
+    assert [(r["kind"], r["length"]) for r in rows] == [
+        ("coca", 32), ("rope", 32), ("coca-strict", 32), ("coca", 96), ("rope", 96), ("coca-strict", 96)]
+    for r in rows:
+        assert r["status"] == "ok" and r["ops"] > 0
+        assert r["samples"] >= 4 and r["samples"] * r["ms_iqr"][1] / 1e3 >= 0.02 * 0.5
+        assert r["ms_iqr"][0] <= r["ms"] <= r["ms_iqr"][1]
+        assert r["peak_mib"] is None  # one process for several CPU cases: no honest resident-set peak
+    for n in (32, 96):  # whole rounds: every kind of a length is stepped equally often
+        assert len({r["samples"] for r in rows if r["length"] == n}) == 1
+    assert "– / " in format_table(rows)

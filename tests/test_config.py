@@ -57,6 +57,7 @@ def test_unknown_key_names_the_closest_valid_keys(override, wrong, closest):
     ("data.retrieval_fraction=1.5", "data.retrieval_fraction=1.5"), ("train.betas=[0.9]", "train.betas"),
     ("model.attention=flash", "model.attention"), ("train.compile=maybe", "true or false"),
     ("model.n_embd=130", "model.n_embd"),
+    ("train.weight_decay=" + "1" * 400, "expected a number"),  # past float's range (found by the fuzz test)
 ])
 def test_bad_values_are_clear_errors(override, fragment):
     overrides = [override] + (["train.grad_accum=4"] if "batch_size" in override else [])

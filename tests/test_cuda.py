@@ -97,3 +97,12 @@ def test_alibi_on_flexattention_equals_the_sdpa_path(dtype, tol):
     assert alibi_flex._BROKEN is None, alibi_flex._BROKEN
     for flex, sdpa in zip(results[1], results[0]):
         assert rel(flex, sdpa) <= tol
+
+
+def test_bench_attention_on_cuda_times_kinds_in_rounds_and_measures_memory():
+    from cocattn.bench import bench_attention
+
+    rows = bench_attention(("rope", "coca", "coca-strict"), [512], heads=4, repeats=5, min_time=0.01, progress=False)
+    for r in rows:
+        assert r["status"] == "ok" and r["samples"] >= 5 and r["peak_mib"] > 0 and r["ops"] > 0, r
+    assert len({r["samples"] for r in rows}) == 1

@@ -48,6 +48,7 @@ def test_gpu_preset_smoke_on_cpu(small_gpu_run):
     assert all(r["steps"] == 3 for r in meta["train_results"].values())
     assert any("train coca" in line for line in logs)
     assert "eval.dtype=bfloat16" in report  # evaluated under bf16 autocast, and the report says so
+    assert "Work done in this invocation" in report and "TFLOP/s)" in report  # achieved rate of each stage
 
 
 def test_rerun_skips_finished_stages(small_gpu_run):
@@ -74,3 +75,19 @@ def test_report_is_rebuilt_from_json_alone_with_the_runs_notes(small_gpu_run, tm
     assert (out / "report.md").read_text() == original
     assert (out / "ppl_vs_length.png").is_file()
     assert "Deviation from the paper" in original and "Hardware:" in original
+
+
+def test_plan_counts_what_the_run_scored_and_trained(small_gpu_run):
+    """Guarantee: `cocattn reproduce --plan --data DIR` counts the same documents, windows and
+    scored tokens as the run's perplexity evaluation, and the same settings and training steps."""
+    from cocattn.plan import plan_run
+
+    data, out, _ = small_gpu_run
+    plan = plan_run("small-gpu", SHRINK, data_dir=data)
+    assert plan.documents_counted and plan.documents == 2
+    assert plan.settings == [(k, s) for k in ("rope", "coca") for s in ("plain", "dynamic4")]
+    for kind, slug in plan.settings:
+        record = json.loads((out / "results" / f"ppl-{kind}-{slug}.json").read_text())
+        assert [plan.ppl_scored[n] for n in record["lengths"]] == record["counts"]
+    meta = json.loads((out / "reproduce.json").read_text())
+    assert all(r["steps"] == plan.train_steps for r in meta["train_results"].values())

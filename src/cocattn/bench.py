@@ -1,7 +1,10 @@
 """Benchmarks: ``cocattn bench attention`` and ``cocattn bench train``.
 
 Speed and memory targets live here, not in unit tests. Each measurement is forward + backward
-(attention) or a full optimizer step (train), median of ``repeats`` after one warm-up.
+(attention) or a full optimizer step (train): the median of ``repeats`` timed steps after warm-up.
+On a GPU the attention kinds of one length are timed in interleaved rounds (at least ``repeats``
+steps and 0.25 s each; the JSON keeps the interquartile range), so that ratios at short,
+launch-bound lengths compare kinds, not drift.
 
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` over the measured step; on CPU each
 measurement runs in a fresh subprocess and reports the growth of its peak resident set size
@@ -108,67 +111,121 @@ def count_ops(step: Callable[[], Any]) -> int:
     return Count.n
 
 
+class _Prepared:
+    """One attention case set up and stepped once: its inputs, its ``step()``, the peak memory of
+    that first step and the ops one step dispatches; or ``failed`` (an ``oom`` row)."""
+
+    def __init__(self, case: AttentionCase):
+        self.case = case
+        self.failed: dict[str, Any] | None = None
+        self.peak = self.ops = self.q = self.k = self.v = self.grad = None
+        self.times: list[float] = []
+        dtype = getattr(torch, case.dtype)
+        kv = case.kv_heads or case.heads
+        from cocattn import rope as rope_module
+
+        rope_module._TABLE_CACHE.clear()  # every kind builds its cos/sin tables in its own first step
+        gen = torch.Generator(device="cpu").manual_seed(0)
+
+        def make(h):
+            x = torch.randn(case.batch, h, case.length, case.head_dim, generator=gen).to(case.device, dtype)
+            return x.requires_grad_(case.backward)
+
+        fn = _attention_fn(case.kind)
+        self.fn = torch.compile(fn, dynamic=False) if case.compile else fn
+        cuda = case.device.startswith("cuda")
+        try:
+            self.q, self.k, self.v = make(case.heads), make(kv), make(kv)
+            self.grad = torch.randn(case.batch, case.heads, case.length, case.head_dim, generator=gen).to(case.device, dtype)
+            if cuda:
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
+                base = torch.cuda.memory_allocated()
+            else:
+                base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            self.step()  # warm-up, and the step whose peak memory is measured
+            _sync(case.device)
+            if cuda:
+                self.peak = torch.cuda.max_memory_allocated() - base
+            else:
+                self.peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+            self.ops = None if case.compile else count_ops(self.step)
+        except (torch.OutOfMemoryError, MemoryError, RuntimeError) as err:
+            if "out of memory" not in str(err).lower() and not isinstance(err, (torch.OutOfMemoryError, MemoryError)):
+                raise
+            self.release()
+            self.failed = {**asdict(case), "status": "oom", "ms": None, "peak_mib": None}
+
+    def step(self):
+        with torch.no_grad() if not self.case.backward else torch.enable_grad():
+            out = self.fn(self.q, self.k, self.v)
+            if self.case.backward:
+                out.backward(self.grad)
+                self.q.grad = self.k.grad = self.v.grad = None
+        return out
+
+    def timed_step(self) -> None:
+        _sync(self.case.device)
+        t0 = time.perf_counter()
+        self.step()
+        _sync(self.case.device)
+        self.times.append(time.perf_counter() - t0)
+
+    def release(self) -> None:
+        self.q = self.k = self.v = self.grad = None
+        if self.case.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+
+    def row(self) -> dict[str, Any]:
+        if self.failed is not None:
+            return self.failed
+        t = sorted(self.times)
+        q1, q3 = (statistics.quantiles(t, n=4)[::2] if len(t) > 1 else (t[0], t[0]))
+        peak = None if self.peak is None else max(self.peak, 0) / 2**20
+        return {
+            **asdict(self.case), "status": "ok", "ms": statistics.median(t) * 1e3, "peak_mib": peak,
+            "ops": self.ops, "samples": len(t), "ms_iqr": [q1 * 1e3, q3 * 1e3],
+        }
+
+
 def run_attention_case(case: AttentionCase) -> dict[str, Any]:
     """Time and peak memory of one case in this process (see module docstring)."""
-    dtype = getattr(torch, case.dtype)
-    kv = case.kv_heads or case.heads
     if not case.device.startswith("cuda") and case.length > 64:
         # Touch every code path once at a tiny size, so that the resident-set growth measured
         # below is data, not code pages and allocator arenas loaded on first use.
         run_attention_case(AttentionCase(**{**asdict(case), "length": 64, "repeats": 1}))
-    from cocattn import rope as rope_module
+    prepared = _Prepared(case)
+    if prepared.failed is None:
+        for _ in range(case.repeats):
+            prepared.timed_step()
+    return prepared.row()
 
-    rope_module._TABLE_CACHE.clear()  # every kind builds its cos/sin tables in its own warm-up step
-    gen = torch.Generator(device="cpu").manual_seed(0)
 
-    def make(h):
-        return torch.randn(case.batch, h, case.length, case.head_dim, generator=gen).to(case.device, dtype).requires_grad_(case.backward)
-
-    q, k, v = make(case.heads), make(kv), make(kv)
-    grad = torch.randn(case.batch, case.heads, case.length, case.head_dim, generator=gen).to(case.device, dtype)
-    fn = _attention_fn(case.kind)
-    if case.compile:
-        fn = torch.compile(fn, dynamic=False)
-
-    def step():
-        out = fn(q, k, v)
-        if case.backward:
-            out.backward(grad)
-            q.grad = k.grad = v.grad = None
-        return out
-
-    cuda = case.device.startswith("cuda")
-    if cuda:
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    try:
-        with torch.no_grad() if not case.backward else torch.enable_grad():
-            step()  # warm-up, and the step whose peak memory is measured
-            _sync(case.device)
-            if cuda:
-                peak = torch.cuda.max_memory_allocated() - base
-            else:
-                peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-            times = []
-            for _ in range(case.repeats):
-                _sync(case.device)
-                t0 = time.perf_counter()
-                step()
-                _sync(case.device)
-                times.append(time.perf_counter() - t0)
-            ops = None if case.compile else count_ops(step)
-    except (torch.OutOfMemoryError, MemoryError, RuntimeError) as err:
-        if "out of memory" not in str(err).lower() and not isinstance(err, (torch.OutOfMemoryError, MemoryError)):
-            raise
-        del q, k, v, grad
-        if cuda:
-            torch.cuda.empty_cache()
-        return {**asdict(case), "status": "oom", "ms": None, "peak_mib": None}
-    result = {**asdict(case), "status": "ok", "ms": statistics.median(times) * 1e3, "peak_mib": max(peak, 0) / 2**20}
-    return {**result, "ops": ops}
+def run_length_interleaved(cases: list[AttentionCase], *, warmup: int = 3, min_time: float = 0.0) -> list[dict[str, Any]]:
+    """Every kind of one length, timed in rounds: each round steps every kind once, starting one
+    kind later than the round before, so that clock and thermal drift and the launch queue's state
+    fall on every kind alike and the ratios between kinds are what the timings compare. Each case
+    gets at least ``repeats`` timed steps and at least ``min_time`` seconds of them, after
+    ``warmup`` untimed steps. Peak memory and ops come from each kind's first step."""
+    prepared = [_Prepared(case) for case in cases]
+    live = [p for p in prepared if p.failed is None]
+    for p in live:
+        if not p.case.device.startswith("cuda"):
+            p.peak = None  # a resident-set peak says nothing about one case among several in a process
+    for p in live:
+        for _ in range(warmup):
+            p.step()
+    rounds = 0
+    while live:
+        for i in range(len(live)):
+            live[(i + rounds) % len(live)].timed_step()
+        rounds += 1
+        if all(len(p.times) >= p.case.repeats and sum(p.times) >= min_time for p in live):
+            break
+    rows = [p.row() for p in prepared]
+    for p in prepared:
+        p.release()
+    return rows
 
 
 def _estimate_bytes(case: AttentionCase) -> int:
@@ -207,17 +264,26 @@ def bench_attention(
     timeout: float = 600.0,
     progress: bool = True,
     compile: bool = False,
+    interleave: bool | None = None,
+    min_time: float | None = None,
 ) -> list[dict[str, Any]]:
     """Forward+backward time and peak memory for every kind over ``lengths``.
 
     Defaults: CPU: N = 1K…16K, 4 heads, float32, median of 3; CUDA: N = 2K…128K, 16 heads,
-    bfloat16, median of 10. On CPU, cases of the N×N reference that would not fit
+    bfloat16, median of at least 10. On CPU, cases of the N×N reference that would not fit
     ``memory_limit_gib`` are reported as ``oom`` without running them; on CUDA every case is
     tried and a real out-of-memory error is recorded as ``oom``. ``compile``: each kind's
     function through ``torch.compile`` (what ``train.compile=true`` runs).
+
+    ``interleave`` (default on CUDA): the kinds of one length run in one process and are timed in
+    rounds (:func:`run_length_interleaved`), each for at least ``repeats`` steps and ``min_time``
+    seconds (default 0.25 s on CUDA), so that the ratios at short, launch-bound lengths are not
+    drift between one kind's run and the next. Otherwise (default on CPU) each case runs alone in
+    a fresh subprocess, which the resident-set peak needs.
     """
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     cuda = device.startswith("cuda")
+    interleave = cuda if interleave is None else interleave
     for kind in kinds:
         check_choice("kinds", kind, ATTENTION_KINDS)
     lengths = lengths or ([2048 * 2**i for i in range(7)] if cuda else [1024 * 2**i for i in range(5)])
@@ -231,22 +297,44 @@ def bench_attention(
         memory_limit_gib = float("inf") if cuda else _cpu_memory_gib() * 0.6
     from tqdm import tqdm
 
+    if min_time is None:
+        min_time = 0.25 if cuda else 0.0
     cases = [AttentionCase(k, n, batch, heads, kv_heads, head_dim, dtype, device, repeats, backward, compile) for n in lengths for k in kinds]
     results = []
-    for case in tqdm(cases, desc="bench attention", disable=not progress, unit="case"):
-        if _estimate_bytes(case) > memory_limit_gib * 2**30:
-            results.append({**asdict(case), "status": "oom (skipped: estimated > limit)", "ms": None, "peak_mib": None})
-            continue
-        results.append(_run_in_process(case) if cuda else _run_in_subprocess(case, timeout))
-    return results
+    with tqdm(total=len(cases), desc="bench attention", disable=not progress, unit="case") as bar:
+        for n in lengths:
+            todo = []
+            for case in (c for c in cases if c.length == n):
+                if _estimate_bytes(case) > memory_limit_gib * 2**30:
+                    results.append({**asdict(case), "status": "oom (skipped: estimated > limit)", "ms": None, "peak_mib": None})
+                elif interleave:
+                    todo.append(case)
+                else:
+                    results.append(_run_in_subprocess(case, timeout))
+                    bar.update()
+            if todo:
+                results.extend(_run_in_process(todo, min_time))
+            bar.update(len(todo))
+    order = {(c.kind, c.length): i for i, c in enumerate(cases)}
+    return sorted(results, key=lambda r: order[(r["kind"], r["length"])])
 
 
-def _run_in_process(case: AttentionCase) -> dict[str, Any]:
+def _error_row(case: AttentionCase, err: Exception) -> dict[str, Any]:
+    first = (str(err).strip().splitlines() or [""])[0][:160]
+    return {**asdict(case), "status": f"error: {type(err).__name__}: {first}", "ms": None, "peak_mib": None}
+
+
+def _run_in_process(cases: list[AttentionCase], min_time: float) -> list[dict[str, Any]]:
     try:
-        return run_attention_case(case)
-    except Exception as err:  # one failing case (a compile error, say) must not lose the others
-        first = (str(err).strip().splitlines() or [""])[0][:160]
-        return {**asdict(case), "status": f"error: {type(err).__name__}: {first}", "ms": None, "peak_mib": None}
+        return run_length_interleaved(cases, min_time=min_time)
+    except Exception:  # one failing case (a compile error, say) must not lose the others: one at a time
+        rows = []
+        for case in cases:
+            try:
+                rows.append(run_length_interleaved([case], min_time=min_time)[0])
+            except Exception as err:
+                rows.append(_error_row(case, err))
+        return rows
 
 
 def _cpu_memory_gib() -> float:
@@ -338,9 +426,10 @@ def format_table(rows: list[dict[str, Any]], baseline: str = "rope", by: str = "
                 parts.append(r["status"] if r else "–")
                 continue
             tr = r["ms"] / base["ms"] if base and base["ms"] else math.nan
-            mr = r["peak_mib"] / base["peak_mib"] if base and base.get("peak_mib") else math.nan
+            mr = r["peak_mib"] / base["peak_mib"] if base and base.get("peak_mib") and r["peak_mib"] is not None else math.nan
+            mem = "–" if r["peak_mib"] is None else f"{r['peak_mib']:.0f} (×{mr:.2f})"
             ops = "" if not with_ops else f" / {'–' if r.get('ops') is None else r['ops']}"
-            parts.append(f"{r['ms']:.1f} (×{tr:.2f}) / {r['peak_mib']:.0f} (×{mr:.2f}){ops}")
+            parts.append(f"{r['ms']:.1f} (×{tr:.2f}) / {mem}{ops}")
         lines.append(f"| {n} | " + " | ".join(parts) + " |")
     return "\n".join(lines)
 

@@ -256,12 +256,10 @@ def coerce(name: str, value: Any, hint: Any) -> Any:
     if hint is float:
         if isinstance(value, bool):
             raise bad_value(name, value, "a number")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
+        if isinstance(value, (int, float, str)):
             try:
                 return float(value)
-            except ValueError:
+            except (ValueError, OverflowError):  # not a number, or an integer past float's range
                 pass
         raise bad_value(name, value, "a number")
     if hint is str:

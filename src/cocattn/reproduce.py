@@ -180,6 +180,10 @@ def reproduce(
     else:
         log(f"data: reusing {data_path}")
     timings["data_s"] = time.perf_counter() - t0
+    from cocattn.plan import plan_run
+
+    work = plan_run(preset, overrides, data_dir=data_path)  # counted work: achieved FLOP rates in the report
+    done: dict[str, Any] = {"train_flops": 0.0, "eval_flops": 0.0, "train_resumed": False}
 
     # 2. train -----------------------------------------------------------------------------
     from cocattn.train import train
@@ -197,6 +201,8 @@ def reproduce(
         log(f"train {kind}: {'resuming' if resume else 'starting'} in {run_dir}")
         cfg = load_config(preset, list(overrides) + [f"model.attention={kind}"])
         result = train(cfg, run_dir, resume=resume, data_dir=data_path, progress=progress)
+        done["train_flops"] += work.train_flops_per_kind
+        done["train_resumed"] |= resume  # part of its steps ran before: no rate for this stage
         log(f"train {kind}: {result.steps} steps, final loss {result.final_loss:.3f}, "
             f"{result.tokens_per_s:,.0f} tokens/s, {result.seconds:.0f} s")
     timings["train_s"] = time.perf_counter() - t0
@@ -239,6 +245,7 @@ def reproduce(
                                               max_new_tokens=settings.passkey_new_tokens, scaling=scaling,
                                               batch_tokens=settings.batch_tokens, progress=progress)
                 write_results(path, record)
+                done["eval_flops"] += sum((work.ppl_flops if metric == "ppl" else work.passkey_flops).values())
     timings["eval_s"] = time.perf_counter() - t0
 
     # 4. report ----------------------------------------------------------------------------
@@ -250,6 +257,7 @@ def reproduce(
         "hardware": hardware_line(),
         "date": time.strftime("%Y-%m-%d"),
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        "work": {**work.to_dict(), "done_this_run": done},
         "train_results": {k: _read_json(out / "runs" / k / "train_result.json") for k in settings.kinds},
         "config": run_config.to_dict(),
     }
@@ -277,6 +285,9 @@ def write_reproduce_report(out: str | os.PathLike) -> Path:
     notes = [f"Hardware: {meta['hardware']}; date {meta['date']}."] if meta.get("hardware") else []
     if meta.get("timings_s"):
         notes.append("Wall time: " + ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in meta["timings_s"].items()) + ".")
+    rates = _achieved_rates(meta)
+    if rates:
+        notes.append(f"Work done in this invocation, counted by `cocattn reproduce --plan`: {rates}.")
     for kind, tr in (meta.get("train_results") or {}).items():
         if tr:
             notes.append(f"Training `{kind}`: {tr['steps']} steps, final loss {tr['final_loss']:.3f}, "
@@ -285,6 +296,18 @@ def write_reproduce_report(out: str | os.PathLike) -> Path:
     notes += ["Deviation from the paper: " + n for n in meta.get("notes", [])]
     source = out / "results" if (out / "results").is_dir() else out
     return write_report(source, out, title=meta.get("title", "cocattn reproduce"), notes=notes)
+
+
+def _achieved_rates(meta: dict) -> str:
+    """``training 42.7 PFLOP in 360 s (118 TFLOP/s), …`` for the stages this invocation ran."""
+    done, timings = (meta.get("work") or {}).get("done_this_run") or {}, meta.get("timings_s") or {}
+    parts = []
+    for stage in ("train", "eval"):
+        flops, seconds = done.get(f"{stage}_flops") or 0.0, timings.get(f"{stage}_s") or 0.0
+        if flops > 0 and seconds > 0 and not (stage == "train" and done.get("train_resumed")):
+            name = "training" if stage == "train" else "evaluation"
+            parts.append(f"{name} {flops / 1e15:.3g} PFLOP in {seconds:.0f} s ({flops / seconds / 1e12:.3g} TFLOP/s)")
+    return ", ".join(parts)
 
 
 def _read_json(path: Path) -> dict | None:

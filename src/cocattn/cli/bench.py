@@ -30,6 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--dtype", default=None, help="float32 (CPU default) | bfloat16 (GPU default) | float16")
     a.add_argument("--device", default=None)
     a.add_argument("--repeats", type=int, default=None, help="timed steps, median reported (default 3 on CPU, 10 on GPU)")
+    a.add_argument("--min-time", type=float, default=None,
+                   help="with interleaving: time each kind for at least this many seconds (default 0.25 on GPU)")
+    a.add_argument("--interleave", action=argparse.BooleanOptionalAction, default=None,
+                   help="time the kinds of one length in rounds in one process (default on GPU); "
+                        "--no-interleave runs each case alone in a subprocess (the CPU default, needed for CPU peak memory)")
     a.add_argument("--forward-only", action="store_true")
     a.add_argument("--compile", action="store_true", help="each kind's function through torch.compile")
     a.add_argument("--out", default="bench-attention.json", help="JSON output file")
@@ -52,16 +57,23 @@ def _attention(args: argparse.Namespace) -> int:
     rows = bench_attention(
         tuple(k.strip() for k in args.kinds.split(",") if k.strip()), args.lengths, batch=args.batch, heads=args.heads,
         kv_heads=args.kv_heads, head_dim=args.head_dim, dtype=args.dtype, device=args.device, repeats=args.repeats,
-        backward=not args.forward_only, compile=args.compile,
+        backward=not args.forward_only, compile=args.compile, interleave=args.interleave, min_time=args.min_time,
     )
     device = rows[0]["device"] if rows else "cpu"
     print(f"\n{hardware_name(device)}, {rows[0]['dtype'] if rows else ''}, batch {args.batch}, heads {rows[0]['heads'] if rows else ''}, head_dim {args.head_dim}, "
           f"{'forward only' if args.forward_only else 'forward+backward'}"
-          f"{', compiled' if args.compile else ''}, median of {rows[0]['repeats'] if rows else ''}\n")
+          f"{', compiled' if args.compile else ''}, median of {_samples(rows)} steps\n")
     print(format_table(rows))
     write_results(args.out, "attention", rows, "cocattn " + shlex.join(sys.argv[1:]))
     print(f"\nwrote {args.out}")
     return 0
+
+
+def _samples(rows: list[dict]) -> str:
+    counts = sorted({r.get("samples", r["repeats"]) for r in rows if r.get("ms") is not None})
+    if not counts:
+        return "0"
+    return str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
 
 
 def _train(args: argparse.Namespace) -> int:

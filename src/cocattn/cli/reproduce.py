@@ -22,12 +22,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     p.add_argument("--data", default=None, help="an existing `cocattn data build` directory (default: build/reuse one in the cache)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--plan", action="store_true",
+                   help="print the work the run would do (tokens, windows, FLOP per stage) and exit; nothing is run")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="config overrides, e.g. train.steps=200 eval.kinds=[rope,coca] eval.passkey_cases=20")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.plan:
+        from cocattn.plan import format_plan, plan_run
+
+        print(format_plan(plan_run(args.preset, args.overrides, data_dir=args.data)))
+        return 0
     from cocattn.reproduce import reproduce
 
     path = reproduce(args.preset, args.out, data_dir=args.data, overrides=args.overrides, progress=not args.quiet)
