@@ -160,6 +160,10 @@ def _si(x: float, unit: str = "FLOP") -> str:
     return f"{x:.0f} {unit}"
 
 
+def _tokens(n: int) -> str:
+    return f"{n / 1e9:.2f} B tokens" if n >= 1e9 else f"{n / 1e6:.2f} M tokens"
+
+
 def format_plan(plan: RunPlan) -> str:
     """The plan as a short text report with one table per stage."""
     m = plan.model
@@ -169,7 +173,7 @@ def format_plan(plan: RunPlan) -> str:
         f"Model: {m.parameters / 1e6:.1f} M parameters ({m.block_matmul_params / 1e6:.1f} M in the blocks' matrix "
         f"products), {m.n_layer} layers, d_model {m.d_model}, vocabulary {m.vocab_size}.",
         f"Training: {len(plan.kinds)} kinds ({', '.join(plan.kinds)}) × {plan.train_steps} steps × "
-        f"{plan.train_tokens_per_step:,} tokens = {plan.train_steps * plan.train_tokens_per_step / 1e6:.2f} M tokens and "
+        f"{plan.train_tokens_per_step:,} tokens = {_tokens(plan.train_steps * plan.train_tokens_per_step)} and "
         f"{_si(plan.train_flops_per_kind)} per kind; {_si(plan.train_flops)} in all.",
         f"Evaluation: {len(plan.settings)} settings ({', '.join(f'{k} {s}' for k, s in plan.settings)}), "
         f"{plan.documents} documents ({'tokenised' if plan.documents_counted else 'each assumed as long as the truncation'}), "

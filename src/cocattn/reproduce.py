@@ -183,6 +183,8 @@ def reproduce(
     from cocattn.plan import plan_run
 
     work = plan_run(preset, overrides, data_dir=data_path)  # counted work: achieved FLOP rates in the report
+    log(f"work (cocattn reproduce --plan): training {work.train_flops / 1e15:.3g} PFLOP, evaluation "
+        f"{work.eval_flops / 1e15:.3g} PFLOP in {len(work.settings)} settings × {len(work.lengths)} lengths")
     done: dict[str, Any] = {"train_flops": 0.0, "eval_flops": 0.0, "train_resumed": False}
 
     # 2. train -----------------------------------------------------------------------------
