@@ -418,9 +418,10 @@ class _CocaFeatures(torch.autograd.Function):
         grad_t = None
         if ctx.needs_input_grad[1]:
             u = _plane_sum(_planes(g_k) * k_table)  # ∂τ (or ∂w)
-            if ctx.raw:
+            if ctx.raw:  # ∂t1 = ∂t2 = ∂w · [w > 0]: one op writes both halves
                 grad_t = torch.empty(ctx.t_shape, dtype=ctx.t_dtype, device=u.device)
-                _planes(grad_t).copy_(u.unsqueeze(-2).mul_(mask))
+                gp = _planes(grad_t)
+                torch.mul(u.unsqueeze(-2).expand(gp.shape), mask, out=gp)
             else:
                 grad_t = _sum_to(u, ctx.t_shape).to(ctx.t_dtype)
         return grad_q, grad_t, None, None, None, None, None, None
@@ -429,10 +430,9 @@ class _CocaFeatures(torch.autograd.Function):
     def _query_grad(q: torch.Tensor, gp: torch.Tensor, q_a: torch.Tensor, q_b: torch.Tensor, variant: str) -> torch.Tensor:
         qp = _planes(q)
         grad = torch.empty(qp.shape, dtype=q.dtype, device=q.device)
-        if variant == "slack":
+        if variant == "slack":  # 2 C g ⊙ q + σq d, the last op writing q's dtype
             d = _plane_sum(gp * q_b).unsqueeze(-2)
-            x = (qp * q_a).mul_(gp).addcmul_(qp.flip(-2), d, value=0.5)
-            torch.mul(x, 2, out=grad)
+            torch.addcmul(qp.flip(-2) * d, qp * q_a, gp, value=2, out=grad)
         else:
             torch.mul(qp, _plane_sum(gp * q_b).unsqueeze(-2), out=grad)
         return grad.flatten(-2)
