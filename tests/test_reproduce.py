@@ -91,3 +91,14 @@ def test_plan_counts_what_the_run_scored_and_trained(small_gpu_run):
         assert [plan.ppl_scored[n] for n in record["lengths"]] == record["counts"]
     meta = json.loads((out / "reproduce.json").read_text())
     assert all(r["steps"] == plan.train_steps for r in meta["train_results"].values())
+
+
+def test_data_without_evaluation_documents_fails_before_training(tmp_path):
+    """Guarantee: a data directory with no held-out documents is refused up front, naming the
+    directory, before any model is trained."""
+    data = build_text_data(tmp_path, vocab_size=512)  # eval_documents=0
+    logs: list[str] = []
+    with pytest.raises(ValueError, match="held-out evaluation documents"):
+        reproduce("small-gpu", tmp_path / "out", data_dir=data, overrides=SHRINK, progress=False, log=logs.append)
+    assert not any(line.startswith("train") for line in logs)
+    assert not (tmp_path / "out" / "runs").exists()

@@ -183,6 +183,8 @@ def reproduce(
     from cocattn.plan import plan_run
 
     work = plan_run(preset, overrides, data_dir=data_path)  # counted work: achieved FLOP rates in the report
+    if not work.documents:  # fail before training, not after it
+        raise bad_value("data", str(data_path), "a data directory with held-out evaluation documents (eval.jsonl)")
     log(f"work (cocattn reproduce --plan): training {work.train_flops / 1e15:.3g} PFLOP, evaluation "
         f"{work.eval_flops / 1e15:.3g} PFLOP in {len(work.settings)} settings × {len(work.lengths)} lengths")
     done: dict[str, Any] = {"train_flops": 0.0, "eval_flops": 0.0, "train_resumed": False}
@@ -219,9 +221,7 @@ def reproduce(
     t0 = time.perf_counter()
     l0 = run_config.model["max_seq_len"]
     lengths = [l0 * m for m in settings.multiples]
-    docs = [d.text for d in load_eval_documents(data_path)][: settings.documents]
-    if not docs:
-        raise bad_value("data", str(data_path), "a data directory with held-out evaluation documents (eval.jsonl)")
+    docs = [d.text for d in load_eval_documents(data_path)][: settings.documents]  # not empty: checked above
     results = out / "results"
     results.mkdir(exist_ok=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
