@@ -21,7 +21,7 @@
 #   STEPS=eval-timing BUDGET=420 bash scripts/gpu_session.sh      # carry runs/data-full
 # eval-timing's report states the FLOP rate its evaluation achieved. If the step stops early, each
 # result JSON's wall_s against the per-setting FLOP of `cocattn reproduce --plan --preset small-gpu
-# --data runs/data-full` (30.8 PFLOP of evaluation in all) gives the rate (session 4).
+# --data runs/data-full` (31.1 PFLOP of evaluation in all) gives the rate (session 4).
 #
 # Uses the python3 on PATH (a CUDA build of torch) with this checkout on PYTHONPATH: nothing is
 # installed. DATA must be a `cocattn data build --preset full --vocab-size 16384` directory.

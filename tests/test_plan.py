@@ -61,3 +61,25 @@ def test_plan_cli_runs_nothing(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "× 70 steps" in out and "nothing is run" in out
     assert not (tmp_path / "out").exists()
+
+
+def test_perplexity_windows_are_the_ones_the_evaluation_reads():
+    """Documents shorter than a length are read whole at that length, and a length past the
+    longest document is skipped: the plan counts what ``evaluate_perplexity`` scores."""
+    import warnings
+
+    from cocattn.evaluate.perplexity import evaluate_perplexity
+    from cocattn.plan import perplexity_windows
+    from test_eval_fixtures import gpt
+
+    lm = gpt("coca", training_length=32)
+    gen = torch.Generator().manual_seed(0)
+    docs = [torch.randint(0, 100, (n,), generator=gen).tolist() for n in (50, 130, 300, 1)]
+    lengths = [32, 64, 256, 512]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 512 is longer than every document: skipped, with a warning
+        record = evaluate_perplexity(lm, docs, lengths, stride=16, max_tokens=1000, too_long="skip",
+                                     batch_tokens=512, progress=False)
+    windows = perplexity_windows([len(d) for d in docs], lengths, stride=16)
+    assert [sum(e - f + 1 for _, e, f in windows[n]) for n in lengths] == record["counts"]
+    assert windows[512] == [] and record["counts"][-1] == 0

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["ModelShape", "RunPlan", "plan_run", "format_plan"]
+__all__ = ["ModelShape", "RunPlan", "plan_run", "perplexity_windows", "format_plan"]
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,6 @@ class RunPlan:
 def plan_run(preset: str = "tiny-cpu", overrides: Iterable[str] = (), data_dir: str | Path | None = None) -> RunPlan:
     """The work of ``reproduce(preset, overrides=…, data_dir=…)``; see the module docstring."""
     from cocattn.config import load_config
-    from cocattn.evaluate.perplexity import window_plan
     from cocattn.reproduce import _scaling_slug, _scalings, settings_for
 
     cfg = load_config(preset, list(overrides))
@@ -127,18 +126,28 @@ def plan_run(preset: str = "tiny-cpu", overrides: Iterable[str] = (), data_dir: 
         settings=[(k, _scaling_slug(s)) for k in settings.kinds for s in _scalings(k, settings.factors)],
         lengths=lengths, documents=len(doc_lengths), documents_counted=counted, passkey_prompts=settings.passkey_cases,
     )
-    for n in lengths:
-        windows = [w for doc in doc_lengths if doc >= n for w in window_plan(doc, n, stride)]
+    for n, windows in perplexity_windows(doc_lengths, lengths, stride).items():
         plan.ppl_windows[n] = len(windows)
         plan.ppl_tokens[n] = sum(end - begin for begin, end, _ in windows)
         plan.ppl_scored[n] = sum(end - first + 1 for _, end, first in windows)
         plan.ppl_flops[n] = sum(shape.forward_flops(end - begin, end - first + 1) for begin, end, first in windows)
+    for n in lengths:
         new = settings.passkey_new_tokens
         plan.passkey_tokens[n] = settings.passkey_cases * (n + new)
         # prompt, decoding, and the answer's scoring pass (prompt + answer again)
         per_case = shape.forward_flops(n, 1) + sum(shape.decode_flops(n + i) for i in range(new)) + shape.forward_flops(n + new, new)
         plan.passkey_flops[n] = settings.passkey_cases * per_case
     return plan
+
+
+def perplexity_windows(doc_lengths: list[int], lengths: list[int], stride: int) -> dict[int, list[tuple[int, int, int]]]:
+    """The windows :func:`~cocattn.evaluate.perplexity.evaluate_perplexity` reads at each length
+    (with ``too_long="skip"``, as ``reproduce`` runs it): every document at every length, a document
+    shorter than the length in one window; no window at a length past the longest document."""
+    from cocattn.evaluate.perplexity import window_plan
+
+    longest = max(doc_lengths, default=0)
+    return {n: [w for doc in doc_lengths for w in window_plan(doc, n, stride)] if n <= longest else [] for n in lengths}
 
 
 def _document_lengths(data_dir: str | Path | None, documents: int, max_tokens: int) -> tuple[list[int], bool]:
