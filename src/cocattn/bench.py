@@ -115,7 +115,7 @@ class _Prepared:
     """One attention case set up and stepped once: its inputs, its ``step()``, the peak memory of
     that first step and the ops one step dispatches; or ``failed`` (an ``oom`` row)."""
 
-    def __init__(self, case: AttentionCase):
+    def __init__(self, case: AttentionCase, measure_peak: bool = True):
         self.case = case
         self.failed: dict[str, Any] | None = None
         self.peak = self.ops = self.q = self.k = self.v = self.grad = None
@@ -145,10 +145,9 @@ class _Prepared:
                 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
             self.step()  # warm-up, and the step whose peak memory is measured
             _sync(case.device)
-            if cuda:
-                self.peak = torch.cuda.max_memory_allocated() - base
-            else:
-                self.peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+            if measure_peak:
+                top = torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+                self.peak = top - base
             self.ops = None if case.compile else count_ops(self.step)
         except (torch.OutOfMemoryError, MemoryError, RuntimeError) as err:
             if "out of memory" not in str(err).lower() and not isinstance(err, (torch.OutOfMemoryError, MemoryError)):
@@ -207,11 +206,9 @@ def run_length_interleaved(cases: list[AttentionCase], *, warmup: int = 3, min_t
     fall on every kind alike and the ratios between kinds are what the timings compare. Each case
     gets at least ``repeats`` timed steps and at least ``min_time`` seconds of them, after
     ``warmup`` untimed steps. Peak memory and ops come from each kind's first step."""
-    prepared = [_Prepared(case) for case in cases]
+    # a resident-set peak says nothing about one case among several in a process: CUDA only
+    prepared = [_Prepared(case, measure_peak=case.device.startswith("cuda")) for case in cases]
     live = [p for p in prepared if p.failed is None]
-    for p in live:
-        if not p.case.device.startswith("cuda"):
-            p.peak = None  # a resident-set peak says nothing about one case among several in a process
     for p in live:
         for _ in range(warmup):
             p.step()

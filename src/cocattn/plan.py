@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["ModelShape", "RunPlan", "plan_run", "perplexity_windows", "format_plan"]
+__all__ = ["ModelShape", "RunPlan", "plan_run", "plan_config", "perplexity_windows", "format_plan"]
 
 
 @dataclass(frozen=True)
@@ -106,9 +106,14 @@ class RunPlan:
 def plan_run(preset: str = "tiny-cpu", overrides: Iterable[str] = (), data_dir: str | Path | None = None) -> RunPlan:
     """The work of ``reproduce(preset, overrides=…, data_dir=…)``; see the module docstring."""
     from cocattn.config import load_config
+
+    return plan_config(load_config(preset, list(overrides)), preset, data_dir)
+
+
+def plan_config(cfg, preset: str, data_dir: str | Path | None = None) -> RunPlan:
+    """:func:`plan_run` for an already loaded run configuration (what ``reproduce`` holds)."""
     from cocattn.reproduce import _scaling_slug, _scalings, settings_for
 
-    cfg = load_config(preset, list(overrides))
     settings = settings_for(cfg)
     model_cfg = dict(cfg.model)
     model_cfg["vocab_size"] = model_cfg.get("vocab_size") or settings.vocab_size
@@ -131,8 +136,8 @@ def plan_run(preset: str = "tiny-cpu", overrides: Iterable[str] = (), data_dir: 
         plan.ppl_tokens[n] = sum(end - begin for begin, end, _ in windows)
         plan.ppl_scored[n] = sum(end - first + 1 for _, end, first in windows)
         plan.ppl_flops[n] = sum(shape.forward_flops(end - begin, end - first + 1) for begin, end, first in windows)
+    new = settings.passkey_new_tokens
     for n in lengths:
-        new = settings.passkey_new_tokens
         plan.passkey_tokens[n] = settings.passkey_cases * (n + new)
         # prompt, decoding, and the answer's scoring pass (prompt + answer again)
         per_case = shape.forward_flops(n, 1) + sum(shape.decode_flops(n + i) for i in range(new)) + shape.forward_flops(n + new, new)

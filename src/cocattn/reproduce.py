@@ -180,9 +180,9 @@ def reproduce(
     else:
         log(f"data: reusing {data_path}")
     timings["data_s"] = time.perf_counter() - t0
-    from cocattn.plan import plan_run
+    from cocattn.plan import plan_config
 
-    work = plan_run(preset, overrides, data_dir=data_path)  # counted work: achieved FLOP rates in the report
+    work = plan_config(run_config, preset, data_dir=data_path)  # counted work: achieved FLOP rates in the report
     if not work.documents:  # fail before training, not after it
         raise bad_value("data", str(data_path), "a data directory with held-out evaluation documents (eval.jsonl)")
     log(f"work (cocattn reproduce --plan): training {work.train_flops / 1e15:.3g} PFLOP, evaluation "
@@ -219,8 +219,7 @@ def reproduce(
     from cocattn.evaluate.results import write_results
 
     t0 = time.perf_counter()
-    l0 = run_config.model["max_seq_len"]
-    lengths = [l0 * m for m in settings.multiples]
+    l0, lengths = run_config.model["max_seq_len"], work.lengths
     docs = [d.text for d in load_eval_documents(data_path)][: settings.documents]  # not empty: checked above
     results = out / "results"
     results.mkdir(exist_ok=True)
