@@ -92,8 +92,8 @@ def test_verdict_sentences_follow_the_numbers_in_the_json(results, tmp_path):
     line = next(s for s in v.splitlines() if "CoCA-Slack's perplexity" in s)
     assert ", paired bootstrap over 8 documents): lower than RoPE's." in line
     ratio = float(line.split("perplexity is ")[1].split("×")[0])
-    assert ratio == pytest.approx(math.exp(-0.1 * math.fsum(nll(rope, 128)) / json.loads(rope.read_text())["counts"][2]),
-                                  abs=0.006)
+    tokens = json.loads(rope.read_text())["counts"][2]
+    assert ratio == pytest.approx(math.exp(-0.1 * math.fsum(nll(rope, 128)) / tokens), abs=0.006)
 
     noisy = nll(rope, 128)
     noisy[0] *= 1.05

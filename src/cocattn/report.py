@@ -236,9 +236,9 @@ def plot_passkey(records: Sequence[dict], path: str | Path, intervals: dict[int,
             if not xs:
                 continue
             shift = 2 ** (0.25 * ((k + 0.5) / len(members) - 0.5))
-            ax.errorbar([x * shift for x in xs], ys, yerr=[[y - a for y, a in zip(ys, lo)], [b - y for y, b in zip(ys, hi)]],
-                        color=colours[r["model"]], linestyle=styles[scaling], marker="o", markersize=3.5, linewidth=1.4,
-                        elinewidth=0.9, capsize=2)
+            below, above = [y - a for y, a in zip(ys, lo)], [b - y for y, b in zip(ys, hi)]
+            ax.errorbar([x * shift for x in xs], ys, yerr=[below, above], color=colours[r["model"]],
+                        linestyle=styles[scaling], marker="o", markersize=3.5, linewidth=1.4, elinewidth=0.9, capsize=2)
         _length_ticks(ax, lengths, l0)
         if l0 and min(lengths) <= l0 <= max(lengths):
             mark_training_length(ax, l0, labelled=ax is axes[0])

@@ -127,7 +127,8 @@ def compare_sentence(record: dict, base: dict, n: int, confidence: float, resamp
             return ""
         if found is None:
             return f"At {_multiple(n, l0)} ({_tokens(n)}): {_num(ratio)}× (no interval)."
-        return (f"At {_multiple(n, l0)} ({_tokens(n)}): {_num(ratio)}× ({_num(found['low'])}–{_num(found['high'])}), "
+        interval = f"{_num(found['low'])}–{_num(found['high'])}"
+        return (f"At {_multiple(n, l0)} ({_tokens(n)}): {_num(ratio)}× ({interval}), "
                 f"{ratio_words(found['low'], found['high'], ref)}.")
     where = f"At {_multiple(n, l0)} the training length ({_tokens(n)})"
     if found is None and reason == DIFFERENT_DOCUMENTS:

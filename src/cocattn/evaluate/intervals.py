@@ -28,8 +28,8 @@ from cocattn._checks import check
 from cocattn.evaluate.stats import (DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, bootstrap_ppl_interval, check_confidence,
                                     check_resamples, paired_ratio_interval, wilson_interval)
 
-__all__ = ["CI_SEED", "DIFFERENT_DOCUMENTS", "document_id", "per_document", "ppl_intervals", "paired_ratio", "passkey_intervals",
-           "attach_intervals", "check_ci_options", "ci_options_of"]
+__all__ = ["CI_SEED", "DIFFERENT_DOCUMENTS", "document_id", "per_document", "ppl_intervals", "paired_ratio",
+           "passkey_intervals", "attach_intervals", "check_ci_options", "ci_options_of"]
 
 CI_SEED = 0
 """Seed of every bootstrap: the same data give the same interval on every machine."""
@@ -40,7 +40,8 @@ DIFFERENT_DOCUMENTS = "the two records scored different documents"
 DEPTH_BUCKETS = ("0-25%", "25-50%", "50-75%", "75-100%")
 
 
-def check_ci_options(confidence: Any, resamples: Any, *, names: tuple[str, str] = ("confidence", "ci_resamples")) -> None:
+def check_ci_options(confidence: Any, resamples: Any, *,
+                     names: tuple[str, str] = ("confidence", "ci_resamples")) -> None:
     """Reject a confidence level outside (0, 1) or a non-positive number of resamples, naming the
     argument as the caller spells it (``--confidence``, ``eval.ci_resamples``, ...)."""
     check(isinstance(confidence, (int, float)) and not isinstance(confidence, bool) and 0.0 < confidence < 1.0,
