@@ -91,13 +91,14 @@ def plain_log_axis(ax: Any, low: float, high: float, axis: str = "y", max_ticks:
 
 
 def mark_training_length(ax: Any, training_length: int, label: str | None = None, labelled: bool = True) -> None:
-    """A vertical line at the training length, labelled (unless ``labelled`` is false, e.g. in
-    all but the first of several panels)."""
+    """A vertical line at the training length, labelled along its left side from the top (unless
+    ``labelled`` is false, e.g. in all but the first of several panels)."""
     ax.axvline(training_length, color="#555555", linewidth=1.0, linestyle=(0, (4, 3)), zorder=1)
     if labelled:
         ax.annotate(label or f"training length {training_length:,}", xy=(training_length, 1.0),
-                    xycoords=("data", "axes fraction"), xytext=(4, -4), textcoords="offset points", ha="left",
-                    va="top", fontsize=7.5, color="#333333")
+                    xycoords=("data", "axes fraction"), xytext=(-2, -4), textcoords="offset points", ha="right",
+                    va="top", rotation=90, fontsize=7.5, color="#333333",
+                    bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.8})
 
 
 def pyplot() -> Any:

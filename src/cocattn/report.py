@@ -128,8 +128,8 @@ def _figure(panels: int, panel_width: float, height: float = 4.6) -> tuple[Any, 
     """A figure with ``panels`` plot axes side by side and a narrow column on the right for the
     legend; returns (figure, plot axes, legend axes)."""
     plt = pyplot()
-    fig = plt.figure(figsize=(panels * panel_width + 2.3, height))
-    grid = fig.add_gridspec(1, panels + 1, width_ratios=[panel_width] * panels + [2.0])
+    fig = plt.figure(figsize=(panels * panel_width + 2.1, height))
+    grid = fig.add_gridspec(1, panels + 1, width_ratios=[panel_width] * panels + [1.8])
     axes = [fig.add_subplot(grid[0, i]) for i in range(panels)]
     legend_ax = fig.add_subplot(grid[0, panels])
     legend_ax.axis("off")

@@ -53,10 +53,15 @@ def _multiple(n: int, l0: int | None) -> str:
     return f"{m:g}×" if abs(m - round(m)) < 1e-9 else f"{m:.3g}×"
 
 
-def _num(x: float) -> str:
-    """Two decimals; three when two would show a bound as 1.00 that is not 1."""
-    text = f"{x:.2f}"
-    return f"{x:.3f}" if text == "1.00" and x != 1.0 else text
+def _num(*xs: float) -> str | tuple[str, ...]:
+    """Ratios with two decimals, or more (up to four) for all of them while fewer would show a
+    number that is not 1 as 1.00 (so a ratio and its bounds read consistently, and a bound that
+    excludes 1 never reads as 1: 0.995× (0.991–0.999))."""
+    decimals = 2
+    while decimals < 4 and any(f"{x:.{decimals}f}" == f"{1:.{decimals}f}" and x != 1.0 for x in xs):
+        decimals += 1
+    out = tuple(f"{x:.{decimals}f}" for x in xs)
+    return out[0] if len(out) == 1 else out
 
 
 def _ppl(x: float) -> str:
@@ -127,16 +132,17 @@ def compare_sentence(record: dict, base: dict, n: int, confidence: float, resamp
             return ""
         if found is None:
             return f"At {_multiple(n, l0)} ({_tokens(n)}): {_num(ratio)}× (no interval)."
-        interval = f"{_num(found['low'])}–{_num(found['high'])}"
-        return (f"At {_multiple(n, l0)} ({_tokens(n)}): {_num(ratio)}× ({interval}), "
+        r, low, high = _num(ratio, found["low"], found["high"])
+        return (f"At {_multiple(n, l0)} ({_tokens(n)}): {r}× ({low}–{high}), "
                 f"{ratio_words(found['low'], found['high'], ref)}.")
     where = f"At {_multiple(n, l0)} the training length ({_tokens(n)})"
     if found is None and reason == DIFFERENT_DOCUMENTS:
         return f"{where}, {name} and {ref} were not compared: {reason}."
     if found is None:
         return f"{where}, {name}'s perplexity is {_num(ratio)}× {ref}'s (no interval)."
-    return (f"{where}, {name}'s perplexity is {_num(ratio)}× {ref}'s ({_level(confidence)} interval "
-            f"{_num(found['low'])}–{_num(found['high'])}, paired bootstrap over {found['documents']} documents): "
+    r, low, high = _num(ratio, found["low"], found["high"])
+    return (f"{where}, {name}'s perplexity is {r}× {ref}'s ({_level(confidence)} interval "
+            f"{low}–{high}, paired bootstrap over {found['documents']} documents): "
             f"{ratio_words(found['low'], found['high'], ref)}.")
 
 
@@ -152,8 +158,9 @@ def degradation_sentence(record: dict, confidence: float, resamples: int) -> str
     ratio, found, reason = _ratio(record, n1, record, n0, confidence, resamples)
     if found is None:
         return f"{head}, {_num(ratio)}× (no interval)."
-    return (f"{head}, {_num(ratio)}× [{_num(found['low'])}–{_num(found['high'])}] (paired over {found['documents']} "
-            f"documents): {change_words(found['low'], found['high'])}.")
+    r, low, high = _num(ratio, found["low"], found["high"])
+    return (f"{head}, {r}× [{low}–{high}] (paired over {found['documents']} documents): "
+            f"{change_words(found['low'], found['high'])}.")
 
 
 def passkey_sentence(record: dict, confidence: float) -> str | None:
