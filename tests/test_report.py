@@ -17,7 +17,7 @@ from cocattn.evaluate.results import read_results, write_results
 from cocattn.report import format_value, markdown_table
 from test_eval_fixtures import gpt, text
 
-OLD_RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results" / "tiny-cpu" / "results"
+OLD_RESULTS = Path(__file__).resolve().parent / "data" / "old-schema-results"  # from docs/results/tiny-cpu, 2026-11-26
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_markdown_table_layout():
 
 def test_old_results_without_per_document_data_render_with_a_note(tmp_path):
     """Guarantee: `cocattn report` on result JSON written before per-document sums were stored
-    (docs/results/tiny-cpu) renders every table and plot: perplexities without intervals and a
+    (tests/data/old-schema-results) renders every table and plot: perplexities without intervals and a
     note saying why, passkey accuracies with Wilson intervals from the stored cases, and a
     verdict that gives point ratios with "no interval" -- never a crash, never an invented interval."""
     old = tmp_path / "old"
@@ -95,3 +95,4 @@ def test_old_results_without_per_document_data_render_with_a_note(tmp_path):
     for name in ("ppl_vs_length.png", "passkey_vs_length.png", "passkey_depth.png"):
         assert (tmp_path / "out" / name).stat().st_size > 1000
     assert sorted(p.name for p in old.iterdir()) == sorted(p.name for p in OLD_RESULTS.iterdir())  # source untouched
+    assert all((old / p.name).read_bytes() == p.read_bytes() for p in OLD_RESULTS.iterdir())
