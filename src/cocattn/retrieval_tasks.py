@@ -317,6 +317,9 @@ def _niah_case(spec: NiahSpec, rng: random.Random, depth: float) -> TaskCase:
             for v in values[i]:
                 needles.append(Needle(NIAH_NEEDLE.format(key=keys[i], value=v), "distractor", rng.random()))
     needles.sort(key=lambda n: n.depth)
+    order = {n.text: j for j, n in enumerate(needles)}  # a key's values are answered in reading order
+    for i in asked:
+        values[i].sort(key=lambda v: order[NIAH_NEEDLE.format(key=keys[i], value=v)])
     query = _join([keys[i] for i in asked])
     expected = [v for i in asked for v in values[i]]
     template = NIAH_QUESTION_ONE if len(expected) == 1 else NIAH_QUESTION_MANY
@@ -366,11 +369,10 @@ def cwe_list(words: list[str], common: int, common_repeats: int, uncommon_repeat
     return entries
 
 
-def cwe_case(spec: CweSpec, words: list[str]) -> tuple[str, str, str, list[str]]:
-    """(header, question, gold answer, expected) of a cwe case whose common words are
-    ``words[:spec.common]``."""
-    common = words[:spec.common]
-    return CWE_HEADER, CWE_QUESTION.format(n=spec.common), ", ".join(common), list(common)
+def cwe_case(spec: CweSpec) -> tuple[str, str]:
+    """(header, question) of a cwe case; the gold answer lists the common words in the order they
+    first appear in the list."""
+    return CWE_HEADER, CWE_QUESTION.format(n=spec.common)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -89,23 +89,26 @@ class Haystack:
             self.documents = [d for d in self.documents if d]
             check(len(self.documents) > 0, "documents", "<all empty>", "documents with text")
 
-    def text(self, rng: random.Random, chars: int) -> tuple[str, str, bool]:
-        """At least ``chars`` characters of filler (fewer only if the corpus holds fewer), a label of
-        where it starts, and whether the corpus had to be reused."""
+    def text(self, rng: random.Random, chars: int) -> tuple[str, str, int]:
+        """At least ``chars`` characters of filler, a label of where it starts, and how many of its
+        first characters are fresh (the rest reuses documents already read: the corpus ran out)."""
         if self.kind == "repeat":
             reps = chars // len(FILLER) + 2
-            return " ".join([FILLER] * reps), "repeat", False
+            text = " ".join([FILLER] * reps)
+            return text, "repeat", len(text)
         first = rng.randrange(len(self.documents))
         doc = self.documents[first]
         match = _SENTENCE_END.search(doc, rng.randrange(len(doc)))  # begin at a sentence start
         start = match.end() + 1 if match and match.end() + 1 < len(doc) else 0
-        parts, size, i, wrapped = [doc[start:]], len(doc) - start, first, False
+        parts, size, i, fresh = [doc[start:]], len(doc) - start, first, None
         while size < chars:  # continue into the next documents, reusing them if they run out
             i = (i + 1) % len(self.documents)
-            wrapped |= i == first
+            if i == first and fresh is None:
+                fresh = size
             parts.append(self.documents[i])
             size += len(parts[-1]) + 1
-        return " ".join(p for p in parts if p), f"document {first} from character {start}", wrapped
+        text = " ".join(parts)
+        return text, f"document {first} from character {start}", len(text) if fresh is None else fresh
 
 
 def _boundaries(text: str) -> list[int]:
@@ -223,7 +226,7 @@ def build_prompt(lm: LanguageModel, case: TaskCase, length: int, haystack: Hayst
         raise _too_short(case.task, length, shortest)
     chars = length * 8 + 200
     while True:
-        hay, source, wrapped = haystack.text(random.Random(rng.random()), chars)
+        hay, source, fresh = haystack.text(random.Random(rng.random()), chars)
         bounds = _boundaries(hay)
         best = _fit(lambda c: size(_place(case, hay, bounds, c)[0]), 0, len(hay), length)
         if best < len(hay):
@@ -248,12 +251,12 @@ def build_prompt(lm: LanguageModel, case: TaskCase, length: int, haystack: Hayst
     if total > length or length - total > tolerance:
         raise ValueError(f"could not build a {case.task} prompt of {length} tokens within {tolerance} (got {total}); "
                          "raise the tolerance")
-    positions = [len(begin) + len(lm.encode(text[:s])) for s in starts]
+    positions = [len(begin) + len(lm.encode(text[:s].rstrip(" "))) for s in starts]  # a space joins the next word
     first = next((d for n, d in zip(case.needles, depths) if n.anchor), None)
     return RetrievalPrompt(task=case.task, target=length, text=text, ids=ids, answer=case.answer, answer_ids=answer_ids,
                            expected=list(case.expected), distractors=list(case.distractors),
                            needle_roles=[n.role for n in case.needles], needle_depths=[round(d, 4) for d in depths],
-                           needle_positions=positions, depth=first, haystack=source, haystack_wrapped=wrapped)
+                           needle_positions=positions, depth=first, haystack=source, haystack_wrapped=best > fresh)
 
 
 def build_cwe_prompt(lm: LanguageModel, spec: CweSpec, length: int, rng: random.Random,
@@ -267,14 +270,18 @@ def build_cwe_prompt(lm: LanguageModel, spec: CweSpec, length: int, rng: random.
     seed = rng.getrandbits(63)
     begin = lm.begin_ids
     pool = cwe_words(random.Random(seed), spec.common + max(16, length // 2))
-    header, question, answer, expected = cwe_case(spec, pool)
+    header, question = cwe_case(spec)
 
-    def text_of(words: list[str]) -> str:
+    def text_of(words: list[str]) -> tuple[str, list[str]]:
+        """The prompt text and the common words in the order they first appear (the gold order)."""
         entries = cwe_list(words, spec.common, common_repeats, uncommon_repeats, seed)
-        return header + "\n" + " ".join(f"{i + 1}. {w}" for i, w in enumerate(entries)) + "\n" + question
+        common = set(words[:spec.common])
+        order = list(dict.fromkeys(w for w in entries if w in common))
+        return header + "\n" + " ".join(f"{i + 1}. {w}" for i, w in enumerate(entries)) + "\n" + question, order
 
     def size(words: list[str]) -> int:
-        return len(begin) + len(lm.encode(text_of(words) + " " + answer))
+        text, order = text_of(words)
+        return len(begin) + len(lm.encode(text + " " + ", ".join(order)))
 
     shortest = size(pool[:spec.common])
     if shortest > length:
@@ -289,7 +296,8 @@ def build_cwe_prompt(lm: LanguageModel, spec: CweSpec, length: int, rng: random.
         if longer not in taken and size(words[:i] + [longer] + words[i + 1:]) <= length:
             taken.add(longer)
             words = words[:i] + [longer] + words[i + 1:]
-    text = text_of(words)
+    text, expected = text_of(words)
+    answer = ", ".join(expected)
     ids = begin + lm.encode(text)
     answer_ids = _answer_ids(lm, text, ids, answer)
     total = len(ids) + len(answer_ids)
