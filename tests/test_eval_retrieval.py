@@ -379,13 +379,13 @@ def test_eval_retrieval_command_writes_results_and_report(tmp_path):
     save_model(tmp_path / "gpt", gpt("rope", training_length=64).module, tokenizer())
     out = tmp_path / "r.json"
     run = subprocess.run([sys.executable, "-m", "cocattn", "eval", "retrieval", str(tmp_path / "gpt"), "--tasks",
-                          "niah_single,niah_multikey", "--lengths", "256", "512", "--cases", "3", "--rope", "dynamic:2",
+                          "niah_single,niah_multikey", "--lengths", "300", "400", "--cases", "2", "--rope", "dynamic:2",
                           "--out", str(out), "--no-progress", "--device", "cpu"], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert "### niah_multikey" in run.stdout and "Effective length" in run.stdout and "Truncation" in run.stdout
     records = read_results(out)
     assert [(r["task"], r["scaling_name"], r["counts"]) for r in records] == [
-        ("niah_single", "dynamic x2", [3, 3]), ("niah_multikey", "dynamic x2", [3, 3])]
+        ("niah_single", "dynamic x2", [2, 2]), ("niah_multikey", "dynamic x2", [2, 2])]
     assert all(abs(c["tokens"] - c["length"]) <= 4 for r in records for rows in r["details"]["cases"] for c in rows)
     report = subprocess.run([sys.executable, "-m", "cocattn", "report", str(out), "--out", str(tmp_path / "rep")],
                             capture_output=True, text=True)
@@ -393,6 +393,18 @@ def test_eval_retrieval_command_writes_results_and_report(tmp_path):
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "## Retrieval suite" in md and "retrieval_depth_gpt-dynamic-x2.png" in md
     assert (tmp_path / "rep" / "retrieval_niah-multikey.png").stat().st_size > 1000
-    bad = subprocess.run([sys.executable, "-m", "cocattn", "eval", "retrieval", str(tmp_path / "gpt"), "--tasks",
-                          "niah_singel"], capture_output=True, text=True)
-    assert bad.returncode == 2 and "did you mean 'niah_single'" in bad.stderr
+
+
+
+def test_eval_retrieval_command_refuses_bad_input_before_loading(tmp_path, capsys):
+    from cocattn.checkpoint import save_model
+    from cocattn.cli import main
+    from test_eval_fixtures import gpt
+
+    save_model(tmp_path / "gpt", gpt("rope", training_length=64).module, tokenizer())
+    assert main(["eval", "retrieval", str(tmp_path / "gpt"), "--tasks", "niah_singel"]) == 2
+    assert "did you mean 'niah_single'" in capsys.readouterr().err
+    assert main(["eval", "retrieval", str(tmp_path / "gpt"), "--haystack", "corpus"]) == 2
+    assert "--data" in capsys.readouterr().err
+    assert main(["eval", "retrieval", str(tmp_path / "gpt"), "--threshold", "1.5"]) == 2
+    assert "--threshold=1.5" in capsys.readouterr().err
