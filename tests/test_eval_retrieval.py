@@ -408,3 +408,22 @@ def test_eval_retrieval_command_refuses_bad_input_before_loading(tmp_path, capsy
     assert "--data" in capsys.readouterr().err
     assert main(["eval", "retrieval", str(tmp_path / "gpt"), "--threshold", "1.5"]) == 2
     assert "--threshold=1.5" in capsys.readouterr().err
+
+
+def test_too_short_lengths_can_be_skipped_and_prompts_reused():
+    lm = ScriptedLM(tokenizer(), oracle, training_length=300)
+    with pytest.raises(ValueError, match="length=100"):
+        evaluate_retrieval(lm, "niah_multikey", [100, 600], cases=2, progress=False)
+    cache: dict = {}
+    (record,) = evaluate_retrieval(lm, "niah_multikey", [100, 600], cases=2, progress=False, too_short="skip",
+                                   prompt_cache=cache)
+    assert record["values"] == [None, 1.0] and record["details"]["cases"][0] == []
+    assert "100" in record["details"]["skipped"] and ">=" in record["details"]["skipped"]["100"]
+    with lm.rope_scaling({"rope_type": "dynamic", "factor": 2.0}):
+        pass
+    (again,) = evaluate_retrieval(lm, "niah_multikey", [100, 600], cases=2, progress=False, too_short="skip",
+                                  prompt_cache=cache, scaling={"rope_type": "dynamic", "factor": 2.0})
+    assert len(cache) == 1 and again["details"]["cases"][1][0]["expected"] == record["details"]["cases"][1][0]["expected"]
+    from cocattn.retrieval_report import format_retrieval
+
+    assert "not measured at 100" in format_retrieval([record, again])

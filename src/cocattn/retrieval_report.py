@@ -151,7 +151,9 @@ def format_retrieval(records: Sequence[dict], ratio: float = DEFAULT_RATIO, head
             wrapped = sum(d.get("wrapped_haystacks") or [])
             notes.append(f"{_row(r)}: {sum(r['counts'])} cases, {short} prompts shorter than their length (by at most "
                          f"{max(d['max_shortfall'])} tokens), {trunc} outputs stopped by the token budget before a "
-                         f"line break" + (f", {wrapped} haystacks reusing the corpus" if wrapped else ""))
+                         f"line break" + (f", {wrapped} haystacks reusing the corpus" if wrapped else "")
+                         + "".join(f"; not measured at {n} (too short: the fixed text needs more tokens)"
+                                   for n in (d.get("skipped") or {})))
         parts += ["Truncation: " + "; ".join(notes) + ".", ""]
     agg = aggregate_rows(records)
     if agg:

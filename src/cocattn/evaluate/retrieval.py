@@ -57,7 +57,7 @@ from cocattn.passkey_text import FILLER
 from cocattn.retrieval_tasks import (METRIC_TEXT, SCORING, TASK_METRIC, CweSpec, TaskCase, TaskSpec, cwe_case,
                                      cwe_list, cwe_words, parse_tasks, sample_case, score_answer, spec_options)
 
-__all__ = ["HAYSTACKS", "DEPTH_BUCKETS", "Haystack", "RetrievalPrompt", "CaseRecord", "build_prompt",
+__all__ = ["HAYSTACKS", "DEPTH_BUCKETS", "LengthTooShort", "Haystack", "RetrievalPrompt", "CaseRecord", "build_prompt",
            "build_cwe_prompt", "evaluate_retrieval", "effective_length", "DEFAULT_TOLERANCE", "DEFAULT_SLACK"]
 
 HAYSTACKS = ("repeat", "corpus")
@@ -202,10 +202,14 @@ def _fit(size, lo: int, hi: int, length: int) -> int:
     return lo
 
 
+class LengthTooShort(ValueError):
+    """A length shorter than a case's fixed text (its message says the minimum)."""
+
+
 def _too_short(task: str, length: int, shortest: int) -> ValueError:
-    return bad_value("length", length, f"an integer >= {shortest} for {task}: its fixed text (header, needles, "
+    return LengthTooShort(bad_value("length", length, f"an integer >= {shortest} for {task}: its fixed text (header, needles, "
                      "question and gold answer) alone takes that many tokens with this tokenizer "
-                     "(fewer keys, values or hops make it shorter)")
+                     "(fewer keys, values or hops make it shorter)"))
 
 
 def build_prompt(lm: LanguageModel, case: TaskCase, length: int, haystack: Haystack | None = None,
@@ -447,12 +451,19 @@ def evaluate_retrieval(
     batch_tokens: int | None = None,
     max_memory: int | None = None,
     progress: bool = True,
+    too_short: str = "error",
+    prompt_cache: dict | None = None,
 ) -> list[dict[str, Any]]:
     """Every task at every length; one result record per task (:mod:`.results`, metric
     ``"retrieval"`` with ``"task"``), values = the task's score (see the module docstring).
 
     ``max_new_tokens`` fixes the generation budget (default: each case's gold answer tokens +
-    ``answer_slack``); ``batch_tokens`` decodes prompts of one token length together (speed only)."""
+    ``answer_slack``); ``batch_tokens`` decodes prompts of one token length together (speed only).
+    ``too_short="skip"`` leaves a length shorter than a task's fixed text unmeasured (value None,
+    the reason in ``details["skipped"]``) instead of failing. ``prompt_cache`` (a dict kept by the
+    caller) reuses prompts built for the same tokenizer, task, length and seed (e.g. across the
+    scalings of one model)."""
+    check_choice("too_short", too_short, ("error", "skip"))
     specs = parse_tasks(tasks) if isinstance(tasks, str) else parse_tasks(list(tasks))
     l0 = lm.training_length
     lengths = list(lengths) if lengths is not None else default_lengths(l0)
@@ -480,15 +491,22 @@ def evaluate_retrieval(
             bar = tqdm(total=cases * len(lengths), disable=not progress, unit="case",
                        desc=f"{spec.name} {lm.name} [{scaling['rope_type'] if scaling else 'none'}]")
             per_length: list[list[dict[str, Any]]] = []
+            skipped: dict[int, str] = {}
             for length in lengths:
-                rng = random.Random(f"{seed}:{spec.name}:{length}")
-                prompts = []
-                for i in range(cases):
-                    if isinstance(spec, CweSpec):
-                        prompts.append(build_cwe_prompt(lm, spec, length, rng, tolerance))
-                    else:
-                        case = sample_case(spec, rng, (i + 0.5) / cases)
-                        prompts.append(build_prompt(lm, case, length, hay, rng, tolerance))
+                key = (lm, spec, length, seed, cases, haystack, tolerance)
+                try:
+                    prompts = prompt_cache.get(key) if prompt_cache is not None else None
+                    if prompts is None:
+                        prompts = _prompts(lm, spec, length, cases, seed, hay, tolerance)
+                    if prompt_cache is not None:
+                        prompt_cache[key] = prompts
+                except LengthTooShort as err:
+                    if too_short == "error":
+                        raise
+                    skipped[length] = str(err)
+                    per_length.append([])
+                    bar.update(cases)
+                    continue
                 budgets = [max_new_tokens or len(p.answer_ids) + answer_slack for p in prompts]
                 step = per_batch(length)
                 rows = []
@@ -503,15 +521,33 @@ def evaluate_retrieval(
             records.append(_task_record(lm, spec, scaling, lengths, per_length, metric, time.perf_counter() - start,
                                         settings={"cases": cases, "seed": seed, "haystack": haystack,
                                                   "tolerance": tolerance, "max_new_tokens": max_new_tokens,
-                                                  "answer_slack": answer_slack, "batch_tokens": batch_tokens}))
+                                                  "answer_slack": answer_slack, "batch_tokens": batch_tokens},
+                                        skipped=skipped))
     return records
 
 
+def _prompts(lm: LanguageModel, spec: TaskSpec, length: int, cases: int, seed: int, hay: Haystack,
+             tolerance: int) -> list[RetrievalPrompt]:
+    """The ``cases`` prompts of a task at a length (seeded by seed, task and length; depths stratified)."""
+    rng = random.Random(f"{seed}:{spec.name}:{length}")
+    if isinstance(spec, CweSpec):
+        return [build_cwe_prompt(lm, spec, length, rng, tolerance) for _ in range(cases)]
+    return [build_prompt(lm, sample_case(spec, rng, (i + 0.5) / cases), length, hay, rng, tolerance)
+            for i in range(cases)]
+
+
 def _task_record(lm: LanguageModel, spec: TaskSpec, scaling: dict[str, Any] | None, lengths: list[int],
-                 per_length: list[list[dict[str, Any]]], metric: str, wall_s: float, settings: dict[str, Any]) -> dict:
+                 per_length: list[list[dict[str, Any]]], metric: str, wall_s: float, settings: dict[str, Any],
+                 skipped: dict[int, str] | None = None) -> dict:
     values, lows, highs, successes, trials = [], [], [], [], []
     for rows in per_length:
         s, n = _score_counts(rows, metric)
+        if n == 0:  # a length skipped as too short
+            for out in (values, lows, highs):
+                out.append(None)
+            successes.append(0)
+            trials.append(0)
+            continue
         low, high = wilson_interval(s, n)
         values.append(s / n)
         lows.append(low)
@@ -533,10 +569,11 @@ def _task_record(lm: LanguageModel, spec: TaskSpec, scaling: dict[str, Any] | No
         "within_training": [_score([r for r in rows if r["within_training"]], metric) for rows in per_length],
         "beyond_training": [_score([r for r in rows if not r["within_training"]], metric) for rows in per_length],
         "short_prompts": [sum(r["shortfall"] > 0 for r in rows) for rows in per_length],
-        "max_shortfall": [max(r["shortfall"] for r in rows) for rows in per_length],
+        "max_shortfall": [max((r["shortfall"] for r in rows), default=0) for rows in per_length],
         "truncated_outputs": [sum(r["output_truncated"] for r in rows) for rows in per_length],
         "wrapped_haystacks": [sum(r["haystack_wrapped"] for r in rows) for rows in per_length],
         "generation": lm.generation_mode,
+        "skipped": {str(n): reason for n, reason in (skipped or {}).items()},
         "cases": per_length,
     }
     settings = {"task": spec.name, "options": spec_options(spec), **settings,
