@@ -226,12 +226,12 @@ def plot_depth_heatmaps(records: Sequence[dict], path: str | Path) -> Path | Non
     plt = pyplot()
     width = max(len(r["lengths"]) for r in rs)
     fig, axes = plt.subplots(1, len(rs), figsize=(0.6 + (0.8 * width + 1.2) * len(rs), 3.2), squeeze=False)
-    for ax, r in zip(axes[0], rs):
+    for index, (ax, r) in enumerate(zip(axes[0], rs)):
         by_depth = r["details"]["by_depth"]
         grid = np.array([[np.nan if v is None else v for v in by_depth[b]] for b in DEPTH_BUCKETS], dtype=float)
         im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
         ax.set_xticks(range(len(r["lengths"])), [_length_label(n) for n in r["lengths"]], fontsize=7)
-        ax.set_yticks(range(len(DEPTH_BUCKETS)), DEPTH_BUCKETS, fontsize=7)
+        ax.set_yticks(range(len(DEPTH_BUCKETS)), DEPTH_BUCKETS if index == 0 else [""] * len(DEPTH_BUCKETS), fontsize=7)
         for i in range(grid.shape[0]):
             for j in range(grid.shape[1]):
                 if not np.isnan(grid[i, j]):
