@@ -427,3 +427,24 @@ def test_too_short_lengths_can_be_skipped_and_prompts_reused():
     from cocattn.retrieval_report import format_retrieval
 
     assert "not measured at 100" in format_retrieval([record, again])
+
+
+def test_hugging_face_models_get_their_begin_token_and_a_record():
+    from tokenizers.processors import TemplateProcessing
+    from transformers import PreTrainedTokenizerFast
+
+    from test_eval_fixtures import llama
+
+    backend = tokenizer().from_str(tokenizer().to_str())  # a copy that prepends BOS, LLaMA-style
+    backend.post_processor = TemplateProcessing(single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", 0)])
+    lm = llama(training_length=64)
+    lm.tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<|endoftext|>")
+    assert lm.begin_ids == [0]
+    prompt = _build(lm, "niah_multikey", 500)
+    assert prompt.ids[0] == 0 and 500 - DEFAULT_TOLERANCE <= prompt.tokens <= 500
+    assert prompt.ids == [0] + lm.encode(prompt.text)
+    (record,) = evaluate_retrieval(lm, "vt:hops=1", [300], cases=2, max_new_tokens=3,
+                                   scaling={"rope_type": "dynamic", "factor": 2.0}, progress=False)
+    assert record["kind"] == "hf" and record["scaling_name"] == "dynamic x2" and record["counts"] == [2]
+    assert record["details"]["generation"].startswith("no-cache")  # exact under dynamic NTK
+    assert [len(parse_tasks("all")), parse_tasks("all")[0].name] == [6, "niah_single"]

@@ -220,7 +220,10 @@ def parse_task(text: str | TaskSpec) -> TaskSpec:
 
 
 def parse_tasks(tasks: str | list[str] | tuple[str, ...]) -> list[TaskSpec]:
-    """A comma-separated string or a list of task specs, each parsed; duplicates refused."""
+    """A comma-separated string or a list of task specs, each parsed (``"all"``: every task with its
+    defaults); duplicates refused."""
+    if isinstance(tasks, str) and tasks.strip() == "all":
+        tasks = list(TASK_NAMES)
     items = [t for t in (tasks.split(",") if isinstance(tasks, str) else tasks)]
     items = [t.strip() if isinstance(t, str) else t for t in items]
     check(len(items) > 0 and all(items), "tasks", tasks, f"one or more of {', '.join(TASK_NAMES)}")

@@ -146,10 +146,10 @@ def run_retrieval(args: argparse.Namespace) -> int:
     from cocattn.evaluate.results import write_results
     from cocattn.evaluate.retrieval import evaluate_retrieval
     from cocattn.retrieval_report import format_retrieval
-    from cocattn.retrieval_tasks import TASK_NAMES, parse_tasks
+    from cocattn.retrieval_tasks import parse_tasks
 
     check_checkpoint(args)
-    tasks = parse_tasks(",".join(TASK_NAMES) if args.tasks.strip() == "all" else args.tasks)  # fail before loading
+    tasks = parse_tasks(args.tasks)  # fail before loading
     if not 0 < args.threshold <= 1:
         raise bad_value("--threshold", args.threshold, "a number in (0, 1]: the share of the 1x score")
     scaling = scaling_from_args(args)
