@@ -63,7 +63,7 @@ def markdown_table(rows: Sequence[tuple[str, dict[int, Any]]], metric: str, firs
 def _latest(records: Iterable[dict]) -> list[dict]:
     chosen: dict[tuple, dict] = {}
     for r in sorted(records, key=lambda r: r.get("created", "")):
-        chosen[(r["model"], r.get("scaling_name", "none"), r["metric"])] = r
+        chosen[(r["model"], r.get("scaling_name", "none"), r["metric"], r.get("task"))] = r
     return sorted(chosen.values(), key=lambda r: (r["model"], r.get("scaling_name", "none") != "none", r.get("scaling_name", "")))
 
 
@@ -189,6 +189,9 @@ def write_report(source: str | Path | Iterable[str | Path] | Sequence[dict], out
             plot_depth_heatmap(r, out / name)
             rows = [(b, dict(zip(r["lengths"], r["details"]["by_depth"][b]))) for b in DEPTH_BUCKETS]
             md += [f"**{_label(r)}**", "", markdown_table(rows, "acc", first="depth"), "", f"![depth heatmap]({name})", ""]
+    from cocattn.retrieval_report import retrieval_section
+
+    md += retrieval_section(records, out)
     write_text(out / "results.csv", results_csv(records))
     path = out / "report.md"
     write_text(path, "\n".join(md).rstrip() + "\n")

@@ -22,7 +22,10 @@ One record = one (model, scaling, metric) row measured at several lengths:
 (documents at least as long as the window), ``documents``. For ``passkey``: ``exact``, ``logprob``,
 ``by_depth`` (bucket label -> list over lengths), ``within_training`` / ``beyond_training``
 (accuracy of cases whose key lies within / before the last ``training_length`` tokens), ``cases``
-(per length, one dict per case). ``cocattn reproduce`` and ``cocattn report`` read these files;
+(per length, one dict per case). For ``retrieval`` (one record per task, named by the record's
+``"task"``; :mod:`cocattn.evaluate.retrieval`): ``metric``, ``successes`` / ``trials``, ``ci_low`` /
+``ci_high`` (Wilson 95%), ``correct``, ``recall``, ``by_depth``, truncation counts and ``cases``.
+``cocattn reproduce`` and ``cocattn report`` read these files;
 a file holds one record or ``{"results": [records]}``.
 """
 
@@ -44,7 +47,7 @@ from cocattn.io import load_json, write_json, write_text
 __all__ = ["SCHEMA", "make_result", "write_results", "read_results", "results_csv", "peak_memory_bytes", "finite_or_none"]
 
 SCHEMA = "cocattn.eval/1"
-METRICS = ("ppl", "passkey")
+METRICS = ("ppl", "passkey", "retrieval")
 
 
 def finite_or_none(x: float | None) -> float | None:
@@ -138,6 +141,7 @@ def results_csv(records: Iterable[dict]) -> str:
     writer.writerow(["model", "attention", "scaling", "metric", *lengths])
     for r in records:
         by_len = dict(zip(r["lengths"], r["values"]))
-        writer.writerow([r["model"], r.get("attention", ""), r.get("scaling_name", "none"), r["metric"],
+        metric = f"{r['metric']}:{r['task']}" if r.get("task") else r["metric"]
+        writer.writerow([r["model"], r.get("attention", ""), r.get("scaling_name", "none"), metric,
                          *["" if by_len.get(n) is None else f"{by_len[n]:.6g}" for n in lengths]])
     return buf.getvalue()
