@@ -217,3 +217,26 @@ def test_token_dtype_widens_for_large_vocabularies(tmp_path):
     count = write_tokens(tmp_path / "t.bin", docs, eot=0, dtype=token_dtype(80_000))
     assert count == 6
     assert np.fromfile(tmp_path / "t.bin", dtype=np.uint32).tolist() == [70_000, 5, 65_535, 0, 1, 0]
+
+
+def test_split_digits_makes_every_digit_a_token_and_is_recorded(tmp_path):
+    texts = [f"The passkey is {n}. Remember it. In {1900 + n % 100} there were {n * 7} men." for n in range(10000, 10400)]
+    plain = train_tokenizer(texts, vocab_size=400)
+    split = train_tokenizer(texts, vocab_size=400, split_digits=True)
+    number = " 48213"
+    assert split.encode(number).tokens == ["Ġ", "4", "8", "2", "1", "3"]
+    assert len(plain.encode(number).tokens) < 6  # a plain BPE merges digits (the reason for the option)
+    for text in texts[:20]:  # lossless either way
+        assert split.decode(split.encode(text).ids) == text
+    # the CLI records the choice; a directory built without it is not "current" for a build with it
+    make_corpus(tmp_path / "c", long_docs=4, short_docs=4)
+    args = ["data", "build", "--preset", "custom", "--source", f"text:{tmp_path / 'c'}", "--vocab-size", "400",
+            "--min-eval-chars", "10000", "--min-eval-tokens", "1000", "--quiet"]
+    assert main(args + ["--out", str(tmp_path / "d"), "--split-digits"]) == 0
+    manifest = load_manifest(tmp_path / "d")
+    assert manifest["config"]["split_digits"] is True and "digits split" in manifest["tokenizer"]["type"]
+    assert load_tokenizer(tmp_path / "d").encode(number).tokens == ["Ġ", "4", "8", "2", "1", "3"]
+    assert main(args + ["--out", str(tmp_path / "p")]) == 0
+    assert "split_digits" not in load_manifest(tmp_path / "p")["config"]
+    with pytest.raises(ValueError, match="split_digits"):
+        train_tokenizer(texts, vocab_size=400, split_digits="yes")

@@ -22,6 +22,7 @@ SHRINK = [  # the small-gpu preset's structure (kinds, schedule, evaluation prot
     "train.checkpoint_interval=2", "train.threads=1",
     "eval.kinds=[rope,coca]", "eval.multiples=[1,2]", "eval.factors=[4]", "eval.documents=2",
     "eval.passkey_cases=2", "eval.passkey_new_tokens=4", "eval.dtype=bfloat16",
+    "eval.retrieval_tasks=[niah_single,niah_multiquery]", "eval.retrieval_cases=2",
 ]
 
 
@@ -45,8 +46,13 @@ def test_gpu_preset_smoke_on_cpu(small_gpu_run):
     assert "## Perplexity" in report and "## Passkey retrieval" in report
     assert (out / "ppl_vs_length.png").stat().st_size > 1000
     results = sorted(p.name for p in (out / "results").glob("*.json"))
-    assert results == sorted(f"{m}-{k}-{s}.json" for m in ("ppl", "passkey") for k in ("rope", "coca")
+    assert results == sorted(f"{m}-{k}-{s}.json" for m in ("ppl", "passkey", "retrieval") for k in ("rope", "coca")
                              for s in ("plain", "dynamic4"))
+    assert "## Retrieval suite" in report and "### niah_multiquery" in report and "Effective length" in report
+    retrieval = json.loads((out / "results" / "retrieval-coca-dynamic4.json").read_text())["results"]
+    assert [r["task"] for r in retrieval] == ["niah_single", "niah_multiquery"]
+    assert retrieval[0]["counts"] == [2, 2] and retrieval[1]["values"][0] is None  # too short at 160: said so
+    assert "160" in retrieval[1]["details"]["skipped"] and "Retrieval suite (not in the paper)" in report
     meta = json.loads((out / "reproduce.json").read_text())
     assert set(meta["train_results"]) == {"rope", "coca"}
     assert all(r["steps"] == 3 for r in meta["train_results"].values())
@@ -86,7 +92,9 @@ def test_results_carry_intervals_and_the_report_opens_with_the_verdict(small_gpu
     run's level, perplexity records their per-document sums; report.md opens with the verdict,
     generated for every kind and scaling, and its tables show the intervals."""
     _, out, _ = small_gpu_run
-    for path in (out / "results").glob("*.json"):
+    paths = sorted((out / "results").glob("p*.json"))  # ppl-*, passkey-* (retrieval records: their own ci_low/high)
+    assert len(paths) == 8
+    for path in paths:
         record = json.loads(path.read_text())
         assert len(record["ci95"]) == len(record["lengths"]) and all(len(ci) == 2 for ci in record["ci95"])
         assert record["settings"]["confidence"] == 0.95

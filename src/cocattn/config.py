@@ -37,11 +37,17 @@ class DataConfig:
     dir: str | None = None
     """Data directory written by ``cocattn data build`` (``--data`` on the command line)."""
     retrieval_fraction: float = 0.0
-    """Fraction of training rows replaced by synthetic pass-key retrieval rows (0 = off)."""
+    """Fraction of training rows replaced by synthetic retrieval rows (0 = off)."""
+    retrieval_tasks: list[str] = field(default_factory=lambda: ["passkey"])
+    """What those rows are, each drawn uniformly: ``passkey`` (the paper's key line) and tasks of the
+    retrieval suite with their options (``niah_multikey``, ``vt:hops=2``, ...; docs/RETRIEVAL.md)."""
 
     def validate(self) -> None:
+        from cocattn.data.retrieval import check_retrieval_tasks
+
         check(0.0 <= self.retrieval_fraction <= 1.0, "data.retrieval_fraction", self.retrieval_fraction,
               "a number between 0 and 1")
+        check_retrieval_tasks(self.retrieval_tasks)
 
 
 @dataclass

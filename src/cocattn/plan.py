@@ -80,6 +80,9 @@ class RunPlan:
     passkey_prompts: int = 0
     passkey_tokens: dict[int, int] = field(default_factory=dict)
     passkey_flops: dict[int, float] = field(default_factory=dict)
+    retrieval_prompts: int = 0
+    """Retrieval-suite prompts per length and setting (tasks × cases; 0 without eval.retrieval_tasks)."""
+    retrieval_flops: dict[int, float] = field(default_factory=dict)
 
     @property
     def train_flops(self) -> float:
@@ -87,7 +90,8 @@ class RunPlan:
 
     @property
     def eval_flops(self) -> float:
-        return len(self.settings) * (sum(self.ppl_flops.values()) + sum(self.passkey_flops.values()))
+        return len(self.settings) * (sum(self.ppl_flops.values()) + sum(self.passkey_flops.values())
+                                     + sum(self.retrieval_flops.values()))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -99,6 +103,7 @@ class RunPlan:
                      "ppl_windows_per_setting": self.ppl_windows, "ppl_tokens_per_setting": self.ppl_tokens,
                      "ppl_scored_per_setting": self.ppl_scored,
                      "passkey_prompts_per_length": self.passkey_prompts, "passkey_tokens_per_setting": self.passkey_tokens,
+                     "retrieval_prompts_per_length": self.retrieval_prompts,
                      "flops": self.eval_flops},
         }
 
@@ -142,7 +147,16 @@ def plan_config(cfg, preset: str, data_dir: str | Path | None = None) -> RunPlan
         # prompt, decoding, and the answer's scoring pass (prompt + answer again)
         per_case = shape.forward_flops(n, 1) + sum(shape.decode_flops(n + i) for i in range(new)) + shape.forward_flops(n + new, new)
         plan.passkey_flops[n] = settings.passkey_cases * per_case
+    plan.retrieval_prompts = len(settings.retrieval_tasks) * settings.retrieval_cases
+    new = RETRIEVAL_NEW_TOKENS  # about a gold answer and the slack; decoding only, no scoring pass
+    for n in lengths:
+        per_case = shape.forward_flops(n - new, 1) + sum(shape.decode_flops(n - new + i) for i in range(new))
+        plan.retrieval_flops[n] = plan.retrieval_prompts * per_case
     return plan
+
+
+RETRIEVAL_NEW_TOKENS = 16
+"""Tokens decoded per retrieval case in the plan's count (a 5-digit answer and the 8-token slack)."""
 
 
 def perplexity_windows(doc_lengths: list[int], lengths: list[int], stride: int) -> dict[int, list[tuple[int, int, int]]]:
@@ -199,7 +213,10 @@ def format_plan(plan: RunPlan) -> str:
     for n in plan.lengths:
         lines.append(f"| {n:,} | {plan.ppl_windows[n]:,} | {plan.ppl_tokens[n]:,} | {_si(plan.ppl_flops[n])} | "
                      f"{plan.passkey_tokens[n]:,} | {_si(plan.passkey_flops[n])} |")
-    per_setting = sum(plan.ppl_flops.values()) + sum(plan.passkey_flops.values())
+    per_setting = sum(plan.ppl_flops.values()) + sum(plan.passkey_flops.values()) + sum(plan.retrieval_flops.values())
+    if plan.retrieval_prompts:
+        lines += [f"| retrieval suite | {plan.retrieval_prompts:,} prompts per length | | "
+                  f"{_si(sum(plan.retrieval_flops.values()))} per setting | | |"]
     lines += [
         f"| per setting | {sum(plan.ppl_windows.values()):,} | {sum(plan.ppl_tokens.values()):,} | "
         f"{_si(sum(plan.ppl_flops.values()))} | {sum(plan.passkey_tokens.values()):,} | {_si(sum(plan.passkey_flops.values()))} |",

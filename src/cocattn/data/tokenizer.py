@@ -17,15 +17,24 @@ MIN_VOCAB = 256 + 1 + 1  # the 256 bytes, the end-of-text token, at least one me
 MAX_VOCAB = 1 << 20
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096, min_frequency: int = 2):
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096, min_frequency: int = 2, *,
+                    split_digits: bool = False):
     """Train a byte-level BPE (GPT-2 style pre-tokenisation, no prefix space) with ``EOT`` as
-    its only special token (id 0); return a ``tokenizers.Tokenizer``."""
+    its only special token (id 0); return a ``tokenizers.Tokenizer``.
+
+    ``split_digits``: every digit is a token of its own, as in LLaMA's and SmolLM's tokenizers
+    (``" 12345"`` → ``" "``, ``"1"``, …, ``"5"``). A plain BPE cuts numbers into pieces that
+    depend on the number (``" 12"`` ``"3"`` ``"4"`` ``"5"`` but ``" 4"`` ``"8"`` ``"2"`` ``"13"``),
+    so copying a number is a different token sequence for every number."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     check(isinstance(vocab_size, int) and MIN_VOCAB <= vocab_size <= MAX_VOCAB, "vocab_size", vocab_size,
           f"an integer in [{MIN_VOCAB}, {MAX_VOCAB}]")
+    check(isinstance(split_digits, bool), "split_digits", split_digits, "true or false")
     tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.pre_tokenizer = (pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
+                               if split_digits else byte_level)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[EOT],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)

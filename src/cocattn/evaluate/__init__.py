@@ -3,6 +3,7 @@
 - :mod:`.lm`: the adapter every evaluator uses (``load_lm``);
 - :mod:`.perplexity`: sliding-window, token-weighted perplexity;
 - :mod:`.passkey`: the paper's passkey retrieval;
+- :mod:`.retrieval`: the RULER-style retrieval suite (tasks in :mod:`cocattn.retrieval_tasks`);
 - :mod:`.sweep`: both over RoPE scalings;
 - :mod:`.attention`, :mod:`.rope_anomaly`: attention at extrapolated lengths, the RoPE anomaly;
 - :mod:`.results`: the result JSON schema that ``cocattn report`` and ``cocattn reproduce`` read.
@@ -13,11 +14,13 @@ from cocattn.evaluate.lm import CocattnLanguageModel, HFLanguageModel, LanguageM
 from cocattn.evaluate.passkey import build_prompt, evaluate_passkey
 from cocattn.evaluate.perplexity import evaluate_perplexity, window_plan
 from cocattn.evaluate.results import SCHEMA, read_results, write_results
+from cocattn.evaluate.retrieval import effective_length, evaluate_retrieval
 from cocattn.evaluate.scaling import DEFAULT_SWEEP, parse_scaling, scaling_name
 from cocattn.evaluate.sweep import evaluate_sweep
 
 __all__ = [
     "LanguageModel", "CocattnLanguageModel", "HFLanguageModel", "load_lm", "load_documents",
     "evaluate_perplexity", "window_plan", "evaluate_passkey", "build_prompt", "evaluate_sweep",
+    "evaluate_retrieval", "effective_length",
     "parse_scaling", "scaling_name", "DEFAULT_SWEEP", "read_results", "write_results", "SCHEMA",
 ]

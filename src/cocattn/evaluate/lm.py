@@ -44,6 +44,9 @@ class LanguageModel:
     kind: str = "?"
     attention: str = "rope"
     training_length: int = 0
+    training_mix: dict[str, Any] | None = None
+    """The retrieval warm-up the model was trained with (``data.retrieval_fraction`` and
+    ``data.retrieval_tasks``), when its directory records it; every result record repeats it."""
 
     # --- text ---------------------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
@@ -155,8 +158,11 @@ class LanguageModel:
 
     def describe(self) -> dict[str, Any]:
         """What a result file records about the model."""
-        return {"model": self.name, "kind": self.kind, "attention": self.attention,
-                "training_length": self.training_length}
+        out = {"model": self.name, "kind": self.kind, "attention": self.attention,
+               "training_length": self.training_length}
+        if self.training_mix is not None:
+            out["training_mix"] = self.training_mix
+        return out
 
 
 def _as_batch(ids: list[int] | torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -454,6 +460,25 @@ def model_dir_kind(path: str | Path) -> str:
                     "(config.json with \"model_type\")")
 
 
+def training_mix(path: str | Path) -> dict[str, Any] | None:
+    """What ``cocattn train`` mixed into a model's training (``retrieval_fraction``,
+    ``retrieval_tasks``), read from its directory (``config.json``'s ``run``, or
+    ``cocattn_train.json`` beside a Hugging Face model); None when it was not trained by cocattn."""
+    path = Path(path)
+    for name in ("config.json", "cocattn_train.json"):
+        try:
+            data = json.loads((path / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        run = data.get("run") if isinstance(data, dict) else None
+        section = run.get("data") if isinstance(run, dict) else None
+        if isinstance(section, dict) and "retrieval_fraction" in section:
+            fraction = section.get("retrieval_fraction") or 0.0
+            tasks = section.get("retrieval_tasks") or ["passkey"]
+            return {"retrieval_fraction": fraction, "retrieval_tasks": list(tasks) if fraction else []}
+    return None
+
+
 def load_lm(path: str | Path, *, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
             training_length: int | None = None, name: str | None = None,
             autocast: torch.dtype | None = None) -> LanguageModel:
@@ -476,6 +501,7 @@ def load_lm(path: str | Path, *, device: str | torch.device = "cpu", dtype: torc
         lm.autocast = autocast
         if training_length:
             lm.training_length = int(training_length)
+        lm.training_mix = training_mix(path)
         return lm
     if autocast is not None:
         raise bad_value("autocast", autocast, "None for a Hugging Face model (pass dtype= to convert its weights)")
@@ -494,7 +520,9 @@ def load_lm(path: str | Path, *, device: str | torch.device = "cpu", dtype: torc
         if not (path / "tokenizer.json").is_file():
             raise bad_value("checkpoint", str(path), "a Hugging Face model directory with a tokenizer") from None
         tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(path / "tokenizer.json"))
-    return HFLanguageModel(model.to(device), tokenizer, name=label, training_length=training_length)
+    lm = HFLanguageModel(model.to(device), tokenizer, name=label, training_length=training_length)
+    lm.training_mix = training_mix(path)
+    return lm
 
 
 def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

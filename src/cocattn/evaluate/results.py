@@ -30,6 +30,9 @@ documents, ``null`` for a skipped length). For ``passkey``: ``exact``, ``logprob
 a Wilson interval for ``passkey`` (:mod:`.intervals`); ``settings`` records ``confidence`` (and for
 ``ppl`` ``ci_resamples``, ``ci_seed``). Records written before ``ci95`` and ``per_document``
 existed still load; the report leaves out the intervals it cannot compute and says so.
+For ``retrieval`` (one record per task, named by the record's
+``"task"``; :mod:`cocattn.evaluate.retrieval`): ``metric``, ``successes`` / ``trials``, ``ci_low`` /
+``ci_high`` (Wilson 95%), ``correct``, ``recall``, ``by_depth``, truncation counts and ``cases``.
 ``cocattn reproduce`` and ``cocattn report`` read these files; a file holds one record or
 ``{"results": [records]}``.
 """
@@ -53,7 +56,7 @@ __all__ = ["SCHEMA", "make_result", "write_results", "read_results", "results_cs
            "KIND_NAMES", "display_name", "scaling_label", "scaling_sort_key", "record_sort_key"]
 
 SCHEMA = "cocattn.eval/1"
-METRICS = ("ppl", "passkey")
+METRICS = ("ppl", "passkey", "retrieval")
 
 KIND_NAMES = {"rope": "RoPE", "coca": "CoCA-Slack", "coca-strict": "CoCA-Strict", "alibi": "ALiBi", "nope": "NoPE"}
 """How reports name the attention kinds (CoCA-Slack is the paper's default CoCA)."""
@@ -190,6 +193,7 @@ def results_csv(records: Iterable[dict]) -> str:
     writer.writerow(["model", "attention", "scaling", "metric", *lengths])
     for r in records:
         by_len = dict(zip(r["lengths"], r["values"]))
-        writer.writerow([r["model"], r.get("attention", ""), r.get("scaling_name", "none"), r["metric"],
+        metric = f"{r['metric']}:{r['task']}" if r.get("task") else r["metric"]
+        writer.writerow([r["model"], r.get("attention", ""), r.get("scaling_name", "none"), metric,
                          *["" if by_len.get(n) is None else f"{by_len[n]:.6g}" for n in lengths]])
     return buf.getvalue()
