@@ -76,6 +76,13 @@ def test_cli_ppl_passkey_sweep_write_json_and_csv(checkpoints, tmp_path, capsys)
     records = read_results(tmp_path)
     assert sorted((r["metric"], r["scaling_name"]) for r in records) == [
         ("passkey", "none"), ("ppl", "dynamic x4"), ("ppl", "linear x2"), ("ppl", "none")]
+    assert all(len(r["ci95"]) == len(r["lengths"]) and r["settings"]["confidence"] == 0.95 for r in records)
+    assert main(["eval", "ppl", str(checkpoints / "gpt"), "--data", docs, "--lengths", "32", "--confidence", "0.8",
+                 "--ci-resamples", "300", "--out", str(tmp_path / "ppl80.json"), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    record = read_results(tmp_path / "ppl80.json")[0]
+    assert (record["settings"]["confidence"], record["settings"]["ci_resamples"]) == (0.8, 300)
+    assert "(80% interval in brackets)" in printed and f"{record['ci95'][0][0]:.0f}–" in printed
     assert (tmp_path / "ppl.csv").read_text().splitlines()[0] == "model,attention,scaling,metric,32,64"
 
 
@@ -90,6 +97,11 @@ def test_cli_errors_are_clear(checkpoints, capsys):
     assert "either --rope or --rope-json" in capsys.readouterr().err
     assert main(["eval", "passkey", gpt_dir, "--max-memory", "lots"]) == 2
     assert "--max-memory='lots'" in capsys.readouterr().err
+    for command in (["ppl", "--data", str(checkpoints / "docs.jsonl")], ["passkey"], ["sweep", "--metrics", "passkey"]):
+        assert main(["eval", command[0], gpt_dir, *command[1:], "--ci-resamples", "0"]) == 2
+        assert "--ci-resamples=0 is not valid: expected a positive integer" in capsys.readouterr().err
+        assert main(["eval", command[0], gpt_dir, *command[1:], "--confidence", "1.5"]) == 2
+        assert "--confidence=1.5 is not valid: expected a number strictly between 0 and 1" in capsys.readouterr().err
 
 
 def test_cli_autocast_evaluation(checkpoints, tmp_path, capsys):

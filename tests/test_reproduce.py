@@ -4,6 +4,10 @@ rerun, and the report rebuilt from its JSON alone."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
+import sys
 import time
 
 import pytest
@@ -81,6 +85,61 @@ def test_report_is_rebuilt_from_json_alone_with_the_runs_notes(small_gpu_run, tm
     assert (out / "report.md").read_text() == original
     assert (out / "ppl_vs_length.png").is_file()
     assert "Deviation from the paper" in original and "Hardware:" in original
+
+
+def test_results_carry_intervals_and_the_report_opens_with_the_verdict(small_gpu_run):
+    """Guarantee: every result JSON of a reproduce run carries `ci95` (one pair per length) at the
+    run's level, perplexity records their per-document sums; report.md opens with the verdict,
+    generated for every kind and scaling, and its tables show the intervals."""
+    _, out, _ = small_gpu_run
+    paths = sorted((out / "results").glob("p*.json"))  # ppl-*, passkey-* (retrieval records: their own ci_low/high)
+    assert len(paths) == 8
+    for path in paths:
+        record = json.loads(path.read_text())
+        assert len(record["ci95"]) == len(record["lengths"]) and all(len(ci) == 2 for ci in record["ci95"])
+        assert record["settings"]["confidence"] == 0.95
+        if record["metric"] == "ppl":
+            assert record["settings"]["ci_resamples"] == 2000
+            assert len(record["details"]["per_document"]["ids"]) == 2
+    report = (out / "report.md").read_text()
+    assert report.index("## Verdict") < report.index("Models:") < report.index("## Perplexity")
+    verdict = report[report.index("## Verdict"):report.index("Models:")]
+    for scaling in ("no scaling", "dynamic NTK ×4"):
+        assert f"- *{scaling}*: At 2× the training length (320 tokens), CoCA-Slack's perplexity is" in verdict
+    for name in ("RoPE", "CoCA-Slack"):
+        for scaling in ("without scaling", "with dynamic NTK ×4"):
+            assert f"- {name} {scaling}: perplexity " in verdict and f"- {name} {scaling}: 0" in verdict
+    assert "paired bootstrap over 2 documents" in verdict
+    assert "| rope + none | " in report and "] | " in report.split("| rope + none | ")[1].split("\n")[0]
+
+
+def test_report_rebuilds_byte_identically_in_a_new_process(small_gpu_run, tmp_path):
+    """Guarantee: `cocattn report DIR` (a new process) on a copy of a reproduce directory, its
+    report and plots deleted, writes report.md, results.csv and every PNG byte for byte as the run
+    wrote them; run twice, the same bytes again."""
+    _, out, _ = small_gpu_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("runs"))
+    written = sorted(p.name for p in out.iterdir() if p.suffix in (".md", ".png", ".csv"))
+    assert {"report.md", "results.csv", "ppl_vs_length.png", "passkey_vs_length.png", "passkey_depth.png"} <= set(written)
+    for name in written:
+        (copy / name).unlink()
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-m", "cocattn", "report", str(copy)], capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr
+        assert [name for name in written if (copy / name).read_bytes() != (out / name).read_bytes()] == []
+
+
+@pytest.mark.parametrize("override, match", [
+    ("eval.ci_resamples=0", "eval.ci_resamples=0 is not valid"),
+    ("eval.confidence=1.5", "eval.confidence=1.5 is not valid: expected a number strictly between 0 and 1"),
+    ("eval.confidence=0", "eval.confidence=0 is not valid")])
+def test_bad_interval_settings_fail_before_anything_runs(tmp_path, override, match):
+    with pytest.raises(ValueError, match=re.escape(match)):
+        reproduce("tiny-cpu", tmp_path / "out", data_dir=tmp_path / "no-data", overrides=[override], progress=False,
+                  log=lambda _: None)
+    assert not (tmp_path / "out").exists()
 
 
 def test_plan_counts_what_the_run_scored_and_trained(small_gpu_run):

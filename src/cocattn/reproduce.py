@@ -72,6 +72,10 @@ class ReproduceSettings:
     """Tokenizer size of the data build."""
     eval_documents: int = 100
     """Held-out documents the data build sets aside."""
+    confidence: float = 0.95
+    """Level of every confidence interval in the results and the report (``ci95``, the verdict)."""
+    ci_resamples: int = 2000
+    """Bootstrap resamples of the perplexity intervals and ratios (over documents)."""
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ReproduceSettings":
@@ -95,6 +99,9 @@ class ReproduceSettings:
         check_choice("eval.dtype", s.dtype, ("auto", "float32", "bfloat16", "float16"))
         check(s.batch_tokens is None or (isinstance(s.batch_tokens, int) and s.batch_tokens >= 1), "eval.batch_tokens",
               s.batch_tokens, "null or a positive integer")
+        from cocattn.evaluate.intervals import check_ci_options
+
+        check_ci_options(s.confidence, s.ci_resamples, names=("eval.confidence", "eval.ci_resamples"))
         return s
 
 
@@ -265,11 +272,13 @@ def reproduce(
                         lm, docs, lengths, stride=settings.stride or l0,
                         max_tokens=settings.doc_tokens or max(lengths) + 1, scaling=scaling,
                         batch_tokens=settings.batch_tokens, too_long="skip", progress=progress,
+                        confidence=settings.confidence, ci_resamples=settings.ci_resamples,
                     )
                 else:
                     record = evaluate_passkey(lm, lengths, cases=settings.passkey_cases,
                                               max_new_tokens=settings.passkey_new_tokens, scaling=scaling,
-                                              batch_tokens=settings.batch_tokens, progress=progress)
+                                              batch_tokens=settings.batch_tokens, progress=progress,
+                                              confidence=settings.confidence)
                 write_results(path, record)
                 flops = {"ppl": work.ppl_flops, "passkey": work.passkey_flops, "retrieval": work.retrieval_flops}
                 done["eval_flops"] += sum(flops[metric].values())
@@ -303,8 +312,10 @@ def _eval_autocast(settings: ReproduceSettings, device: str) -> torch.dtype | No
     return None if name == "float32" else getattr(torch, name)
 
 
-def write_reproduce_report(out: str | os.PathLike) -> Path:
-    """(Re)write ``report.md`` and plots from ``OUT/results/*.json`` and ``OUT/reproduce.json``."""
+def write_reproduce_report(out: str | os.PathLike, *, confidence: float | None = None,
+                           resamples: int | None = None) -> Path:
+    """(Re)write ``report.md`` (the verdict first) and plots from ``OUT/results/*.json`` and
+    ``OUT/reproduce.json``; ``confidence`` / ``resamples`` default to those the results carry."""
     from cocattn.report import write_report
 
     out = Path(out)
@@ -322,7 +333,8 @@ def write_reproduce_report(out: str | os.PathLike) -> Path:
                          f"{tr['tokens_per_s']:,.0f} tokens/s, {tr['seconds']:.0f} s.")
     notes += ["Deviation from the paper: " + n for n in meta.get("notes", [])]
     source = out / "results" if (out / "results").is_dir() else out
-    return write_report(source, out, title=meta.get("title", "cocattn reproduce"), notes=notes)
+    return write_report(source, out, title=meta.get("title", "cocattn reproduce"), notes=notes, confidence=confidence,
+                        resamples=resamples)
 
 
 def _achieved_rates(meta: dict) -> str:

@@ -84,20 +84,30 @@ def _finish(args: argparse.Namespace, records: list[dict]) -> int:
     from cocattn.report import markdown_table
 
     for metric in ("ppl", "passkey"):
-        rows = [(f"{r['model']} + {r['scaling_name']}", dict(zip(r["lengths"], r["values"]))) for r in records
-                if r["metric"] == metric]
+        rows = [(f"{r['model']} + {r['scaling_name']}", dict(zip(r["lengths"], r["values"])),
+                 dict(zip(r["lengths"], r.get("ci95") or []))) for r in records if r["metric"] == metric]
         if rows:
-            print(f"\n{'perplexity' if metric == 'ppl' else 'passkey accuracy'}:\n{markdown_table(rows, metric)}")
+            level = f"{records[0]['settings'].get('confidence', 0.95) * 100:g}%"
+            print(f"\n{'perplexity' if metric == 'ppl' else 'passkey accuracy'} ({level} interval in brackets):\n"
+                  f"{markdown_table(rows, metric)}")
     if args.out:
         path = write_results(args.out, records)
         print(f"\nwrote {path} and {path.with_suffix('.csv')}", file=sys.stderr)
     return 0
 
 
+def check_ci_args(args: argparse.Namespace) -> None:
+    """``--confidence`` in (0, 1) and ``--ci-resamples`` >= 1, checked before anything is loaded."""
+    from cocattn.evaluate.intervals import check_ci_options
+
+    check_ci_options(args.confidence, args.ci_resamples, names=("--confidence", "--ci-resamples"))
+
+
 def _ppl_options(args: argparse.Namespace) -> dict:
     opts = {"stride": args.stride, "max_tokens": args.max_tokens, "batch_size": args.batch_size,
             "batch_tokens": args.batch_tokens,
-            "max_memory": _max_memory(args), "too_long": "skip" if args.skip_too_long else "error"}
+            "max_memory": _max_memory(args), "too_long": "skip" if args.skip_too_long else "error",
+            "confidence": args.confidence, "ci_resamples": args.ci_resamples}
     if getattr(args, "preset", None) == "paper":
         opts["stride"] = opts["stride"] or PAPER_PRESET["stride"]
         opts["max_tokens"] = opts["max_tokens"] or PAPER_PRESET["max_tokens"]
@@ -115,6 +125,7 @@ def _lengths(args: argparse.Namespace) -> list[int] | None:
 def run_ppl(args: argparse.Namespace) -> int:
     from cocattn.evaluate.perplexity import evaluate_perplexity
 
+    check_ci_args(args)
     check_checkpoint(args)
     if args.preset == "paper" and args.max_docs is None:
         args.max_docs = PAPER_PRESET["max_docs"]
@@ -128,12 +139,13 @@ def run_ppl(args: argparse.Namespace) -> int:
 
 def _passkey_options(args: argparse.Namespace) -> dict:
     return {"cases": args.cases, "max_new_tokens": args.max_new_tokens, "seed": args.seed,
-            "max_memory": _max_memory(args), "batch_tokens": args.batch_tokens}
+            "max_memory": _max_memory(args), "batch_tokens": args.batch_tokens, "confidence": args.confidence}
 
 
 def run_passkey(args: argparse.Namespace) -> int:
     from cocattn.evaluate.passkey import evaluate_passkey
 
+    check_ci_args(args)
     check_checkpoint(args)
     scaling = scaling_from_args(args)
     lm = load_from_args(args)
@@ -175,6 +187,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     from cocattn.evaluate.scaling import DEFAULT_SWEEP, parse_scaling
     from cocattn.evaluate.sweep import evaluate_sweep
 
+    check_ci_args(args)
     check_checkpoint(args)
     args.scalings = args.scalings or list(DEFAULT_SWEEP)
     if args.preset == "paper" and args.max_docs is None:
@@ -210,6 +223,21 @@ def _common(p: argparse.ArgumentParser, scaling: bool = True) -> None:
                    help="refuse to run when the estimated memory exceeds SIZE, e.g. 4GB (default: memory free now)")
     p.add_argument("--out", metavar="FILE.json", help="write the result JSON here (and a CSV beside it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ci_args(p)
+
+
+def ci_args(p: argparse.ArgumentParser, from_results: bool = False) -> None:
+    """``--confidence`` and ``--ci-resamples``; with ``from_results`` (``cocattn report``) they
+    default to what the results were evaluated with."""
+    from cocattn.evaluate.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
+
+    fallback = "the results' own, else " if from_results else ""
+    p.add_argument("--confidence", type=float, default=None if from_results else DEFAULT_CONFIDENCE, metavar="LEVEL",
+                   help=f"level of the confidence intervals, strictly between 0 and 1 (default {fallback}"
+                        f"{DEFAULT_CONFIDENCE})")
+    p.add_argument("--ci-resamples", type=int, default=None if from_results else DEFAULT_RESAMPLES, metavar="N",
+                   help=f"bootstrap resamples of the perplexity intervals, over documents (default {fallback}"
+                        f"{DEFAULT_RESAMPLES})")
 
 
 def _ppl_args(p: argparse.ArgumentParser) -> None:

@@ -27,7 +27,8 @@ forcing), which still separates methods when accuracy is all 0 or all 1.
 Cases per length: keys uniform in 10,000-99,999 from a seeded generator, depths evenly spaced in
 (0, 1) (stratified, so the four depth buckets 0-25-50-75-100% get equal shares); the depth is the
 share of the filler before the key line, as in the landmark-attention and paper protocols. Results are also
-split by whether the key lies within the last ``training_length`` tokens of the prompt.
+split by whether the key lies within the last ``training_length`` tokens of the prompt. Every accuracy
+carries a Wilson interval (``ci95`` per length; ``details.ci95`` for the splits; :mod:`.intervals`).
 """
 
 from __future__ import annotations
@@ -43,10 +44,12 @@ import torch
 from tqdm.auto import tqdm
 
 from cocattn._checks import check
+from cocattn.evaluate.intervals import attach_intervals
 from cocattn.evaluate.lm import LanguageModel
 from cocattn.evaluate.memory import check_fits
 from cocattn.evaluate.perplexity import default_lengths
 from cocattn.evaluate.results import make_result
+from cocattn.evaluate.stats import DEFAULT_CONFIDENCE, check_confidence
 from cocattn.passkey_text import ANSWER_PREFIX, FILLER, KEY_LINE, QUESTION, TASK
 
 __all__ = ["TASK", "FILLER", "KEY_LINE", "QUESTION", "ANSWER_PREFIX", "DEPTH_BUCKETS", "PasskeyPrompt",
@@ -202,11 +205,13 @@ def evaluate_passkey(
     max_memory: int | None = None,
     progress: bool = True,
     batch_tokens: int | None = None,
+    confidence: float = DEFAULT_CONFIDENCE,
 ) -> dict[str, Any]:
     """Passkey retrieval at each length; a result record (:mod:`.results`), values = accuracy.
 
     ``batch_tokens``: cases whose prompts have the same token length run together, up to that
-    many tokens per batch (speed only, see :func:`score_cases`)."""
+    many tokens per batch (speed only, see :func:`score_cases`). ``confidence``: the level of the
+    Wilson intervals (``ci95``)."""
     start = time.perf_counter()
     l0 = lm.training_length
     lengths = list(lengths) if lengths is not None else default_lengths(l0)
@@ -216,6 +221,7 @@ def evaluate_passkey(
     check(isinstance(max_new_tokens, int) and max_new_tokens > 0, "max_new_tokens", max_new_tokens, "a positive integer")
     check(batch_tokens is None or (isinstance(batch_tokens, int) and batch_tokens >= 1), "batch_tokens", batch_tokens,
           "None or a positive integer")
+    check_confidence(confidence)
 
     def per_batch(n: int) -> int:
         return 1 if batch_tokens is None else min(cases, max(1, batch_tokens // (n + max_new_tokens)))
@@ -260,5 +266,6 @@ def evaluate_passkey(
     details = {"exact": exact, "logprob": [None if x is None or not math.isfinite(x) else x for x in logprob],
                "by_depth": by_depth, "within_training": within, "beyond_training": beyond,
                "generation": generation, "cases": all_cases}
-    return make_result("passkey", lm, scaling, lengths, acc, counts=counts, settings=settings, details=details,
-                       wall_s=time.perf_counter() - start)
+    record = make_result("passkey", lm, scaling, lengths, acc, counts=counts, settings=settings, details=details,
+                         wall_s=time.perf_counter() - start)
+    return attach_intervals(record, confidence)

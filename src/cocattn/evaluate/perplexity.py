@@ -24,6 +24,9 @@ when ``S = L`` and gives the last window a short context.)
   length)``, i.e. the paper's 512 for its 512-token models and non-overlapping windows at 1×.
 - Before running, the memory of the longest window is estimated (:mod:`.memory`) and the run is
   refused, quoting the estimate, when it exceeds ``max_memory`` (default: memory free now).
+- The record keeps every document's NLL sum and token count per length
+  (``details.per_document``; the sums add up exactly to the pooled total) and, in ``ci95``, a
+  bootstrap interval over documents per length (:mod:`.intervals`).
 """
 
 from __future__ import annotations
@@ -38,9 +41,11 @@ import torch
 from tqdm.auto import tqdm
 
 from cocattn._checks import check
+from cocattn.evaluate.intervals import attach_intervals, check_ci_options, document_id
 from cocattn.evaluate.lm import LanguageModel, token_nll
 from cocattn.evaluate.memory import check_fits
 from cocattn.evaluate.results import make_result
+from cocattn.evaluate.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
 
 __all__ = ["window_plan", "default_lengths", "default_stride", "document_nll", "evaluate_perplexity"]
 
@@ -87,12 +92,10 @@ def _score(lm: LanguageModel, batch: list[tuple[list[int], int, int, int]]) -> l
 
 
 def document_nll(lm: LanguageModel, tokens: list[int], window: int, stride: int) -> tuple[float, int]:
-    """Sum of NLL and number of tokens scored for one tokenized document."""
-    total, count = 0.0, 0
-    for b, e, first in window_plan(len(tokens), window, stride):
-        nll, n = _score(lm, [(tokens, b, e, first)])[0]
-        total, count = total + nll, count + n
-    return total, count
+    """Sum of NLL and number of tokens scored for one tokenized document (the windows' sums added
+    with ``math.fsum``, as :func:`evaluate_perplexity` adds them)."""
+    scored = [_score(lm, [(tokens, b, e, first)])[0] for b, e, first in window_plan(len(tokens), window, stride)]
+    return math.fsum(nll for nll, _ in scored), sum(n for _, n in scored)
 
 
 def evaluate_perplexity(
@@ -108,6 +111,8 @@ def evaluate_perplexity(
     max_memory: int | None = None,
     too_long: str = "error",
     progress: bool = True,
+    confidence: float = DEFAULT_CONFIDENCE,
+    ci_resamples: int = DEFAULT_RESAMPLES,
 ) -> dict[str, Any]:
     """Sliding-window perplexity of ``lm`` at each length; a result record (:mod:`.results`).
 
@@ -115,7 +120,8 @@ def evaluate_perplexity(
     token lists. ``scaling`` is an inference-time ``rope_parameters`` dict (None: as trained).
     Windows of one length run ``batch_size`` at a time, or, with ``batch_tokens``, as many as
     fit in that many tokens (at least one): short windows in large batches, long ones alone.
-    Batching changes the speed, not the numbers.
+    Batching changes the speed, not the numbers. ``confidence`` and ``ci_resamples``: the level
+    and bootstrap resamples of the per-length interval ``ci95``.
     """
     start = time.perf_counter()
     l0 = lm.training_length
@@ -135,11 +141,14 @@ def evaluate_perplexity(
     def rows(n: int) -> int:
         return batch_size if batch_tokens is None else max(1, batch_tokens // n)
     check(too_long in ("error", "skip"), "too_long", too_long, "'error' or 'skip'")
+    check_ci_options(confidence, ci_resamples)
     check(len(documents) > 0, "documents", documents, "at least one document")
 
-    docs = [(lm.begin_ids + lm.encode(d) if isinstance(d, str) else list(d))[:max_tokens] for d in documents]
-    docs = [d for d in docs if len(d) >= 2]
-    check(len(docs) > 0, "documents", "(all shorter than 2 tokens)", "documents of at least 2 tokens")
+    tokenized = [(lm.begin_ids + lm.encode(d) if isinstance(d, str) else list(d))[:max_tokens] for d in documents]
+    kept = [(i, d) for i, d in enumerate(tokenized) if len(d) >= 2]
+    check(len(kept) > 0, "documents", "(all shorter than 2 tokens)", "documents of at least 2 tokens")
+    doc_ids = [document_id(i, d) for i, d in kept]
+    docs = [d for _, d in kept]
     longest = max(len(d) for d in docs)
     too_long_lengths = [n for n in lengths if n > longest]
     if too_long_lengths and too_long == "error":
@@ -156,25 +165,35 @@ def evaluate_perplexity(
     nlls: list[float | None] = []
     counts: list[int] = []
     full_docs: list[int] = []
+    doc_nll: list[list[float] | None] = []  # per length, per document: NLL sum
+    doc_tokens: list[list[int] | None] = []  # per length, per document: tokens scored
     with lm.rope_scaling(scaling):
-        plans = {n: [(doc, *w) for doc in docs for w in window_plan(len(doc), n, stride)] for n in run_lengths}
+        plans = {n: [(doc, *w, i) for i, doc in enumerate(docs) for w in window_plan(len(doc), n, stride)]
+                 for n in run_lengths}
         bar = tqdm(total=sum(len(p) for p in plans.values()), disable=not progress, unit="win",
                    desc=f"ppl {lm.name} [{scaling['rope_type'] if scaling else 'none'}]")
         for n in lengths:
             if n not in plans:
                 values.append(None), nlls.append(None), counts.append(0), full_docs.append(0)
+                doc_nll.append(None), doc_tokens.append(None)
                 continue
             bar.set_postfix(length=n)
             groups: dict[int, list] = defaultdict(list)
             for item in plans[n]:
                 groups[item[2] - item[1]].append(item)
-            total, count = 0.0, 0
+            windows: list[list[float]] = [[] for _ in docs]  # each document's window NLL sums
+            tokens = [0] * len(docs)
             for items in groups.values():
                 for i in range(0, len(items), rows(n)):
                     chunk = items[i:i + rows(n)]
-                    for nll, k in _score(lm, chunk):
-                        total, count = total + nll, count + k
+                    for (*_, d), (nll, k) in zip(chunk, _score(lm, [item[:4] for item in chunk])):
+                        windows[d].append(nll)
+                        tokens[d] += k
                     bar.update(len(chunk))
+            sums = [math.fsum(w) for w in windows]  # exact sums: independent of the windows' batching order
+            doc_nll.append(sums)
+            doc_tokens.append(tokens)
+            total, count = math.fsum(sums), sum(tokens)  # the pooled totals are the documents' sums added up
             mean = total / count
             nlls.append(mean)
             values.append(math.exp(mean) if mean < 700 else math.inf)
@@ -185,6 +204,8 @@ def evaluate_perplexity(
                 "too_long": too_long}
     if batch_tokens is not None:
         settings["batch_tokens"] = batch_tokens
-    details = {"nll": nlls, "full_window_docs": full_docs, "documents": len(docs)}
-    return make_result("ppl", lm, scaling, lengths, values, counts=counts, settings=settings, details=details,
-                       wall_s=time.perf_counter() - start)
+    details = {"nll": nlls, "full_window_docs": full_docs, "documents": len(docs),
+               "per_document": {"ids": doc_ids, "nll_sum": doc_nll, "tokens": doc_tokens}}
+    record = make_result("ppl", lm, scaling, lengths, values, counts=counts, settings=settings, details=details,
+                         wall_s=time.perf_counter() - start)
+    return attach_intervals(record, confidence, ci_resamples)

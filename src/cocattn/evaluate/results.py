@@ -11,6 +11,7 @@ One record = one (model, scaling, metric) row measured at several lengths:
   "lengths": [128, 256, ...],
   "values": [96.7, 98.7, ...],        # ppl: perplexity; passkey: accuracy; null = not measured
   "counts": [40960, ...],             # ppl: tokens scored; passkey: cases
+  "ci95": [[94.1, 99.0], ...],        # interval per length (null: no value); level in settings.confidence
   "settings": {...},                  # stride, documents, seed, ... (what a rerun needs)
   "details": {...},                   # per metric, each a list aligned with "lengths"
   "device": "cpu", "wall_s": 12.3, "peak_memory_bytes": 123456789, "created": "2026-...Z",
@@ -19,14 +20,21 @@ One record = one (model, scaling, metric) row measured at several lengths:
 ```
 
 ``details`` for ``ppl``: ``nll`` (mean negative log-likelihood, nats/token), ``full_window_docs``
-(documents at least as long as the window), ``documents``. For ``passkey``: ``exact``, ``logprob``,
+(documents at least as long as the window), ``documents``, ``per_document`` (``ids``: one
+``"<index>:<hash of its tokens>"`` per document; ``nll_sum`` and ``tokens``: per length a list over
+documents, ``null`` for a skipped length). For ``passkey``: ``exact``, ``logprob``,
 ``by_depth`` (bucket label -> list over lengths), ``within_training`` / ``beyond_training``
 (accuracy of cases whose key lies within / before the last ``training_length`` tokens), ``cases``
-(per length, one dict per case). For ``retrieval`` (one record per task, named by the record's
+(per length, one dict per case), ``ci95`` (Wilson intervals of ``exact``, ``within_training``,
+``beyond_training`` and ``by_depth``). ``ci95`` (top level) is a document bootstrap for ``ppl`` and
+a Wilson interval for ``passkey`` (:mod:`.intervals`); ``settings`` records ``confidence`` (and for
+``ppl`` ``ci_resamples``, ``ci_seed``). Records written before ``ci95`` and ``per_document``
+existed still load; the report leaves out the intervals it cannot compute and says so.
+For ``retrieval`` (one record per task, named by the record's
 ``"task"``; :mod:`cocattn.evaluate.retrieval`): ``metric``, ``successes`` / ``trials``, ``ci_low`` /
 ``ci_high`` (Wilson 95%), ``correct``, ``recall``, ``by_depth``, truncation counts and ``cases``.
-``cocattn reproduce`` and ``cocattn report`` read these files;
-a file holds one record or ``{"results": [records]}``.
+``cocattn reproduce`` and ``cocattn report`` read these files; a file holds one record or
+``{"results": [records]}``.
 """
 
 from __future__ import annotations
@@ -44,10 +52,54 @@ import torch
 from cocattn._checks import bad_value
 from cocattn.io import load_json, write_json, write_text
 
-__all__ = ["SCHEMA", "make_result", "write_results", "read_results", "results_csv", "peak_memory_bytes", "finite_or_none"]
+__all__ = ["SCHEMA", "make_result", "write_results", "read_results", "results_csv", "peak_memory_bytes", "finite_or_none",
+           "KIND_NAMES", "display_name", "scaling_label", "scaling_sort_key", "record_sort_key"]
 
 SCHEMA = "cocattn.eval/1"
 METRICS = ("ppl", "passkey", "retrieval")
+
+KIND_NAMES = {"rope": "RoPE", "coca": "CoCA-Slack", "coca-strict": "CoCA-Strict", "alibi": "ALiBi", "nope": "NoPE"}
+"""How reports name the attention kinds (CoCA-Slack is the paper's default CoCA)."""
+_SCALING_TYPES = ("dynamic", "linear", "yarn", "ntk")
+
+
+def display_name(record: dict) -> str:
+    """``RoPE``, ``CoCA-Slack``, ... for a model named after its attention kind (as ``cocattn
+    reproduce`` names them); otherwise the model's own name."""
+    return KIND_NAMES.get(record["model"], record["model"])
+
+
+def scaling_label(name: str) -> str:
+    """``no scaling``, ``dynamic NTK ×4``, ``linear ×4``, ``YaRN ×4`` for a record's ``scaling_name``."""
+    if name == "none":
+        return "no scaling"
+    for prefix, words in (("dynamic x", "dynamic NTK ×"), ("linear x", "linear ×"), ("yarn x", "YaRN ×"),
+                          ("ntk x", "NTK ×")):
+        if name.startswith(prefix):
+            return words + name[len(prefix):]
+    return name
+
+
+def scaling_sort_key(name: str) -> tuple:
+    """``none`` first, then by type (dynamic, linear, yarn, ntk, others) and factor."""
+    if name == "none":
+        return (0, 0, 0.0, "")
+    kind, _, rest = name.partition(" x")
+    try:
+        factor = float(rest.split()[0]) if rest else 0.0
+    except ValueError:
+        factor = 0.0
+    order = _SCALING_TYPES.index(kind) if kind in _SCALING_TYPES else len(_SCALING_TYPES)
+    return (1, order, factor, name)
+
+
+def record_sort_key(record: dict) -> tuple:
+    """Kinds in the order rope, coca, coca-strict, alibi, nope, then other models by name; within a
+    model, scalings by :func:`scaling_sort_key`."""
+    kinds = list(KIND_NAMES)
+    model = record["model"]
+    return (kinds.index(model) if model in kinds else len(kinds), model,
+            scaling_sort_key(record.get("scaling_name", "none")))
 
 
 def finite_or_none(x: float | None) -> float | None:
