@@ -237,12 +237,14 @@ def test_a_model_that_reads_the_prompt_scores_one_on_every_task():
         assert r["metric"] == "retrieval" and r["values"] == [1.0, 1.0], r["task"]
         d = r["details"]
         assert d["ci_low"][0] == pytest.approx(wilson_interval(d["successes"][0], d["trials"][0])[0])
+        assert r["ci95"] == [list(wilson_interval(s, n)) for s, n in zip(d["successes"], d["trials"])]  # as passkey's
         assert all(c["correct"] and c["recall"] == 1.0 for rows in d["cases"] for c in rows)
 
 
 def test_a_distractor_key_scores_zero_on_multikey():
     (record,) = _evaluate(distractor, "niah_multikey")
     assert record["values"] == [0.0, 0.0] and record["details"]["recall"] == [0.0, 0.0]
+    assert record["ci95"][0] == pytest.approx(list(wilson_interval(0, 6))) and record["ci95"][0][1] > 0.3
     case = record["details"]["cases"][0][0]
     assert case["distractors_found"] and case["distractors_found"][0] in case["distractors"]
     assert not set(case["expected"]) & set(case["distractors"])

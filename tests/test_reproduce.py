@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from cocattn.cli import main
 from cocattn.reproduce import reproduce
@@ -167,3 +168,34 @@ def test_data_without_evaluation_documents_fails_before_training(tmp_path):
         reproduce("small-gpu", tmp_path / "out", data_dir=data, overrides=SHRINK, progress=False, log=logs.append)
     assert not any(line.startswith("train") for line in logs)
     assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_kinds_side_by_side_equal_one_at_a_time(small_gpu_run, tmp_path):
+    """Guarantee: training and evaluating the kinds in parallel processes (the CPU default) gives
+    the same models and results as one at a time in this process (eval.jobs=1)."""
+    data, out, logs = small_gpu_run
+    assert any(line.startswith("train: rope, coca side by side (2 processes") for line in logs)  # the CPU default
+    serial = tmp_path / "serial"
+    reproduce("small-gpu", serial, data_dir=data, overrides=SHRINK + ["eval.jobs=1"], progress=False, log=lambda m: None)
+    done = json.loads((serial / "reproduce.json").read_text())["work"]["done_this_run"]
+    assert done["train_jobs"]["processes"] == done["eval_jobs"]["processes"] == 1
+    from safetensors.torch import load_file
+
+    for kind in ("rope", "coca"):
+        a = load_file(out / "runs" / kind / "model" / "model.safetensors")
+        b = load_file(serial / "runs" / kind / "model" / "model.safetensors")
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    for path in sorted((out / "results").glob("*.json")):
+        x, y = json.loads(path.read_text()), json.loads((serial / "results" / path.name).read_text())
+        x, y = x.get("results", [x]), y.get("results", [y])  # a retrieval file holds one record per task
+        for rx, ry in zip(x, y, strict=True):
+            vx = [v for v in rx["values"] if v is not None]
+            vy = [v for v in ry["values"] if v is not None]
+            assert vx == pytest.approx(vy, rel=1e-5), path.name  # evaluation threads may differ: last bits only
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_bad_jobs_fail_before_anything_runs(tmp_path, value):
+    with pytest.raises(ValueError, match="eval.jobs"):
+        reproduce("tiny-cpu", tmp_path / "out", data_dir=tmp_path / "no-data", overrides=[f"eval.jobs={value}"],
+                  progress=False, log=lambda m: None)

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import platform
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ from cocattn._checks import bad_value, check, check_choice, unknown_key
 
 __all__ = ["ReproduceSettings", "reproduce", "settings_for", "PRESETS", "DEVIATIONS_FILE"]
 
-PRESETS = ("tiny-cpu", "small-gpu", "paper-350m")
+PRESETS = ("tiny-cpu", "cpu-30m", "small-gpu", "paper-350m")
 ALL_KINDS = ("rope", "coca", "coca-strict", "alibi", "nope")
 ROTARY = ("rope", "coca", "coca-strict")
 DEVIATIONS_FILE = "reproduce.json"
@@ -76,6 +77,10 @@ class ReproduceSettings:
     """Level of every confidence interval in the results and the report (``ci95``, the verdict)."""
     ci_resamples: int = 2000
     """Bootstrap resamples of the perplexity intervals and ratios (over documents)."""
+    jobs: int | None = None
+    """Kinds trained (and evaluated) at once, each in its own process with ``cores // jobs``
+    threads; null: all of them on CPU (small models gain little from a second thread, and
+    twice the work from a second process), one at a time on a GPU (cocattn.parallel)."""
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ReproduceSettings":
@@ -97,6 +102,8 @@ class ReproduceSettings:
 
             parse_tasks(list(s.retrieval_tasks))
         check_choice("eval.dtype", s.dtype, ("auto", "float32", "bfloat16", "float16"))
+        check(s.jobs is None or (isinstance(s.jobs, int) and s.jobs >= 1), "eval.jobs", s.jobs,
+              "null or an integer >= 1")
         check(s.batch_tokens is None or (isinstance(s.batch_tokens, int) and s.batch_tokens >= 1), "eval.batch_tokens",
               s.batch_tokens, "null or a positive integer")
         from cocattn.evaluate.intervals import check_ci_options
@@ -157,9 +164,10 @@ def deviations(run_config, settings: ReproduceSettings, data_dir: Path) -> list[
         tasks = list(run_config.data.retrieval_tasks)
         what = "passkey rows" if tasks == ["passkey"] else f"rows of {', '.join(tasks)} (drawn uniformly)"
         notes.append(
-            f"Retrieval warm-up: {run_config.data.retrieval_fraction:.0%} of training rows are synthetic {what} "
-            "(the evaluation's wording, real corpus text as filler; the paper trained on its corpus "
-            "alone); without them small models score 0 on passkey at every length (PILOT.md)."
+            f"Retrieval warm-up: {run_config.data.retrieval_fraction:.0%} of training rows are synthetic {what}: "
+            "a span of real corpus text with the evaluation's key line at a random depth, then its question and "
+            "the key (the paper trained on its corpus alone). Small models never learn passkey retrieval from a "
+            "corpus this size without them, and with 5% such rows none did in this preset's budget (docs/RESULTS.md)."
         )
     if settings.retrieval_tasks:
         notes.append(f"Retrieval suite (not in the paper): {', '.join(settings.retrieval_tasks)}, "
@@ -213,75 +221,54 @@ def reproduce(
     done: dict[str, Any] = {"train_flops": 0.0, "eval_flops": 0.0, "train_resumed": False}
 
     # 2. train -----------------------------------------------------------------------------
-    from cocattn.train import train
+    from cocattn.parallel import plan_jobs, run_jobs
 
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     t0 = time.perf_counter()
-    model_dirs: dict[str, Path] = {}
+    model_dirs = {kind: out / "runs" / kind / "model" for kind in settings.kinds}
+    to_train = []
     for kind in settings.kinds:
         run_dir = out / "runs" / kind
-        model_dir = run_dir / "model"
-        model_dirs[kind] = model_dir
-        if (run_dir / "train_result.json").is_file() and (model_dir / "model.safetensors").is_file():
+        if (run_dir / "train_result.json").is_file() and (model_dirs[kind] / "model.safetensors").is_file():
             log(f"train {kind}: done already ({run_dir})")
-            continue
-        resume = (run_dir / "checkpoints").is_dir()
-        log(f"train {kind}: {'resuming' if resume else 'starting'} in {run_dir}")
-        cfg = load_config(preset, list(overrides) + [f"model.attention={kind}"])
-        result = train(cfg, run_dir, resume=resume, data_dir=data_path, progress=progress)
+        else:
+            to_train.append(kind)
+    jobs, threads = plan_jobs(len(to_train), settings.jobs, device)
+    done["train_jobs"] = {"processes": jobs, "threads_each": threads}
+    if jobs > 1:
+        log(f"train: {', '.join(to_train)} side by side ({jobs} processes, {threads} thread(s) each)")
+    bar = _TrainBar([out / "runs" / k for k in to_train], run_config.train.steps, progress and jobs > 1)
+    calls = [(preset, list(overrides), kind, out / "runs" / kind, data_path, progress and jobs == 1)
+             for kind in to_train]
+    for kind, result in zip(to_train, run_jobs(_train_kind, calls, jobs=jobs, threads=threads, poll=bar.update)):
         done["train_flops"] += work.train_flops_per_kind
-        done["train_resumed"] |= resume  # part of its steps ran before: no rate for this stage
-        log(f"train {kind}: {result.steps} steps, final loss {result.final_loss:.3f}, "
-            f"{result.tokens_per_s:,.0f} tokens/s, {result.seconds:.0f} s")
+        done["train_resumed"] |= result["resumed"]  # part of its steps ran before: no rate for this stage
+        log(f"train {kind}: {result['steps']} steps, final loss {result['final_loss']:.3f}, "
+            f"{result['tokens_per_s']:,.0f} tokens/s, {result['seconds']:.0f} s")
+    bar.close()
     timings["train_s"] = time.perf_counter() - t0
 
     # 3. evaluate --------------------------------------------------------------------------
     from cocattn.data import load_eval_documents
-    from cocattn.evaluate.lm import load_lm
-    from cocattn.evaluate.passkey import evaluate_passkey
-    from cocattn.evaluate.perplexity import evaluate_perplexity
-    from cocattn.evaluate.results import write_results
 
     t0 = time.perf_counter()
-    l0, lengths = run_config.model["max_seq_len"], work.lengths
     docs = [d.text for d in load_eval_documents(data_path)][: settings.documents]  # not empty: checked above
     results = out / "results"
     results.mkdir(exist_ok=True)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    for kind in settings.kinds:
-        lm = None
-        prompts: dict = {}  # retrieval prompts, reused across this model's scalings
-        for scaling in _scalings(kind, settings.factors):
-            slug = _scaling_slug(scaling)
-            for metric in ("ppl", "passkey", "retrieval"):
-                if metric == "retrieval" and not settings.retrieval_tasks:
-                    continue
-                path = results / f"{metric}-{kind}-{slug}.json"
-                if path.is_file():
-                    continue
-                if lm is None:
-                    lm = load_lm(model_dirs[kind], device=device, name=kind, autocast=_eval_autocast(settings, device))
-                log(f"eval {metric} {kind} {slug}")
-                if metric == "retrieval":
-                    from cocattn.evaluate.retrieval import evaluate_retrieval
-
-                    record = evaluate_retrieval(lm, settings.retrieval_tasks, lengths, cases=settings.retrieval_cases,
-                                                scaling=scaling, batch_tokens=settings.batch_tokens, progress=progress,
-                                                too_short="skip", prompt_cache=prompts)
-                elif metric == "ppl":
-                    record = evaluate_perplexity(
-                        lm, docs, lengths, stride=settings.stride or l0,
-                        max_tokens=settings.doc_tokens or max(lengths) + 1, scaling=scaling,
-                        batch_tokens=settings.batch_tokens, too_long="skip", progress=progress,
-                        confidence=settings.confidence, ci_resamples=settings.ci_resamples,
-                    )
-                else:
-                    record = evaluate_passkey(lm, lengths, cases=settings.passkey_cases,
-                                              max_new_tokens=settings.passkey_new_tokens, scaling=scaling,
-                                              batch_tokens=settings.batch_tokens, progress=progress,
-                                              confidence=settings.confidence)
-                write_results(path, record)
-                flops = {"ppl": work.ppl_flops, "passkey": work.passkey_flops, "retrieval": work.retrieval_flops}
-                done["eval_flops"] += sum(flops[metric].values())
+    expected = {kind: [results / f"{metric}-{kind}-{_scaling_slug(s)}.json" for s in _scalings(kind, settings.factors)
+                       for metric in _metrics(settings)] for kind in settings.kinds}
+    to_eval = [kind for kind in settings.kinds if not all(p.is_file() for p in expected[kind])]
+    jobs, threads = plan_jobs(len(to_eval), settings.jobs, device)
+    done["eval_jobs"] = {"processes": jobs, "threads_each": threads}
+    if jobs > 1:
+        log(f"eval: {', '.join(to_eval)} side by side ({jobs} processes, {threads} thread(s) each)")
+    bar = _FileBar([p for k in to_eval for p in expected[k]], progress and jobs > 1)
+    calls = [(kind, model_dirs[kind], settings, work.lengths, run_config.model["max_seq_len"], docs, results, device,
+              progress and jobs == 1) for kind in to_eval]
+    flops = {"ppl": work.ppl_flops, "passkey": work.passkey_flops, "retrieval": work.retrieval_flops}
+    for written in run_jobs(_evaluate_kind, calls, jobs=jobs, threads=threads, poll=bar.update):
+        done["eval_flops"] += sum(sum(flops[metric].values()) for metric in written)
+    bar.close()
     timings["eval_s"] = time.perf_counter() - t0
 
     # 4. report ----------------------------------------------------------------------------
@@ -310,6 +297,112 @@ def _eval_autocast(settings: ReproduceSettings, device: str) -> torch.dtype | No
     if name == "auto":
         name = "bfloat16" if device == "cuda" else "float32"
     return None if name == "float32" else getattr(torch, name)
+
+
+def _metrics(settings: ReproduceSettings) -> tuple[str, ...]:
+    return ("ppl", "passkey", "retrieval") if settings.retrieval_tasks else ("ppl", "passkey")
+
+
+def _train_kind(preset: str, overrides: list[str], kind: str, run_dir: Path, data_path: Path,
+                progress: bool) -> dict[str, Any]:
+    """Train one kind into ``run_dir`` (resuming from its checkpoints); a worker of stage 2."""
+    from cocattn.config import load_config
+    from cocattn.train import train
+
+    resume = (run_dir / "checkpoints").is_dir()
+    cfg = load_config(preset, list(overrides) + [f"model.attention={kind}"])
+    result = train(cfg, run_dir, resume=resume, data_dir=data_path, progress=progress)
+    return {"resumed": resume, **result.to_dict()}
+
+
+def _evaluate_kind(kind: str, model_dir: Path, settings: ReproduceSettings, lengths: list[int], l0: int,
+                   docs: list[str], results: Path, device: str, progress: bool) -> list[str]:
+    """Evaluate one kind plain and at every scaling into ``results`` (skipping files that exist);
+    returns the metrics written. A worker of stage 3."""
+    from cocattn.evaluate.lm import load_lm
+    from cocattn.evaluate.passkey import evaluate_passkey
+    from cocattn.evaluate.perplexity import evaluate_perplexity
+    from cocattn.evaluate.results import write_results
+
+    lm, written = None, []
+    prompts: dict = {}  # retrieval prompts, reused across this model's scalings
+    for scaling in _scalings(kind, settings.factors):
+        slug = _scaling_slug(scaling)
+        for metric in _metrics(settings):
+            path = results / f"{metric}-{kind}-{slug}.json"
+            if path.is_file():
+                continue
+            if lm is None:
+                lm = load_lm(model_dir, device=device, name=kind, autocast=_eval_autocast(settings, device))
+            _log(f"eval {metric} {kind} {slug}")
+            if metric == "retrieval":
+                from cocattn.evaluate.retrieval import evaluate_retrieval
+
+                record = evaluate_retrieval(lm, settings.retrieval_tasks, lengths, cases=settings.retrieval_cases,
+                                            scaling=scaling, batch_tokens=settings.batch_tokens, progress=progress,
+                                            too_short="skip", prompt_cache=prompts)
+            elif metric == "ppl":
+                record = evaluate_perplexity(
+                    lm, docs, lengths, stride=settings.stride or l0, max_tokens=settings.doc_tokens or max(lengths) + 1,
+                    scaling=scaling, batch_tokens=settings.batch_tokens, too_long="skip", progress=progress,
+                    confidence=settings.confidence, ci_resamples=settings.ci_resamples,
+                )
+            else:
+                record = evaluate_passkey(lm, lengths, cases=settings.passkey_cases,
+                                          max_new_tokens=settings.passkey_new_tokens, scaling=scaling,
+                                          batch_tokens=settings.batch_tokens, progress=progress,
+                                          confidence=settings.confidence)
+            write_results(path, record)
+            written.append(metric)
+    return written
+
+
+class _TrainBar:
+    """One progress bar over the training steps of runs going on in other processes (read from
+    their metrics.jsonl, written every ``train.log_interval`` steps)."""
+
+    def __init__(self, run_dirs: list[Path], steps: int, enabled: bool):
+        from tqdm.auto import tqdm
+
+        self.run_dirs = run_dirs
+        self.bar = tqdm(total=steps * len(run_dirs), unit="step", desc="train (all kinds)", dynamic_ncols=True,
+                        disable=not (enabled and run_dirs and sys.stderr.isatty()))
+
+    def update(self) -> None:
+        if self.bar.disable:
+            return
+        self.bar.n = sum(_last_step(d / "metrics.jsonl") for d in self.run_dirs)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.update()
+        self.bar.close()
+
+
+class _FileBar(_TrainBar):
+    """One progress bar over result files written by other processes."""
+
+    def __init__(self, paths: list[Path], enabled: bool):
+        from tqdm.auto import tqdm
+
+        self.paths = paths
+        self.bar = tqdm(total=len(paths), unit="result", desc="eval (all kinds)", dynamic_ncols=True,
+                        disable=not (enabled and paths and sys.stderr.isatty()))
+
+    def update(self) -> None:
+        if not self.bar.disable:
+            self.bar.n = sum(p.is_file() for p in self.paths)
+            self.bar.refresh()
+
+
+def _last_step(metrics: Path) -> int:
+    try:
+        with open(metrics, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
+            lines = f.read().decode("utf-8", "replace").strip().splitlines()
+        return int(json.loads(lines[-1]).get("step", 0)) if lines else 0
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0
 
 
 def write_reproduce_report(out: str | os.PathLike, *, confidence: float | None = None,

@@ -581,4 +581,6 @@ def _task_record(lm: LanguageModel, spec: TaskSpec, scaling: dict[str, Any] | No
     record = make_result("retrieval", lm, scaling, lengths, values, counts=[len(r) for r in per_length],
                          settings=settings, details=details, wall_s=wall_s)
     record["task"] = spec.name
+    record["ci95"] = [None if lo is None else [lo, hi] for lo, hi in zip(lows, highs)]  # Wilson, as passkey's
+    record["settings"].setdefault("confidence", 0.95)
     return record

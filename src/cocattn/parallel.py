@@ -1,0 +1,91 @@
+"""Run one job per attention kind at once, in separate processes (``cocattn reproduce``'s workers).
+
+Why: the CPU presets' models are small, and PyTorch's intra-op threads barely help on matrices
+of this size: on 2 cores, two single-threaded training processes do about twice the work of one
+process with two threads (docs/RESULTS.md, tiny-cpu). So ``reproduce`` trains (and evaluates)
+the kinds side by side, each with ``cores // jobs`` threads (at least one). On a GPU it keeps one
+job at a time.
+
+Each job runs in a fresh ``spawn`` process (no state shared with the parent, no fork of a
+process that holds threads), receives only plain arguments, and writes its own files: a job's
+outcome is exactly what it would be if run alone with the same thread count. A failed job's
+exception is raised in the parent after the others finish, so their work is kept and a rerun
+resumes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from typing import Any, Callable, Sequence
+
+__all__ = ["cpu_cores", "plan_jobs", "run_jobs"]
+
+
+def cpu_cores() -> int:
+    """Cores this process may run on (the affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def plan_jobs(n_tasks: int, requested: int | None, device: str) -> tuple[int, int | None]:
+    """``(jobs, threads per job)`` for ``n_tasks`` independent jobs.
+
+    ``requested`` None: one job per task on CPU (single-threaded processes time-share the cores
+    better than threads share a small model), one at a time on a GPU. ``threads`` None means
+    torch's default (a single job keeps it)."""
+    if requested is None:
+        requested = 1 if device != "cpu" else n_tasks
+    jobs = max(1, min(int(requested), n_tasks))
+    if jobs == 1:
+        return 1, None
+    return jobs, max(1, cpu_cores() // jobs)
+
+
+def _init_worker(threads: int | None) -> None:
+    if threads:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def run_jobs(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], *, jobs: int, threads: int | None,
+             poll: Callable[[], None] | None = None, poll_s: float = 2.0) -> list[Any]:
+    """``[fn(*args) for args in calls]``, ``jobs`` at a time in spawned processes (in order).
+
+    ``fn`` must be a module-level function. ``poll`` is called every ``poll_s`` seconds while
+    jobs run (a progress bar that reads the jobs' files). With ``jobs == 1`` the calls run here,
+    one after the other."""
+    if jobs <= 1:
+        results = []
+        for args in calls:
+            results.append(fn(*args))
+            if poll:
+                poll()
+        return results
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
+                             initargs=(threads,)) as pool:
+        futures: list[Future] = [pool.submit(fn, *args) for args in calls]
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=poll_s, return_when=FIRST_EXCEPTION)
+            if poll:
+                poll()
+            if any(f.exception() is not None for f in done):
+                break  # the running jobs finish (their files stay); the queued ones are cancelled
+        for f in futures:
+            if not f.done():
+                f.cancel()
+        wait([f for f in futures if not f.cancelled()])
+        if poll:
+            poll()
+        for f in futures:
+            if not f.cancelled() and f.exception() is not None:
+                raise f.exception()
+        return [f.result() for f in futures]
+
