@@ -1,10 +1,10 @@
 """Run one job per attention kind at once, in separate processes (``cocattn reproduce``'s workers).
 
-Why: the CPU presets' models are small, and PyTorch's intra-op threads barely help on matrices
-of this size: on 2 cores, two single-threaded training processes do about twice the work of one
-process with two threads (docs/RESULTS.md, tiny-cpu). So ``reproduce`` trains (and evaluates)
-the kinds side by side, each with ``cores // jobs`` threads (at least one). On a GPU it keeps one
-job at a time.
+Why: the CPU presets' models are small, and PyTorch's intra-op threads help little on matrices
+of this size: on a 2-core Intel Xeon, two single-threaded tiny-cpu training processes did 1.33×
+the work of one process with two threads (docs/RESULTS.md, "make demo"; docs/results/parallel-ab).
+So ``reproduce`` trains (and evaluates) the kinds side by side, each with ``cores // jobs``
+threads (at least one). On a GPU it keeps one job at a time.
 
 Each job runs in a fresh ``spawn`` process (no state shared with the parent, no fork of a
 process that holds threads), receives only plain arguments, and writes its own files: a job's
