@@ -122,9 +122,9 @@ class _Prepared:
         self.times: list[float] = []
         dtype = getattr(torch, case.dtype)
         kv = case.kv_heads or case.heads
-        from cocattn import rope as rope_module
+        from cocattn.attention.backends import clear_caches
 
-        rope_module._TABLE_CACHE.clear()  # every kind builds its cos/sin tables in its own first step
+        clear_caches()  # every kind builds its cos/sin tables (and block masks) in its own first step
         gen = torch.Generator(device="cpu").manual_seed(0)
 
         def make(h):
