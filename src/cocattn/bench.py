@@ -34,10 +34,11 @@ from typing import Any, Callable
 import torch
 
 from cocattn._checks import check, check_choice
+from cocattn.attention.kinds import KINDS
 
 __all__ = ["AttentionCase", "bench_attention", "bench_train", "hardware_name", "format_table"]
 
-ATTENTION_KINDS = ("rope", "coca", "coca-strict", "alibi", "nope", "coca-einsum")
+ATTENTION_KINDS = (*KINDS, "coca-einsum")
 """``coca-einsum`` is the paper's released formulation (N×N scores), the reference to beat."""
 
 
@@ -343,7 +344,7 @@ def _cpu_memory_gib() -> float:
 
 def bench_train(
     model_config: dict[str, Any],
-    kinds: tuple[str, ...] = ("rope", "coca", "coca-strict", "alibi", "nope"),
+    kinds: tuple[str, ...] = KINDS,
     *,
     batch_size: int = 8,
     steps: int = 10,

@@ -27,6 +27,7 @@ __all__ = [
     "register_kind",
     "get_kind",
     "is_rotary",
+    "is_rope_free",
     "is_coca",
     "coca_variant",
     "coca_kind",
@@ -77,6 +78,13 @@ def is_rotary(name: str) -> bool:
     """True for the kinds RoPE (and its scalings) apply to; ``False`` for names not registered."""
     kind = _REGISTRY.get(name)
     return kind is not None and kind.rotary
+
+
+def is_rope_free(name: str) -> bool:
+    """True for the registered kinds without a rotary embedding (ALiBi, NoPE), where RoPE scalings
+    do not apply; ``False`` for rotary kinds and for names not registered (other models)."""
+    kind = _REGISTRY.get(name)
+    return kind is not None and not kind.rotary
 
 
 def is_coca(name: str) -> bool:
