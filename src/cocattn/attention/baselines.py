@@ -9,15 +9,7 @@ from typing import Any
 import torch
 
 from cocattn.attention import alibi_flex, backends
-from cocattn.attention.sdpa import (
-    RopeLike,
-    check_qkv,
-    compute_dtype,
-    default_scale,
-    dot_product_attention,
-    layout,
-    rope_tables,
-)
+from cocattn.attention.sdpa import RopeLike, attend, compute_dtype, dot_product_attention, opening, rope_tables
 from cocattn.rope import apply_rope
 
 __all__ = ["rope_attention", "nope_attention", "alibi_attention", "alibi_slopes", "ALIBI_BLOCK_ELEMENTS"]
@@ -40,20 +32,12 @@ def rope_attention(
     ``k`` is un-rotated; with ``key_positions`` (and queries defaulting to the last positions) it
     serves cached decoding with every key rotated at the current (e.g. dynamic-NTK) base.
     """
-    check_qkv(q, k, v, "k")
-    b, _, n, d = q.shape
-    s = k.shape[2]
-    where = layout(positions, key_positions, n, s, b, q.device)
-    q_pos, k_pos = where.q_pos, where.k_pos
+    where, scale = opening(q, k, v, "k", positions, key_positions, scale)
     cd = compute_dtype(q.dtype)
-    (qc, qs), (kc, ks) = rope_tables(rope, d, where, cd)
+    (qc, qs), (kc, ks) = rope_tables(rope, q.shape[-1], where, cd)
     qr = apply_rope(q.to(cd), qc, qs).to(q.dtype)
     kr = apply_rope(k.to(cd), kc, ks).to(q.dtype)
-    scale = default_scale(scale, d)
-    return dot_product_attention(
-        qr, kr, v, q_pos=q_pos, k_pos=k_pos, causal=causal, scale=scale, need_weights=need_weights,
-        default_layout=where.default,
-    )
+    return attend(qr, kr, v, where, causal=causal, scale=scale, need_weights=need_weights)
 
 
 def nope_attention(
@@ -69,16 +53,8 @@ def nope_attention(
     **_: Any,
 ):
     """No positional encoding: the causal mask is the only source of order."""
-    check_qkv(q, k, v, "k")
-    b, _, n, d = q.shape
-    s = k.shape[2]
-    where = layout(positions, key_positions, n, s, b, q.device)
-    q_pos, k_pos = where.q_pos, where.k_pos
-    scale = default_scale(scale, d)
-    return dot_product_attention(
-        q, k, v, q_pos=q_pos, k_pos=k_pos, causal=causal, scale=scale, need_weights=need_weights,
-        default_layout=where.default,
-    )
+    where, scale = opening(q, k, v, "k", positions, key_positions, scale)
+    return attend(q, k, v, where, causal=causal, scale=scale, need_weights=need_weights)
 
 
 def alibi_slopes(heads: int) -> torch.Tensor:
@@ -132,12 +108,10 @@ def alibi_attention(
     :mod:`cocattn.attention.alibi_flex`). Otherwise the bias is built for a block of queries at a
     time (at most ``block_elements`` numbers) and handed to SDPA, so memory stays bounded at any
     length."""
-    check_qkv(q, k, v, "k")
-    b, heads, n, d = q.shape
+    where, scale = opening(q, k, v, "k", positions, key_positions, scale)
+    b, heads, n, _ = q.shape
     s = k.shape[2]
-    where = layout(positions, key_positions, n, s, b, q.device)
     q_pos, k_pos = where.q_pos, where.k_pos
-    scale = default_scale(scale, d)
     if alibi_flex.applies(q, k, default_layout=where.default, causal=causal, need_weights=need_weights):
         out = alibi_flex.alibi_flex(q, k, v, _device_slopes(heads, q.device), scale=scale, causal=causal)
         if out is not None:

@@ -30,16 +30,7 @@ import torch
 from cocattn._checks import bad_value, check, check_choice
 from cocattn.attention import backends
 from cocattn.attention.kinds import VARIANTS
-from cocattn.attention.sdpa import (
-    RopeLike,
-    check_qkv,
-    compute_dtype,
-    default_scale,
-    dot_product_attention,
-    fit_fp16,
-    layout,
-    rope_tables,
-)
+from cocattn.attention.sdpa import Layout, RopeLike, attend, compute_dtype, fit_fp16, opening, rope_tables
 from cocattn.rope import TableDerivation, apply_rope
 
 __all__ = [
@@ -270,25 +261,19 @@ def coca_attention_tied(
     (default ``0 … S − 1``).
     """
     check_choice("variant", variant, VARIANTS)
-    b, _, n, d = q.shape
     if not isinstance(tau, torch.Tensor) or tau.dim() != 4:
         raise bad_value("t.shape", tuple(getattr(tau, "shape", ())), "4 dims [batch, kv_heads, seq, head_dim]")
-    check_qkv(q, tau, v, "t", k_dim=d // 2)
-    return _coca(q, tau, v, variant, positions, key_positions, rope, causal, scale, need_weights, raw=False)
+    where, scale = opening(q, tau, v, "t", positions, key_positions, scale, k_dim=q.shape[-1] // 2)
+    return _coca(q, tau, v, variant, where, rope, causal, scale, need_weights, raw=False)
 
 
-def _coca(q, t, v, variant, positions, key_positions, rope, causal, scale, need_weights, raw: bool):
+def _coca(q, t, v, variant: str, where: Layout, rope: RopeLike, causal: bool, scale: float, need_weights: bool, raw: bool):
     """CoCA on checked inputs; ``t`` raw (``[..., d]``, tied inside) or already tied (``[..., d/2]``)."""
-    b, _, n, d = q.shape
-    where = layout(positions, key_positions, n, t.shape[2], b, q.device)
-    cd = compute_dtype(q.dtype)
+    d, cd = q.shape[-1], compute_dtype(q.dtype)
     q_feat, k_feat, scale = coca_feature_maps(
-        q, t, lambda derive: rope_tables(rope, d, where, cd, derive), variant=variant, raw=raw, scale=default_scale(scale, d)
+        q, t, lambda derive: rope_tables(rope, d, where, cd, derive), variant=variant, raw=raw, scale=scale
     )
-    return dot_product_attention(
-        q_feat, k_feat, v, q_pos=where.q_pos, k_pos=where.k_pos, causal=causal, scale=scale,
-        need_weights=need_weights, default_layout=where.default,
-    )
+    return attend(q_feat, k_feat, v, where, causal=causal, scale=scale, need_weights=need_weights)
 
 
 def coca_attention(
@@ -318,8 +303,8 @@ def coca_attention(
         scale: score multiplier, default ``1 / sqrt(head_dim)``.
         need_weights: also return the attention probabilities (eager path).
     """
-    check_qkv(q, t, v, "t")
+    where, scale = opening(q, t, v, "t", positions, None, scale)  # keys at the queries' positions
     check(t.shape[2] == q.shape[2], "t.shape[2]", t.shape[2], f"q's seq length {q.shape[2]} (self-attention)")
     check_choice("variant", variant, VARIANTS)
-    return _coca(q, t, v, variant, positions, None, rope, causal, scale, need_weights, raw=True)  # keys at the queries' positions
+    return _coca(q, t, v, variant, where, rope, causal, scale, need_weights, raw=True)
 

@@ -36,6 +36,8 @@ __all__ = [
     "rope_tables",
     "compute_dtype",
     "default_scale",
+    "opening",
+    "attend",
     "dot_product_attention",
     "fit_fp16",
 ]
@@ -156,6 +158,27 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
 def default_scale(scale: float | None, head_dim: int) -> float:
     """The score multiplier: ``scale``, or ``1 / sqrt(head_dim)``."""
     return 1.0 / math.sqrt(head_dim) if scale is None else float(scale)
+
+
+def opening(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_name: str, positions: torch.Tensor | None,
+    key_positions: torch.Tensor | None, scale: float | None, k_dim: int | None = None,
+) -> tuple[Layout, float]:
+    """What every kind does first: check the inputs, lay out the positions, fix the score scale."""
+    check_qkv(q, k, v, k_name, k_dim)
+    where = layout(positions, key_positions, q.shape[2], k.shape[2], q.shape[0], q.device)
+    return where, default_scale(scale, q.shape[-1])
+
+
+def attend(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, where: Layout, *, causal: bool, scale: float,
+    need_weights: bool,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """:func:`dot_product_attention` at the positions of ``where``."""
+    return dot_product_attention(
+        q, k, v, q_pos=where.q_pos, k_pos=where.k_pos, causal=causal, scale=scale, need_weights=need_weights,
+        default_layout=where.default,
+    )
 
 
 def _causal_mask(q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor:
