@@ -34,10 +34,11 @@ from typing import Any, Callable
 import torch
 
 from cocattn._checks import check, check_choice
+from cocattn.attention.kinds import KINDS
 
 __all__ = ["AttentionCase", "bench_attention", "bench_train", "hardware_name", "format_table"]
 
-ATTENTION_KINDS = ("rope", "coca", "coca-strict", "alibi", "nope", "coca-einsum")
+ATTENTION_KINDS = (*KINDS, "coca-einsum")
 """``coca-einsum`` is the paper's released formulation (N×N scores), the reference to beat."""
 
 
@@ -122,9 +123,9 @@ class _Prepared:
         self.times: list[float] = []
         dtype = getattr(torch, case.dtype)
         kv = case.kv_heads or case.heads
-        from cocattn import rope as rope_module
+        from cocattn.attention.backends import clear_caches
 
-        rope_module._TABLE_CACHE.clear()  # every kind builds its cos/sin tables in its own first step
+        clear_caches()  # every kind builds its cos/sin tables (and block masks) in its own first step
         gen = torch.Generator(device="cpu").manual_seed(0)
 
         def make(h):
@@ -343,7 +344,7 @@ def _cpu_memory_gib() -> float:
 
 def bench_train(
     model_config: dict[str, Any],
-    kinds: tuple[str, ...] = ("rope", "coca", "coca-strict", "alibi", "nope"),
+    kinds: tuple[str, ...] = KINDS,
     *,
     batch_size: int = 8,
     steps: int = 10,

@@ -13,6 +13,7 @@ from torch import nn
 
 from cocattn._checks import bad_value, check, check_choice, unknown_key
 from cocattn.attention import KINDS, Attention, KVCache
+from cocattn.attention.kinds import is_rope_free
 from cocattn.rope import RopeParameters, rope_parameters
 
 __all__ = ["GPTConfig", "GPT"]
@@ -178,7 +179,7 @@ class GPT(nn.Module):
     def set_rope_parameters(self, rope: RopeParameters | Mapping[str, Any] | None) -> None:
         """Use these RoPE parameters in every layer from now on (``None``: the trained ones).
         ``original_max_position_embeddings`` defaults to the training length."""
-        if self.config.attention in ("alibi", "nope") and rope is not None and rope_parameters(rope).rope_type != "default":
+        if is_rope_free(self.config.attention) and rope is not None and rope_parameters(rope).rope_type != "default":
             raise bad_value("rope", rope, f"no RoPE scaling: attention {self.config.attention!r} has no rotary embedding")
         rope = self.config.rope_parameters if rope is None else rope
         for block in self.blocks:

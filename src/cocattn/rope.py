@@ -349,6 +349,13 @@ _TABLE_CACHE: LRU[tuple[torch.Tensor, ...]] = LRU(8)
 TableDerivation = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]
 
 
+def clear_caches() -> None:
+    """Empty the frequency and table caches (they refill on the next call, with identical values);
+    :func:`cocattn.attention.backends.clear_caches` calls this with the attention caches."""
+    _INV_FREQ.clear()
+    _TABLE_CACHE.clear()
+
+
 def arange_cos_sin(
     length: int, inv_freq: torch.Tensor, attention_scaling: float, dtype: torch.dtype, device: torch.device | str
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,5 +1,5 @@
 """The attention module: projections, KV cache and the choice of kind. The math is in
-:mod:`cocattn.attention.functional`; this file only wires it."""
+:mod:`cocattn.attention.functional` (and the kinds' properties in :mod:`.kinds`); this file only wires it."""
 
 from __future__ import annotations
 
@@ -8,16 +8,17 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from cocattn._checks import check, check_choice
+from cocattn._checks import check
 from cocattn.attention import functional as AF
 from cocattn.attention.cache import LayerCache
+from cocattn.attention import kinds
 from cocattn.rope import RopeParameters, rope_parameters
 
 __all__ = ["Attention"]
 
 
 class Attention(nn.Module):
-    """Multi-head attention of one of :data:`~cocattn.attention.functional.KINDS`, with GQA.
+    """Multi-head attention of one of :data:`~cocattn.attention.kinds.KINDS`, with GQA.
 
     Projections: ``q_proj``, ``k_proj`` (``t_proj`` for CoCA: the T projection that replaces the
     key), ``v_proj``, ``o_proj``. ``rope`` is the :class:`~cocattn.rope.RopeParameters` in force
@@ -37,7 +38,7 @@ class Attention(nn.Module):
         head_dim: int | None = None,
     ) -> None:
         super().__init__()
-        check_choice("attention", kind, AF.KINDS)
+        kinds.get_kind(kind)  # unknown kinds: a ValueError naming "attention"
         n_kv_head = n_head if n_kv_head is None else n_kv_head
         check(n_head > 0 and n_kv_head > 0 and n_head % n_kv_head == 0, "n_kv_head", n_kv_head, f"a positive divisor of n_head={n_head}")
         head_dim = dim // n_head if head_dim is None else head_dim
@@ -56,11 +57,11 @@ class Attention(nn.Module):
 
     @property
     def is_coca(self) -> bool:
-        return self.kind in ("coca", "coca-strict")
+        return kinds.is_coca(self.kind)
 
     @property
     def variant(self) -> str:
-        return "strict" if self.kind == "coca-strict" else "slack"
+        return kinds.coca_variant(self.kind) or "slack"
 
     def set_rope(self, rope: RopeParameters | Mapping[str, Any] | None) -> None:
         """Use these RoPE parameters from now on (inference-time scaling)."""

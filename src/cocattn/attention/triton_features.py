@@ -1,10 +1,10 @@
 """CoCA's feature maps and their gradients as four fused Triton kernels (opt-in).
 
-The PyTorch path (:class:`cocattn.attention.functional._CocaFeatures`) runs each feature map and
+The PyTorch path (:class:`cocattn.attention.coca.CocaFeatures`) runs each feature map and
 gradient as four to six small elementwise kernels; at short sequences on a GPU, where a whole
 attention step takes about a millisecond, their launches are what separates CoCA from RoPE. Here each map is one
 kernel that reads q (or τ) and the cos/sin tables once and writes the features once, computing in
-float32, with the same formulas (see ``_CocaFeatures``):
+float32, with the same formulas (see ``CocaFeatures``):
 
 * Slack: ``Q' = (q1² C − q1 q2 S, q2² C + q1 q2 S)``, ``K' = (τ (C − S), τ (C + S))``;
 * Strict: ``Q' = (s C, s S)``, ``s = q1² + q2²``, ``K' = (τ C, τ S)``;

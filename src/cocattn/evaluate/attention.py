@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import torch
 
 from cocattn._checks import check
+from cocattn.attention.kinds import is_rope_free
 from cocattn.evaluate.lm import LanguageModel
 from cocattn.evaluate.memory import check_fits
 from cocattn.evaluate.scaling import parse_scaling, scaling_name
@@ -60,7 +61,7 @@ def analyze_attention(lm: LanguageModel, document: str | Sequence[int], length: 
     check_fits({**dims, "heads": dims["heads"] * dims["layers"]}, length, 1, lm.device, max_memory)
     idx = torch.tensor([ids[:length]])
     parsed = [parse_scaling(s, "scalings") for s in scalings]
-    if lm.attention in ("alibi", "nope"):
+    if is_rope_free(lm.attention):
         parsed = [None]
     runs = []
     from tqdm.auto import tqdm

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from cocattn._checks import bad_value, check
+from cocattn.attention.kinds import coca_kind, is_rope_free
 
 __all__ = ["LanguageModel", "CocattnLanguageModel", "HFLanguageModel", "load_lm", "model_dir_kind"]
 
@@ -278,9 +279,9 @@ class CocattnLanguageModel(LanguageModel):
         return states
 
     def _apply_scaling(self, params: dict[str, Any] | None) -> None:
-        if self.attention in ("alibi", "nope") and params:
+        if is_rope_free(self.attention) and params:
             raise bad_value("rope", params, f"no RoPE scaling: a {self.attention!r} model has no rotary embedding")
-        if self.attention not in ("alibi", "nope"):
+        if not is_rope_free(self.attention):
             merged = {"rope_theta": self.base_rope.get("rope_theta", 10000.0), **params} if params else None
             self.module.set_rope_parameters(merged)  # None: the trained parameters
         self.scaling = params
@@ -309,7 +310,7 @@ class HFLanguageModel(LanguageModel):
         self.config = model.config
         self.base_rope = dict(getattr(self.config, "rope_parameters", None) or {"rope_type": "default", "rope_theta": 10000.0})
         if getattr(self.config, "model_type", None) == "coca_llama":
-            self.attention = "coca-strict" if getattr(self.config, "coca_variant", "slack") == "strict" else "coca"
+            self.attention = coca_kind(getattr(self.config, "coca_variant", "slack"))
         else:
             self.attention = "rope" if self._rotary() is not None else str(getattr(self.config, "model_type", "hf"))
         l0 = training_length or self.base_rope.get("original_max_position_embeddings") or self.config.max_position_embeddings

@@ -32,6 +32,7 @@ from typing import Any, Sequence
 import torch
 
 from cocattn._checks import check
+from cocattn.attention.kinds import is_coca
 from cocattn.evaluate.attention import ANALYSIS_SCHEMA, attention_by_distance
 from cocattn.evaluate.lm import LanguageModel
 from cocattn.plotting import distance_panel, pyplot, save_figure
@@ -93,7 +94,7 @@ def analyze_rope(lm: LanguageModel, document: str | Sequence[int], length: int |
             for q, k in states:
                 layers.append(anomaly_stats(initial_angles(q[0].cpu(), k[0].cpu(), m, n), inv_freq.float(), bins))
     note = None if lm.attention == "rope" else (
-        "Θ = 0 by construction (CoCA)" if lm.attention.startswith("coca") else f"no rotary embedding ({lm.attention})")
+        "Θ = 0 by construction (CoCA)" if is_coca(lm.attention) else f"no rotary embedding ({lm.attention})")
     return {"schema": ANALYSIS_SCHEMA, "analysis": "rope", **lm.describe(), "length": length, "pairs": pairs,
             "seed": seed, "bins": bins, "layers": layers, "by_distance": by_distance, "note": note,
             "wall_s": round(time.perf_counter() - start, 3)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from cocattn._checks import check
+from cocattn.attention.kinds import is_rope_free
 from cocattn.evaluate.lm import LanguageModel
 from cocattn.evaluate.passkey import evaluate_passkey
 from cocattn.evaluate.perplexity import evaluate_perplexity
@@ -37,7 +38,7 @@ def evaluate_sweep(
     check(len(metrics) > 0 and set(metrics) <= {"ppl", "passkey"}, "metrics", list(metrics), "a subset of ['ppl', 'passkey']")
     check(len(scalings) > 0, "scalings", list(scalings), "at least one scaling")
     parsed = [parse_scaling(s, "scalings") for s in scalings]
-    if lm.attention in ("alibi", "nope"):
+    if is_rope_free(lm.attention):
         parsed = [None]
     unique: list[dict | None] = []
     for p in parsed:

@@ -15,8 +15,9 @@ from huggingface_hub.dataclasses import strict
 from transformers import LlamaConfig
 
 from cocattn._checks import check, check_choice
+from cocattn.attention.kinds import VARIANTS
 
-COCA_VARIANTS = ("slack", "strict")
+COCA_VARIANTS = VARIANTS  # CoCA's variants, from the kinds registry
 
 
 @strict

@@ -5,8 +5,9 @@ creation, ``generate``). Only the attention differs:
 
 - ``k_proj`` is replaced by ``t_proj`` (same shape) and the key is CoCA's tied T,
   ``τ = relu((t[:h] + t[h:]) / 2)`` (:func:`cocattn.attention.tie_t`);
-- the scores are ``Q'·K' / sqrt(d)`` with the feature maps of
-  :func:`cocattn.attention.coca_features` (Slack or Strict), run through transformers'
+- the scores are ``Q'·K' / sqrt(d)`` with CoCA's feature maps (Slack or Strict) from the same
+  autograd op as cocattn's own model (:func:`cocattn.attention.coca.coca_feature_maps`: only q,
+  the tables and a half-width mask saved for the backward), run through transformers'
   attention interface (``sdpa`` by default, ``eager`` when attention weights are wanted), so
   padding masks and GQA work as in LLaMA;
 - RoPE is applied inside the attention, for the current length: the KV cache (a plain
@@ -49,7 +50,7 @@ from transformers.models.llama.modeling_llama import (
 )
 
 from cocattn._checks import bad_value
-from cocattn.attention.functional import fit_fp16, coca_features, tie_t
+from cocattn.attention.coca import coca_feature_maps, given_tables, tie_t
 from cocattn.hf.config import CocaLlamaConfig
 from cocattn.rope import RopeParameters, inv_freq_and_scaling, rope_cos_sin, rope_parameters
 
@@ -151,22 +152,19 @@ class CocaLlamaAttention(nn.Module):
         t = self.t_proj(hidden_states).view(hidden_shape).transpose(1, 2)
         v = self.v_proj(hidden_states).view(hidden_shape).transpose(1, 2)
 
-        tau = tie_t(t)  # un-rotated, [B, Hkv, N, d/2]: what the cache keeps
-        if cache is not None:
-            tau, v = cache.update(tau, v, self.layer_idx)
+        keys = t  # no cache (training, scoring): the raw T, tied inside the feature op as in cocattn's GPT
+        if cache is not None:  # the cache keeps the un-rotated tied τ [B, Hkv, N, d/2]
+            keys, v = cache.update(tie_t(t), v, self.layer_idx)
         rot = position_embeddings
-        if tau.shape[2] != rot.k_cos.shape[-2]:
+        if keys.shape[2] != rot.k_cos.shape[-2]:
             raise bad_value(
                 "cache",
-                f"{type(cache).__name__} holding {tau.shape[2]} key slots for {rot.k_cos.shape[-2]} positions",
+                f"{type(cache).__name__} holding {keys.shape[2]} key slots for {rot.k_cos.shape[-2]} positions",
                 "a DynamicCache (CoCA keeps un-rotated τ; preallocated caches such as StaticCache are not supported)",
             )
-        cd = torch.float64 if q.dtype == torch.float64 else torch.float32
-        q_feat, k_feat = coca_features(q.to(cd), tau.to(cd), rot.q_cos, rot.q_sin, rot.k_cos, rot.k_sin, self.variant)
-        scaling = self.scaling
-        if q.dtype == torch.float16:
-            q_feat, k_feat, scaling = fit_fp16(q_feat, k_feat, scaling)
-        q_feat, k_feat = q_feat.to(q.dtype), k_feat.to(q.dtype)
+        q_feat, k_feat, scaling = coca_feature_maps(  # the same autograd op as the native model
+            q, keys, given_tables(*rot), variant=self.variant, raw=cache is None, scale=self.scaling
+        )
 
         attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention_forward)
         attn_output, attn_weights = attention_interface(
