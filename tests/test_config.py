@@ -13,10 +13,15 @@ from cocattn.config import RunConfig, apply_overrides, load_config, preset_names
 
 
 def test_presets_ship_and_load_by_name():
-    assert set(preset_names()) >= {"tiny-cpu", "small-gpu", "paper-350m"}
+    assert set(preset_names()) >= {"tiny-cpu", "cpu-30m", "small-gpu", "paper-350m"}
     tiny = load_config("tiny-cpu")
     assert tiny.name == "tiny-cpu" and 64 <= tiny.model["max_seq_len"] <= 128
-    assert tiny.train.dtype == "auto" and tiny.data.retrieval_fraction == 0.05
+    assert tiny.train.dtype == "auto" and tiny.data.retrieval_fraction == 1.0  # every row a passkey row
+    assert tiny.eval["kinds"] == ["rope", "coca", "alibi"] and tiny.eval["passkey_cases"] >= 50
+    long = load_config("cpu-30m")  # the same model and recipe, twice the steps, all four kinds
+    assert long.model == tiny.model and long.data == tiny.data
+    assert (long.train.steps, tiny.train.steps) == (1200, 600)
+    assert long.eval["kinds"] == ["rope", "coca", "coca-strict", "alibi"]
     small = load_config("small-gpu")  # PILOT.md's GPU setup
     assert (small.model["n_layer"], small.model["n_embd"], small.model["n_head"], small.model["max_seq_len"]) == (6, 384, 6, 512)
     assert (small.train.batch_size, small.train.steps, small.train.lr, small.train.compile) == (64, 3000, 1e-3, True)
@@ -28,7 +33,7 @@ def test_presets_ship_and_load_by_name():
 
 
 def test_overrides_are_coerced_to_field_types():
-    run = load_config("tiny-cpu", ["train.lr=3e-4", "train.steps=1e3", "train.compile=true",
+    run = load_config("tiny-cpu", ["train.lr=3e-4", "train.min_lr=1e-4", "train.steps=1e3", "train.compile=true",
                                    "model.attention=coca", "model.rope_parameters.rope_theta=5e4",
                                    "data.dir=/data/pypi", "train.betas=[0.9, 0.99]", "train.threads=null"])
     assert run.train.lr == 3e-4 and isinstance(run.train.lr, float)
@@ -113,3 +118,13 @@ def test_fuzzed_train_sections_either_validate_or_raise_valueerror(section):
         return
     run.train.validate()
     assert run.train.batch_size % run.train.grad_accum == 0 and run.train.min_lr <= run.train.lr
+
+
+def test_the_repository_configs_are_the_shipped_presets():
+    """configs/ (what the README points at) and the package's presets are the same files."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    shipped = {p.name: p.read_text() for p in (root / "src" / "cocattn" / "configs").glob("*.yaml")}
+    visible = {p.name: p.read_text() for p in (root / "configs").glob("*.yaml")}
+    assert visible == shipped

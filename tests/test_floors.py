@@ -21,11 +21,7 @@ ALLOWED_UPWARD = {
     # model_dir_kind; format sniffing belongs to checkpoint.py (floor 4)
     ("cocattn.train", "cocattn.evaluate.lm"),
 }
-ALLOWED_CYCLES = {
-    # issue 15: plan.py and reproduce.py import each other's private names (the evaluation
-    # section of a run config is typed only in reproduce.py; it needs a typed home in config.py)
-    frozenset({"cocattn.plan", "cocattn.reproduce"}),
-}
+ALLOWED_CYCLES: set[frozenset[str]] = set()
 
 
 def module_name(path: Path) -> str:

@@ -40,3 +40,13 @@ def unknown_key(where: str, key: str, valid: Iterable[str]) -> ValueError:
     close = difflib.get_close_matches(key, valid, n=3, cutoff=0.5)
     hint = f"; closest valid: {', '.join(close)}" if close else ""
     return ValueError(f"unknown key {key!r} in {where}{hint}. Valid keys: {', '.join(valid)}")
+
+
+def check_ci_options(confidence: Any, resamples: Any, *,
+                     names: tuple[str, str] = ("confidence", "ci_resamples")) -> None:
+    """Reject a confidence level outside (0, 1) or a non-positive number of resamples, naming the
+    argument as the caller spells it (``--confidence``, ``eval.ci_resamples``, ...)."""
+    check(isinstance(confidence, (int, float)) and not isinstance(confidence, bool) and 0.0 < confidence < 1.0,
+          names[0], confidence, "a number strictly between 0 and 1 (e.g. 0.95)")
+    check(isinstance(resamples, int) and not isinstance(resamples, bool) and resamples >= 1, names[1], resamples,
+          "a positive integer (bootstrap resamples, e.g. 2000)")

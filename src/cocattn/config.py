@@ -22,7 +22,8 @@ from typing import Any, Iterable, Union
 
 import yaml
 
-from cocattn._checks import bad_value, check, check_choice, unknown_key
+from cocattn._checks import bad_value, check, check_choice, check_ci_options, unknown_key
+from cocattn.attention.kinds import KINDS, ROTARY_KINDS
 
 SCHEDULES = ("cosine", "linear", "constant")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -445,3 +446,104 @@ def load_config(name_or_path: str | os.PathLike | dict, overrides: Iterable[str]
             d = read_config_file(preset_path(text))
             d.setdefault("name", text)
     return RunConfig.from_dict(apply_overrides(d, overrides))
+
+
+# ------------------------------------------------------------------------------------------------
+# the eval section (cocattn reproduce)
+
+
+@dataclass
+class EvalConfig:
+    """The ``eval`` section of a run configuration: what ``cocattn reproduce`` evaluates (and
+    ``--plan`` counts); read from the preset, then overrides (:func:`eval_config`)."""
+
+    kinds: list[str] = field(default_factory=lambda: ["rope", "coca", "coca-strict", "alibi"])
+    """Attention kinds trained and compared (nope is cheap to add: ``eval.kinds=[...]``)."""
+    multiples: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
+    """Evaluation lengths as multiples of the training length."""
+    factors: list[float] = field(default_factory=lambda: [2.0, 4.0, 8.0])
+    """Dynamic NTK factors evaluated besides the plain model (rotary kinds only)."""
+    documents: int = 10
+    """Held-out long documents for perplexity."""
+    doc_tokens: int | None = None
+    """Documents truncated to this many tokens (default: the longest length)."""
+    stride: int | None = None
+    """Sliding-window stride (default: the training length, as the paper's 512)."""
+    batch_tokens: int | None = None
+    """Perplexity windows, and passkey prompts of one token length, batched up to this many tokens
+    (speed only; default one at a time)."""
+    dtype: str = "float32"
+    """Evaluation precision: ``float32``, or ``bfloat16`` / ``float16`` autocast (weights stay float32);
+    ``auto`` = bfloat16 autocast on a GPU, float32 on CPU."""
+    passkey_cases: int = 10
+    """Passkey prompts per length."""
+    passkey_new_tokens: int = 8
+    """Tokens generated per passkey prompt."""
+    retrieval_tasks: list[str] = field(default_factory=list)
+    """Retrieval-suite tasks evaluated (docs/RETRIEVAL.md), e.g. ``[niah_single, niah_multikey]``;
+    empty: none. Lengths shorter than a task's fixed text are left unmeasured, and said so."""
+    retrieval_cases: int = 20
+    """Cases per retrieval task and length."""
+    data_preset: str = "pypi"
+    """``cocattn data build`` preset used when no data directory is given."""
+    vocab_size: int = 4096
+    """Tokenizer size of the data build."""
+    eval_documents: int = 100
+    """Held-out documents the data build sets aside."""
+    confidence: float = 0.95
+    """Level of every confidence interval in the results and the report (``ci95``, the verdict)."""
+    ci_resamples: int = 2000
+    """Bootstrap resamples of the perplexity intervals and ratios (over documents)."""
+    jobs: int | None = None
+    """Kinds trained (and evaluated) at once, each in its own process with ``cores // jobs``
+    threads; null: all of them on CPU (small models gain little from a second thread, and
+    twice the work from a second process), one at a time on a GPU (cocattn.parallel)."""
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "EvalConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        known = {k: v for k, v in values.items() if k in names}
+        ignored = set(values) - names - {"lengths"}
+        for key in ignored:
+            raise unknown_key("eval (reproduce settings)", key, names | {"lengths"})
+        s = cls(**known)
+        for kind in s.kinds:
+            check_choice("eval.kinds", kind, KINDS)
+        check(all(isinstance(m, int) and m >= 1 for m in s.multiples), "eval.multiples", s.multiples, "integers >= 1")
+        check(all(f > 1 for f in s.factors), "eval.factors", s.factors, "numbers > 1")
+        check(s.documents >= 1, "eval.documents", s.documents, "an integer >= 1")
+        check(s.passkey_cases >= 1, "eval.passkey_cases", s.passkey_cases, "an integer >= 1")
+        check(s.retrieval_cases >= 1, "eval.retrieval_cases", s.retrieval_cases, "an integer >= 1")
+        if s.retrieval_tasks:
+            from cocattn.retrieval_tasks import parse_tasks
+
+            parse_tasks(list(s.retrieval_tasks))
+        check_choice("eval.dtype", s.dtype, ("auto", "float32", "bfloat16", "float16"))
+        check(s.jobs is None or (isinstance(s.jobs, int) and s.jobs >= 1), "eval.jobs", s.jobs,
+              "null or an integer >= 1")
+        check(s.batch_tokens is None or (isinstance(s.batch_tokens, int) and s.batch_tokens >= 1), "eval.batch_tokens",
+              s.batch_tokens, "null or a positive integer")
+        check_ci_options(s.confidence, s.ci_resamples, names=("eval.confidence", "eval.ci_resamples"))
+        return s
+
+
+def eval_config(run_config) -> EvalConfig:
+    values = dict(run_config.eval or {})
+    lengths = values.pop("lengths", None)
+    settings = EvalConfig.from_dict(values)
+    l0 = run_config.model.get("max_seq_len")
+    if lengths and "multiples" not in (run_config.eval or {}) and l0:
+        settings.multiples = [max(1, int(n) // int(l0)) for n in lengths]
+    return settings
+
+
+def eval_scalings(kind: str, factors: Iterable[float]) -> list[dict[str, Any] | None]:
+    """The plain model (None), then dynamic NTK at each factor for a rotary kind."""
+    if kind not in ROTARY_KINDS:
+        return [None]
+    return [None] + [{"rope_type": "dynamic", "factor": float(f)} for f in factors]
+
+
+def scaling_slug(scaling: dict[str, Any] | None) -> str:
+    """``plain`` or e.g. ``dynamic4``: the scaling's part of a result file name."""
+    return "plain" if scaling is None else f"{scaling['rope_type']}{scaling['factor']:g}"

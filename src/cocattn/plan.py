@@ -117,9 +117,9 @@ def plan_run(preset: str = "tiny-cpu", overrides: Iterable[str] = (), data_dir: 
 
 def plan_config(cfg, preset: str, data_dir: str | Path | None = None) -> RunPlan:
     """:func:`plan_run` for an already loaded run configuration (what ``reproduce`` holds)."""
-    from cocattn.reproduce import _scaling_slug, _scalings, settings_for
+    from cocattn.config import eval_config, eval_scalings, scaling_slug
 
-    settings = settings_for(cfg)
+    settings = eval_config(cfg)
     model_cfg = dict(cfg.model)
     model_cfg["vocab_size"] = model_cfg.get("vocab_size") or settings.vocab_size
     shape = ModelShape.from_config(model_cfg)
@@ -133,7 +133,7 @@ def plan_config(cfg, preset: str, data_dir: str | Path | None = None) -> RunPlan
     plan = RunPlan(
         preset=preset, model=shape, kinds=list(settings.kinds), train_steps=t.steps, train_tokens_per_step=rows * l0,
         train_flops_per_kind=t.steps * train_step,
-        settings=[(k, _scaling_slug(s)) for k in settings.kinds for s in _scalings(k, settings.factors)],
+        settings=[(k, scaling_slug(s)) for k in settings.kinds for s in eval_scalings(k, settings.factors)],
         lengths=lengths, documents=len(doc_lengths), documents_counted=counted, passkey_prompts=settings.passkey_cases,
     )
     for n, windows in perplexity_windows(doc_lengths, lengths, stride).items():

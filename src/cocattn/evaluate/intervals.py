@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Sequence
 
-from cocattn._checks import check
+from cocattn._checks import check_ci_options  # noqa: F401  (re-exported: its old home)
 from cocattn.evaluate.stats import (DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, bootstrap_ppl_interval, check_confidence,
                                     check_resamples, paired_ratio_interval, wilson_interval)
 
@@ -38,16 +38,6 @@ DIFFERENT_DOCUMENTS = "the two records scored different documents"
 """The reason :func:`paired_ratio` gives when two records cannot be paired."""
 
 DEPTH_BUCKETS = ("0-25%", "25-50%", "50-75%", "75-100%")
-
-
-def check_ci_options(confidence: Any, resamples: Any, *,
-                     names: tuple[str, str] = ("confidence", "ci_resamples")) -> None:
-    """Reject a confidence level outside (0, 1) or a non-positive number of resamples, naming the
-    argument as the caller spells it (``--confidence``, ``eval.ci_resamples``, ...)."""
-    check(isinstance(confidence, (int, float)) and not isinstance(confidence, bool) and 0.0 < confidence < 1.0,
-          names[0], confidence, "a number strictly between 0 and 1 (e.g. 0.95)")
-    check(isinstance(resamples, int) and not isinstance(resamples, bool) and resamples >= 1, names[1], resamples,
-          "a positive integer (bootstrap resamples, e.g. 2000)")
 
 
 def document_id(index: int, tokens: Sequence[int]) -> str:
