@@ -133,10 +133,12 @@ _INV_FREQ: LRU[torch.Tensor] = LRU(64)  # dynamic NTK: a base per length
 def _base_inv_freq(base: float, head_dim: int) -> torch.Tensor:
     """``1 / base^(2j / d)`` in float64, cached (every layer of every step asks for it; callers
     derive new tensors from it and never write into it). Inside a compiled graph it is computed
-    there."""
+    there. Always built on the CPU (``device="cpu"``): transformers builds models inside a
+    ``torch.device("meta")`` context, and a table made there (no data) would poison the cache
+    for every later forward pass."""
 
     def compute() -> torch.Tensor:
-        return 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
+        return 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float64, device="cpu") / head_dim))
 
     if getattr(torch.compiler, "is_compiling", lambda: False)():
         return compute()
@@ -203,7 +205,7 @@ def _yarn(p: RopeParameters, head_dim: int, seq_len: int | None):
     low, high = max(low, 0), min(high, dim - 1)
     if low == high:
         high += 0.001
-    ramp = ((torch.arange(dim // 2, dtype=torch.float64) - low) / (high - low)).clamp(0, 1)
+    ramp = ((torch.arange(dim // 2, dtype=torch.float64, device="cpu") - low) / (high - low)).clamp(0, 1)
     extrapolation = _base_inv_freq(base, dim)
     interpolation = extrapolation / factor
     keep = 1 - ramp  # 1 where the plane keeps its original frequency
@@ -224,7 +226,7 @@ def _longrope(p: RopeParameters, head_dim: int, seq_len: int | None):
     if attention is None:
         attention = 1.0 if factor <= 1.0 else math.sqrt(1 + math.log(factor) / math.log(l0))
     ext = p.long_factor if seq_len is not None and seq_len > l0 else p.short_factor
-    ext_t = torch.tensor(ext, dtype=torch.float64)
+    ext_t = torch.tensor(ext, dtype=torch.float64, device="cpu")
     if ext_t.numel() != head_dim // 2:
         raise bad_value("rope_parameters.short_factor/long_factor", list(ext), f"{head_dim // 2} numbers (head_dim / 2)")
     return _base_inv_freq(p.rope_theta, head_dim) / ext_t, float(attention)
