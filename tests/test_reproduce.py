@@ -131,6 +131,26 @@ def test_report_rebuilds_byte_identically_in_a_new_process(small_gpu_run, tmp_pa
         assert [name for name in written if (copy / name).read_bytes() != (out / name).read_bytes()] == []
 
 
+def test_report_of_a_run_with_null_training_figures_does_not_crash(small_gpu_run, tmp_path):
+    """Issue 14, defect 2: runs resumed after their final checkpoint by older versions recorded
+    `final_loss`/`val_loss` = null; `cocattn report` on such a directory crashed formatting None.
+    It now writes the report with a dash in their place."""
+    _, out, _ = small_gpu_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("runs"))
+    meta = json.loads((copy / "reproduce.json").read_text())
+    assert set(meta["train_results"]) == {"rope", "coca"}
+    meta["train_results"]["coca"].update(final_loss=None, val_loss=None, tokens_per_s=0)
+    (copy / "reproduce.json").write_text(json.dumps(meta))
+    done = subprocess.run([sys.executable, "-m", "cocattn", "report", str(copy)], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    report = (copy / "report.md").read_text()
+    assert "Training `coca`: 3 steps, final loss –, validation loss –, 0 tokens/s" in report
+    rope = meta["train_results"]["rope"]
+    assert f"Training `rope`: 3 steps, final loss {rope['final_loss']:.3f}, " in report
+
+
 @pytest.mark.parametrize("override, match", [
     ("eval.ci_resamples=0", "eval.ci_resamples=0 is not valid"),
     ("eval.confidence=1.5", "eval.confidence=1.5 is not valid: expected a number strictly between 0 and 1"),

@@ -328,9 +328,12 @@ def write_reproduce_report(out: str | os.PathLike, *, confidence: float | None =
         notes.append(f"Work done in this invocation, counted by `cocattn reproduce --plan`: {rates}.")
     for kind, tr in (meta.get("train_results") or {}).items():
         if tr:
-            notes.append(f"Training `{kind}`: {tr['steps']} steps, final loss {tr['final_loss']:.3f}, "
-                         f"validation loss {tr['val_loss'] if tr['val_loss'] is None else round(tr['val_loss'], 3)}, "
-                         f"{tr['tokens_per_s']:,.0f} tokens/s, {tr['seconds']:.0f} s.")
+            def num(key: str, spec: str) -> str:  # older runs may hold null (issue 14)
+                return "–" if not isinstance(tr.get(key), (int, float)) else format(tr[key], spec)
+
+            notes.append(f"Training `{kind}`: {tr['steps']} steps, final loss {num('final_loss', '.3f')}, "
+                         f"validation loss {num('val_loss', '.3f')}, "
+                         f"{num('tokens_per_s', ',.0f')} tokens/s, {num('seconds', '.0f')} s.")
     notes += ["Deviation from the paper: " + n for n in meta.get("notes", [])]
     source = out / "results" if (out / "results").is_dir() else out
     return write_report(source, out, title=meta.get("title", "cocattn reproduce"), notes=notes, confidence=confidence,

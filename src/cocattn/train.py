@@ -668,11 +668,15 @@ def train(config: RunConfig | str | os.PathLike | dict, run_dir: str | os.PathLi
         board.close()
 
     seconds = time.perf_counter() - start
+    tokens_per_s = (step - start_step) * tokens_per_step / max(seconds, 1e-9)
+    if step == start_step and state is not None:
+        # resumed a run whose newest checkpoint is its last step (killed after the final
+        # checkpoint): nothing to train; keep the figures the run reached, never null them
+        last_loss, val_loss, seconds, tokens_per_s = _finished_run_figures(run_dir, step, tokens_per_step)
     full = _full_model_state(model, dist_info)
     result = TrainResult(run_dir=str(run_dir), model_dir=str(run_dir / MODEL_DIR), steps=step,
                          tokens=tokens_seen, final_loss=last_loss, val_loss=val_loss, seconds=seconds,
-                         tokens_per_s=(step - start_step) * tokens_per_step / max(seconds, 1e-9),
-                         resumed_from=resumed_from, world_size=dist_info.world)
+                         tokens_per_s=tokens_per_s, resumed_from=resumed_from, world_size=dist_info.world)
     if dist_info.main:
         if hf:
             _save_hf_model(run_dir / MODEL_DIR, raw_model, Path(tc.init_from), batches.data_dir,
@@ -689,6 +693,37 @@ def train(config: RunConfig | str | os.PathLike | dict, run_dir: str | os.PathLi
         if dist_info.owns_group:
             dist.destroy_process_group()
     return result
+
+
+def _finished_run_figures(run_dir: Path, step: int, tokens_per_step: int) -> tuple[float, float | None, float, float]:
+    """``(final_loss, val_loss, seconds, tokens_per_s)`` of a run that had reached ``step`` before
+    this invocation: from its ``train_result.json`` when that describes ``step``, else from
+    ``metrics.jsonl`` (the loss and validation loss logged at the last step; the training time
+    summed over the logged windows, ``tokens / tok_per_s`` each, so restarts are not counted)."""
+    previous = run_dir / RESULT_FILE
+    if previous.is_file():
+        try:
+            old = io.load_json(previous)
+        except ValueError:
+            old = None
+        if isinstance(old, dict) and old.get("steps") == step and isinstance(old.get("final_loss"), (int, float)) \
+                and isinstance(old.get("tokens_per_s"), (int, float)) and old["tokens_per_s"] > 0:
+            return float(old["final_loss"]), old.get("val_loss"), float(old.get("seconds") or 0.0), float(old["tokens_per_s"])
+    path = run_dir / METRICS_FILE
+    records = [r for r in io.read_jsonl(path) if int(r.get("step", 0)) <= step] if path.is_file() else []
+    losses = [r for r in records if isinstance(r.get("loss"), (int, float))]
+    vals = [r for r in records if isinstance(r.get("val_loss"), (int, float))]
+    final_loss = float(losses[-1]["loss"]) if losses else float("nan")
+    val_loss = float(vals[-1]["val_loss"]) if vals else None
+    seconds, done, prev = 0.0, 0, 0
+    for r in losses:
+        rate = r.get("tok_per_s")
+        if isinstance(rate, (int, float)) and rate > 0 and int(r["step"]) > prev:
+            tokens = (int(r["step"]) - prev) * tokens_per_step
+            seconds += tokens / rate
+            done += tokens
+        prev = int(r["step"])
+    return final_loss, val_loss, seconds, (done / seconds if seconds > 0 else 0.0)
 
 
 def _finite_dict(d: dict[str, Any]) -> dict[str, Any]:
