@@ -145,3 +145,56 @@ print(json.dumps({"changed": sorted(n for n in a if not torch.equal(a[n], b[n]))
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["finite"]
     assert out["changed"] == [f"model.layers.{i}.self_attn.t_proj.weight" for i in range(2)]
+
+
+_EVIL = '''
+import pathlib
+pathlib.Path(__file__).with_name("RAN").write_text("the model directory's code ran")
+from transformers import LlamaConfig, LlamaForCausalLM
+class EvilConfig(LlamaConfig):
+    model_type = "evil_llama"
+class EvilModel(LlamaForCausalLM):
+    config_class = EvilConfig
+'''
+
+
+@pytest.mark.parametrize("where", ["config", "tokenizer_config", "py_only"])
+def test_a_model_directory_with_custom_code_is_refused_and_its_code_never_runs(converted, data_dir, tmp_path, where):
+    """Issue 14, defect 4: a HF directory with `auto_map` and a `modeling_*.py` made transformers
+    ask "run the custom code? [y/N]"; answering y ran it. Every loading path (eval, analyze,
+    train --init-from, convert) now refuses before transformers sees the directory, even when
+    the user answers y, and the code never runs."""
+    import shutil
+
+    src, _ = converted
+    evil = tmp_path / "evil"
+    shutil.copytree(src, evil)
+    (evil / "modeling_evil.py").write_text(_EVIL)
+    auto_map = {"AutoConfig": "modeling_evil.EvilConfig", "AutoModelForCausalLM": "modeling_evil.EvilModel"}
+    if where == "config":
+        config = json.loads((evil / "config.json").read_text())
+        # a model type transformers does not know: only the directory's code could build it
+        (evil / "config.json").write_text(json.dumps({**config, "model_type": "evil_llama", "auto_map": auto_map}))
+    elif where == "tokenizer_config":
+        (evil / "tokenizer_config.json").write_text(json.dumps({"auto_map": {"AutoTokenizer": ["modeling_evil.T", None]}}))
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({"name": "x", "model": {"max_seq_len": SEQ}, "data": {"dir": str(data_dir)},
+                                      "train": {"batch_size": 2, "steps": 1, "warmup": 0, "threads": 1}}))
+    commands = {
+        "eval": ["eval", "ppl", str(evil), "--data", str(data_dir), "--lengths", str(SEQ), "--stride", str(SEQ),
+                 "--max-docs", "1", "--no-progress", "--device", "cpu"],
+        "analyze": ["analyze", "attention", str(evil), "--data", str(data_dir), "--length", str(SEQ),
+                    "--out", str(tmp_path / "an"), "--no-progress"],
+        "train": ["train", "--config", str(config), "--init-from", str(evil), "--out", str(tmp_path / "run"),
+                  "--no-progress"],
+        "convert": ["convert", "llama", str(evil), str(tmp_path / "converted")],
+    }
+    if where != "config":  # the other markers through one path (each command costs a process start)
+        commands = {"eval": commands["eval"]}
+    for name, argv in commands.items():
+        done = subprocess.run([sys.executable, "-m", "cocattn", *argv], input="y\ny\n", capture_output=True,
+                              text=True, env=_env(), timeout=240)
+        assert done.returncode == 2, (name, done.stdout[-2000:], done.stderr[-2000:])
+        assert "never executes code from a model directory" in done.stderr and str(evil) in done.stderr, name
+        assert not (evil / "RAN").exists(), name
+    assert not (tmp_path / "run" / "model").exists() and not (tmp_path / "converted").exists()

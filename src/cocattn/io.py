@@ -279,6 +279,33 @@ def is_pickle_bytes(head: bytes) -> bool:
     return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
 
 
+def refuse_remote_code(directory: PathLike) -> None:
+    """Raise :class:`UnsafeFileError` if a Hugging Face model directory asks for custom code: an
+    ``auto_map`` in ``config.json`` / ``tokenizer_config.json`` / ``processor_config.json``, or
+    any ``*.py`` file. transformers would offer to run that code (``trust_remote_code``); cocattn
+    refuses before transformers sees the directory, and loads with ``trust_remote_code=False``."""
+    directory = Path(directory)
+    for name in ("config.json", "tokenizer_config.json", "processor_config.json", "preprocessor_config.json"):
+        file = directory / name
+        if not file.is_file():
+            continue
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # the loaders name unreadable files themselves
+        if isinstance(data, dict) and "auto_map" in data:
+            raise UnsafeFileError(
+                f"refusing to load {directory}: {file} has an \"auto_map\" (custom model code to run); "
+                "cocattn never executes code from a model directory. Remove auto_map and the *.py files "
+                "if the architecture is a standard one.")
+    code = sorted(p for p in directory.rglob("*.py") if p.is_file())
+    if code:
+        raise UnsafeFileError(
+            f"refusing to load {directory}: it holds Python code ({code[0]}"
+            f"{f' and {len(code) - 1} more' if len(code) > 1 else ''}); cocattn never executes code from a model "
+            "directory. Remove the *.py files.")
+
+
 def refuse_pickles(directory: PathLike) -> None:
     """Raise :class:`UnsafeFileError` if ``directory`` holds a pickle; never reads one further.
 

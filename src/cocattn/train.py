@@ -294,6 +294,8 @@ def _initial_model(run: RunConfig, tokenizer, data_dir: str):
     init = Path(run.train.init_from)
     kind = model_dir_kind(init)  # FileNotFoundError / ValueError naming the directory
     io.refuse_pickles(init)
+    if kind == "hf":
+        io.refuse_remote_code(init)
     seq_len = int(run.model["max_seq_len"])
     if kind == "cocattn":
         from cocattn.model import GPT, GPTConfig
@@ -313,7 +315,7 @@ def _initial_model(run: RunConfig, tokenizer, data_dir: str):
         _check_vocabulary(init, declared, tokenizer, data_dir)
     try:
         model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32, local_files_only=True,
-                                                     use_safetensors=True)
+                                                     use_safetensors=True, trust_remote_code=False)
     except (OSError, ValueError, KeyError) as err:
         raise bad_value("train.init_from", str(init), "a Hugging Face causal-LM directory with safetensors weights "
                         f"(or a cocattn model directory); transformers said: {err}") from None

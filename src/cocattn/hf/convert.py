@@ -25,7 +25,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from cocattn._checks import bad_value, check, check_choice
 from cocattn.hf.config import COCA_VARIANTS, CocaLlamaConfig
 from cocattn.hf.modeling import CocaLlamaForCausalLM
-from cocattn.io import atomic_directory, load_json, refuse_pickles
+from cocattn.io import atomic_directory, load_json, refuse_pickles, refuse_remote_code
 
 __all__ = ["T_INITS", "convert_llama", "convert_llama_dir", "load_llama", "TOKENIZER_FILES"]
 
@@ -67,7 +67,9 @@ def load_llama(path: str | Path, dtype: torch.dtype | None = None) -> LlamaForCa
     if not any(path.glob("*.safetensors")):
         raise bad_value("checkpoint", str(path), "a directory with model weights in *.safetensors")
     refuse_pickles(path)
-    return LlamaForCausalLM.from_pretrained(path, local_files_only=True, use_safetensors=True, dtype=dtype or "auto")
+    refuse_remote_code(path)
+    return LlamaForCausalLM.from_pretrained(path, local_files_only=True, use_safetensors=True, dtype=dtype or "auto",
+                                            trust_remote_code=False)
 
 
 def convert_llama(
