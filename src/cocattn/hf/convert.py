@@ -62,12 +62,12 @@ def load_llama(path: str | Path, dtype: torch.dtype | None = None) -> LlamaForCa
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     if not (path / "config.json").is_file():
         raise bad_value("checkpoint", str(path), "a Hugging Face model directory holding config.json")
+    refuse_remote_code(path)
     model_type = load_json(path / "config.json").get("model_type")
     check(model_type == "llama", "model_type", model_type, f"'llama' (a LLaMA-family checkpoint) in {path / 'config.json'}")
     if not any(path.glob("*.safetensors")):
         raise bad_value("checkpoint", str(path), "a directory with model weights in *.safetensors")
     refuse_pickles(path)
-    refuse_remote_code(path)
     return LlamaForCausalLM.from_pretrained(path, local_files_only=True, use_safetensors=True, dtype=dtype or "auto",
                                             trust_remote_code=False)
 
