@@ -187,3 +187,21 @@ def test_data_without_evaluation_documents_fails_before_training(tmp_path):
         reproduce("small-gpu", tmp_path / "out", data_dir=data, overrides=SHRINK, progress=False, log=logs.append)
     assert not any(line.startswith("train") for line in logs)
     assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_a_second_reproduce_into_a_busy_directory_is_refused_naming_the_holder(tmp_path):
+    """Issue 14, defect 5: a reproduce directory is locked by the process writing it; a second
+    `cocattn reproduce --out` into it exits 2 naming the holder's PID and writes nothing."""
+    import os
+
+    from cocattn import io
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with io.DirectoryLock(out, "reproduce directory"):
+        done = subprocess.run([sys.executable, "-m", "cocattn", "reproduce", "--preset", "tiny-cpu", "--out", str(out),
+                               "--data", str(tmp_path / "no-data")], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 2, done.stderr
+        assert f"reproduce directory {out} is in use by another cocattn process (PID {os.getpid()})" in done.stderr
+        assert [p.name for p in out.iterdir()] == [".cocattn.lock"]
+    io.DirectoryLock(out).release()  # the first holder's lock went with it

@@ -145,6 +145,8 @@ def save_checkpoint(run_dir, step, *a, **k):
     out = save(run_dir, step, *a, **k)
     if mode == "after" and step == at:
         os.kill(os.getpid(), signal.SIGKILL)
+    if mode == "stop" and step == at:  # frozen, still holding its run directory
+        os.kill(os.getpid(), signal.SIGSTOP)
     return out
 def _save_safetensors(t, path, *a, **k):
     tensors(t, path, *a, **k)
@@ -211,6 +213,66 @@ def test_kill_during_a_checkpoint_write_keeps_the_previous_checkpoint_and_resume
     a, _ = ckpt.load_model(run_dir / "model")
     b, _ = ckpt.load_model(tmp_path / "reference" / "model")
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_a_second_writer_is_refused_naming_the_holder_and_a_killed_holder_blocks_nothing(tmp_path, data_dir):
+    """Issue 14, defect 5: two `cocattn train` into one --out both ran (interleaved metrics, one
+    deleted the other's checkpoint). The first holds an exclusive lock; the second exits 2 naming
+    the holder's PID and touches nothing; after the holder is SIGKILLed its lock file is stale
+    and a --resume runs to the end, equal to an uninterrupted run."""
+    config = _config(data_dir, steps=6, checkpoint_interval=2, eval_interval=0)
+    file = _write_config(tmp_path / "run.yaml", config)
+    run_dir = tmp_path / "run"
+    args = ("--config", str(file), "--out", str(run_dir), "--no-progress")
+    holder = subprocess.Popen([sys.executable, "-c", KILL_WRAPPER, "stop", "2", "train", *args], env=_env(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and ckpt.latest_checkpoint(run_dir) is None and holder.poll() is None:
+            time.sleep(0.05)
+        time.sleep(0.5)  # the holder stops itself right after publishing checkpoint 2
+        assert holder.poll() is None, holder.stderr.read().decode()
+        before = sorted(p.name for p in run_dir.rglob("*"))
+        metrics = (run_dir / "metrics.jsonl").read_bytes()
+        for extra in ((), ("--resume",)):
+            second = subprocess.run(_cli(*args, *extra), env=_env(), capture_output=True, text=True, timeout=300)
+            assert second.returncode == 2, second.stderr
+            assert f"is in use by another cocattn process (PID {holder.pid})" in second.stderr
+        assert sorted(p.name for p in run_dir.rglob("*")) == before
+        assert (run_dir / "metrics.jsonl").read_bytes() == metrics
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (run_dir / ".cocattn.lock").read_text().strip() == str(holder.pid)  # stale file, no lock
+    resumed = subprocess.run(_cli(*args, "--resume"), env=_env(), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    train(config, tmp_path / "reference")
+    assert _losses(run_dir) == _losses(tmp_path / "reference")
+
+
+def test_train_refuses_a_foreign_output_directory_and_touches_nothing(tmp_path, data_dir):
+    """Issue 14, defect 6: `cocattn train --out DIR` into a directory that is not a cocattn run
+    directory overwrote its config.json and deleted its `.tmp-*` entries. Now exit 2 naming the
+    directory, with every file intact; an empty directory is fine."""
+    file = _write_config(tmp_path / "run.yaml", _config(data_dir, steps=2, warmup=0, eval_interval=0))
+    cases = {"foreign-config": {"config.json": '{"compilerOptions": {}}', ".tmp-cache": "keep"},
+             "project": {"README.md": "mine", ".tmp-build": "keep"}}
+    for name, files in cases.items():
+        out = tmp_path / name
+        out.mkdir()
+        for rel, text in files.items():
+            (out / rel).write_text(text)
+        for extra in ((), ("--resume",)):
+            done = subprocess.run(_cli("--config", str(file), "--out", str(out), "--no-progress", *extra), env=_env(),
+                                  capture_output=True, text=True, timeout=300)
+            assert done.returncode == 2 and f"--out={str(out)!r} is not valid" in done.stderr, done.stderr
+        assert {p.name: p.read_text() for p in out.iterdir()} == files
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    done = subprocess.run(_cli("--config", str(file), "--out", str(empty), "--no-progress"), env=_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (empty / "model" / "model.safetensors").is_file()
 
 
 @pytest.mark.slow

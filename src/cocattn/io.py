@@ -279,6 +279,56 @@ def is_pickle_bytes(head: bytes) -> bool:
     return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
 
 
+LOCK_FILE = ".cocattn.lock"
+
+
+class DirectoryBusyError(ValueError):
+    """Another process holds the exclusive lock of a run or reproduce directory."""
+
+
+class DirectoryLock:
+    """An exclusive ``fcntl.flock`` on ``directory/.cocattn.lock``, holding the owner's PID.
+
+    A second writer is refused at once with :class:`DirectoryBusyError` naming the holder's PID.
+    The kernel releases the lock when the holder exits in any way (SIGKILL included), so a stale
+    lock file never blocks a resume. Use as a context manager, or call :meth:`release`.
+    """
+
+    def __init__(self, directory: PathLike, what: str = "directory"):
+        import fcntl
+
+        self.path = Path(directory) / LOCK_FILE
+        try:
+            self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise AtomicWriteError(err.errno, f"cannot lock {directory}: {_reason(err)}") from err
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = os.pread(self._fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+            finally:
+                os.close(self._fd)
+                self._fd = None
+            raise DirectoryBusyError(
+                f"{what} {directory} is in use by another cocattn process (PID {holder}); wait for it to "
+                f"finish or stop it, or choose another directory") from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        """Release the lock (the file stays; an unlocked file blocks nobody)."""
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+    def __enter__(self) -> "DirectoryLock":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 def refuse_remote_code(directory: PathLike) -> None:
     """Raise :class:`UnsafeFileError` if a Hugging Face model directory asks for custom code: an
     ``auto_map`` in ``config.json`` / ``tokenizer_config.json`` / ``processor_config.json``, or

@@ -181,7 +181,27 @@ def reproduce(
     progress: bool = True,
     log: Callable[[str], None] = _log,
 ) -> Path:
-    """Run every stage (skipping finished ones) and return the path of ``report.md``."""
+    """Run every stage (skipping finished ones) and return the path of ``report.md``. The process
+    holds an exclusive lock on ``out_dir`` (a second ``reproduce`` into it is refused, naming the
+    holder's PID; the lock goes with the process, so a killed run resumes)."""
+    from cocattn import io
+    from cocattn.config import load_config
+
+    settings_for(load_config(preset, list(overrides)))  # settings are checked before anything is created
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    with io.DirectoryLock(out_dir, "reproduce directory"):
+        return _reproduce(preset, out_dir, data_dir=data_dir, overrides=overrides, progress=progress, log=log)
+
+
+def _reproduce(
+    preset: str,
+    out_dir: str | os.PathLike,
+    *,
+    data_dir: str | os.PathLike | None,
+    overrides: Iterable[str],
+    progress: bool,
+    log: Callable[[str], None],
+) -> Path:
     from cocattn.config import load_config
 
     start = time.perf_counter()

@@ -491,13 +491,69 @@ def _validation_loss(model, batches: _Batches, run: RunConfig, autocast, hf: boo
     return float(total)
 
 
+# what `cocattn train` writes into a run directory; anything else makes it a foreign directory
+RUN_ENTRIES = frozenset({"config.json", METRICS_FILE, RESULT_FILE, MODEL_DIR, ckpt.CHECKPOINTS, "tensorboard",
+                         io.LOCK_FILE})
+
+
+def _check_run_dir(run_dir: Path) -> None:
+    """Refuse a non-empty ``run_dir`` that is not a cocattn run directory (issue 14): its
+    ``config.json`` must be a run config and it may hold only what a run writes, so a foreign
+    project's config.json or ``.tmp-*`` entries are never overwritten or deleted."""
+    if not run_dir.exists():
+        return
+    if not run_dir.is_dir():
+        raise bad_value("--out", str(run_dir), "a run directory (it is a file)")
+    entries = [p.name for p in run_dir.iterdir()]
+    foreign = sorted(n for n in entries if n not in RUN_ENTRIES and not n.startswith(".tmp-"))
+    if foreign:
+        raise bad_value("--out", str(run_dir), "an empty or new directory, or a cocattn run directory; it holds "
+                        f"{', '.join(foreign[:5])}{', …' if len(foreign) > 5 else ''}, which cocattn train does not write")
+    config = run_dir / "config.json"
+    if config.exists():
+        try:
+            data = io.load_json(config)
+        except (OSError, ValueError):
+            data = None
+        if not (isinstance(data, dict) and isinstance(data.get("train"), dict) and isinstance(data.get("data"), dict)):
+            raise bad_value("--out", str(run_dir), f"a cocattn run directory ({config} is not a cocattn run config)")
+    elif any(not n.startswith(".tmp-") and n != io.LOCK_FILE for n in entries):
+        raise bad_value("--out", str(run_dir), "a cocattn run directory (it has no config.json)")
+
+
 def train(config: RunConfig | str | os.PathLike | dict, run_dir: str | os.PathLike, resume: bool = False,
           data_dir: str | os.PathLike | None = None, progress: bool | None = None) -> TrainResult:
     """Train the model of ``config`` into ``run_dir``; see the module docstring.
 
     ``config`` is a :class:`RunConfig`, a preset name, a config file or a dict; ``data_dir``
     overrides ``data.dir``; ``progress`` overrides ``train.progress``.
+
+    The run directory must be new, empty or a cocattn run directory; the process writing it
+    holds an exclusive lock on it (``.cocattn.lock``), and a second writer is refused naming
+    the holder's PID.
     """
+    run_dir = Path(run_dir)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun rank 0 owns the directory
+        return _train(config, run_dir, resume, data_dir, progress)
+    _check_run_dir(run_dir)
+    created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise io.AtomicWriteError(err.errno, f"cannot create run directory {run_dir}: {err.strerror}") from err
+    lock = io.DirectoryLock(run_dir, "run directory")
+    try:
+        return _train(config, run_dir, resume, data_dir, progress)
+    finally:
+        lock.release()
+        if created and [p.name for p in run_dir.iterdir()] == [io.LOCK_FILE]:  # failed before writing
+            with contextlib.suppress(OSError):
+                (run_dir / io.LOCK_FILE).unlink()
+                run_dir.rmdir()
+
+
+def _train(config: RunConfig | str | os.PathLike | dict, run_dir: Path, resume: bool,
+           data_dir: str | os.PathLike | None, progress: bool | None) -> TrainResult:
     run = config if isinstance(config, RunConfig) else load_config(config)
     if data_dir is not None:
         run = dataclasses.replace(run, data=dataclasses.replace(run.data, dir=os.fspath(data_dir)))
