@@ -40,3 +40,16 @@ def unknown_key(where: str, key: str, valid: Iterable[str]) -> ValueError:
     close = difflib.get_close_matches(key, valid, n=3, cutoff=0.5)
     hint = f"; closest valid: {', '.join(close)}" if close else ""
     return ValueError(f"unknown key {key!r} in {where}{hint}. Valid keys: {', '.join(valid)}")
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type=``: an integer >= 1 (0 is refused rather than silently meaning "default")."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not valid: expected a positive integer (omit the option for the default)")
+    return value

@@ -435,6 +435,7 @@ def write_results(path: str | Path, kind: str, rows: list[dict[str, Any]], comma
     from cocattn.io import write_json
 
     device = rows[0].get("device", "cpu") if rows else "cpu"
+    Path(path).parent.mkdir(parents=True, exist_ok=True)  # `--out newdir/x.json` (checked writable up front)
     write_json(Path(path), {
         "benchmark": kind, "command": command, "date": time.strftime("%Y-%m-%d"),
         "hardware": hardware_name(device), "torch": torch.__version__, "results": rows,

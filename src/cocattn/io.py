@@ -279,6 +279,29 @@ def is_pickle_bytes(head: bytes) -> bool:
     return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
 
 
+def check_writable(path: PathLike, arg: str = "--out") -> None:
+    """Fail before any work when ``path`` (a file or directory to create or replace) could not be
+    written: the nearest existing ancestor must be a directory on a writable file system that
+    this process may write into. Raises :class:`AtomicWriteError` naming ``arg`` and the path."""
+    path = Path(path)
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe != path and not probe.is_dir():
+        raise AtomicWriteError(errno.ENOTDIR, f"{arg}={str(path)!r} cannot be written: {probe} is a file, not a directory")
+    where = probe if probe.is_dir() else probe.parent
+    try:
+        read_only = bool(os.statvfs(where).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    if read_only:
+        raise AtomicWriteError(errno.EROFS, f"{arg}={str(path)!r} cannot be written: the file system of {where} is "
+                               "read-only (checked before starting)")
+    if not os.access(where, os.W_OK | os.X_OK):
+        raise AtomicWriteError(errno.EACCES, f"{arg}={str(path)!r} cannot be written: no permission to write in "
+                               f"{where} (checked before starting)")
+
+
 LOCK_FILE = ".cocattn.lock"
 
 

@@ -281,14 +281,26 @@ def rope_parameters(value: RopeParameters | Mapping[str, Any] | None = None, **o
             raise bad_value(
                 f"rope_parameters.{key}", val, f"no {key!r} for rope_type {rope_type!r} (it takes {sorted(allowed - {'rope_type'})})"
             )
+    def number(x: Any) -> bool:  # a finite real number (not a bool, not a string, not inf/NaN)
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
     if "rope_theta" in data:
         theta = data["rope_theta"]
-        check(isinstance(theta, (int, float)) and not isinstance(theta, bool) and theta > 1, "rope_parameters.rope_theta", theta, "a number > 1")
+        check(number(theta) and theta > 1, "rope_parameters.rope_theta", theta, "a finite number > 1")
         data["rope_theta"] = float(theta)
     if data.get("factor") is not None:
         f = data["factor"]
-        check(isinstance(f, (int, float)) and not isinstance(f, bool) and f >= 1, "rope_parameters.factor", f, "a number >= 1")
+        check(number(f) and f >= 1, "rope_parameters.factor", f, "a finite number >= 1")
         data["factor"] = float(f)
+    for key in ("attention_factor", "beta_fast", "beta_slow", "mscale", "mscale_all_dim", "low_freq_factor",
+                "high_freq_factor"):
+        if data.get(key) is not None:
+            low = 0 if key.startswith("mscale") else None  # mscale fields may be 0 (DeepSeek form off)
+            ok = number(data[key]) and (data[key] >= 0 if low == 0 else data[key] > 0)
+            check(ok, f"rope_parameters.{key}", data[key], f"a finite number {'>= 0' if low == 0 else '> 0'}")
+            data[key] = float(data[key])
+    if data.get("truncate") is not None:
+        check(isinstance(data["truncate"], bool), "rope_parameters.truncate", data["truncate"], "true or false")
     if data.get("original_max_position_embeddings") is not None:
         l0 = data["original_max_position_embeddings"]
         check(isinstance(l0, int) and not isinstance(l0, bool) and l0 > 0, "rope_parameters.original_max_position_embeddings", l0, "a positive integer")
@@ -296,7 +308,7 @@ def rope_parameters(value: RopeParameters | Mapping[str, Any] | None = None, **o
         if data.get(key) is not None:
             seq = data[key]
             check(
-                isinstance(seq, (list, tuple)) and all(isinstance(x, (int, float)) and x > 0 for x in seq),
+                isinstance(seq, (list, tuple)) and all(number(x) and x > 0 for x in seq),
                 f"rope_parameters.{key}", seq, "a list of positive numbers, one per RoPE plane",
             )
             data[key] = tuple(float(x) for x in seq)

@@ -316,9 +316,11 @@ def _initial_model(run: RunConfig, tokenizer, data_dir: str):
     try:
         model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32, local_files_only=True,
                                                      use_safetensors=True, trust_remote_code=False)
-    except (OSError, ValueError, KeyError) as err:
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as err:  # truncated safetensors, impossible configs (num_attention_heads=3), ...
         raise bad_value("train.init_from", str(init), "a Hugging Face causal-LM directory with safetensors weights "
-                        f"(or a cocattn model directory); transformers said: {err}") from None
+                        f"(or a cocattn model directory); transformers said: {type(err).__name__}: {err}") from None
     if not isinstance(declared, int):
         _check_vocabulary(init, model.get_input_embeddings().num_embeddings, tokenizer, data_dir)
     return model, None, kind
@@ -365,6 +367,19 @@ def _check_same_init(saved_run: dict[str, Any] | None, tc, where: Path) -> None:
             same = Path(old).resolve() == Path(new).resolve()
         if not same:
             raise bad_value(f"train.{key}", new, f"{old!r}, the value of the run being resumed ({where})")
+    # what the sampler, the schedule and the tokens seen depend on: a resume with another value
+    # would silently continue a different run (issue 14)
+    for key in ("batch_size", "grad_accum"):
+        old, new = saved.get(key), getattr(tc, key)
+        if old is not None and old != new:
+            raise bad_value(f"train.{key}", new, f"{old!r}, the value of the run being resumed ({where})")
+
+
+def _check_same_length(saved_run: dict[str, Any] | None, seq_len: int, where: Path) -> None:
+    """A run resumes with the training length it started with."""
+    old = ((saved_run or {}).get("model") or {}).get("max_seq_len")
+    if old is not None and int(old) != seq_len:
+        raise bad_value("model.max_seq_len", seq_len, f"{old!r}, the value of the run being resumed ({where})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -613,6 +628,7 @@ def _train(config: RunConfig | str | os.PathLike | dict, run_dir: Path, resume: 
     if latest is not None:
         state = ckpt.load_checkpoint(latest, None, expected_config=cfg)
         _check_same_init(state.get("run"), tc, latest)
+        _check_same_length(state.get("run"), seq_len, latest)
         ckpt.load_weights(model, latest / ckpt.MODEL_FILE)
     model.to(device)
     model = _wrap(model, dist_info, device)
