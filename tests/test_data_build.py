@@ -240,3 +240,32 @@ def test_split_digits_makes_every_digit_a_token_and_is_recorded(tmp_path):
     assert "split_digits" not in load_manifest(tmp_path / "p")["config"]
     with pytest.raises(ValueError, match="split_digits"):
         train_tokenizer(texts, vocab_size=400, split_digits="yes")
+
+
+def test_build_never_deletes_a_directory_that_merely_holds_a_manifest_json(tmp_path):
+    """Issue 14, defect 3: `cocattn data build --out w` where w holds *some* manifest.json and a
+    project (`w/src/main.js`) removed the project. Now only a provable cocattn data directory (its
+    manifest says so, and it holds nothing a build does not write) is replaced; others are refused
+    with exit 2 naming the directory, and every file survives."""
+    make_corpus(tmp_path / "c", long_docs=1, short_docs=10)
+    work = tmp_path / "w"
+    (work / "src").mkdir(parents=True)
+    (work / "manifest.json").write_text("{}")
+    (work / "src" / "main.js").write_text("code")
+    argv = [sys.executable, "-m", "cocattn", "data", "build", "--preset", "custom", "--source",
+            f"text:{tmp_path / 'c'}", "--vocab-size", "400", "--out", str(work), "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert str(work) in done.stderr and "not a cocattn data directory" in done.stderr
+    assert (work / "src" / "main.js").read_text() == "code" and (work / "manifest.json").read_text() == "{}"
+
+    # a real data directory into which a user put a file of their own is not replaced either
+    data = tmp_path / "data"
+    build_dataset(out_dir=data, sources=[f"text:{tmp_path / 'c'}"], **SMALL)
+    (data / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match=r"holds entries a data build does not write \(notes.txt\)"):
+        build_dataset(out_dir=data, sources=[f"text:{tmp_path / 'c'}"], force=True, **SMALL)
+    assert (data / "notes.txt").read_text() == "mine" and (data / "train.bin").is_file()
+    (data / "notes.txt").unlink()  # a plain cocattn data directory is rebuilt in place
+    assert build_dataset(out_dir=data, sources=[f"text:{tmp_path / 'c'}"], force=True, **SMALL).rebuilt

@@ -162,3 +162,69 @@ def test_generate_greedy_batch_matches_one_row_at_a_time(rope_gpt):
     assert batched == [rope_gpt.generate_greedy(r, 7, stop_at_eos=False) for r in rows]
     with pytest.raises(ValueError, match="rows"):
         rope_gpt.generate_greedy_batch([rows[0], rows[1][:20]], 3)
+
+
+# -- scoring checked on a model whose answers are known (issue 14) ----------------------------------
+
+
+class ScriptedLM:
+    """A byte-level "model" that, after a prompt of ``n`` tokens, puts logit ``A`` on the next byte
+    of ``script`` and 0 on the 255 others (then newlines): its greedy output is ``script`` and the
+    log-probability of any answer is known in closed form."""
+
+    A = 4.0
+
+    def __new__(cls, script: str, n: int):
+        from cocattn.evaluate.lm import LanguageModel
+
+        class _LM(LanguageModel):
+            name, kind, training_length = "scripted", "scripted", 64
+
+            def encode(self, text: str) -> list[int]:
+                return list(text.encode("utf-8"))
+
+            def decode(self, ids) -> str:
+                return bytes(ids).decode("utf-8", "replace")
+
+            @property
+            def device(self):
+                return torch.device("cpu")
+
+            def cache_is_exact(self) -> bool:
+                return False  # greedy decoding recomputes through logits()
+
+            def logits(self, ids, start=None):
+                b, t = ids.shape
+                out = torch.zeros(b, t, 256)
+                for p in range(t):
+                    j = p + 1 - n  # index of the scripted byte predicted at position p
+                    target = ord(script[j]) if 0 <= j < len(script) else ord("\n")
+                    out[:, p, target] = cls.A
+                return out if start is None else out[:, start:]
+
+        return _LM()
+
+
+@pytest.mark.parametrize("script, correct, exact", [
+    (" 12345\n", True, True),       # right
+    (" 67890\n", False, False),     # wrong
+    (" 12399\n", False, False),     # partially right: 3 of 5 digits
+    (" 7 then 12345", True, False),  # the key, but not as the first number
+])
+def test_passkey_scores_of_known_outputs(script, correct, exact):
+    import math
+
+    from cocattn.evaluate.passkey import build_prompt, score_cases
+
+    probe = ScriptedLM(script, 0)
+    prompt = build_prompt(probe, 400, 12345, 0.5)
+    lm = ScriptedLM(script, len(prompt.ids))
+    [record] = score_cases(lm, [prompt], max_new_tokens=len(script))
+    assert record["output"] == script
+    assert record["correct"] is correct and record["exact"] is exact
+    # independent value: the answer " 12345" teacher-forced; a byte equal to the script's byte at
+    # its step has log-probability A - log(e^A + 255), any other -log(e^A + 255)
+    answer = " 12345"
+    z = math.log(math.exp(ScriptedLM.A) + 255)
+    expected = sum((ScriptedLM.A if answer[j] == script[j] else 0.0) - z for j in range(len(answer))) / len(answer)
+    assert record["logprob"] == pytest.approx(expected, abs=1e-5)

@@ -172,9 +172,26 @@ def test_fuzzed_manifests_give_data_or_a_clean_error(manifest, shard, verify):
         except CLEAN:
             return
         assert isinstance(loaded, dict) and isinstance(loaded["files"], dict)
-        for call in (lambda: load_tokens(d, "train", verify=verify), lambda: load_tokens(d, "val", verify=verify),
-                     lambda: load_eval_documents(d, verify=verify), lambda: dataset_info(d, verify=verify),
-                     lambda: [verify_file(d, name, verify=verify) for name in loaded["files"]]):
+
+        def tokens(split: str) -> None:  # checked data: integer ids inside the recorded vocabulary
+            t = load_tokens(d, split, verify=verify)
+            assert t.ndim == 1 and t.dtype.kind in "iu"
+            assert t.size == 0 or int(t.max()) < loaded["tokenizer"]["vocab_size"]
+            assert t.size == loaded["files"][f"{split}.bin"].get("tokens", t.size)
+
+        def documents() -> None:
+            docs = load_eval_documents(d, verify=verify)
+            assert isinstance(docs, list) and all(isinstance(x.text, str) for x in docs)
+
+        def verified() -> None:  # every verified file is the manifest's, inside the directory, of its size
+            for name in loaded["files"]:
+                path = verify_file(d, name, verify=verify)
+                assert path.parent == d and path.stat().st_size == loaded["files"][name]["size"]
+
+        def info() -> None:
+            assert isinstance(dataset_info(d, verify=verify), (dict, str))
+
+        for call in (lambda: tokens("train"), lambda: tokens("val"), documents, info, verified):
             try:
                 call()
             except CLEAN:

@@ -132,6 +132,26 @@ def test_report_rebuilds_byte_identically_in_a_new_process(small_gpu_run, tmp_pa
         assert [name for name in written if (copy / name).read_bytes() != (out / name).read_bytes()] == []
 
 
+def test_report_of_a_run_with_null_training_figures_does_not_crash(small_gpu_run, tmp_path):
+    """Issue 14, defect 2: runs resumed after their final checkpoint by older versions recorded
+    `final_loss`/`val_loss` = null; `cocattn report` on such a directory crashed formatting None.
+    It now writes the report with a dash in their place."""
+    _, out, _ = small_gpu_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("runs"))
+    meta = json.loads((copy / "reproduce.json").read_text())
+    assert set(meta["train_results"]) == {"rope", "coca"}
+    meta["train_results"]["coca"].update(final_loss=None, val_loss=None, tokens_per_s=0)
+    (copy / "reproduce.json").write_text(json.dumps(meta))
+    done = subprocess.run([sys.executable, "-m", "cocattn", "report", str(copy)], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    report = (copy / "report.md").read_text()
+    assert "Training `coca`: 3 steps, final loss –, validation loss –, 0 tokens/s" in report
+    rope = meta["train_results"]["rope"]
+    assert f"Training `rope`: 3 steps, final loss {rope['final_loss']:.3f}, " in report
+
+
 @pytest.mark.parametrize("override, match", [
     ("eval.ci_resamples=0", "eval.ci_resamples=0 is not valid"),
     ("eval.confidence=1.5", "eval.confidence=1.5 is not valid: expected a number strictly between 0 and 1"),
@@ -199,3 +219,21 @@ def test_bad_jobs_fail_before_anything_runs(tmp_path, value):
     with pytest.raises(ValueError, match="eval.jobs"):
         reproduce("tiny-cpu", tmp_path / "out", data_dir=tmp_path / "no-data", overrides=[f"eval.jobs={value}"],
                   progress=False, log=lambda m: None)
+
+
+def test_a_second_reproduce_into_a_busy_directory_is_refused_naming_the_holder(tmp_path):
+    """Issue 14, defect 5: a reproduce directory is locked by the process writing it; a second
+    `cocattn reproduce --out` into it exits 2 naming the holder's PID and writes nothing."""
+    import os
+
+    from cocattn import io
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with io.DirectoryLock(out, "reproduce directory"):
+        done = subprocess.run([sys.executable, "-m", "cocattn", "reproduce", "--preset", "tiny-cpu", "--out", str(out),
+                               "--data", str(tmp_path / "no-data")], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 2, done.stderr
+        assert f"reproduce directory {out} is in use by another cocattn process (PID {os.getpid()})" in done.stderr
+        assert [p.name for p in out.iterdir()] == [".cocattn.lock"]
+    io.DirectoryLock(out).release()  # the first holder's lock went with it

@@ -131,6 +131,150 @@ def test_resume_after_sigkill_reproduces_the_uninterrupted_run_exactly(tmp_path,
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
+# A real SIGKILL at a chosen moment of the real trainer: the CLI runs under a wrapper that kills
+# its own process (signal 9, no cleanup) right after checkpoint AT is published ("after"), or
+# inside the write of checkpoint AT, once its trainer tensors are in the .tmp- directory and
+# before trainer.json and the rename ("during").
+KILL_WRAPPER = r"""
+import os, signal, sys
+import cocattn.checkpoint as C
+mode, at, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+save, tensors, now = C.save_checkpoint, C._save_safetensors, {}
+def save_checkpoint(run_dir, step, *a, **k):
+    now["step"] = step
+    out = save(run_dir, step, *a, **k)
+    if mode == "after" and step == at:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if mode == "stop" and step == at:  # frozen, still holding its run directory
+        os.kill(os.getpid(), signal.SIGSTOP)
+    return out
+def _save_safetensors(t, path, *a, **k):
+    tensors(t, path, *a, **k)
+    if mode == "during" and now.get("step") == at and path.name == C.TRAINER_TENSORS:
+        os.kill(os.getpid(), signal.SIGKILL)
+C.save_checkpoint, C._save_safetensors = save_checkpoint, _save_safetensors
+from cocattn.cli import main
+sys.exit(main(argv))
+"""
+
+
+def _train_killed_at(mode: str, at: int, *args: str) -> subprocess.CompletedProcess:
+    """`cocattn train ARGS` killed by SIGKILL at checkpoint ``at`` (``mode``: after / during)."""
+    return subprocess.run([sys.executable, "-c", KILL_WRAPPER, mode, str(at), "train", *args], env=_env(),
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_kill_after_the_final_checkpoint_then_resume_keeps_the_results(tmp_path, data_dir):
+    """Issue 14, defect 2: a run killed after its final checkpoint (the GPU presets end on a
+    checkpoint step) resumes with 0 steps to train; its train_result.json and model must keep the
+    final loss, validation loss and a throughput (they were null / 0, and `reproduce` then
+    crashed formatting None). Resuming the finished run again keeps them too."""
+    config = _config(data_dir, steps=10, checkpoint_interval=5, eval_interval=5)
+    reference = train(config, tmp_path / "reference")
+    file = _write_config(tmp_path / "run.yaml", config)
+    run_dir = tmp_path / "killed"
+    args = ("--config", str(file), "--out", str(run_dir), "--no-progress")
+    done = _train_killed_at("after", 10, *args)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert ckpt.latest_checkpoint(run_dir).name == "step_0000010" and not (run_dir / "model").exists()
+    assert not (run_dir / "train_result.json").exists()
+    for attempt in range(2):  # resume the killed run, then resume the finished run once more
+        done = subprocess.run(_cli(*args, "--resume"), env=_env(), capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        result = json.loads((run_dir / "train_result.json").read_text())
+        assert result["steps"] == 10 and result["resumed_from"] == 10
+        assert result["final_loss"] == reference.final_loss and result["val_loss"] == reference.val_loss
+        assert result["tokens_per_s"] > 0 and result["seconds"] > 0
+        saved = json.loads((run_dir / "model" / "config.json").read_text())["train_result"]
+        assert saved["final_loss"] == reference.final_loss and saved["val_loss"] == reference.val_loss
+    a, _ = ckpt.load_model(run_dir / "model")
+    b, _ = ckpt.load_model(tmp_path / "reference" / "model")
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_kill_during_a_checkpoint_write_keeps_the_previous_checkpoint_and_resumes_exactly(tmp_path, data_dir):
+    """A SIGKILL inside the write of checkpoint 10 (tensors written, not yet published): `latest`
+    still names checkpoint 5, which loads; the resume repeats steps 6-10 bit for bit and ends
+    with the uninterrupted run's losses and weights."""
+    config = _config(data_dir, steps=15, checkpoint_interval=5, eval_interval=0)
+    train(config, tmp_path / "reference")
+    file = _write_config(tmp_path / "run.yaml", config)
+    run_dir = tmp_path / "killed"
+    args = ("--config", str(file), "--out", str(run_dir), "--no-progress")
+    done = _train_killed_at("during", 10, *args)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert ckpt.latest_checkpoint(run_dir).name == "step_0000005"
+    assert [p.name for p in (run_dir / "checkpoints").iterdir() if p.name.startswith(".tmp-step_0000010")]
+    assert ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))["step"] == 5
+    done = subprocess.run(_cli(*args, "--resume"), env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert not [p for p in (run_dir / "checkpoints").iterdir() if p.name.startswith(".tmp-")]
+    assert _losses(run_dir) == _losses(tmp_path / "reference")
+    a, _ = ckpt.load_model(run_dir / "model")
+    b, _ = ckpt.load_model(tmp_path / "reference" / "model")
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_a_second_writer_is_refused_naming_the_holder_and_a_killed_holder_blocks_nothing(tmp_path, data_dir):
+    """Issue 14, defect 5: two `cocattn train` into one --out both ran (interleaved metrics, one
+    deleted the other's checkpoint). The first holds an exclusive lock; the second exits 2 naming
+    the holder's PID and touches nothing; after the holder is SIGKILLed its lock file is stale
+    and a --resume runs to the end, equal to an uninterrupted run."""
+    config = _config(data_dir, steps=6, checkpoint_interval=2, eval_interval=0)
+    file = _write_config(tmp_path / "run.yaml", config)
+    run_dir = tmp_path / "run"
+    args = ("--config", str(file), "--out", str(run_dir), "--no-progress")
+    holder = subprocess.Popen([sys.executable, "-c", KILL_WRAPPER, "stop", "2", "train", *args], env=_env(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and ckpt.latest_checkpoint(run_dir) is None and holder.poll() is None:
+            time.sleep(0.05)
+        time.sleep(0.5)  # the holder stops itself right after publishing checkpoint 2
+        assert holder.poll() is None, holder.stderr.read().decode()
+        before = sorted(p.name for p in run_dir.rglob("*"))
+        metrics = (run_dir / "metrics.jsonl").read_bytes()
+        for extra in ((), ("--resume",)):
+            second = subprocess.run(_cli(*args, *extra), env=_env(), capture_output=True, text=True, timeout=300)
+            assert second.returncode == 2, second.stderr
+            assert f"is in use by another cocattn process (PID {holder.pid})" in second.stderr
+        assert sorted(p.name for p in run_dir.rglob("*")) == before
+        assert (run_dir / "metrics.jsonl").read_bytes() == metrics
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (run_dir / ".cocattn.lock").read_text().strip() == str(holder.pid)  # stale file, no lock
+    resumed = subprocess.run(_cli(*args, "--resume"), env=_env(), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    train(config, tmp_path / "reference")
+    assert _losses(run_dir) == _losses(tmp_path / "reference")
+
+
+def test_train_refuses_a_foreign_output_directory_and_touches_nothing(tmp_path, data_dir):
+    """Issue 14, defect 6: `cocattn train --out DIR` into a directory that is not a cocattn run
+    directory overwrote its config.json and deleted its `.tmp-*` entries. Now exit 2 naming the
+    directory, with every file intact; an empty directory is fine."""
+    file = _write_config(tmp_path / "run.yaml", _config(data_dir, steps=2, warmup=0, eval_interval=0))
+    cases = {"foreign-config": {"config.json": '{"compilerOptions": {}}', ".tmp-cache": "keep"},
+             "project": {"README.md": "mine", ".tmp-build": "keep"}}
+    for name, files in cases.items():
+        out = tmp_path / name
+        out.mkdir()
+        for rel, text in files.items():
+            (out / rel).write_text(text)
+        for extra in ((), ("--resume",)):
+            done = subprocess.run(_cli("--config", str(file), "--out", str(out), "--no-progress", *extra), env=_env(),
+                                  capture_output=True, text=True, timeout=300)
+            assert done.returncode == 2 and f"--out={str(out)!r} is not valid" in done.stderr, done.stderr
+        assert {p.name: p.read_text() for p in out.iterdir()} == files
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    done = subprocess.run(_cli("--config", str(file), "--out", str(empty), "--no-progress"), env=_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (empty / "model" / "model.safetensors").is_file()
+
+
 @pytest.mark.slow
 def test_repeated_sigkills_at_random_moments_lose_nothing(tmp_path, data_dir):
     """Issue 7: kill at random moments (mid-step, mid-checkpoint write), resume each time; the

@@ -50,3 +50,16 @@ def check_ci_options(confidence: Any, resamples: Any, *,
           names[0], confidence, "a number strictly between 0 and 1 (e.g. 0.95)")
     check(isinstance(resamples, int) and not isinstance(resamples, bool) and resamples >= 1, names[1], resamples,
           "a positive integer (bootstrap resamples, e.g. 2000)")
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type=``: an integer >= 1 (0 is refused rather than silently meaning "default")."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not valid: expected a positive integer (omit the option for the default)")
+    return value

@@ -112,6 +112,39 @@ def count_ops(step: Callable[[], Any]) -> int:
     return Count.n
 
 
+def _proc_status_bytes(field: str) -> int | None:
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        return None
+    return None
+
+
+def _cpu_peak_reset() -> int:
+    """Start a CPU peak measurement; returns the baseline. On Linux the peak resident set (VmHWM)
+    is reset to the current one (``/proc/self/clear_refs``), so the baseline is the resident set
+    now; elsewhere the baseline is the peak so far (``ru_maxrss``), which under-reports a step by
+    the gap between an earlier peak and the resident set at its start (issue 14 measured ~6 MiB)."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
+            handle.write("5")
+        rss = _proc_status_bytes("VmRSS")
+        if rss is not None:
+            return rss
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _cpu_peak() -> int:
+    """The peak resident set since :func:`_cpu_peak_reset`."""
+    peak = _proc_status_bytes("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 class _Prepared:
     """One attention case set up and stepped once: its inputs, its ``step()``, the peak memory of
     that first step and the ops one step dispatches; or ``failed`` (an ``oom`` row)."""
@@ -143,11 +176,11 @@ class _Prepared:
                 torch.cuda.reset_peak_memory_stats()
                 base = torch.cuda.memory_allocated()
             else:
-                base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+                base = _cpu_peak_reset()
             self.step()  # warm-up, and the step whose peak memory is measured
             _sync(case.device)
             if measure_peak:
-                top = torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+                top = torch.cuda.max_memory_allocated() if cuda else _cpu_peak()
                 self.peak = top - base
             self.ops = None if case.compile else count_ops(self.step)
         except (torch.OutOfMemoryError, MemoryError, RuntimeError) as err:
@@ -436,6 +469,7 @@ def write_results(path: str | Path, kind: str, rows: list[dict[str, Any]], comma
     from cocattn.io import write_json
 
     device = rows[0].get("device", "cpu") if rows else "cpu"
+    Path(path).parent.mkdir(parents=True, exist_ok=True)  # `--out newdir/x.json` (checked writable up front)
     write_json(Path(path), {
         "benchmark": kind, "command": command, "date": time.strftime("%Y-%m-%d"),
         "hardware": hardware_name(device), "torch": torch.__version__, "results": rows,

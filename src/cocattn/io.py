@@ -279,6 +279,106 @@ def is_pickle_bytes(head: bytes) -> bool:
     return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
 
 
+def check_writable(path: PathLike, arg: str = "--out") -> None:
+    """Fail before any work when ``path`` (a file or directory to create or replace) could not be
+    written: the nearest existing ancestor must be a directory on a writable file system that
+    this process may write into. Raises :class:`AtomicWriteError` naming ``arg`` and the path."""
+    path = Path(path)
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe != path and not probe.is_dir():
+        raise AtomicWriteError(errno.ENOTDIR, f"{arg}={str(path)!r} cannot be written: {probe} is a file, not a directory")
+    where = probe if probe.is_dir() else probe.parent
+    try:
+        read_only = bool(os.statvfs(where).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    if read_only:
+        raise AtomicWriteError(errno.EROFS, f"{arg}={str(path)!r} cannot be written: the file system of {where} is "
+                               "read-only (checked before starting)")
+    if not os.access(where, os.W_OK | os.X_OK):
+        raise AtomicWriteError(errno.EACCES, f"{arg}={str(path)!r} cannot be written: no permission to write in "
+                               f"{where} (checked before starting)")
+
+
+LOCK_FILE = ".cocattn.lock"
+
+
+class DirectoryBusyError(ValueError):
+    """Another process holds the exclusive lock of a run or reproduce directory."""
+
+
+class DirectoryLock:
+    """An exclusive ``fcntl.flock`` on ``directory/.cocattn.lock``, holding the owner's PID.
+
+    A second writer is refused at once with :class:`DirectoryBusyError` naming the holder's PID.
+    The kernel releases the lock when the holder exits in any way (SIGKILL included), so a stale
+    lock file never blocks a resume. Use as a context manager, or call :meth:`release`.
+    """
+
+    def __init__(self, directory: PathLike, what: str = "directory"):
+        import fcntl
+
+        self.path = Path(directory) / LOCK_FILE
+        try:
+            self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise AtomicWriteError(err.errno, f"cannot lock {directory}: {_reason(err)}") from err
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = os.pread(self._fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+            finally:
+                os.close(self._fd)
+                self._fd = None
+            raise DirectoryBusyError(
+                f"{what} {directory} is in use by another cocattn process (PID {holder}); wait for it to "
+                f"finish or stop it, or choose another directory") from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        """Release the lock (the file stays; an unlocked file blocks nobody)."""
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+    def __enter__(self) -> "DirectoryLock":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def refuse_remote_code(directory: PathLike) -> None:
+    """Raise :class:`UnsafeFileError` if a Hugging Face model directory asks for custom code: an
+    ``auto_map`` in ``config.json`` / ``tokenizer_config.json`` / ``processor_config.json``, or
+    any ``*.py`` file. transformers would offer to run that code (``trust_remote_code``); cocattn
+    refuses before transformers sees the directory, and loads with ``trust_remote_code=False``."""
+    directory = Path(directory)
+    for name in ("config.json", "tokenizer_config.json", "processor_config.json", "preprocessor_config.json"):
+        file = directory / name
+        if not file.is_file():
+            continue
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # the loaders name unreadable files themselves
+        if isinstance(data, dict) and "auto_map" in data:
+            raise UnsafeFileError(
+                f"refusing to load {directory}: {file} has an \"auto_map\" (custom model code to run); "
+                "cocattn never executes code from a model directory. Remove auto_map and the *.py files "
+                "if the architecture is a standard one.")
+    code = sorted(p for p in directory.rglob("*.py") if p.is_file())
+    if code:
+        raise UnsafeFileError(
+            f"refusing to load {directory}: it holds Python code ({code[0]}"
+            f"{f' and {len(code) - 1} more' if len(code) > 1 else ''}); cocattn never executes code from a model "
+            "directory. Remove the *.py files.")
+
+
 def refuse_pickles(directory: PathLike) -> None:
     """Raise :class:`UnsafeFileError` if ``directory`` holds a pickle; never reads one further.
 

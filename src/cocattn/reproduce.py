@@ -97,7 +97,27 @@ def reproduce(
     progress: bool = True,
     log: Callable[[str], None] = _log,
 ) -> Path:
-    """Run every stage (skipping finished ones) and return the path of ``report.md``."""
+    """Run every stage (skipping finished ones) and return the path of ``report.md``. The process
+    holds an exclusive lock on ``out_dir`` (a second ``reproduce`` into it is refused, naming the
+    holder's PID; the lock goes with the process, so a killed run resumes)."""
+    from cocattn import io
+    from cocattn.config import load_config
+
+    settings_for(load_config(preset, list(overrides)))  # settings are checked before anything is created
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    with io.DirectoryLock(out_dir, "reproduce directory"):
+        return _reproduce(preset, out_dir, data_dir=data_dir, overrides=overrides, progress=progress, log=log)
+
+
+def _reproduce(
+    preset: str,
+    out_dir: str | os.PathLike,
+    *,
+    data_dir: str | os.PathLike | None,
+    overrides: Iterable[str],
+    progress: bool,
+    log: Callable[[str], None],
+) -> Path:
     from cocattn.config import load_config
 
     start = time.perf_counter()
@@ -151,8 +171,8 @@ def reproduce(
     for kind, result in zip(to_train, run_jobs(_train_kind, calls, jobs=jobs, threads=threads, poll=bar.update)):
         done["train_flops"] += work.train_flops_per_kind
         done["train_resumed"] |= result["resumed"]  # part of its steps ran before: no rate for this stage
-        log(f"train {kind}: {result['steps']} steps, final loss {result['final_loss']:.3f}, "
-            f"{result['tokens_per_s']:,.0f} tokens/s, {result['seconds']:.0f} s")
+        log(f"train {kind}: {result['steps']} steps, final loss {_num(result, 'final_loss', '.3f')}, "
+            f"{_num(result, 'tokens_per_s', ',.0f')} tokens/s, {_num(result, 'seconds', '.0f')} s")
     bar.close()
     timings["train_s"] = time.perf_counter() - t0
 
@@ -329,13 +349,19 @@ def write_reproduce_report(out: str | os.PathLike, *, confidence: float | None =
         notes.append(f"Work done in this invocation, counted by `cocattn reproduce --plan`: {rates}.")
     for kind, tr in (meta.get("train_results") or {}).items():
         if tr:
-            notes.append(f"Training `{kind}`: {tr['steps']} steps, final loss {tr['final_loss']:.3f}, "
-                         f"validation loss {tr['val_loss'] if tr['val_loss'] is None else round(tr['val_loss'], 3)}, "
-                         f"{tr['tokens_per_s']:,.0f} tokens/s, {tr['seconds']:.0f} s.")
+            notes.append(f"Training `{kind}`: {tr['steps']} steps, final loss {_num(tr, 'final_loss', '.3f')}, "
+                         f"validation loss {_num(tr, 'val_loss', '.3f')}, "
+                         f"{_num(tr, 'tokens_per_s', ',.0f')} tokens/s, {_num(tr, 'seconds', '.0f')} s.")
     notes += ["Deviation from the paper: " + n for n in meta.get("notes", [])]
     source = out / "results" if (out / "results").is_dir() else out
     return write_report(source, out, title=meta.get("title", "cocattn reproduce"), notes=notes, confidence=confidence,
                         resamples=resamples)
+
+
+def _num(record: dict, key: str, spec: str) -> str:
+    """``record[key]`` formatted, or a dash where it is missing or null (runs before issue 14)."""
+    value = record.get(key)
+    return "–" if isinstance(value, bool) or not isinstance(value, (int, float)) else format(value, spec)
 
 
 def _achieved_rates(meta: dict) -> str:

@@ -133,10 +133,12 @@ _INV_FREQ: LRU[torch.Tensor] = LRU(64)  # dynamic NTK: a base per length
 def _base_inv_freq(base: float, head_dim: int) -> torch.Tensor:
     """``1 / base^(2j / d)`` in float64, cached (every layer of every step asks for it; callers
     derive new tensors from it and never write into it). Inside a compiled graph it is computed
-    there."""
+    there. Always built on the CPU (``device="cpu"``): transformers builds models inside a
+    ``torch.device("meta")`` context, and a table made there (no data) would poison the cache
+    for every later forward pass."""
 
     def compute() -> torch.Tensor:
-        return 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
+        return 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float64, device="cpu") / head_dim))
 
     if getattr(torch.compiler, "is_compiling", lambda: False)():
         return compute()
@@ -203,7 +205,7 @@ def _yarn(p: RopeParameters, head_dim: int, seq_len: int | None):
     low, high = max(low, 0), min(high, dim - 1)
     if low == high:
         high += 0.001
-    ramp = ((torch.arange(dim // 2, dtype=torch.float64) - low) / (high - low)).clamp(0, 1)
+    ramp = ((torch.arange(dim // 2, dtype=torch.float64, device="cpu") - low) / (high - low)).clamp(0, 1)
     extrapolation = _base_inv_freq(base, dim)
     interpolation = extrapolation / factor
     keep = 1 - ramp  # 1 where the plane keeps its original frequency
@@ -224,7 +226,7 @@ def _longrope(p: RopeParameters, head_dim: int, seq_len: int | None):
     if attention is None:
         attention = 1.0 if factor <= 1.0 else math.sqrt(1 + math.log(factor) / math.log(l0))
     ext = p.long_factor if seq_len is not None and seq_len > l0 else p.short_factor
-    ext_t = torch.tensor(ext, dtype=torch.float64)
+    ext_t = torch.tensor(ext, dtype=torch.float64, device="cpu")
     if ext_t.numel() != head_dim // 2:
         raise bad_value("rope_parameters.short_factor/long_factor", list(ext), f"{head_dim // 2} numbers (head_dim / 2)")
     return _base_inv_freq(p.rope_theta, head_dim) / ext_t, float(attention)
@@ -279,14 +281,26 @@ def rope_parameters(value: RopeParameters | Mapping[str, Any] | None = None, **o
             raise bad_value(
                 f"rope_parameters.{key}", val, f"no {key!r} for rope_type {rope_type!r} (it takes {sorted(allowed - {'rope_type'})})"
             )
+    def number(x: Any) -> bool:  # a finite real number (not a bool, not a string, not inf/NaN)
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
     if "rope_theta" in data:
         theta = data["rope_theta"]
-        check(isinstance(theta, (int, float)) and not isinstance(theta, bool) and theta > 1, "rope_parameters.rope_theta", theta, "a number > 1")
+        check(number(theta) and theta > 1, "rope_parameters.rope_theta", theta, "a finite number > 1")
         data["rope_theta"] = float(theta)
     if data.get("factor") is not None:
         f = data["factor"]
-        check(isinstance(f, (int, float)) and not isinstance(f, bool) and f >= 1, "rope_parameters.factor", f, "a number >= 1")
+        check(number(f) and f >= 1, "rope_parameters.factor", f, "a finite number >= 1")
         data["factor"] = float(f)
+    for key in ("attention_factor", "beta_fast", "beta_slow", "mscale", "mscale_all_dim", "low_freq_factor",
+                "high_freq_factor"):
+        if data.get(key) is not None:
+            low = 0 if key.startswith("mscale") else None  # mscale fields may be 0 (DeepSeek form off)
+            ok = number(data[key]) and (data[key] >= 0 if low == 0 else data[key] > 0)
+            check(ok, f"rope_parameters.{key}", data[key], f"a finite number {'>= 0' if low == 0 else '> 0'}")
+            data[key] = float(data[key])
+    if data.get("truncate") is not None:
+        check(isinstance(data["truncate"], bool), "rope_parameters.truncate", data["truncate"], "true or false")
     if data.get("original_max_position_embeddings") is not None:
         l0 = data["original_max_position_embeddings"]
         check(isinstance(l0, int) and not isinstance(l0, bool) and l0 > 0, "rope_parameters.original_max_position_embeddings", l0, "a positive integer")
@@ -294,7 +308,7 @@ def rope_parameters(value: RopeParameters | Mapping[str, Any] | None = None, **o
         if data.get(key) is not None:
             seq = data[key]
             check(
-                isinstance(seq, (list, tuple)) and all(isinstance(x, (int, float)) and x > 0 for x in seq),
+                isinstance(seq, (list, tuple)) and all(number(x) and x > 0 for x in seq),
                 f"rope_parameters.{key}", seq, "a list of positive numbers, one per RoPE plane",
             )
             data[key] = tuple(float(x) for x in seq)

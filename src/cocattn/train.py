@@ -294,6 +294,8 @@ def _initial_model(run: RunConfig, tokenizer, data_dir: str):
     init = Path(run.train.init_from)
     kind = model_dir_kind(init)  # FileNotFoundError / ValueError naming the directory
     io.refuse_pickles(init)
+    if kind == "hf":
+        io.refuse_remote_code(init)
     seq_len = int(run.model["max_seq_len"])
     if kind == "cocattn":
         from cocattn.model import GPT, GPTConfig
@@ -313,10 +315,12 @@ def _initial_model(run: RunConfig, tokenizer, data_dir: str):
         _check_vocabulary(init, declared, tokenizer, data_dir)
     try:
         model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32, local_files_only=True,
-                                                     use_safetensors=True)
-    except (OSError, ValueError, KeyError) as err:
+                                                     use_safetensors=True, trust_remote_code=False)
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as err:  # truncated safetensors, impossible configs (num_attention_heads=3), ...
         raise bad_value("train.init_from", str(init), "a Hugging Face causal-LM directory with safetensors weights "
-                        f"(or a cocattn model directory); transformers said: {err}") from None
+                        f"(or a cocattn model directory); transformers said: {type(err).__name__}: {err}") from None
     if not isinstance(declared, int):
         _check_vocabulary(init, model.get_input_embeddings().num_embeddings, tokenizer, data_dir)
     return model, None, kind
@@ -363,6 +367,19 @@ def _check_same_init(saved_run: dict[str, Any] | None, tc, where: Path) -> None:
             same = Path(old).resolve() == Path(new).resolve()
         if not same:
             raise bad_value(f"train.{key}", new, f"{old!r}, the value of the run being resumed ({where})")
+    # what the sampler, the schedule and the tokens seen depend on: a resume with another value
+    # would silently continue a different run (issue 14)
+    for key in ("batch_size", "grad_accum"):
+        old, new = saved.get(key), getattr(tc, key)
+        if old is not None and old != new:
+            raise bad_value(f"train.{key}", new, f"{old!r}, the value of the run being resumed ({where})")
+
+
+def _check_same_length(saved_run: dict[str, Any] | None, seq_len: int, where: Path) -> None:
+    """A run resumes with the training length it started with."""
+    old = ((saved_run or {}).get("model") or {}).get("max_seq_len")
+    if old is not None and int(old) != seq_len:
+        raise bad_value("model.max_seq_len", seq_len, f"{old!r}, the value of the run being resumed ({where})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -489,13 +506,69 @@ def _validation_loss(model, batches: _Batches, run: RunConfig, autocast, hf: boo
     return float(total)
 
 
+# what `cocattn train` writes into a run directory; anything else makes it a foreign directory
+RUN_ENTRIES = frozenset({"config.json", METRICS_FILE, RESULT_FILE, MODEL_DIR, ckpt.CHECKPOINTS, "tensorboard",
+                         io.LOCK_FILE})
+
+
+def _check_run_dir(run_dir: Path) -> None:
+    """Refuse a non-empty ``run_dir`` that is not a cocattn run directory (issue 14): its
+    ``config.json`` must be a run config and it may hold only what a run writes, so a foreign
+    project's config.json or ``.tmp-*`` entries are never overwritten or deleted."""
+    if not run_dir.exists():
+        return
+    if not run_dir.is_dir():
+        raise bad_value("--out", str(run_dir), "a run directory (it is a file)")
+    entries = [p.name for p in run_dir.iterdir()]
+    foreign = sorted(n for n in entries if n not in RUN_ENTRIES and not n.startswith(".tmp-"))
+    if foreign:
+        raise bad_value("--out", str(run_dir), "an empty or new directory, or a cocattn run directory; it holds "
+                        f"{', '.join(foreign[:5])}{', …' if len(foreign) > 5 else ''}, which cocattn train does not write")
+    config = run_dir / "config.json"
+    if config.exists():
+        try:
+            data = io.load_json(config)
+        except (OSError, ValueError):
+            data = None
+        if not (isinstance(data, dict) and isinstance(data.get("train"), dict) and isinstance(data.get("data"), dict)):
+            raise bad_value("--out", str(run_dir), f"a cocattn run directory ({config} is not a cocattn run config)")
+    elif any(not n.startswith(".tmp-") and n != io.LOCK_FILE for n in entries):
+        raise bad_value("--out", str(run_dir), "a cocattn run directory (it has no config.json)")
+
+
 def train(config: RunConfig | str | os.PathLike | dict, run_dir: str | os.PathLike, resume: bool = False,
           data_dir: str | os.PathLike | None = None, progress: bool | None = None) -> TrainResult:
     """Train the model of ``config`` into ``run_dir``; see the module docstring.
 
     ``config`` is a :class:`RunConfig`, a preset name, a config file or a dict; ``data_dir``
     overrides ``data.dir``; ``progress`` overrides ``train.progress``.
+
+    The run directory must be new, empty or a cocattn run directory; the process writing it
+    holds an exclusive lock on it (``.cocattn.lock``), and a second writer is refused naming
+    the holder's PID.
     """
+    run_dir = Path(run_dir)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun rank 0 owns the directory
+        return _train(config, run_dir, resume, data_dir, progress)
+    _check_run_dir(run_dir)
+    created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise io.AtomicWriteError(err.errno, f"cannot create run directory {run_dir}: {err.strerror}") from err
+    lock = io.DirectoryLock(run_dir, "run directory")
+    try:
+        return _train(config, run_dir, resume, data_dir, progress)
+    finally:
+        lock.release()
+        if created and [p.name for p in run_dir.iterdir()] == [io.LOCK_FILE]:  # failed before writing
+            with contextlib.suppress(OSError):
+                (run_dir / io.LOCK_FILE).unlink()
+                run_dir.rmdir()
+
+
+def _train(config: RunConfig | str | os.PathLike | dict, run_dir: Path, resume: bool,
+           data_dir: str | os.PathLike | None, progress: bool | None) -> TrainResult:
     run = config if isinstance(config, RunConfig) else load_config(config)
     if data_dir is not None:
         run = dataclasses.replace(run, data=dataclasses.replace(run.data, dir=os.fspath(data_dir)))
@@ -555,6 +628,7 @@ def train(config: RunConfig | str | os.PathLike | dict, run_dir: str | os.PathLi
     if latest is not None:
         state = ckpt.load_checkpoint(latest, None, expected_config=cfg)
         _check_same_init(state.get("run"), tc, latest)
+        _check_same_length(state.get("run"), seq_len, latest)
         ckpt.load_weights(model, latest / ckpt.MODEL_FILE)
     model.to(device)
     model = _wrap(model, dist_info, device)
@@ -668,11 +742,15 @@ def train(config: RunConfig | str | os.PathLike | dict, run_dir: str | os.PathLi
         board.close()
 
     seconds = time.perf_counter() - start
+    tokens_per_s = (step - start_step) * tokens_per_step / max(seconds, 1e-9)
+    if step == start_step and state is not None:
+        # resumed a run whose newest checkpoint is its last step (killed after the final
+        # checkpoint): nothing to train; keep the figures the run reached, never null them
+        last_loss, val_loss, seconds, tokens_per_s = _finished_run_figures(run_dir, step, tokens_per_step)
     full = _full_model_state(model, dist_info)
     result = TrainResult(run_dir=str(run_dir), model_dir=str(run_dir / MODEL_DIR), steps=step,
                          tokens=tokens_seen, final_loss=last_loss, val_loss=val_loss, seconds=seconds,
-                         tokens_per_s=(step - start_step) * tokens_per_step / max(seconds, 1e-9),
-                         resumed_from=resumed_from, world_size=dist_info.world)
+                         tokens_per_s=tokens_per_s, resumed_from=resumed_from, world_size=dist_info.world)
     if dist_info.main:
         if hf:
             _save_hf_model(run_dir / MODEL_DIR, raw_model, Path(tc.init_from), batches.data_dir,
@@ -689,6 +767,37 @@ def train(config: RunConfig | str | os.PathLike | dict, run_dir: str | os.PathLi
         if dist_info.owns_group:
             dist.destroy_process_group()
     return result
+
+
+def _finished_run_figures(run_dir: Path, step: int, tokens_per_step: int) -> tuple[float, float | None, float, float]:
+    """``(final_loss, val_loss, seconds, tokens_per_s)`` of a run that had reached ``step`` before
+    this invocation: from its ``train_result.json`` when that describes ``step``, else from
+    ``metrics.jsonl`` (the loss and validation loss logged at the last step; the training time
+    summed over the logged windows, ``tokens / tok_per_s`` each, so restarts are not counted)."""
+    previous = run_dir / RESULT_FILE
+    if previous.is_file():
+        try:
+            old = io.load_json(previous)
+        except ValueError:
+            old = None
+        if isinstance(old, dict) and old.get("steps") == step and isinstance(old.get("final_loss"), (int, float)) \
+                and isinstance(old.get("tokens_per_s"), (int, float)) and old["tokens_per_s"] > 0:
+            return float(old["final_loss"]), old.get("val_loss"), float(old.get("seconds") or 0.0), float(old["tokens_per_s"])
+    path = run_dir / METRICS_FILE
+    records = [r for r in io.read_jsonl(path) if int(r.get("step", 0)) <= step] if path.is_file() else []
+    losses = [r for r in records if isinstance(r.get("loss"), (int, float))]
+    vals = [r for r in records if isinstance(r.get("val_loss"), (int, float))]
+    final_loss = float(losses[-1]["loss"]) if losses else float("nan")
+    val_loss = float(vals[-1]["val_loss"]) if vals else None
+    seconds, done, prev = 0.0, 0, 0
+    for r in losses:
+        rate = r.get("tok_per_s")
+        if isinstance(rate, (int, float)) and rate > 0 and int(r["step"]) > prev:
+            tokens = (int(r["step"]) - prev) * tokens_per_step
+            seconds += tokens / rate
+            done += tokens
+        prev = int(r["step"])
+    return final_loss, val_loss, seconds, (done / seconds if seconds > 0 else 0.0)
 
 
 def _finite_dict(d: dict[str, Any]) -> dict[str, Any]:

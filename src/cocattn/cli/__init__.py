@@ -34,11 +34,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # intermixed: `train.steps=60 --resume train.lr=1e-3` keeps both overrides, in order
+        if isinstance(getattr(args, "overrides", None), list) and all("=" in e and not e.startswith("-") for e in extras):
+            args.overrides = [*args.overrides, *extras]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
+        if isinstance(getattr(args, "out", None), str):  # every --out: writable, checked before any work
+            from cocattn.io import check_writable
+
+            check_writable(args.out, "--out")
         return int(args.func(args) or 0)
     except (ValueError, OSError) as err:
         print(f"cocattn {args.command}: error: {err}", file=sys.stderr)

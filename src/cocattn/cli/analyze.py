@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cocattn._checks import bad_value
+from cocattn._checks import bad_value, positive_int
 
 
 def _document(args: argparse.Namespace, lm, length: int) -> list[int]:
@@ -88,11 +88,11 @@ def _common(p: argparse.ArgumentParser, default_length: str) -> None:
     p.add_argument("checkpoint", metavar="CKPT", help="cocattn model directory or Hugging Face model directory")
     p.add_argument("--data", metavar="DIR", help="data directory (cocattn data build), .jsonl or .txt documents")
     p.add_argument("--doc", type=int, default=0, help="use the N-th document long enough (default 0)")
-    p.add_argument("--length", type=int, default=None, help=f"tokens of the document to use (default {default_length})")
+    p.add_argument("--length", type=positive_int, default=None, help=f"tokens of the document to use (default {default_length})")
     p.add_argument("--out", default="analysis", metavar="DIR", help="output directory (default ./analysis)")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default=None)
-    p.add_argument("--training-length", type=int, default=None)
+    p.add_argument("--training-length", type=positive_int, default=None)
     p.add_argument("--max-memory", default=None, metavar="SIZE")
     p.add_argument("--no-progress", action="store_true")
 

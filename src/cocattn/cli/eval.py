@@ -12,7 +12,7 @@ import sys
 
 import torch
 
-from cocattn._checks import bad_value, check_choice
+from cocattn._checks import bad_value, check_choice, positive_int
 
 PAPER_PRESET = {"lengths": [512, 1024, 2048, 4096, 8192, 16384, 32768], "stride": 512, "max_docs": 100,
                 "max_tokens": 32768}
@@ -23,9 +23,16 @@ def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(name)
+        device = torch.device(name)
     except RuntimeError:
         raise bad_value("--device", name, "'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise bad_value("--device", name, "'cpu' or 'auto': this torch sees no CUDA GPU "
+                            f"(torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'})")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise bad_value("--device", name, f"cuda:0 … cuda:{torch.cuda.device_count() - 1}")
+    return device
 
 
 def _dtype(name: str | None, arg: str = "--dtype") -> torch.dtype | None:
@@ -217,7 +224,7 @@ def _common(p: argparse.ArgumentParser, scaling: bool = True) -> None:
     p.add_argument("--autocast", default=None, metavar="DTYPE",
                    help="bfloat16 | float16: float32 weights, forward passes under torch.autocast (cocattn checkpoints; "
                         "what `cocattn reproduce` does on a GPU with eval.dtype=auto)")
-    p.add_argument("--training-length", type=int, default=None,
+    p.add_argument("--training-length", type=positive_int, default=None,
                    help="override the training length L0 (default: from the checkpoint's config)")
     p.add_argument("--max-memory", metavar="SIZE", default=None,
                    help="refuse to run when the estimated memory exceeds SIZE, e.g. 4GB (default: memory free now)")
@@ -242,7 +249,7 @@ def ci_args(p: argparse.ArgumentParser, from_results: bool = False) -> None:
 
 def _ppl_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="DIR", help="data directory (cocattn data build), .jsonl or .txt documents")
-    p.add_argument("--stride", type=int, default=None,
+    p.add_argument("--stride", type=positive_int, default=None,
                    help="tokens scored per window after the first (default min(512, training length))")
     p.add_argument("--max-docs", type=int, default=None, help="evaluate at most this many documents (default all)")
     p.add_argument("--max-tokens", type=int, default=None,

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from cocattn._checks import bad_value, check, check_choice
 from cocattn.data.document import Document
-from cocattn.data.shards import (FORMAT, FORMAT_VERSION, load_manifest, token_dtype, verify_file,
+from cocattn.data.shards import (FORMAT, FORMAT_VERSION, MARKER, load_manifest, token_dtype, verify_file,
                                  write_tokens)
 from cocattn.data.sources import check_source, describe_source, load_source
 from cocattn.data.splits import SPLITS, assign_splits, drop_short_eval
@@ -86,6 +86,29 @@ def _encode(tokenizer, docs: list[Document], progress: bool, desc: str) -> list[
     return out
 
 
+def _check_replaceable(out: Path) -> None:
+    """Refuse to replace a non-empty ``out`` unless it is provably a cocattn data directory: its
+    ``manifest.json`` is a cocattn data manifest and every entry is a file a build writes (so a
+    project that merely holds some ``manifest.json`` is never deleted)."""
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    hint = "choose an empty or new directory"
+    try:
+        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileExistsError(f"{out} exists and is not a cocattn data directory (no manifest.json); {hint}") from None
+    except (OSError, ValueError):
+        manifest = None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise FileExistsError(f"{out} exists and is not a cocattn data directory ({out / 'manifest.json'} is not a "
+                              f"cocattn data manifest); {hint}")
+    known = {*DATA_FILES, "manifest.json", MARKER}
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in known and not p.name.startswith(".tmp-"))
+    if foreign:
+        raise FileExistsError(f"{out} holds entries a data build does not write ({', '.join(foreign[:5])}"
+                              f"{', …' if len(foreign) > 5 else ''}); it is not replaced: {hint}")
+
+
 def build_dataset(preset: str = "pypi", out_dir: PathLike = "data/pypi", vocab_size: int = 4096,
                   cache_dir: PathLike | None = None, sources: list[str] | None = None,
                   eval_documents: int = 100, val_fraction: float = 0.02, min_eval_chars: int = 40_000,
@@ -128,9 +151,7 @@ def build_dataset(preset: str = "pypi", out_dir: PathLike = "data/pypi", vocab_s
         manifest = _is_current(out, config)
         if manifest is not None:
             return BuildResult(out, manifest, False, time.perf_counter() - start)
-    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
-        raise FileExistsError(f"{out} exists and is not a cocattn data directory (no manifest.json); "
-                              "choose an empty or new directory")
+    _check_replaceable(out)
 
     # 1. Sources.
     docs: list[Document] = []

@@ -129,10 +129,29 @@ def load_tokens(data_dir: PathLike, split: str = "train", verify: str = "auto") 
     manifest = load_manifest(data_dir)
     name = f"{split}.bin"
     path = verify_file(data_dir, name, manifest, verify)
-    dtype = np.dtype(manifest["files"][name]["dtype"])
-    if path.stat().st_size == 0:
+    entry = manifest["files"][name]
+    where = Path(data_dir) / "manifest.json"
+    dtype = np.dtype(entry["dtype"])
+    vocab = (manifest.get("tokenizer") or {}).get("vocab_size") if isinstance(manifest.get("tokenizer"), dict) else None
+    if isinstance(vocab, int) and not isinstance(vocab, bool) and vocab > 0:
+        if dtype != token_dtype(vocab):
+            raise ValueError(f"{where}: files[{name!r}].dtype={entry['dtype']!r} is not the token dtype of a "
+                             f"{vocab}-token vocabulary ({token_dtype(vocab).name}); the manifest is corrupt")
+    else:
+        raise ValueError(f"{where}: tokenizer.vocab_size={vocab!r} is not a positive integer; the manifest is corrupt")
+    size = path.stat().st_size
+    count = entry.get("tokens")
+    if size % dtype.itemsize or (isinstance(count, int) and size // dtype.itemsize != count):
+        raise ValueError(f"{path} holds {size} bytes, not the {count} {dtype.name} tokens {where} records; "
+                         "the data directory is corrupt; rebuild it")
+    if size == 0:
         return np.zeros(0, dtype=dtype)  # np.memmap refuses empty files
-    return np.memmap(path, dtype=dtype, mode="r")
+    tokens = np.memmap(path, dtype=dtype, mode="r")
+    top = int(tokens.max())
+    if top >= vocab:
+        raise ValueError(f"{path} holds token id {top}, outside the {vocab}-token vocabulary of {where}; "
+                         "the data directory is corrupt; rebuild it")
+    return tokens
 
 
 def load_eval_documents(data_dir: PathLike, verify: str = "auto") -> list[Document]:

@@ -262,6 +262,12 @@ def text_files(path: PathLike) -> SourceResult:
         files = sorted(p for p in path.rglob("*.txt") if p.is_file())
         if not files:
             raise bad_value("source", f"text:{path}", "a text file or a directory holding *.txt files")
+        root = path.resolve()
+        for file in files:  # a symlink (file or directory) must not lead out of the source directory
+            target = file.resolve()
+            if not target.is_relative_to(root):
+                raise bad_value("source", f"text:{path}", f"a directory whose *.txt files lie inside it; {file} "
+                                f"leads to {target} outside it (a symlink): copy the file in or remove the link")
     elif path.is_file():
         files = [path]
     else:

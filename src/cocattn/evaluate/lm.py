@@ -508,15 +508,22 @@ def load_lm(path: str | Path, *, device: str | torch.device = "cpu", dtype: torc
         raise bad_value("autocast", autocast, "None for a Hugging Face model (pass dtype= to convert its weights)")
     from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
-    from cocattn.io import refuse_pickles
+    from cocattn.io import refuse_pickles, refuse_remote_code
 
     refuse_pickles(path)
+    refuse_remote_code(path)
     import cocattn.hf  # noqa: F401  registers the coca_llama model type with the Auto classes
 
-    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=dtype or torch.float32,
-                                                 use_safetensors=True)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=dtype or torch.float32,
+                                                     use_safetensors=True, trust_remote_code=False)
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as err:  # truncated safetensors, impossible configs (num_attention_heads=3), ...
+        raise bad_value("checkpoint", str(path), "a loadable Hugging Face causal-LM directory with safetensors "
+                        f"weights; transformers said: {type(err).__name__}: {err}") from None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
     except (OSError, ValueError):
         if not (path / "tokenizer.json").is_file():
             raise bad_value("checkpoint", str(path), "a Hugging Face model directory with a tokenizer") from None

@@ -128,7 +128,9 @@ def evaluate_perplexity(
     lengths = list(lengths) if lengths is not None else default_lengths(l0)
     check(len(lengths) > 0 and all(isinstance(n, int) and n >= 2 for n in lengths), "lengths", lengths,
           "a non-empty list of integers >= 2")
-    stride = default_stride(l0) if stride is None else stride
+    # the default never exceeds the shortest length asked for (issue 14: `--lengths 64` on a model
+    # trained at 128 failed on a stride the user never set)
+    stride = min(default_stride(l0), min(lengths)) if stride is None else stride
     check(isinstance(stride, int) and stride >= 1, "stride", stride, "a positive integer")
     check(stride <= min(lengths), "stride", stride,
           f"at most the shortest length ({min(lengths)}); a stride larger than the window leaves tokens unscored")

@@ -25,7 +25,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from cocattn._checks import bad_value, check, check_choice
 from cocattn.hf.config import COCA_VARIANTS, CocaLlamaConfig
 from cocattn.hf.modeling import CocaLlamaForCausalLM
-from cocattn.io import atomic_directory, load_json, refuse_pickles
+from cocattn.io import atomic_directory, load_json, refuse_pickles, refuse_remote_code
 
 __all__ = ["T_INITS", "convert_llama", "convert_llama_dir", "load_llama", "TOKENIZER_FILES"]
 
@@ -62,12 +62,22 @@ def load_llama(path: str | Path, dtype: torch.dtype | None = None) -> LlamaForCa
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     if not (path / "config.json").is_file():
         raise bad_value("checkpoint", str(path), "a Hugging Face model directory holding config.json")
-    model_type = load_json(path / "config.json").get("model_type")
+    refuse_remote_code(path)
+    config = load_json(path / "config.json")
+    check(isinstance(config, dict), "checkpoint", str(path), f"a config.json holding a JSON object ({path / 'config.json'})")
+    model_type = config.get("model_type")
     check(model_type == "llama", "model_type", model_type, f"'llama' (a LLaMA-family checkpoint) in {path / 'config.json'}")
     if not any(path.glob("*.safetensors")):
         raise bad_value("checkpoint", str(path), "a directory with model weights in *.safetensors")
     refuse_pickles(path)
-    return LlamaForCausalLM.from_pretrained(path, local_files_only=True, use_safetensors=True, dtype=dtype or "auto")
+    try:
+        return LlamaForCausalLM.from_pretrained(path, local_files_only=True, use_safetensors=True,
+                                                dtype=dtype or "auto", trust_remote_code=False)
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as err:  # truncated safetensors, impossible configs (num_attention_heads=3), ...
+        raise bad_value("checkpoint", str(path), "a loadable LlamaForCausalLM directory with safetensors weights; "
+                        f"transformers said: {type(err).__name__}: {err}") from None
 
 
 def convert_llama(

@@ -48,10 +48,12 @@ def gguf_to_hf(gguf: str | Path, dst: str | Path, *, dtype: torch.dtype = torch.
     check(gguf.suffix == ".gguf", "gguf", str(gguf), "a .gguf file")
     if dst.exists() and not overwrite:
         raise FileExistsError(f"{dst} already exists (pass overwrite=True / --overwrite to replace it)")
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=dtype, local_files_only=True)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=dtype, local_files_only=True,
+                                                  trust_remote_code=False)
     if loaded.config.model_type != "llama":
         raise bad_value("gguf", str(gguf), f"a LLaMA-architecture GGUF (this one is {loaded.config.model_type!r})")
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True,
+                                              trust_remote_code=False)
     data = loaded.config.to_dict()
     for key in ("quantization_config", "_model_name_or_path", "_name_or_path", "transformers_version", "model_type"):
         data.pop(key, None)  # the saved weights are plain dequantised tensors, not GGUF

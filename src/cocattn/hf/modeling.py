@@ -33,6 +33,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 from transformers import GenerationMixin
+from transformers import initialization as hf_init
 from transformers.cache_utils import Cache, DynamicCache
 from transformers.masking_utils import create_causal_mask
 from transformers.modeling_outputs import BaseModelOutputWithPast
@@ -204,6 +205,15 @@ class CocaLlamaPreTrainedModel(LlamaPreTrainedModel):
     _can_compile_fullgraph = False  # dynamic RoPE scaling depends on the current length
     _supports_attention_backend = False
     _can_record_outputs = {"hidden_states": CocaLlamaDecoderLayer, "attentions": CocaLlamaAttention}
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """LLaMA's initialisation, and the RoPE base frequencies of :class:`CocaRotaryEmbedding`:
+        ``from_pretrained`` builds the model on the meta device and materialises this
+        non-persistent buffer uninitialised, so it is refilled here from the config."""
+        super()._init_weights(module)
+        if isinstance(module, CocaRotaryEmbedding):
+            inv_freq, _ = inv_freq_and_scaling(module.rope, module.head_dim, None)
+            hf_init.copy_(module.inv_freq, inv_freq.float())
 
 
 def _key_positions(
