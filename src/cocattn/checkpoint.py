@@ -16,6 +16,7 @@ after the checkpoint directory is published, so a crash at any moment leaves a l
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 
 from cocattn import io
+from cocattn._checks import bad_value
 
 FORMAT = "cocattn"
 FORMAT_VERSION = 1
@@ -414,3 +416,24 @@ def load_checkpoint(checkpoint: str | os.PathLike, model: torch.nn.Module | None
     state = unflatten_state(meta["state"], tensors)
     state.setdefault("step", meta.get("step"))
     return state
+
+
+def model_dir_kind(path: str | Path) -> str:
+    """``"cocattn"`` or ``"hf"`` for a model directory; a clear ValueError for anything else."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    config = path / "config.json"
+    if not path.is_dir() or not config.is_file():
+        raise bad_value("checkpoint", str(path), "a model directory holding config.json (a cocattn checkpoint or a Hugging Face model)")
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise bad_value("checkpoint", str(path), f"a directory with a valid config.json ({err})") from None
+    if isinstance(data, dict) and data.get("format") == "cocattn":
+        return "cocattn"
+    if isinstance(data, dict) and "model_type" in data:
+        return "hf"
+    raise bad_value("checkpoint", str(path),
+                    "a cocattn checkpoint (config.json with \"format\": \"cocattn\") or a Hugging Face model "
+                    "(config.json with \"model_type\")")

@@ -289,7 +289,7 @@ def _check_vocabulary(init: Path, model_vocab: int | None, tokenizer, data_dir: 
 
 def _initial_model(run: RunConfig, tokenizer, data_dir: str):
     """``(model, GPTConfig or None, kind)`` for ``train.init_from`` (kind ``"cocattn"`` or ``"hf"``)."""
-    from cocattn.evaluate.lm import model_dir_kind
+    from cocattn.checkpoint import model_dir_kind
 
     init = Path(run.train.init_from)
     kind = model_dir_kind(init)  # FileNotFoundError / ValueError naming the directory

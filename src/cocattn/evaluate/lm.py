@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from cocattn._checks import bad_value, check
 from cocattn.attention.kinds import coca_kind, is_rope_free
+from cocattn.checkpoint import model_dir_kind  # re-exported: its old home
 
 __all__ = ["LanguageModel", "CocattnLanguageModel", "HFLanguageModel", "load_lm", "model_dir_kind"]
 
@@ -438,27 +439,6 @@ class HFLanguageModel(LanguageModel):
 
 # ------------------------------------------------------------------------------------------------
 # loading
-
-
-def model_dir_kind(path: str | Path) -> str:
-    """``"cocattn"`` or ``"hf"`` for a model directory; a clear ValueError for anything else."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    config = path / "config.json"
-    if not path.is_dir() or not config.is_file():
-        raise bad_value("checkpoint", str(path), "a model directory holding config.json (a cocattn checkpoint or a Hugging Face model)")
-    try:
-        data = json.loads(config.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise bad_value("checkpoint", str(path), f"a directory with a valid config.json ({err})") from None
-    if isinstance(data, dict) and data.get("format") == "cocattn":
-        return "cocattn"
-    if isinstance(data, dict) and "model_type" in data:
-        return "hf"
-    raise bad_value("checkpoint", str(path),
-                    "a cocattn checkpoint (config.json with \"format\": \"cocattn\") or a Hugging Face model "
-                    "(config.json with \"model_type\")")
 
 
 def training_mix(path: str | Path) -> dict[str, Any] | None:
