@@ -17,7 +17,6 @@ import contextlib
 import errno
 import hashlib
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -442,6 +441,3 @@ def safetensors_metadata(path: PathLike) -> dict[str, str]:
         return dict(handle.metadata() or {})
 
 
-def finite(x: float) -> bool:
-    """True when ``x`` is neither NaN nor infinite."""
-    return math.isfinite(x)

@@ -1,4 +1,4 @@
-"""Retrieval warm-up rows (../shared/design/PILOT.md): real corpus text as filler around a pass
+"""Retrieval warm-up rows (docs/RESULTS.md, "Passkey in-window"): real corpus text as filler around a pass
 key, ending with the question and the answer, so that a small model learns to retrieve in-window.
 The key line, question and answer prefix are the evaluation's own words
 (:mod:`cocattn.passkey_text`); the filler is corpus text, not the evaluation's repeated sentences.

@@ -1,6 +1,6 @@
 """Split rules: a held-out set of long documents (PG-19 style) for evaluation, a small
 validation split for the trainer's validation loss, and the rest for training. No document is in
-two splits. The rules follow ../shared/design/DATA.md ("A split that worked").
+two splits. The rules are those of docs/DATA.md.
 
 Rules, applied in order:
 

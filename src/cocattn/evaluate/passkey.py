@@ -12,8 +12,8 @@ The answer prefix "The passkey is" after the question (as in landmark attention'
 small model answer with the number at once. The wording is the paper's ("passkey"), kept in
 :mod:`cocattn.passkey_text`; the retrieval warm-up rows of training use the same key line and
 question (a model cannot pass by memorising: the key is random and the warm-up's filler is corpus
-text, not these sentences). Until 2026-11-26 the warm-up said "pass key", and small models
-transferred the skill poorly across the two wordings (docs/RESULTS.md). The filler is cut at word
+text, not these sentences). Both must say the same words: small
+models transfer the skill poorly across two wordings (docs/RESULTS.md, the GPU run). The filler is cut at word
 granularity so the prompt hits the target token length within a few tokens (``tolerance``); the
 key line sits after the whole filler sentence nearest to the requested depth.
 
