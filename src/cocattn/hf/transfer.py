@@ -74,6 +74,7 @@ class TransferSettings:
     batch_size: int = 4
     fit: tuple[str, ...] = ("t", "q", "gain")
     seed: int = 0
+    check_sequences: int = 4  # the per-layer errors reported are measured on this many sequences
 
     def __post_init__(self) -> None:
         check(isinstance(self.tokens, int) and self.tokens >= 1, "tokens", self.tokens, "a positive integer")
@@ -89,6 +90,8 @@ class TransferSettings:
         check("t" in fit, "fit", ",".join(fit), "a list that includes 't' (the T projection is always fitted)")
         object.__setattr__(self, "fit", tuple(sorted(set(fit), key=FITS.index)))
         check(isinstance(self.seed, int), "seed", self.seed, "an integer")
+        check(isinstance(self.check_sequences, int) and self.check_sequences >= 1, "check_sequences",
+              self.check_sequences, "a positive integer")
 
     @property
     def sequences(self) -> int:
@@ -177,13 +180,15 @@ def _data_dir_windows(path: Path, tokenizer: Any, count: int, seq_len: int) -> t
         raise bad_value("transfer data", str(path), "a data directory with training tokens (train.bin is empty)")
     rows: list[list[int]] = []
     span = 2 * seq_len
-    starts = np.linspace(0, max(0, len(train) - 1), count).round().astype(np.int64) if count > 1 else np.zeros(1, np.int64)
-    for start in starts:
+    last = max(0, len(train) - span)
+    starts = np.linspace(0, last, count).round().astype(np.int64) if count > 1 else np.zeros(1, np.int64)
+    for start in starts.tolist():
         width = span
         while True:
+            start = max(0, min(start, len(train) - width))
             chunk = np.asarray(train[start:start + width], dtype=np.int64).tolist()
             ids = _encode(tokenizer, theirs.decode(chunk, skip_special_tokens=False))
-            if len(ids) >= seq_len or start + width >= len(train):
+            if len(ids) >= seq_len or width >= len(train):
                 break
             width *= 2
         if len(ids) >= seq_len:
@@ -378,7 +383,8 @@ def transfer_attention(
     ``input_ids`` (``[sequences, length]``, e.g. :func:`transfer_tokens`).
 
     Returns one record per layer: ``layer``, ``error_before`` and ``error_after`` (relative MSE
-    ``Σ(student − teacher)² / Σ teacher²`` over the whole transfer set), ``last_batch_loss``,
+    ``Σ(student − teacher)² / Σ teacher²`` over the first ``settings.check_sequences`` sequences
+    of the transfer set), ``last_batch_loss``,
     ``seconds``. ``state_dir``: where finished layers are kept so that a rerun after an interruption
     continues with the next layer (same result as an uninterrupted run); created if missing.
     ``on_layer(record)`` is called after each layer is done and saved.
@@ -409,7 +415,8 @@ def transfer_attention(
         start = time.perf_counter()
         x, y = stack.teacher()
         attn = coca.model.layers[layer_idx].self_attn
-        before = _relative_error(stack, attn, x, y)
+        k = settings.check_sequences
+        before = _relative_error(stack, attn, x[:k], y[:k])
 
         def show(step: int, loss: float) -> None:
             if step % 10 == 0 or step == settings.steps - 1:
@@ -417,7 +424,7 @@ def transfer_attention(
 
         weights, last = _fit_layer(stack, layer_idx, x, y, settings, show if progress else None)
         _load_layer(coca, layer_idx, weights)
-        after = _relative_error(stack, attn, x, y)
+        after = _relative_error(stack, attn, x[:k], y[:k])
         record = {"layer": layer_idx, "error_before": before, "error_after": after, "last_batch_loss": last,
                   "seconds": round(time.perf_counter() - start, 3)}
         if progress:
