@@ -36,6 +36,7 @@ def _llama(args: argparse.Namespace) -> int:
     if given:
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
         raise ValueError(f"{flags} only apply with --transfer (attention transfer); add --transfer or drop them")
+    args.t_init = args.t_init or "from_k"
     dst = convert_llama_dir(args.src, args.dst, variant=args.variant, t_init=args.t_init, seed=args.seed,
                             overwrite=args.overwrite)
     print(f"wrote {dst} (coca_llama, variant {args.variant}, T initialised {args.t_init})")
@@ -54,6 +55,7 @@ def _transfer(args: argparse.Namespace) -> int:
     chosen = {name: getattr(args, name) if getattr(args, name) is not None else defaults[name]
               for name in ("tokens", "seq_len", "steps", "lr", "batch_size", "fit")}
     settings = TransferSettings(seed=args.seed, **chosen)
+    args.t_init = args.t_init or "random"
     dst = transfer_llama_dir(args.src, args.dst, args.data, settings, variant=args.variant, t_init=args.t_init,
                              overwrite=args.overwrite, progress=not args.quiet)
     print(f"wrote {dst} (coca_llama, variant {args.variant}, T initialised {args.t_init}, attention transfer: "
@@ -80,8 +82,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     llama.add_argument("src", help="LLaMA model directory (config.json + *.safetensors)")
     llama.add_argument("dst", help="output directory")
     llama.add_argument("--variant", choices=["slack", "strict"], default="slack", help="CoCA variant (default slack)")
-    llama.add_argument("--t-init", type=_t_init, choices=["from_k", "random"], default="from_k",
-                       metavar="{from-k,random}", help="how T starts: a copy of W_K (default) or random")
+    llama.add_argument("--t-init", type=_t_init, choices=["from_k", "random"], default=None,
+                       metavar="{from-k,random}", help="how T starts: a copy of W_K (default without --transfer) "
+                                                        "or random (default with --transfer)")
     llama.add_argument("--seed", type=int, default=0, help="seed of --t-init random")
     llama.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
     group = llama.add_argument_group("attention transfer (--transfer)")
@@ -89,12 +92,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="fit each layer's CoCA attention to the original attention outputs on --data")
     group.add_argument("--data", default=None, metavar="DATA",
                        help="transfer text: a cocattn data directory (training split), a .jsonl or .txt file")
-    group.add_argument("--tokens", type=int, default=None, metavar="N", help="transfer tokens (default 65536)")
+    group.add_argument("--tokens", type=int, default=None, metavar="N", help="transfer tokens (default 8192)")
     group.add_argument("--seq-len", type=int, default=None, metavar="N", help="sequence length (default 512)")
-    group.add_argument("--steps", type=int, default=None, metavar="N", help="optimiser steps per layer (default 300)")
-    group.add_argument("--lr", type=float, default=None, help="Adam learning rate, cosine to 10%% (default 2e-3)")
+    group.add_argument("--steps", type=int, default=None, metavar="N", help="optimiser steps per layer (default 60)")
+    group.add_argument("--lr", type=float, default=None, help="Adam learning rate, cosine to 10%% (default 1e-2)")
     group.add_argument("--batch-size", type=int, default=None, metavar="N",
-                       help="sequences per step (default 4)")
+                       help="sequences per step (default 1)")
     group.add_argument("--fit", type=_fit, default=None, metavar="LIST",
                        help="what to fit, comma-separated from t, q, gain (t always; default t,q,gain)")
     group.add_argument("--quiet", action="store_true", help="no progress bar")

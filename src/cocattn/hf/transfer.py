@@ -67,11 +67,11 @@ class TransferSettings:
     """How to fit the CoCA attention (defaults: the ones that measured best on SmolLM2-135M,
     docs/HF.md)."""
 
-    tokens: int = 65_536
+    tokens: int = 8_192
     seq_len: int = 512
-    steps: int = 300
-    lr: float = 2e-3
-    batch_size: int = 4
+    steps: int = 60
+    lr: float = 1e-2
+    batch_size: int = 1
     fit: tuple[str, ...] = ("t", "q", "gain")
     seed: int = 0
     check_sequences: int = 4  # the per-layer errors reported are measured on this many sequences
@@ -482,7 +482,7 @@ def transfer_llama_dir(
     settings: TransferSettings | None = None,
     *,
     variant: str = "slack",
-    t_init: str = "from_k",
+    t_init: str = "random",
     overwrite: bool = False,
     progress: bool = True,
     on_layer: Callable[[dict], None] | None = None,
@@ -490,7 +490,9 @@ def transfer_llama_dir(
     """Convert the LLaMA directory ``src`` to CoCA, fit its attention on ``data``
     (:func:`transfer_tokens`, :func:`transfer_attention`) and save it to ``dst`` atomically, with
     the tokenizer files of ``src`` and ``cocattn_transfer.json`` (settings, per-layer errors,
-    cost). Resumable: rerun the same call after an interruption (the state is kept in
+    cost). ``t_init`` is where T starts before the fit: ``"random"`` (default: near-uniform
+    attention, measured to fit better than ``"from_k"``, whose large wrong scores the optimiser
+    must first undo). Resumable: rerun the same call after an interruption (the state is kept in
     :func:`state_dir_for` ``(dst)`` and removed once ``dst`` is written)."""
     from transformers import AutoTokenizer
 
