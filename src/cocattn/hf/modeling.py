@@ -92,7 +92,8 @@ class CocaRotaryEmbedding(nn.Module):
         super().__init__()
         self.head_dim = config.head_dim
         self.rope = coca_rope_parameters(config)
-        inv_freq, _ = inv_freq_and_scaling(self.rope, self.head_dim, None)
+        with torch.device("cpu"):  # not meta under from_pretrained: the LRU of rope.py would keep a meta tensor
+            inv_freq, _ = inv_freq_and_scaling(self.rope, self.head_dim, None)
         # base frequencies, informative and to follow the model's device; never used stale
         self.register_buffer("inv_freq", inv_freq.float(), persistent=False)
 
@@ -206,6 +207,17 @@ class CocaLlamaPreTrainedModel(LlamaPreTrainedModel):
     _can_compile_fullgraph = False  # dynamic RoPE scaling depends on the current length
     _supports_attention_backend = False
     _can_record_outputs = {"hidden_states": CocaLlamaDecoderLayer, "attentions": CocaLlamaAttention}
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """LLaMA's, plus the values of the rotary module's non-persistent ``inv_freq`` buffer
+        (``from_pretrained`` allocates it empty)."""
+        super()._init_weights(module)
+        if isinstance(module, CocaRotaryEmbedding):
+            from transformers import initialization
+
+            with torch.device("cpu"):
+                inv_freq, _ = inv_freq_and_scaling(module.rope, module.head_dim, None)
+            initialization.copy_(module.inv_freq, inv_freq.float())
 
 
 def _key_positions(
