@@ -269,3 +269,49 @@ def test_build_never_deletes_a_directory_that_merely_holds_a_manifest_json(tmp_p
     assert (data / "notes.txt").read_text() == "mine" and (data / "train.bin").is_file()
     (data / "notes.txt").unlink()  # a plain cocattn data directory is rebuilt in place
     assert build_dataset(out_dir=data, sources=[f"text:{tmp_path / 'c'}"], force=True, **SMALL).rebuilt
+
+
+def test_build_with_a_pretrained_models_tokenizer(built, tmp_path):
+    """`data build --tokenizer MODEL_DIR`: the model's tokenizer.json is used as is (no BPE is
+    trained), the shards hold its ids, and the directory's tokenizer is byte-identical to the
+    model's, so `cocattn train --init-from MODEL_DIR` accepts the data."""
+    import subprocess
+    import sys
+
+    from cocattn.data.tokenizer import train_tokenizer
+
+    root, _ = built
+    model = tmp_path / "model"
+    model.mkdir()
+    own = train_tokenizer([(root / "corpus" / "short_00.txt").read_text()], vocab_size=300)
+    (model / "tokenizer.json").write_text(own.to_str(), encoding="utf-8")
+    out = tmp_path / "data"
+    run = subprocess.run([sys.executable, "-m", "cocattn", "data", "build", "--preset", "custom", "--source",
+                          f"text:{root / 'corpus'}", "--out", str(out), "--tokenizer", str(model),
+                          "--min-eval-chars", "10000", "--min-eval-tokens", "1000", "--quiet"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert (out / "tokenizer.json").read_bytes() == (model / "tokenizer.json").read_bytes()
+    manifest = load_manifest(out)
+    assert manifest["tokenizer"]["type"] == "pretrained" and manifest["tokenizer"]["vocab_size"] == 300
+    assert manifest["config"]["tokenizer_sha256"] == manifest["tokenizer"]["sha256"]
+    train = load_tokens(out, "train")
+    first = [d for d in manifest["documents"] if d["split"] == "train"][0]
+    text = (root / "corpus" / f"{first['id'].split('/')[1]}.txt").read_text()
+    assert train[:first["tokens"]].tolist() == own.encode(text).ids  # the model's ids, not a new BPE's
+    assert int(train[first["tokens"]]) == own.token_to_id(EOT)
+    # same split as a build that trains its own BPE on the same sources
+    mine = build_dataset(out_dir=tmp_path / "bpe", sources=[f"text:{root / 'corpus'}"], **SMALL)
+    assert {d["id"]: d["split"] for d in mine.manifest["documents"]} == {d["id"]: d["split"] for d in manifest["documents"]}
+
+    # a tokenizer without an end-of-text token (and no eos_token) is refused, naming the argument
+    from tokenizers import Tokenizer, models
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    Tokenizer(models.BPE()).save(str(bare / "tokenizer.json"))
+    with pytest.raises(ValueError, match="tokenizer=.*end-of-text"):
+        build_dataset(out_dir=tmp_path / "x", sources=[f"text:{root / 'corpus'}"], tokenizer=bare, **SMALL)
+    with pytest.raises(FileNotFoundError, match="tokenizer="):
+        build_dataset(out_dir=tmp_path / "x", sources=[f"text:{root / 'corpus'}"], tokenizer=tmp_path / "none", **SMALL)
+    assert not (tmp_path / "x").exists()

@@ -21,7 +21,7 @@ from cocattn.data.shards import (FORMAT, FORMAT_VERSION, MARKER, load_manifest, 
                                  write_tokens)
 from cocattn.data.sources import check_source, describe_source, load_source
 from cocattn.data.splits import SPLITS, assign_splits, drop_short_eval
-from cocattn.data.tokenizer import EOT, MAX_VOCAB, MIN_VOCAB, eot_id, train_tokenizer
+from cocattn.data.tokenizer import EOT, MAX_VOCAB, MIN_VOCAB, eot_id, pretrained_tokenizer, train_tokenizer
 from cocattn.io import atomic_directory, dumps_json, sha256_file
 
 PathLike = str | os.PathLike
@@ -113,7 +113,7 @@ def build_dataset(preset: str = "pypi", out_dir: PathLike = "data/pypi", vocab_s
                   cache_dir: PathLike | None = None, sources: list[str] | None = None,
                   eval_documents: int = 100, val_fraction: float = 0.02, min_eval_chars: int = 40_000,
                   min_eval_tokens: int = 8192, split_digits: bool = False, force: bool = False,
-                  progress: bool = True) -> BuildResult:
+                  progress: bool = True, tokenizer: PathLike | None = None) -> BuildResult:
     """Build (or reuse) the data directory ``out_dir``.
 
     ``preset`` picks the built-in sources (``pypi``, ``full``, ``custom`` = none); ``sources``
@@ -122,6 +122,11 @@ def build_dataset(preset: str = "pypi", out_dir: PathLike = "data/pypi", vocab_s
     :mod:`cocattn.data.splits`. ``split_digits`` makes every digit a token of its own
     (:func:`cocattn.data.tokenizer.train_tokenizer`). With ``force`` the directory is rebuilt
     even when current.
+
+    ``tokenizer``: tokenize with a pretrained model's tokenizer instead of training one (a model
+    directory holding ``tokenizer.json``, or the file; ``vocab_size`` and ``split_digits`` are then
+    ignored), so the data can continue training that model (``cocattn train --init-from``). The
+    file is copied unchanged as the directory's ``tokenizer.json``; the manifest records its sha256.
     """
     start = time.perf_counter()
     check_choice("preset", preset, PRESETS)
@@ -145,8 +150,14 @@ def build_dataset(preset: str = "pypi", out_dir: PathLike = "data/pypi", vocab_s
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise bad_value("out_dir", str(out), "a directory (it is a file)")
+    pretrained, tokenizer_path = None, tokenizer
+    if tokenizer is not None:
+        pretrained = pretrained_tokenizer(tokenizer)  # (tokenizer, eot token, sha256)
+        vocab_size, split_digits = pretrained[0].get_vocab_size(), False
     config = _config(preset, all_sources, vocab_size, eval_documents, val_fraction, min_eval_chars, min_eval_tokens,
                      split_digits)
+    if pretrained is not None:
+        config["tokenizer_sha256"] = pretrained[2]
     if not force:
         manifest = _is_current(out, config)
         if manifest is not None:
@@ -174,11 +185,15 @@ def build_dataset(preset: str = "pypi", out_dir: PathLike = "data/pypi", vocab_s
     train_docs = [d for d in docs if split[d.id] == "train"]
     if not train_docs:
         raise ValueError("no training documents: every document went to the held-out or validation split")
-    if progress:
-        tqdm.write(f"training a {vocab_size}-token byte-level BPE on {len(train_docs)} documents "
-                   f"({sum(d.chars for d in train_docs):,} chars)")
-    tokenizer = train_tokenizer((d.text for d in train_docs), vocab_size, split_digits=split_digits)
-    eot = eot_id(tokenizer)
+    if pretrained is not None:
+        tokenizer, eot_token, _ = pretrained
+        eot = tokenizer.token_to_id(eot_token)
+    else:
+        if progress:
+            tqdm.write(f"training a {vocab_size}-token byte-level BPE on {len(train_docs)} documents "
+                       f"({sum(d.chars for d in train_docs):,} chars)")
+        tokenizer = train_tokenizer((d.text for d in train_docs), vocab_size, split_digits=split_digits)
+        eot, eot_token = eot_id(tokenizer), EOT
     used = [d for d in docs if split[d.id] != "excluded"]
     encoded = dict(zip([d.id for d in used], _encode(tokenizer, used, progress, "tokenizing")))
     drop_short_eval(split, reasons, {i: len(t) for i, t in encoded.items()}, min_eval_tokens)
@@ -187,7 +202,11 @@ def build_dataset(preset: str = "pypi", out_dir: PathLike = "data/pypi", vocab_s
     # 5. Files, built in a temporary directory and published with one rename.
     with atomic_directory(out) as tmp:
         files: dict[str, dict] = {}
-        (tmp / "tokenizer.json").write_text(tokenizer.to_str(), encoding="utf-8")
+        if pretrained is not None:  # the model's file, byte for byte
+            src_file = Path(tokenizer_path) / "tokenizer.json" if Path(tokenizer_path).is_dir() else Path(tokenizer_path)
+            (tmp / "tokenizer.json").write_bytes(src_file.read_bytes())
+        else:
+            (tmp / "tokenizer.json").write_text(tokenizer.to_str(), encoding="utf-8")
         for name in ("train", "val"):
             chosen = [encoded[d.id] for d in docs if split[d.id] == name]
             count = write_tokens(tmp / f"{name}.bin", chosen, eot, dtype)
@@ -213,9 +232,11 @@ def build_dataset(preset: str = "pypi", out_dir: PathLike = "data/pypi", vocab_s
                 rec["licence"] = d.meta["licence"]
             documents.append(rec)
         manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": config,
-                    "tokenizer": {"type": "byte-level BPE" + (", digits split" if split_digits else ""),
-                                  "vocab_size": tokenizer.get_vocab_size(),
-                                  "eot_token": EOT, "eot_id": eot, "trained_on": "train"},
+                    "tokenizer": ({"type": "byte-level BPE" + (", digits split" if split_digits else ""),
+                                   "vocab_size": tokenizer.get_vocab_size(),
+                                   "eot_token": EOT, "eot_id": eot, "trained_on": "train"} if pretrained is None else
+                                  {"type": "pretrained", "vocab_size": tokenizer.get_vocab_size(),
+                                   "eot_token": eot_token, "eot_id": eot, "sha256": pretrained[2]}),
                     "packages": packages, "splits": split_stats(documents), "files": files,
                     "documents": documents}
         (tmp / "manifest.json").write_text(dumps_json(manifest), encoding="utf-8")

@@ -63,3 +63,36 @@ def load_tokenizer(data_dir: str | os.PathLike):
         return Tokenizer.from_file(str(path))
     except Exception as err:  # tokenizers raises its own Exception type
         raise ValueError(f"{path} is not a valid tokenizers JSON file (corrupt or truncated?): {err}") from None
+
+
+def pretrained_tokenizer(path: str | os.PathLike):
+    """A pretrained model's tokenizer (``tokenizer.json`` of a Hugging Face model directory, or the
+    file itself) and its end-of-text token: ``(tokenizer, eot_token, sha256 of the file)``.
+
+    The end-of-text token is ``<|endoftext|>`` when the vocabulary has it (GPT-2, SmolLM), else the
+    ``eos_token`` of ``tokenizer_config.json`` beside the file (LLaMA's ``</s>``)."""
+    import json
+
+    from cocattn.io import sha256_file
+
+    given = Path(path)
+    file = given / "tokenizer.json" if given.is_dir() else given
+    if not file.is_file():
+        raise FileNotFoundError(f"tokenizer={str(given)!r}: {file} does not exist (expected a model directory "
+                                "with tokenizer.json, or a tokenizer.json file)")
+    tokenizer = load_tokenizer(file)
+    if tokenizer.token_to_id(EOT) is not None:
+        return tokenizer, EOT, sha256_file(file)
+    eos = None
+    config = file.parent / "tokenizer_config.json"
+    if config.is_file():
+        try:
+            eos = json.loads(config.read_text(encoding="utf-8")).get("eos_token")
+        except (json.JSONDecodeError, AttributeError):
+            eos = None
+        if isinstance(eos, dict):  # AddedToken serialisation
+            eos = eos.get("content")
+    if not isinstance(eos, str) or tokenizer.token_to_id(eos) is None:
+        raise ValueError(f"tokenizer={str(given)!r} is not usable: it has no {EOT!r} token and no eos_token in "
+                         f"{config} that its vocabulary holds (documents must be separated by an end-of-text token)")
+    return tokenizer, eos, sha256_file(file)

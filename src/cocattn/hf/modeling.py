@@ -94,7 +94,8 @@ class CocaRotaryEmbedding(nn.Module):
         super().__init__()
         self.head_dim = config.head_dim
         self.rope = coca_rope_parameters(config)
-        inv_freq, _ = inv_freq_and_scaling(self.rope, self.head_dim, None)
+        with torch.device("cpu"):  # not meta under from_pretrained: the LRU of rope.py would keep a meta tensor
+            inv_freq, _ = inv_freq_and_scaling(self.rope, self.head_dim, None)
         # base frequencies, informative and to follow the model's device; never used stale
         self.register_buffer("inv_freq", inv_freq.float(), persistent=False)
 
