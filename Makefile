@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 OUT ?= runs/demo
 PRESET ?= tiny-cpu
 
-.PHONY: setup kernels demo test test-fast bench clean
+.PHONY: setup kernels demo test test-fast lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -28,6 +28,11 @@ test: setup kernels
 
 test-fast: setup kernels
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# ruff (pinned in the dev extra): the lint rules and the formatting of pyproject.toml's [tool.ruff]
+lint: setup
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 
 bench: setup
 	$(BIN)/cocattn bench attention

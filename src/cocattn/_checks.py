@@ -42,14 +42,23 @@ def unknown_key(where: str, key: str, valid: Iterable[str]) -> ValueError:
     return ValueError(f"unknown key {key!r} in {where}{hint}. Valid keys: {', '.join(valid)}")
 
 
-def check_ci_options(confidence: Any, resamples: Any, *,
-                     names: tuple[str, str] = ("confidence", "ci_resamples")) -> None:
+def check_ci_options(
+    confidence: Any, resamples: Any, *, names: tuple[str, str] = ("confidence", "ci_resamples")
+) -> None:
     """Reject a confidence level outside (0, 1) or a non-positive number of resamples, naming the
     argument as the caller spells it (``--confidence``, ``eval.ci_resamples``, ...)."""
-    check(isinstance(confidence, (int, float)) and not isinstance(confidence, bool) and 0.0 < confidence < 1.0,
-          names[0], confidence, "a number strictly between 0 and 1 (e.g. 0.95)")
-    check(isinstance(resamples, int) and not isinstance(resamples, bool) and resamples >= 1, names[1], resamples,
-          "a positive integer (bootstrap resamples, e.g. 2000)")
+    check(
+        isinstance(confidence, (int, float)) and not isinstance(confidence, bool) and 0.0 < confidence < 1.0,
+        names[0],
+        confidence,
+        "a number strictly between 0 and 1 (e.g. 0.95)",
+    )
+    check(
+        isinstance(resamples, int) and not isinstance(resamples, bool) and resamples >= 1,
+        names[1],
+        resamples,
+        "a positive integer (bootstrap resamples, e.g. 2000)",
+    )
 
 
 def positive_int(text: str) -> int:
@@ -61,5 +70,7 @@ def positive_int(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not valid: expected a positive integer (omit the option for the default)")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not valid: expected a positive integer (omit the option for the default)"
+        )
     return value

@@ -91,8 +91,15 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-_NO_KERNEL = ("aten::empty", "aten::empty_like", "aten::empty_strided", "aten::new_empty", "aten::new_empty_strided",
-              "aten::_unsafe_view", "aten::lift_fresh")
+_NO_KERNEL = (
+    "aten::empty",
+    "aten::empty_like",
+    "aten::empty_strided",
+    "aten::new_empty",
+    "aten::new_empty_strided",
+    "aten::_unsafe_view",
+    "aten::lift_fresh",
+)
 
 
 def count_ops(step: Callable[[], Any]) -> int:
@@ -170,7 +177,9 @@ class _Prepared:
         cuda = case.device.startswith("cuda")
         try:
             self.q, self.k, self.v = make(case.heads), make(kv), make(kv)
-            self.grad = torch.randn(case.batch, case.heads, case.length, case.head_dim, generator=gen).to(case.device, dtype)
+            self.grad = torch.randn(case.batch, case.heads, case.length, case.head_dim, generator=gen).to(
+                case.device, dtype
+            )
             if cuda:
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats()
@@ -213,11 +222,16 @@ class _Prepared:
         if self.failed is not None:
             return self.failed
         t = sorted(self.times)
-        q1, q3 = (statistics.quantiles(t, n=4)[::2] if len(t) > 1 else (t[0], t[0]))
+        q1, q3 = statistics.quantiles(t, n=4)[::2] if len(t) > 1 else (t[0], t[0])
         peak = None if self.peak is None else max(self.peak, 0) / 2**20
         return {
-            **asdict(self.case), "status": "ok", "ms": statistics.median(t) * 1e3, "peak_mib": peak,
-            "ops": self.ops, "samples": len(t), "ms_iqr": [q1 * 1e3, q3 * 1e3],
+            **asdict(self.case),
+            "status": "ok",
+            "ms": statistics.median(t) * 1e3,
+            "peak_mib": peak,
+            "ops": self.ops,
+            "samples": len(t),
+            "ms_iqr": [q1 * 1e3, q3 * 1e3],
         }
 
 
@@ -234,7 +248,9 @@ def run_attention_case(case: AttentionCase) -> dict[str, Any]:
     return prepared.row()
 
 
-def run_length_interleaved(cases: list[AttentionCase], *, warmup: int = 3, min_time: float = 0.0) -> list[dict[str, Any]]:
+def run_length_interleaved(
+    cases: list[AttentionCase], *, warmup: int = 3, min_time: float = 0.0
+) -> list[dict[str, Any]]:
     """Every kind of one length, timed in rounds: each round steps every kind once, starting one
     kind later than the round before, so that clock and thermal drift and the launch queue's state
     fall on every kind alike and the ratios between kinds are what the timings compare. Each case
@@ -330,14 +346,20 @@ def bench_attention(
 
     if min_time is None:
         min_time = 0.25 if cuda else 0.0
-    cases = [AttentionCase(k, n, batch, heads, kv_heads, head_dim, dtype, device, repeats, backward, compile) for n in lengths for k in kinds]
+    cases = [
+        AttentionCase(k, n, batch, heads, kv_heads, head_dim, dtype, device, repeats, backward, compile)
+        for n in lengths
+        for k in kinds
+    ]
     results = []
     with tqdm(total=len(cases), desc="bench attention", disable=not progress, unit="case") as bar:
         for n in lengths:
             todo = []
             for case in (c for c in cases if c.length == n):
                 if _estimate_bytes(case) > memory_limit_gib * 2**30:
-                    results.append({**asdict(case), "status": "oom (skipped: estimated > limit)", "ms": None, "peak_mib": None})
+                    results.append(
+                        {**asdict(case), "status": "oom (skipped: estimated > limit)", "ms": None, "peak_mib": None}
+                    )
                 elif interleave:
                     todo.append(case)
                 else:
@@ -403,7 +425,11 @@ def bench_train(
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=cuda)
         fwd = torch.compile(model) if compile else model
         x = torch.randint(0, cfg.vocab_size, (batch_size, cfg.max_seq_len + 1), device=device)
-        autocast = torch.autocast("cuda", dtype=getattr(torch, dtype)) if cuda and dtype != "float32" else torch.autocast("cpu", enabled=False)
+        autocast = (
+            torch.autocast("cuda", dtype=getattr(torch, dtype))
+            if cuda and dtype != "float32"
+            else torch.autocast("cpu", enabled=False)
+        )
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         times = []
@@ -419,12 +445,19 @@ def bench_train(
             if i >= 2:
                 times.append(time.perf_counter() - t0)
         sec = statistics.median(times)
-        results.append({
-            "kind": kind, "device": device, "dtype": dtype, "batch_size": batch_size, "seq_len": cfg.max_seq_len,
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "ms_per_step": sec * 1e3, "tokens_per_s": batch_size * cfg.max_seq_len / sec,
-            "peak_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
-        })
+        results.append(
+            {
+                "kind": kind,
+                "device": device,
+                "dtype": dtype,
+                "batch_size": batch_size,
+                "seq_len": cfg.max_seq_len,
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "ms_per_step": sec * 1e3,
+                "tokens_per_s": batch_size * cfg.max_seq_len / sec,
+                "peak_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
+            }
+        )
         del model, opt
     return results
 
@@ -457,7 +490,11 @@ def format_table(rows: list[dict[str, Any]], baseline: str = "rope", by: str = "
                 parts.append(r["status"] if r else "–")
                 continue
             tr = r["ms"] / base["ms"] if base and base["ms"] else math.nan
-            mr = r["peak_mib"] / base["peak_mib"] if base and base.get("peak_mib") and r["peak_mib"] is not None else math.nan
+            mr = (
+                r["peak_mib"] / base["peak_mib"]
+                if base and base.get("peak_mib") and r["peak_mib"] is not None
+                else math.nan
+            )
             mem = "–" if r["peak_mib"] is None else f"{r['peak_mib']:.0f} (×{mr:.2f})"
             ops = "" if not with_ops else f" / {'–' if r.get('ops') is None else r['ops']}"
             parts.append(f"{r['ms']:.1f} (×{tr:.2f}) / {mem}{ops}")
@@ -470,10 +507,17 @@ def write_results(path: str | Path, kind: str, rows: list[dict[str, Any]], comma
 
     device = rows[0].get("device", "cpu") if rows else "cpu"
     Path(path).parent.mkdir(parents=True, exist_ok=True)  # `--out newdir/x.json` (checked writable up front)
-    write_json(Path(path), {
-        "benchmark": kind, "command": command, "date": time.strftime("%Y-%m-%d"),
-        "hardware": hardware_name(device), "torch": torch.__version__, "results": rows,
-    })
+    write_json(
+        Path(path),
+        {
+            "benchmark": kind,
+            "command": command,
+            "date": time.strftime("%Y-%m-%d"),
+            "hardware": hardware_name(device),
+            "torch": torch.__version__,
+            "results": rows,
+        },
+    )
 
 
 if __name__ == "__main__":  # worker: one attention case, JSON on the last line of stdout

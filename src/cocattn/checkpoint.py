@@ -74,8 +74,11 @@ def _state_for_saving(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     for name, tensor in state.items():
         if hasattr(tensor, "full_tensor"):  # a DTensor (FSDP2): gather it
             tensor = tensor.full_tensor()
-        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape),
-               tensor.dtype) if tensor.device.type != "meta" else (name,)
+        key = (
+            (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape), tensor.dtype)
+            if tensor.device.type != "meta"
+            else (name,)
+        )
         if key in seen:
             continue
         seen[key] = name
@@ -96,14 +99,19 @@ def _write_tokenizer(directory: Path, tokenizer: Any) -> None:
     elif hasattr(tokenizer, "to_str"):
         (directory / TOKENIZER_FILE).write_text(tokenizer.to_str(), encoding="utf-8")
     else:
-        raise ValueError(f"tokenizer={type(tokenizer).__name__} is not valid: expected None, "
-                         "a tokenizers.Tokenizer or the path of a tokenizer.json")
+        raise ValueError(
+            f"tokenizer={type(tokenizer).__name__} is not valid: expected None, "
+            "a tokenizers.Tokenizer or the path of a tokenizer.json"
+        )
 
 
 def _file_records(directory: Path, names: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     """``{name: {"size", "sha256"}}`` for the files of ``names`` present in ``directory``."""
-    return {name: {"size": (directory / name).stat().st_size, "sha256": io.sha256_file(directory / name)}
-            for name in names if (directory / name).is_file()}
+    return {
+        name: {"size": (directory / name).stat().st_size, "sha256": io.sha256_file(directory / name)}
+        for name in names
+        if (directory / name).is_file()
+    }
 
 
 def verify_files(directory: str | os.PathLike, files: Any, listed_in: str | os.PathLike) -> None:
@@ -126,12 +134,14 @@ def verify_files(directory: str | os.PathLike, files: Any, listed_in: str | os.P
             raise FileNotFoundError(f"{path} is missing (listed in {listed_in})")
         size = path.stat().st_size
         if size != entry.get("size"):
-            raise ValueError(f"{path} has {size} bytes but {listed_in} says {entry.get('size')!r}: "
-                             "the file is truncated or corrupt")
+            raise ValueError(
+                f"{path} has {size} bytes but {listed_in} says {entry.get('size')!r}: the file is truncated or corrupt"
+            )
         actual = io.sha256_file(path)
         if actual != entry.get("sha256"):
-            raise ValueError(f"{path} is corrupt: sha256 {actual} does not match the "
-                             f"{entry.get('sha256')!r} recorded in {listed_in}")
+            raise ValueError(
+                f"{path} is corrupt: sha256 {actual} does not match the {entry.get('sha256')!r} recorded in {listed_in}"
+            )
 
 
 def _save_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
@@ -151,14 +161,17 @@ def _save_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: di
         raise OSError(number, os.strerror(number), str(path)) from err
 
 
-def _write_model_files(directory: Path, model: torch.nn.Module, tokenizer: Any,
-                       extra: dict[str, Any] | None) -> None:
+def _write_model_files(directory: Path, model: torch.nn.Module, tokenizer: Any, extra: dict[str, Any] | None) -> None:
     cfg = model_config(model)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in _state_for_saving(model).items()}
     _save_safetensors(tensors, directory / MODEL_FILE, {"format": "pt", "producer": FORMAT})
     _write_tokenizer(directory, tokenizer)
-    config = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": cfg.to_dict(),
-              "files": _file_records(directory, (MODEL_FILE, TOKENIZER_FILE))}
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": cfg.to_dict(),
+        "files": _file_records(directory, (MODEL_FILE, TOKENIZER_FILE)),
+    }
     for key, value in (extra or {}).items():
         if key in config:
             raise ValueError(f"extra[{key!r}] is not valid: expected a key other than {sorted(config)}")
@@ -166,8 +179,9 @@ def _write_model_files(directory: Path, model: torch.nn.Module, tokenizer: Any,
     (directory / CONFIG_FILE).write_text(io.dumps_json(config), encoding="utf-8")
 
 
-def save_model(directory: str | os.PathLike, model: torch.nn.Module, tokenizer: Any = None,
-               extra: dict[str, Any] | None = None) -> Path:
+def save_model(
+    directory: str | os.PathLike, model: torch.nn.Module, tokenizer: Any = None, extra: dict[str, Any] | None = None
+) -> Path:
     """Write a model directory atomically (replacing an existing one); return its path."""
     directory = Path(directory)
     with io.atomic_directory(directory) as tmp:
@@ -182,8 +196,10 @@ def read_model_config(directory: str | os.PathLike) -> dict[str, Any]:
         raise FileNotFoundError(f"model directory {directory} does not exist")
     config = io.load_json(directory / CONFIG_FILE)
     if not isinstance(config, dict) or config.get("format") != FORMAT or not isinstance(config.get("model"), dict):
-        raise ValueError(f"{directory / CONFIG_FILE} is not a cocattn model config "
-                         f"(expected {{'format': {FORMAT!r}, 'model': {{...}}}})")
+        raise ValueError(
+            f"{directory / CONFIG_FILE} is not a cocattn model config "
+            f"(expected {{'format': {FORMAT!r}, 'model': {{...}}}})"
+        )
     return config
 
 
@@ -194,13 +210,14 @@ def check_compatible(found: dict[str, Any], expected: Any, where: str) -> None:
     expected = expected.to_dict() if hasattr(expected, "to_dict") else dict(expected)
     for key in ("vocab_size", "attention"):
         if key in expected and expected[key] is not None and found.get(key) != expected[key]:
-            raise ValueError(f"{where}: {key}={found.get(key)!r} in the checkpoint does not match the "
-                             f"requested {key}={expected[key]!r}; use a checkpoint trained with the "
-                             f"same {key}, or change the configuration")
+            raise ValueError(
+                f"{where}: {key}={found.get(key)!r} in the checkpoint does not match the "
+                f"requested {key}={expected[key]!r}; use a checkpoint trained with the "
+                f"same {key}, or change the configuration"
+            )
 
 
-def load_model(directory: str | os.PathLike, map_location: str | torch.device = "cpu",
-               expected_config: Any = None):
+def load_model(directory: str | os.PathLike, map_location: str | torch.device = "cpu", expected_config: Any = None):
     """Load ``(model, tokenizer)`` from a model directory; ``tokenizer`` is None when absent.
 
     Refuses directories holding pickles. ``expected_config`` (a GPTConfig or dict) makes a
@@ -238,8 +255,9 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:
         raise ValueError(f"{path}: tensors {unknown[:5]} do not belong to this model")
     for name, tensor in tensors.items():
         if tuple(state[name].shape) != tuple(tensor.shape):
-            raise ValueError(f"{path}: {name} has shape {tuple(tensor.shape)}, the model expects "
-                             f"{tuple(state[name].shape)}")
+            raise ValueError(
+                f"{path}: {name} has shape {tuple(tensor.shape)}, the model expects {tuple(state[name].shape)}"
+            )
     missing = set(state) - set(tensors)
     ptr = {name: (t.untyped_storage().data_ptr(), t.storage_offset()) for name, t in state.items()}
     saved_ptrs = {ptr[name] for name in tensors}
@@ -253,8 +271,9 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:
 # Nested state <-> (JSON skeleton, flat tensors)
 
 
-def flatten_state(obj: Any, tensors: dict[str, torch.Tensor] | None = None,
-                  prefix: str = "t") -> tuple[Any, dict[str, torch.Tensor]]:
+def flatten_state(
+    obj: Any, tensors: dict[str, torch.Tensor] | None = None, prefix: str = "t"
+) -> tuple[Any, dict[str, torch.Tensor]]:
     """Split a nested state (dicts, lists, tuples, scalars, tensors, numpy arrays) into a JSON-able
     skeleton and a flat ``{name: tensor}`` dict for safetensors; :func:`unflatten_state` inverts it.
     Dict keys keep their type (int parameter ids stay ints)."""
@@ -269,8 +288,9 @@ def flatten_state(obj: Any, tensors: dict[str, torch.Tensor] | None = None,
             return {"__tensor__": name}
         if isinstance(value, np.ndarray):
             name = f"{prefix}{len(tensors)}"
-            tensors[name] = torch.from_numpy(value.astype(np.int64) if value.dtype.kind in "iu"
-                                             else value.astype(np.float64)).contiguous()
+            tensors[name] = torch.from_numpy(
+                value.astype(np.int64) if value.dtype.kind in "iu" else value.astype(np.float64)
+            ).contiguous()
             return {"__ndarray__": name, "dtype": value.dtype.str}
         if isinstance(value, dict):
             return {"__dict__": [[go(k, path), go(v, f"{path}.{k}")] for k, v in value.items()]}
@@ -316,8 +336,7 @@ def rng_state() -> dict[str, Any]:
     """The global RNG states of python, numpy and torch (CPU and CUDA)."""
     import random
 
-    state = {"python": random.getstate(), "numpy": np.random.get_state(),
-             "torch": torch.get_rng_state()}
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -366,9 +385,15 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     return found[-1][1] if found else None
 
 
-def save_checkpoint(run_dir: str | os.PathLike, step: int, model: torch.nn.Module,
-                    trainer_state: dict[str, Any], tokenizer: Any = None,
-                    extra: dict[str, Any] | None = None, keep: int = 3) -> Path:
+def save_checkpoint(
+    run_dir: str | os.PathLike,
+    step: int,
+    model: torch.nn.Module,
+    trainer_state: dict[str, Any],
+    tokenizer: Any = None,
+    extra: dict[str, Any] | None = None,
+    keep: int = 3,
+) -> Path:
     """Write ``run_dir/checkpoints/step_XXXXXXX/`` atomically, point ``latest`` at it, keep ``keep``.
 
     ``trainer_state`` is any nested state (optimizer ``state_dict()``, RNG, sampler generator,
@@ -384,18 +409,27 @@ def save_checkpoint(run_dir: str | os.PathLike, step: int, model: torch.nn.Modul
     with io.atomic_directory(target) as tmp:
         _write_model_files(tmp, model, tokenizer, extra)
         _save_safetensors(tensors, tmp / TRAINER_TENSORS, {"producer": FORMAT})
-        (tmp / TRAINER_JSON).write_text(io.dumps_json({"format": FORMAT, "format_version": FORMAT_VERSION,
-                                                       "step": step, "state": skeleton,
-                                                       "files": _file_records(tmp, (TRAINER_TENSORS,))}),
-                                        encoding="utf-8")
+        (tmp / TRAINER_JSON).write_text(
+            io.dumps_json(
+                {
+                    "format": FORMAT,
+                    "format_version": FORMAT_VERSION,
+                    "step": step,
+                    "state": skeleton,
+                    "files": _file_records(tmp, (TRAINER_TENSORS,)),
+                }
+            ),
+            encoding="utf-8",
+        )
     io.write_text(root / LATEST, target.name + "\n")
     for _old_step, old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return target
 
 
-def load_checkpoint(checkpoint: str | os.PathLike, model: torch.nn.Module | None = None,
-                    expected_config: Any = None) -> dict[str, Any]:
+def load_checkpoint(
+    checkpoint: str | os.PathLike, model: torch.nn.Module | None = None, expected_config: Any = None
+) -> dict[str, Any]:
     """Read a trainer checkpoint: load its weights into ``model`` (if given) and return the trainer
     state. Refuses pickles; a vocabulary size or attention kind differing from ``expected_config``
     is a clear error."""
@@ -425,7 +459,11 @@ def model_dir_kind(path: str | Path) -> str:
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     config = path / "config.json"
     if not path.is_dir() or not config.is_file():
-        raise bad_value("checkpoint", str(path), "a model directory holding config.json (a cocattn checkpoint or a Hugging Face model)")
+        raise bad_value(
+            "checkpoint",
+            str(path),
+            "a model directory holding config.json (a cocattn checkpoint or a Hugging Face model)",
+        )
     try:
         data = json.loads(config.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -434,6 +472,9 @@ def model_dir_kind(path: str | Path) -> str:
         return "cocattn"
     if isinstance(data, dict) and "model_type" in data:
         return "hf"
-    raise bad_value("checkpoint", str(path),
-                    "a cocattn checkpoint (config.json with \"format\": \"cocattn\") or a Hugging Face model "
-                    "(config.json with \"model_type\")")
+    raise bad_value(
+        "checkpoint",
+        str(path),
+        'a cocattn checkpoint (config.json with "format": "cocattn") or a Hugging Face model '
+        '(config.json with "model_type")',
+    )

@@ -46,8 +46,12 @@ class DataConfig:
     def validate(self) -> None:
         from cocattn.data.retrieval import check_retrieval_tasks
 
-        check(0.0 <= self.retrieval_fraction <= 1.0, "data.retrieval_fraction", self.retrieval_fraction,
-              "a number between 0 and 1")
+        check(
+            0.0 <= self.retrieval_fraction <= 1.0,
+            "data.retrieval_fraction",
+            self.retrieval_fraction,
+            "a number between 0 and 1",
+        )
         check_retrieval_tasks(self.retrieval_tasks)
 
 
@@ -122,27 +126,47 @@ class TrainConfig:
         for name in ("warmup", "eval_interval", "checkpoint_interval", "seed"):
             value = getattr(self, name)
             check(value >= 0, f"train.{name}", value, "an integer >= 0")
-        check(self.batch_size % self.grad_accum == 0, "train.batch_size", self.batch_size,
-              f"a multiple of train.grad_accum={self.grad_accum}")
+        check(
+            self.batch_size % self.grad_accum == 0,
+            "train.batch_size",
+            self.batch_size,
+            f"a multiple of train.grad_accum={self.grad_accum}",
+        )
         check(self.warmup <= self.steps, "train.warmup", self.warmup, f"at most train.steps={self.steps}")
         check(self.lr > 0 and math.isfinite(self.lr), "train.lr", self.lr, "a positive number")
         check(0 <= self.min_lr <= self.lr, "train.min_lr", self.min_lr, f"between 0 and train.lr={self.lr}")
         check(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, "a number >= 0")
-        check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "train.betas", self.betas,
-              "two numbers in [0, 1), e.g. [0.9, 0.95]")
+        check(
+            len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+            "train.betas",
+            self.betas,
+            "two numbers in [0, 1), e.g. [0.9, 0.95]",
+        )
         check(self.eps > 0, "train.eps", self.eps, "a positive number")
         check(self.grad_clip >= 0, "train.grad_clip", self.grad_clip, "a number >= 0 (0 disables clipping)")
         check_choice("train.schedule", self.schedule, SCHEDULES)
         check_choice("train.dtype", self.dtype, DTYPES)
         check_choice("train.distributed", self.distributed, DISTRIBUTED)
-        check(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")
-              or self.device == "mps", "train.device", self.device, "auto, cpu, cuda, cuda:N or mps")
+        check(
+            self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda") or self.device == "mps",
+            "train.device",
+            self.device,
+            "auto, cpu, cuda, cuda:N or mps",
+        )
         check(self.threads is None or self.threads >= 1, "train.threads", self.threads, "null or an integer >= 1")
-        check(self.init_from is None or self.init_from.strip() != "", "train.init_from", self.init_from,
-              "null or a model directory")
+        check(
+            self.init_from is None or self.init_from.strip() != "",
+            "train.init_from",
+            self.init_from,
+            "null or a model directory",
+        )
         check(self.stage is None or self.stage in (1, 2, 3), "train.stage", self.stage, "null, 1, 2 or 3")
-        check(self.stage is None or self.init_from is not None, "train.stage", self.stage,
-              "null when train.init_from is null (stages continue training a saved model; pass --init-from DIR)")
+        check(
+            self.stage is None or self.init_from is not None,
+            "train.stage",
+            self.stage,
+            "null when train.init_from is null (stages continue training a saved model; pass --init-from DIR)",
+        )
 
 
 @dataclass
@@ -167,15 +191,22 @@ class RunConfig:
         values = dict(self.model)
         if values.get("vocab_size") is None:
             if vocab_size is None:
-                raise ValueError("model.vocab_size=None is not valid: expected an integer (or a data "
-                                 "directory whose tokenizer gives it)")
+                raise ValueError(
+                    "model.vocab_size=None is not valid: expected an integer (or a data "
+                    "directory whose tokenizer gives it)"
+                )
             values["vocab_size"] = int(vocab_size)
         return GPTConfig.from_dict(values)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "model": dict(self.model),
-                "data": dataclasses.asdict(self.data), "train": dataclasses.asdict(self.train),
-                "eval": dict(self.eval)}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "model": dict(self.model),
+            "data": dataclasses.asdict(self.data),
+            "train": dataclasses.asdict(self.train),
+            "eval": dict(self.eval),
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
@@ -187,11 +218,14 @@ class RunConfig:
                 raise unknown_key("the run config", str(key), SECTIONS)
         if "model" not in d or not isinstance(d["model"], dict):
             raise bad_value("model", d.get("model"), "a mapping of GPTConfig fields (model: {...})")
-        run = cls(model=_model_section(d["model"]),
-                  data=_section(DataConfig, d.get("data") or {}, "data"),
-                  train=_section(TrainConfig, d.get("train") or {}, "train"),
-                  eval=_eval_section(d.get("eval")),
-                  name=str(d.get("name") or ""), description=str(d.get("description") or ""))
+        run = cls(
+            model=_model_section(d["model"]),
+            data=_section(DataConfig, d.get("data") or {}, "data"),
+            train=_section(TrainConfig, d.get("train") or {}, "train"),
+            eval=_eval_section(d.get("eval")),
+            name=str(d.get("name") or ""),
+            description=str(d.get("description") or ""),
+        )
         run.validate()
         return run
 
@@ -291,8 +325,9 @@ def coerce(name: str, value: Any, hint: Any) -> Any:
 
 
 def _type_name(hint: Any) -> str:
-    return {int: "an integer", float: "a number", bool: "true or false", str: "a string",
-            type(None): "null"}.get(hint, str(hint))
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null"}.get(
+        hint, str(hint)
+    )
 
 
 def _section(cls: type, values: Any, where: str):
@@ -519,10 +554,15 @@ class EvalConfig:
 
             parse_tasks(list(s.retrieval_tasks))
         check_choice("eval.dtype", s.dtype, ("auto", "float32", "bfloat16", "float16"))
-        check(s.jobs is None or (isinstance(s.jobs, int) and s.jobs >= 1), "eval.jobs", s.jobs,
-              "null or an integer >= 1")
-        check(s.batch_tokens is None or (isinstance(s.batch_tokens, int) and s.batch_tokens >= 1), "eval.batch_tokens",
-              s.batch_tokens, "null or a positive integer")
+        check(
+            s.jobs is None or (isinstance(s.jobs, int) and s.jobs >= 1), "eval.jobs", s.jobs, "null or an integer >= 1"
+        )
+        check(
+            s.batch_tokens is None or (isinstance(s.batch_tokens, int) and s.batch_tokens >= 1),
+            "eval.batch_tokens",
+            s.batch_tokens,
+            "null or a positive integer",
+        )
         check_ci_options(s.confidence, s.ci_resamples, names=("eval.confidence", "eval.ci_resamples"))
         return s
 

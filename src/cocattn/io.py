@@ -100,8 +100,9 @@ def atomic_write(path: PathLike, mode: str = "wb", encoding: str | None = None) 
         with contextlib.suppress(OSError):
             tmp.unlink()
         if isinstance(err, OSError) and not isinstance(err, AtomicWriteError):
-            raise AtomicWriteError(err.errno, f"cannot write {path}: {_reason(err)}; "
-                                   "the previous file (if any) is unchanged") from err
+            raise AtomicWriteError(
+                err.errno, f"cannot write {path}: {_reason(err)}; the previous file (if any) is unchanged"
+            ) from err
         raise
 
 
@@ -180,8 +181,7 @@ def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def write_safetensors(path: PathLike, tensors: dict[str, torch.Tensor],
-                      metadata: dict[str, str] | None = None) -> None:
+def write_safetensors(path: PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     """Write tensors as safetensors atomically (tensors are copied to CPU; shared storage is fine)."""
     from safetensors.torch import save
 
@@ -239,8 +239,9 @@ def atomic_directory(path: PathLike, overwrite: bool = True) -> Iterator[Path]:
     except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(err, OSError) and not isinstance(err, (AtomicWriteError, FileExistsError)):
-            raise AtomicWriteError(err.errno, f"cannot write {path}: {_reason(err)}; "
-                                   "the previous content (if any) is unchanged") from err
+            raise AtomicWriteError(
+                err.errno, f"cannot write {path}: {_reason(err)}; the previous content (if any) is unchanged"
+            ) from err
         raise
 
 
@@ -287,18 +288,24 @@ def check_writable(path: PathLike, arg: str = "--out") -> None:
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if probe != path and not probe.is_dir():
-        raise AtomicWriteError(errno.ENOTDIR, f"{arg}={str(path)!r} cannot be written: {probe} is a file, not a directory")
+        raise AtomicWriteError(
+            errno.ENOTDIR, f"{arg}={str(path)!r} cannot be written: {probe} is a file, not a directory"
+        )
     where = probe if probe.is_dir() else probe.parent
     try:
         read_only = bool(os.statvfs(where).f_flag & os.ST_RDONLY)
     except OSError:
         read_only = False
     if read_only:
-        raise AtomicWriteError(errno.EROFS, f"{arg}={str(path)!r} cannot be written: the file system of {where} is "
-                               "read-only (checked before starting)")
+        raise AtomicWriteError(
+            errno.EROFS,
+            f"{arg}={str(path)!r} cannot be written: the file system of {where} is read-only (checked before starting)",
+        )
     if not os.access(where, os.W_OK | os.X_OK):
-        raise AtomicWriteError(errno.EACCES, f"{arg}={str(path)!r} cannot be written: no permission to write in "
-                               f"{where} (checked before starting)")
+        raise AtomicWriteError(
+            errno.EACCES,
+            f"{arg}={str(path)!r} cannot be written: no permission to write in {where} (checked before starting)",
+        )
 
 
 LOCK_FILE = ".cocattn.lock"
@@ -334,7 +341,8 @@ class DirectoryLock:
                 self._fd = None
             raise DirectoryBusyError(
                 f"{what} {directory} is in use by another cocattn process (PID {holder}); wait for it to "
-                f"finish or stop it, or choose another directory") from None
+                f"finish or stop it, or choose another directory"
+            ) from None
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
 
@@ -367,15 +375,17 @@ def refuse_remote_code(directory: PathLike) -> None:
             continue  # the loaders name unreadable files themselves
         if isinstance(data, dict) and "auto_map" in data:
             raise UnsafeFileError(
-                f"refusing to load {directory}: {file} has an \"auto_map\" (custom model code to run); "
+                f'refusing to load {directory}: {file} has an "auto_map" (custom model code to run); '
                 "cocattn never executes code from a model directory. Remove auto_map and the *.py files "
-                "if the architecture is a standard one.")
+                "if the architecture is a standard one."
+            )
     code = sorted(p for p in directory.rglob("*.py") if p.is_file())
     if code:
         raise UnsafeFileError(
             f"refusing to load {directory}: it holds Python code ({code[0]}"
             f"{f' and {len(code) - 1} more' if len(code) > 1 else ''}); cocattn never executes code from a model "
-            "directory. Remove the *.py files.")
+            "directory. Remove the *.py files."
+        )
 
 
 def refuse_pickles(directory: PathLike) -> None:
@@ -394,7 +404,8 @@ def refuse_pickles(directory: PathLike) -> None:
                 raise UnsafeFileError(
                     f"refusing to load {directory}: {file} is a pickle-format file ({file.suffix}) "
                     "which could run code when loaded; cocattn reads safetensors and JSON only. "
-                    "Convert it with a trusted tool, or remove it.")
+                    "Convert it with a trusted tool, or remove it."
+                )
             if name.endswith(".safetensors"):
                 continue
             try:
@@ -405,7 +416,8 @@ def refuse_pickles(directory: PathLike) -> None:
             if is_pickle_bytes(head):
                 raise UnsafeFileError(
                     f"refusing to load {directory}: {file} is a pickle or zip archive (first bytes "
-                    f"{head!r}) which could run code when loaded; cocattn reads safetensors and JSON only.")
+                    f"{head!r}) which could run code when loaded; cocattn reads safetensors and JSON only."
+                )
 
 
 def load_json(path: PathLike) -> Any:
@@ -439,5 +451,3 @@ def safetensors_metadata(path: PathLike) -> dict[str, str]:
 
     with safe_open(str(path), framework="pt") as handle:
         return dict(handle.metadata() or {})
-
-

@@ -59,14 +59,29 @@ class GPTConfig:
     def __post_init__(self) -> None:
         for name in ("vocab_size", "n_layer", "n_head", "n_embd", "max_seq_len"):
             value = getattr(self, name)
-            check(isinstance(value, int) and not isinstance(value, bool) and value > 0, f"model.{name}", value, "a positive integer")
+            check(
+                isinstance(value, int) and not isinstance(value, bool) and value > 0,
+                f"model.{name}",
+                value,
+                "a positive integer",
+            )
         check_choice("model.attention", self.attention, KINDS)
         check_choice("model.activation", self.activation, ("gelu", "relu", "silu"))
         check_choice("model.norm", self.norm, ("layernorm", "rmsnorm"))
         kv = self.n_head if self.n_kv_head is None else self.n_kv_head
-        check(isinstance(kv, int) and kv > 0 and self.n_head % kv == 0, "model.n_kv_head", self.n_kv_head, f"a positive divisor of n_head={self.n_head}")
+        check(
+            isinstance(kv, int) and kv > 0 and self.n_head % kv == 0,
+            "model.n_kv_head",
+            self.n_kv_head,
+            f"a positive divisor of n_head={self.n_head}",
+        )
         check(self.n_embd % self.n_head == 0, "model.n_embd", self.n_embd, f"a multiple of n_head={self.n_head}")
-        check((self.n_embd // self.n_head) % 2 == 0, "model.n_embd / model.n_head (head_dim)", self.n_embd // self.n_head, "an even number (RoPE planes and CoCA's tied T pair dims)")
+        check(
+            (self.n_embd // self.n_head) % 2 == 0,
+            "model.n_embd / model.n_head (head_dim)",
+            self.n_embd // self.n_head,
+            "an even number (RoPE planes and CoCA's tied T pair dims)",
+        )
         check(self.mlp_ratio > 0, "model.mlp_ratio", self.mlp_ratio, "a positive number")
         check(0.0 <= self.dropout < 1.0, "model.dropout", self.dropout, "a number in [0, 1)")
         self.rope_parameters = rope_parameters(self.rope_parameters).to_dict()
@@ -119,8 +134,13 @@ class Block(nn.Module):
         super().__init__()
         self.ln1, self.ln2 = _norm(cfg), _norm(cfg)
         self.attn = Attention(
-            cfg.n_embd, cfg.n_head, cfg.n_kv_head, kind=cfg.attention, rope=cfg.rope_parameters,
-            training_length=cfg.max_seq_len, bias=cfg.bias,
+            cfg.n_embd,
+            cfg.n_head,
+            cfg.n_kv_head,
+            kind=cfg.attention,
+            rope=cfg.rope_parameters,
+            training_length=cfg.max_seq_len,
+            bias=cfg.bias,
         )
         self.mlp = MLP(cfg)
         self.drop = nn.Dropout(cfg.dropout)
@@ -180,7 +200,9 @@ class GPT(nn.Module):
         """Use these RoPE parameters in every layer from now on (``None``: the trained ones).
         ``original_max_position_embeddings`` defaults to the training length."""
         if is_rope_free(self.config.attention) and rope is not None and rope_parameters(rope).rope_type != "default":
-            raise bad_value("rope", rope, f"no RoPE scaling: attention {self.config.attention!r} has no rotary embedding")
+            raise bad_value(
+                "rope", rope, f"no RoPE scaling: attention {self.config.attention!r} has no rotary embedding"
+            )
         rope = self.config.rope_parameters if rope is None else rope
         for block in self.blocks:
             block.attn.set_rope(rope)
@@ -212,8 +234,12 @@ class GPT(nn.Module):
         self._check_idx(idx)
         if logits_from is not None:
             check(targets is None, "targets", "given with logits_from", "targets only with every position's logits")
-            check(isinstance(logits_from, int) and -idx.shape[1] <= logits_from < max(idx.shape[1], 1), "logits_from",
-                  logits_from, f"an integer position in [-{idx.shape[1]}, {idx.shape[1]})")
+            check(
+                isinstance(logits_from, int) and -idx.shape[1] <= logits_from < max(idx.shape[1], 1),
+                "logits_from",
+                logits_from,
+                f"an integer position in [-{idx.shape[1]}, {idx.shape[1]})",
+            )
         x = self.drop(self.wte(idx))
         for i, block in enumerate(self.blocks):
             x = block(x, cache=cache.layers[i] if cache is not None else None)
@@ -250,7 +276,12 @@ class GPT(nn.Module):
         ``temperature=0`` is greedy; ``top_k`` keeps the k most likely tokens. Stops early when
         every row has produced ``eos_token_id``."""
         self._check_idx(idx)
-        check(isinstance(max_new_tokens, int) and max_new_tokens >= 0, "max_new_tokens", max_new_tokens, "a non-negative integer")
+        check(
+            isinstance(max_new_tokens, int) and max_new_tokens >= 0,
+            "max_new_tokens",
+            max_new_tokens,
+            "a non-negative integer",
+        )
         check(temperature >= 0, "temperature", temperature, "a number >= 0")
         check(top_k is None or (isinstance(top_k, int) and top_k > 0), "top_k", top_k, "None or a positive integer")
         cache = self.new_cache(idx.shape[0])

@@ -53,8 +53,15 @@ def _init_worker(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def run_jobs(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], *, jobs: int, threads: int | None,
-             poll: Callable[[], None] | None = None, poll_s: float = 2.0) -> list[Any]:
+def run_jobs(
+    fn: Callable[..., Any],
+    calls: Sequence[tuple[Any, ...]],
+    *,
+    jobs: int,
+    threads: int | None,
+    poll: Callable[[], None] | None = None,
+    poll_s: float = 2.0,
+) -> list[Any]:
     """``[fn(*args) for args in calls]``, ``jobs`` at a time in spawned processes (in order).
 
     ``fn`` must be a module-level function. ``poll`` is called every ``poll_s`` seconds while
@@ -68,8 +75,9 @@ def run_jobs(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], *, jobs: 
                 poll()
         return results
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
-                             initargs=(threads,)) as pool:
+    with ProcessPoolExecutor(
+        max_workers=jobs, mp_context=context, initializer=_init_worker, initargs=(threads,)
+    ) as pool:
         futures: list[Future] = [pool.submit(fn, *args) for args in calls]
         pending = set(futures)
         while pending:
@@ -88,4 +96,3 @@ def run_jobs(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], *, jobs: 
             if not f.cancelled() and f.exception() is not None:
                 raise f.exception()
         return [f.result() for f in futures]
-

@@ -42,19 +42,34 @@ class ModelShape:
 
         with torch.device("meta"):  # shapes only: no memory, no initialisation cost
             model = GPT(GPTConfig.from_dict(model_config))
-        matmul = sum(m.weight.numel() for name, m in model.named_modules()
-                     if isinstance(m, torch.nn.Linear) and name.startswith("blocks."))
-        return cls(model_config["n_layer"], model_config["n_embd"], model_config["vocab_size"], matmul,
-                   sum(p.numel() for p in model.parameters()))
+        matmul = sum(
+            m.weight.numel()
+            for name, m in model.named_modules()
+            if isinstance(m, torch.nn.Linear) and name.startswith("blocks.")
+        )
+        return cls(
+            model_config["n_layer"],
+            model_config["n_embd"],
+            model_config["vocab_size"],
+            matmul,
+            sum(p.numel() for p in model.parameters()),
+        )
 
     def forward_flops(self, window: int, logits: int) -> float:
         """One causal forward over ``window`` tokens, ``logits`` of them through the output layer."""
-        return (2.0 * self.block_matmul_params * window + 2.0 * window * window * self.d_model * self.n_layer
-                + 2.0 * self.d_model * self.vocab_size * logits)
+        return (
+            2.0 * self.block_matmul_params * window
+            + 2.0 * window * window * self.d_model * self.n_layer
+            + 2.0 * self.d_model * self.vocab_size * logits
+        )
 
     def decode_flops(self, context: int) -> float:
         """One cached decoding step at ``context`` tokens."""
-        return 2.0 * self.block_matmul_params + 4.0 * context * self.d_model * self.n_layer + 2.0 * self.d_model * self.vocab_size
+        return (
+            2.0 * self.block_matmul_params
+            + 4.0 * context * self.d_model * self.n_layer
+            + 2.0 * self.d_model * self.vocab_size
+        )
 
 
 @dataclass
@@ -90,21 +105,33 @@ class RunPlan:
 
     @property
     def eval_flops(self) -> float:
-        return len(self.settings) * (sum(self.ppl_flops.values()) + sum(self.passkey_flops.values())
-                                     + sum(self.retrieval_flops.values()))
+        return len(self.settings) * (
+            sum(self.ppl_flops.values()) + sum(self.passkey_flops.values()) + sum(self.retrieval_flops.values())
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "preset": self.preset, "parameters": self.model.parameters, "kinds": self.kinds,
-            "train": {"steps": self.train_steps, "tokens_per_kind": self.train_steps * self.train_tokens_per_step,
-                      "flops": self.train_flops},
-            "eval": {"settings": [list(s) for s in self.settings], "lengths": self.lengths,
-                     "documents": self.documents, "documents_counted": self.documents_counted,
-                     "ppl_windows_per_setting": self.ppl_windows, "ppl_tokens_per_setting": self.ppl_tokens,
-                     "ppl_scored_per_setting": self.ppl_scored,
-                     "passkey_prompts_per_length": self.passkey_prompts, "passkey_tokens_per_setting": self.passkey_tokens,
-                     "retrieval_prompts_per_length": self.retrieval_prompts,
-                     "flops": self.eval_flops},
+            "preset": self.preset,
+            "parameters": self.model.parameters,
+            "kinds": self.kinds,
+            "train": {
+                "steps": self.train_steps,
+                "tokens_per_kind": self.train_steps * self.train_tokens_per_step,
+                "flops": self.train_flops,
+            },
+            "eval": {
+                "settings": [list(s) for s in self.settings],
+                "lengths": self.lengths,
+                "documents": self.documents,
+                "documents_counted": self.documents_counted,
+                "ppl_windows_per_setting": self.ppl_windows,
+                "ppl_tokens_per_setting": self.ppl_tokens,
+                "ppl_scored_per_setting": self.ppl_scored,
+                "passkey_prompts_per_length": self.passkey_prompts,
+                "passkey_tokens_per_setting": self.passkey_tokens,
+                "retrieval_prompts_per_length": self.retrieval_prompts,
+                "flops": self.eval_flops,
+            },
         }
 
 
@@ -131,10 +158,17 @@ def plan_config(cfg, preset: str, data_dir: str | Path | None = None) -> RunPlan
     max_tokens = settings.doc_tokens or max(lengths) + 1
     doc_lengths, counted = _document_lengths(data_dir, settings.documents, max_tokens)
     plan = RunPlan(
-        preset=preset, model=shape, kinds=list(settings.kinds), train_steps=t.steps, train_tokens_per_step=rows * l0,
+        preset=preset,
+        model=shape,
+        kinds=list(settings.kinds),
+        train_steps=t.steps,
+        train_tokens_per_step=rows * l0,
         train_flops_per_kind=t.steps * train_step,
         settings=[(k, scaling_slug(s)) for k in settings.kinds for s in eval_scalings(k, settings.factors)],
-        lengths=lengths, documents=len(doc_lengths), documents_counted=counted, passkey_prompts=settings.passkey_cases,
+        lengths=lengths,
+        documents=len(doc_lengths),
+        documents_counted=counted,
+        passkey_prompts=settings.passkey_cases,
     )
     for n, windows in perplexity_windows(doc_lengths, lengths, stride).items():
         plan.ppl_windows[n] = len(windows)
@@ -145,7 +179,11 @@ def plan_config(cfg, preset: str, data_dir: str | Path | None = None) -> RunPlan
     for n in lengths:
         plan.passkey_tokens[n] = settings.passkey_cases * (n + new)
         # prompt, decoding, and the answer's scoring pass (prompt + answer again)
-        per_case = shape.forward_flops(n, 1) + sum(shape.decode_flops(n + i) for i in range(new)) + shape.forward_flops(n + new, new)
+        per_case = (
+            shape.forward_flops(n, 1)
+            + sum(shape.decode_flops(n + i) for i in range(new))
+            + shape.forward_flops(n + new, new)
+        )
         plan.passkey_flops[n] = settings.passkey_cases * per_case
     plan.retrieval_prompts = len(settings.retrieval_tasks) * settings.retrieval_cases
     new = RETRIEVAL_NEW_TOKENS  # about a gold answer and the slack; decoding only, no scoring pass
@@ -159,7 +197,9 @@ RETRIEVAL_NEW_TOKENS = 16
 """Tokens decoded per retrieval case in the plan's count (a 5-digit answer and the 8-token slack)."""
 
 
-def perplexity_windows(doc_lengths: list[int], lengths: list[int], stride: int) -> dict[int, list[tuple[int, int, int]]]:
+def perplexity_windows(
+    doc_lengths: list[int], lengths: list[int], stride: int
+) -> dict[int, list[tuple[int, int, int]]]:
     """The windows :func:`~cocattn.evaluate.perplexity.evaluate_perplexity` reads at each length
     (with ``too_long="skip"``, as ``reproduce`` runs it): every document at every length, a document
     shorter than the length in one window; no window at a length past the longest document."""
@@ -211,12 +251,16 @@ def format_plan(plan: RunPlan) -> str:
         "|---|---|---|---|---|---|",
     ]
     for n in plan.lengths:
-        lines.append(f"| {n:,} | {plan.ppl_windows[n]:,} | {plan.ppl_tokens[n]:,} | {_si(plan.ppl_flops[n])} | "
-                     f"{plan.passkey_tokens[n]:,} | {_si(plan.passkey_flops[n])} |")
+        lines.append(
+            f"| {n:,} | {plan.ppl_windows[n]:,} | {plan.ppl_tokens[n]:,} | {_si(plan.ppl_flops[n])} | "
+            f"{plan.passkey_tokens[n]:,} | {_si(plan.passkey_flops[n])} |"
+        )
     per_setting = sum(plan.ppl_flops.values()) + sum(plan.passkey_flops.values()) + sum(plan.retrieval_flops.values())
     if plan.retrieval_prompts:
-        lines += [f"| retrieval suite | {plan.retrieval_prompts:,} prompts per length | | "
-                  f"{_si(sum(plan.retrieval_flops.values()))} per setting | | |"]
+        lines += [
+            f"| retrieval suite | {plan.retrieval_prompts:,} prompts per length | | "
+            f"{_si(sum(plan.retrieval_flops.values()))} per setting | | |"
+        ]
     lines += [
         f"| per setting | {sum(plan.ppl_windows.values()):,} | {sum(plan.ppl_tokens.values()):,} | "
         f"{_si(sum(plan.ppl_flops.values()))} | {sum(plan.passkey_tokens.values()):,} | {_si(sum(plan.passkey_flops.values()))} |",

@@ -16,8 +16,14 @@ KIND_COLOURS = {"rope": "#0072B2", "coca": "#D55E00", "coca-strict": "#CC79A7", 
 """One colour per attention kind (Okabe-Ito, readable with colour-blindness)."""
 FALLBACK_COLOURS = ("#E69F00", "#56B4E9", "#8C564B", "#BCBD22", "#17BECF", "#9467BD")
 """For models that are none of the kinds above (or a second model of one kind), in turn."""
-SCALING_STYLES = {"none": "-", "dynamic x2": (0, (7, 2)), "dynamic x4": (0, (3, 2)), "dynamic x8": (0, (1, 1.5)),
-                  "linear x4": (0, (7, 2, 1, 2)), "yarn x4": (0, (7, 2, 1, 2, 1, 2))}
+SCALING_STYLES = {
+    "none": "-",
+    "dynamic x2": (0, (7, 2)),
+    "dynamic x4": (0, (3, 2)),
+    "dynamic x8": (0, (1, 1.5)),
+    "linear x4": (0, (7, 2, 1, 2)),
+    "yarn x4": (0, (7, 2, 1, 2, 1, 2)),
+}
 """One line style per scaling: plain solid, dynamic NTK ×2 / ×4 / ×8 long / short dashes / dots."""
 FALLBACK_STYLES = ((0, (5, 1, 1, 1)), (0, (2, 1, 2, 4)), (0, (9, 3)), (0, (1, 3)))
 
@@ -71,8 +77,12 @@ def plain_log_axis(ax: Any, low: float, high: float, axis: str = "y", max_ticks:
     lo, hi = low / pad, high * pad
     if hi / lo >= 3:
         for mantissas in ((1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8), (1, 1.5, 2, 3, 5, 7), (1, 2, 5), (1, 3), (1,)):
-            ticks = [m * 10.0 ** e for e in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
-                     for m in mantissas if lo <= m * 10.0 ** e <= hi]
+            ticks = [
+                m * 10.0**e
+                for e in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
+                for m in mantissas
+                if lo <= m * 10.0**e <= hi
+            ]
             if len(ticks) <= max_ticks:
                 break
         formatter = FuncFormatter(lambda v, _: plain_number(v))
@@ -95,10 +105,19 @@ def mark_training_length(ax: Any, training_length: int, label: str | None = None
     ``labelled`` is false, e.g. in all but the first of several panels)."""
     ax.axvline(training_length, color="#555555", linewidth=1.0, linestyle=(0, (4, 3)), zorder=1)
     if labelled:
-        ax.annotate(label or f"training length {training_length:,}", xy=(training_length, 1.0),
-                    xycoords=("data", "axes fraction"), xytext=(-2, -4), textcoords="offset points", ha="right",
-                    va="top", rotation=90, fontsize=7.5, color="#333333",
-                    bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.8})
+        ax.annotate(
+            label or f"training length {training_length:,}",
+            xy=(training_length, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(-2, -4),
+            textcoords="offset points",
+            ha="right",
+            va="top",
+            rotation=90,
+            fontsize=7.5,
+            color="#333333",
+            bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.8},
+        )
 
 
 def pyplot() -> Any:

@@ -30,14 +30,37 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from cocattn.evaluate.intervals import ci_options_of, paired_ratio, passkey_intervals, ppl_intervals
-from cocattn.evaluate.results import (display_name, read_results, record_sort_key, results_csv, scaling_label,
-                                     scaling_sort_key)
+from cocattn.evaluate.results import (
+    display_name,
+    read_results,
+    record_sort_key,
+    results_csv,
+    scaling_label,
+    scaling_sort_key,
+)
 from cocattn.io import write_text
-from cocattn.plotting import (mark_training_length, model_colours, plain_log_axis, plain_number, pyplot, save_figure,
-                              scaling_styles)
+from cocattn.plotting import (
+    mark_training_length,
+    model_colours,
+    plain_log_axis,
+    pyplot,
+    save_figure,
+    scaling_styles,
+)
 
-__all__ = ["write_report", "markdown_table", "format_value", "plot_perplexity", "plot_passkey", "plot_depth_grid",
-           "ReportContext", "perplexity_section", "passkey_section", "retrieval_section", "SECTIONS"]
+__all__ = [
+    "write_report",
+    "markdown_table",
+    "format_value",
+    "plot_perplexity",
+    "plot_passkey",
+    "plot_depth_grid",
+    "ReportContext",
+    "perplexity_section",
+    "passkey_section",
+    "retrieval_section",
+    "SECTIONS",
+]
 
 DEPTH_BUCKETS = ("0-25%", "25-50%", "50-75%", "75-100%")
 
@@ -91,13 +114,13 @@ def markdown_table(rows: Sequence[tuple], metric: str, first: str = "model + sca
     """A Markdown table: one row per ``(label, {length: value})`` or ``(label, {length: value},
     {length: (low, high) or None})``, one column per length."""
     lengths = sorted({n for row in rows for n in row[1]})
-    lines = ["| " + " | ".join([first, *map(_length_label, lengths)]) + " |",
-             "|" + "---|" * (len(lengths) + 1)]
+    lines = ["| " + " | ".join([first, *map(_length_label, lengths)]) + " |", "|" + "---|" * (len(lengths) + 1)]
     for row in rows:
         label, values = row[0], row[1]
         intervals = row[2] if len(row) > 2 and row[2] is not None else {}
-        lines.append("| " + " | ".join([label, *(format_value(values.get(n), metric, intervals.get(n))
-                                                 for n in lengths)]) + " |")
+        lines.append(
+            "| " + " | ".join([label, *(format_value(values.get(n), metric, intervals.get(n)) for n in lengths)]) + " |"
+        )
     return "\n".join(lines)
 
 
@@ -121,7 +144,7 @@ def _length_ticks(ax: Any, lengths: Sequence[int], l0: int | None) -> None:
     ax.set_xscale("log", base=2)
     ax.set_xticks(lengths, [_length_label(n) + (f"\n{n / l0:g}×" if l0 else "") for n in lengths])
     ax.minorticks_off()
-    ax.set_xlim(min(lengths) / 2 ** 0.25, max(lengths) * 2 ** 0.25)
+    ax.set_xlim(min(lengths) / 2**0.25, max(lengths) * 2**0.25)
 
 
 def _figure(panels: int, panel_width: float, height: float = 4.6) -> tuple[Any, list[Any], Any]:
@@ -149,10 +172,18 @@ def _legend(legend_ax: Any, records: Sequence[dict], colours: dict[str, str], st
     handles = [header("attention (colour)")]
     handles += [Line2D([], [], color=colours[m], linewidth=2.5, label=names[m]) for m in models]
     handles += [header(""), header("RoPE scaling at inference (line)")]
-    handles += [Line2D([], [], color="#333333", linestyle=styles[s], linewidth=1.6, label=scaling_label(s))
-                for s in styles]
-    legend = legend_ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, 1.0), fontsize=8.5,
-                              frameon=False, handlelength=3.2, borderaxespad=0.0)
+    handles += [
+        Line2D([], [], color="#333333", linestyle=styles[s], linewidth=1.6, label=scaling_label(s)) for s in styles
+    ]
+    legend = legend_ax.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(0.0, 1.0),
+        fontsize=8.5,
+        frameon=False,
+        handlelength=3.2,
+        borderaxespad=0.0,
+    )
     for text, handle in zip(legend.get_texts(), handles):
         if handle.get_linestyle() == "None":
             text.set_fontweight("bold")
@@ -169,8 +200,9 @@ def _curve(r: dict, values: Sequence[Any], intervals: Sequence[Any] | None) -> t
     return xs, ys, lo, hi
 
 
-def plot_perplexity(records: Sequence[dict], path: str | Path, intervals: dict[int, Any],
-                    ratios: dict[int, Any], level: str = "95%") -> Path:
+def plot_perplexity(
+    records: Sequence[dict], path: str | Path, intervals: dict[int, Any], ratios: dict[int, Any], level: str = "95%"
+) -> Path:
     """Two panels against context length (log x): perplexity with its interval as a band (log y,
     plain-number ticks), and each curve divided by its own value at 1× with the paired interval.
     ``intervals[i]`` / ``ratios[i]`` belong to ``records[i]``: per length ``(low, high)`` /
@@ -212,8 +244,9 @@ def plot_perplexity(records: Sequence[dict], path: str | Path, intervals: dict[i
         plain_log_axis(axr, min(min(r_lo), 1.0), max(max(r_hi), 1.0))
     axr.axhline(1.0, color="#999999", linewidth=0.8, zorder=1)
     axr.set_ylabel("perplexity ÷ perplexity at 1×")
-    axr.set_title(f"Degradation: each curve ÷ its own value at 1×" + (f" ({level}, paired)" if intervals else ""),
-                  fontsize=10)
+    axr.set_title(
+        "Degradation: each curve ÷ its own value at 1×" + (f" ({level}, paired)" if intervals else ""), fontsize=10
+    )
     _legend(legend_ax, records, colours, styles)
     fig.tight_layout()
     return save_figure(fig, path, dpi=120)
@@ -237,8 +270,18 @@ def plot_passkey(records: Sequence[dict], path: str | Path, intervals: dict[int,
                 continue
             shift = 2 ** (0.25 * ((k + 0.5) / len(members) - 0.5))
             below, above = [y - a for y, a in zip(ys, lo)], [b - y for y, b in zip(ys, hi)]
-            ax.errorbar([x * shift for x in xs], ys, yerr=[below, above], color=colours[r["model"]],
-                        linestyle=styles[scaling], marker="o", markersize=3.5, linewidth=1.4, elinewidth=0.9, capsize=2)
+            ax.errorbar(
+                [x * shift for x in xs],
+                ys,
+                yerr=[below, above],
+                color=colours[r["model"]],
+                linestyle=styles[scaling],
+                marker="o",
+                markersize=3.5,
+                linewidth=1.4,
+                elinewidth=0.9,
+                capsize=2,
+            )
         _length_ticks(ax, lengths, l0)
         if l0 and min(lengths) <= l0 <= max(lengths):
             mark_training_length(ax, l0, labelled=ax is axes[0])
@@ -279,8 +322,15 @@ def plot_depth_grid(records: Sequence[dict], path: str | Path) -> Path:
         ax.set_xticks(range(len(r["lengths"])), [_length_label(x) for x in r["lengths"]], fontsize=7)
         ax.set_yticks(range(len(DEPTH_BUCKETS)), DEPTH_BUCKETS if b == 0 else [""] * len(DEPTH_BUCKETS), fontsize=7)
         for (y, x), v in np.ndenumerate(grid):
-            ax.text(x, y, "–" if np.isnan(v) else f"{v:.2f}", ha="center", va="center", fontsize=6.5,
-                    color="black" if np.isnan(v) or v >= 0.5 else "white")
+            ax.text(
+                x,
+                y,
+                "–" if np.isnan(v) else f"{v:.2f}",
+                ha="center",
+                va="center",
+                fontsize=6.5,
+                color="black" if np.isnan(v) or v >= 0.5 else "white",
+            )
         ax.set_title(f"{display_name(r)}, {scaling_label(scaling)}", fontsize=8)
     fig.supxlabel("context length (tokens)", fontsize=8)
     fig.supylabel("depth of the key in the filler", fontsize=8, x=0.004)
@@ -320,31 +370,62 @@ def perplexity_section(records: Sequence[dict], ctx: ReportContext) -> list[str]
         else:
             intervals[i] = found
         n0 = reference_length(r)
-        ratios[i] = [None if n0 is None or v is None else _ratio_triple(r, n, n0, ctx)
-                     for n, v in zip(r["lengths"], r["values"])]
+        ratios[i] = [
+            None if n0 is None or v is None else _ratio_triple(r, n, n0, ctx) for n, v in zip(r["lengths"], r["values"])
+        ]
     plot_perplexity(ppl, ctx.out / "ppl_vs_length.png", intervals, ratios, ctx.level)
     docs = sorted({str(r["settings"].get("documents", "?")) for r in ppl})
-    md = ["## Perplexity (sliding window, token-weighted)", "",
-          markdown_table([(_label(r), _by_length(r, r["values"]), _by_length(r, intervals.get(i)))
-                          for i, r in enumerate(ppl)], "ppl"), ""]
+    md = [
+        "## Perplexity (sliding window, token-weighted)",
+        "",
+        markdown_table(
+            [(_label(r), _by_length(r, r["values"]), _by_length(r, intervals.get(i))) for i, r in enumerate(ppl)], "ppl"
+        ),
+        "",
+    ]
     if intervals:
-        md += [f"In brackets: the {ctx.level} interval, a bootstrap over the {' / '.join(docs)} documents "
-               f"({ctx.resamples:,} resamples, seed 0).", ""]
+        md += [
+            f"In brackets: the {ctx.level} interval, a bootstrap over the {' / '.join(docs)} documents "
+            f"({ctx.resamples:,} resamples, seed 0).",
+            "",
+        ]
     for reason, labels in missing.items():
-        md += _missing_note(["any perplexity record"] if len(labels) == len(ppl) else labels, reason, "intervals",
-                            "Perplexities and their ratios are shown without intervals; rerun `cocattn eval ppl` (or "
-                            "`cocattn reproduce` after deleting those result files) to get them.")
+        md += _missing_note(
+            ["any perplexity record"] if len(labels) == len(ppl) else labels,
+            reason,
+            "intervals",
+            "Perplexities and their ratios are shown without intervals; rerun `cocattn eval ppl` (or "
+            "`cocattn reproduce` after deleting those result files) to get them.",
+        )
 
     def bounds(x: tuple | None) -> tuple | None:
         return None if x is None or x[1] is None else x[1:]
 
-    md += ["Perplexity relative to the same model's at 1× (the training length)"
-           + (f", {ctx.level} interval (paired over the same documents) in brackets:" if intervals else ":"), "",
-           markdown_table([(_label(r), _by_length(r, [None if x is None else x[0] for x in ratios[i]]),
-                            _by_length(r, [bounds(x) for x in ratios[i]])) for i, r in enumerate(ppl)], "ratio"), ""]
-    md += [f"Settings: {_settings_line(ppl)}. Tokens scored per length: "
-           + ", ".join(sorted({str(c) for r in ppl for c in r.get("counts", []) if c})) + ".", "",
-           "![perplexity against length](ppl_vs_length.png)", ""]
+    md += [
+        "Perplexity relative to the same model's at 1× (the training length)"
+        + (f", {ctx.level} interval (paired over the same documents) in brackets:" if intervals else ":"),
+        "",
+        markdown_table(
+            [
+                (
+                    _label(r),
+                    _by_length(r, [None if x is None else x[0] for x in ratios[i]]),
+                    _by_length(r, [bounds(x) for x in ratios[i]]),
+                )
+                for i, r in enumerate(ppl)
+            ],
+            "ratio",
+        ),
+        "",
+    ]
+    md += [
+        f"Settings: {_settings_line(ppl)}. Tokens scored per length: "
+        + ", ".join(sorted({str(c) for r in ppl for c in r.get("counts", []) if c}))
+        + ".",
+        "",
+        "![perplexity against length](ppl_vs_length.png)",
+        "",
+    ]
     return md
 
 
@@ -368,28 +449,61 @@ def passkey_section(records: Sequence[dict], ctx: ReportContext) -> list[str]:
     plot_depth_grid(passkey, ctx.out / "passkey_depth.png")
 
     def table(key: str, details: bool = True) -> str:
-        return markdown_table([(_label(r), _by_length(r, r["details"][key] if details else r["values"]),
-                                _by_length(r, f[key])) for r, f in zip(passkey, found)], "acc")
+        return markdown_table(
+            [
+                (_label(r), _by_length(r, r["details"][key] if details else r["values"]), _by_length(r, f[key]))
+                for r, f in zip(passkey, found)
+            ],
+            "acc",
+        )
 
-    md = ["## Passkey retrieval", "",
-          f"Accuracy (the key appears in the greedy output), {ctx.level} Wilson interval in brackets:", "",
-          table("values", details=False), "",
-          "Exact match (the first number generated is the key):", "", table("exact"), "",
-          "Mean log-probability of the key's tokens given the prompt (higher is better):", "",
-          markdown_table([(_label(r), _by_length(r, r["details"]["logprob"])) for r in passkey], "logprob"), "",
-          "Accuracy when the key lies within the last training-length tokens / before them:", "",
-          markdown_table([(f"{_label(r)} ({part})", _by_length(r, r["details"][key]), _by_length(r, f[key]))
-                          for r, f in zip(passkey, found)
-                          for part, key in (("within", "within_training"), ("beyond", "beyond_training"))], "acc"), ""]
+    md = [
+        "## Passkey retrieval",
+        "",
+        f"Accuracy (the key appears in the greedy output), {ctx.level} Wilson interval in brackets:",
+        "",
+        table("values", details=False),
+        "",
+        "Exact match (the first number generated is the key):",
+        "",
+        table("exact"),
+        "",
+        "Mean log-probability of the key's tokens given the prompt (higher is better):",
+        "",
+        markdown_table([(_label(r), _by_length(r, r["details"]["logprob"])) for r in passkey], "logprob"),
+        "",
+        "Accuracy when the key lies within the last training-length tokens / before them:",
+        "",
+        markdown_table(
+            [
+                (f"{_label(r)} ({part})", _by_length(r, r["details"][key]), _by_length(r, f[key]))
+                for r, f in zip(passkey, found)
+                for part, key in (("within", "within_training"), ("beyond", "beyond_training"))
+            ],
+            "acc",
+        ),
+        "",
+    ]
     no_cases = [_label(r) for r, f in zip(passkey, found) if all(x is None for x in f["exact"])]
     if no_cases:
-        md += _missing_note(no_cases, "the result JSON has no per-case records", "intervals of the splits",
-                            "Accuracies are shown with intervals from their counts; the splits without.")
-    md += [f"Settings: {_settings_line(passkey)}. Generation: "
-           + "; ".join(sorted({str(r['details'].get('generation')) for r in passkey})) + ".", "",
-           "![passkey accuracy against length](passkey_vs_length.png)", "",
-           "### Accuracy by depth of the key", "",
-           "![passkey accuracy by depth and length](passkey_depth.png)", ""]
+        md += _missing_note(
+            no_cases,
+            "the result JSON has no per-case records",
+            "intervals of the splits",
+            "Accuracies are shown with intervals from their counts; the splits without.",
+        )
+    md += [
+        f"Settings: {_settings_line(passkey)}. Generation: "
+        + "; ".join(sorted({str(r["details"].get("generation")) for r in passkey}))
+        + ".",
+        "",
+        "![passkey accuracy against length](passkey_vs_length.png)",
+        "",
+        "### Accuracy by depth of the key",
+        "",
+        "![passkey accuracy by depth and length](passkey_depth.png)",
+        "",
+    ]
     for r, f in zip(passkey, found):
         rows = [(b, _by_length(r, r["details"]["by_depth"][b]), _by_length(r, f["by_depth"][b])) for b in DEPTH_BUCKETS]
         md += [f"**{_label(r)}**", "", markdown_table(rows, "acc", first="depth"), ""]
@@ -408,9 +522,16 @@ SECTIONS: tuple[Section, ...] = (perplexity_section, passkey_section, retrieval_
 """The report's sections after the verdict, in order."""
 
 
-def write_report(source: str | Path | Iterable[str | Path] | Sequence[dict], out_dir: str | Path, *,
-                 title: str = "cocattn evaluation report", notes: Sequence[str] = (), confidence: float | None = None,
-                 resamples: int | None = None, sections: Sequence[Section] = SECTIONS) -> Path:
+def write_report(
+    source: str | Path | Iterable[str | Path] | Sequence[dict],
+    out_dir: str | Path,
+    *,
+    title: str = "cocattn evaluation report",
+    notes: Sequence[str] = (),
+    confidence: float | None = None,
+    resamples: int | None = None,
+    sections: Sequence[Section] = SECTIONS,
+) -> Path:
     """Write ``report.md``, the PNG plots and ``results.csv`` into ``out_dir``; returns report.md.
 
     ``source`` is result files / directories, or records already loaded. ``notes`` are bullet
@@ -434,9 +555,14 @@ def write_report(source: str | Path | Iterable[str | Path] | Sequence[dict], out
 
     md = [f"# {title}", ""]
     md += verdict_section(records, confidence, resamples)
-    models = sorted({(r["model"], r.get("kind", "?"), r.get("attention", "?"), r.get("training_length")) for r in records},
-                    key=str)
-    md.append("Models: " + "; ".join(f"`{m}` ({kind}, attention {att}, training length {l0})" for m, kind, att, l0 in models) + ".")
+    models = sorted(
+        {(r["model"], r.get("kind", "?"), r.get("attention", "?"), r.get("training_length")) for r in records}, key=str
+    )
+    md.append(
+        "Models: "
+        + "; ".join(f"`{m}` ({kind}, attention {att}, training length {l0})" for m, kind, att, l0 in models)
+        + "."
+    )
     md.append("")
     for note in notes:
         md.append(f"- {note}")

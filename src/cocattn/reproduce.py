@@ -61,13 +61,15 @@ def deviations(run_config, settings: ReproduceSettings, data_dir: Path) -> list[
         f"{settings.stride or l0} (= the training length, as the paper's 512); paper: 100 PG-19 documents, "
         "truncated to 32,768, stride 512.",
         f"Passkey: {settings.passkey_cases} cases per length (paper: 100), {settings.passkey_new_tokens} generated tokens "
-        "(paper: 64); the answer prefix \"The passkey is\" follows the question.",
+        '(paper: 64); the answer prefix "The passkey is" follows the question.',
         f"Dynamic NTK factors {', '.join(f'{f:g}' for f in settings.factors)} (transformers' formula), applied at "
         "inference only; the KV cache keeps un-rotated keys so every key uses the current base.",
     ]
     if settings.dtype != "float32":
-        notes.append(f"Evaluation precision: eval.dtype={settings.dtype} (autocast with float32 weights; 'auto' is "
-                     "bfloat16 on a GPU, float32 on CPU).")
+        notes.append(
+            f"Evaluation precision: eval.dtype={settings.dtype} (autocast with float32 weights; 'auto' is "
+            "bfloat16 on a GPU, float32 on CPU)."
+        )
     if run_config.data.retrieval_fraction > 0:
         tasks = list(run_config.data.retrieval_tasks)
         what = "passkey rows" if tasks == ["passkey"] else f"rows of {', '.join(tasks)} (drawn uniformly)"
@@ -78,9 +80,11 @@ def deviations(run_config, settings: ReproduceSettings, data_dir: Path) -> list[
             "corpus this size without them, and with 5% such rows none did in this preset's budget (docs/RESULTS.md)."
         )
     if settings.retrieval_tasks:
-        notes.append(f"Retrieval suite (not in the paper): {', '.join(settings.retrieval_tasks)}, "
-                     f"{settings.retrieval_cases} cases per task and length, repeated-sentence haystack "
-                     "(docs/RETRIEVAL.md).")
+        notes.append(
+            f"Retrieval suite (not in the paper): {', '.join(settings.retrieval_tasks)}, "
+            f"{settings.retrieval_cases} cases per task and length, repeated-sentence haystack "
+            "(docs/RETRIEVAL.md)."
+        )
     return notes
 
 
@@ -134,8 +138,13 @@ def _reproduce(
         from cocattn.data import build_dataset
 
         log(f"data: building the '{settings.data_preset}' corpus into {data_path}")
-        build_dataset(preset=settings.data_preset, out_dir=data_path, vocab_size=settings.vocab_size,
-                      eval_documents=settings.eval_documents, progress=progress)
+        build_dataset(
+            preset=settings.data_preset,
+            out_dir=data_path,
+            vocab_size=settings.vocab_size,
+            eval_documents=settings.eval_documents,
+            progress=progress,
+        )
     else:
         log(f"data: reusing {data_path}")
     timings["data_s"] = time.perf_counter() - t0
@@ -144,8 +153,10 @@ def _reproduce(
     work = plan_config(run_config, preset, data_dir=data_path)  # counted work: achieved FLOP rates in the report
     if not work.documents:  # fail before training, not after it
         raise bad_value("data", str(data_path), "a data directory with held-out evaluation documents (eval.jsonl)")
-    log(f"work (cocattn reproduce --plan): training {work.train_flops / 1e15:.3g} PFLOP, evaluation "
-        f"{work.eval_flops / 1e15:.3g} PFLOP in {len(work.settings)} settings × {len(work.lengths)} lengths")
+    log(
+        f"work (cocattn reproduce --plan): training {work.train_flops / 1e15:.3g} PFLOP, evaluation "
+        f"{work.eval_flops / 1e15:.3g} PFLOP in {len(work.settings)} settings × {len(work.lengths)} lengths"
+    )
     done: dict[str, Any] = {"train_flops": 0.0, "eval_flops": 0.0, "train_resumed": False}
 
     # 2. train -----------------------------------------------------------------------------
@@ -166,13 +177,16 @@ def _reproduce(
     if jobs > 1:
         log(f"train: {', '.join(to_train)} side by side ({jobs} processes, {threads} thread(s) each)")
     bar = _TrainBar([out / "runs" / k for k in to_train], run_config.train.steps, progress and jobs > 1)
-    calls = [(preset, list(overrides), kind, out / "runs" / kind, data_path, progress and jobs == 1)
-             for kind in to_train]
+    calls = [
+        (preset, list(overrides), kind, out / "runs" / kind, data_path, progress and jobs == 1) for kind in to_train
+    ]
     for kind, result in zip(to_train, run_jobs(_train_kind, calls, jobs=jobs, threads=threads, poll=bar.update)):
         done["train_flops"] += work.train_flops_per_kind
         done["train_resumed"] |= result["resumed"]  # part of its steps ran before: no rate for this stage
-        log(f"train {kind}: {result['steps']} steps, final loss {_num(result, 'final_loss', '.3f')}, "
-            f"{_num(result, 'tokens_per_s', ',.0f')} tokens/s, {_num(result, 'seconds', '.0f')} s")
+        log(
+            f"train {kind}: {result['steps']} steps, final loss {_num(result, 'final_loss', '.3f')}, "
+            f"{_num(result, 'tokens_per_s', ',.0f')} tokens/s, {_num(result, 'seconds', '.0f')} s"
+        )
     bar.close()
     timings["train_s"] = time.perf_counter() - t0
 
@@ -183,16 +197,34 @@ def _reproduce(
     docs = [d.text for d in load_eval_documents(data_path)][: settings.documents]  # not empty: checked above
     results = out / "results"
     results.mkdir(exist_ok=True)
-    expected = {kind: [results / f"{metric}-{kind}-{_scaling_slug(s)}.json" for s in _scalings(kind, settings.factors)
-                       for metric in _metrics(settings)] for kind in settings.kinds}
+    expected = {
+        kind: [
+            results / f"{metric}-{kind}-{_scaling_slug(s)}.json"
+            for s in _scalings(kind, settings.factors)
+            for metric in _metrics(settings)
+        ]
+        for kind in settings.kinds
+    }
     to_eval = [kind for kind in settings.kinds if not all(p.is_file() for p in expected[kind])]
     jobs, threads = plan_jobs(len(to_eval), settings.jobs, device)
     done["eval_jobs"] = {"processes": jobs, "threads_each": threads}
     if jobs > 1:
         log(f"eval: {', '.join(to_eval)} side by side ({jobs} processes, {threads} thread(s) each)")
     bar = _FileBar([p for k in to_eval for p in expected[k]], progress and jobs > 1)
-    calls = [(kind, model_dirs[kind], settings, work.lengths, run_config.model["max_seq_len"], docs, results, device,
-              progress and jobs == 1) for kind in to_eval]
+    calls = [
+        (
+            kind,
+            model_dirs[kind],
+            settings,
+            work.lengths,
+            run_config.model["max_seq_len"],
+            docs,
+            results,
+            device,
+            progress and jobs == 1,
+        )
+        for kind in to_eval
+    ]
     flops = {"ppl": work.ppl_flops, "passkey": work.passkey_flops, "retrieval": work.retrieval_flops}
     for written in run_jobs(_evaluate_kind, calls, jobs=jobs, threads=threads, poll=bar.update):
         done["eval_flops"] += sum(sum(flops[metric].values()) for metric in written)
@@ -231,8 +263,9 @@ def _metrics(settings: ReproduceSettings) -> tuple[str, ...]:
     return ("ppl", "passkey", "retrieval") if settings.retrieval_tasks else ("ppl", "passkey")
 
 
-def _train_kind(preset: str, overrides: list[str], kind: str, run_dir: Path, data_path: Path,
-                progress: bool) -> dict[str, Any]:
+def _train_kind(
+    preset: str, overrides: list[str], kind: str, run_dir: Path, data_path: Path, progress: bool
+) -> dict[str, Any]:
     """Train one kind into ``run_dir`` (resuming from its checkpoints); a worker of stage 2."""
     from cocattn.config import load_config
     from cocattn.train import train
@@ -243,8 +276,17 @@ def _train_kind(preset: str, overrides: list[str], kind: str, run_dir: Path, dat
     return {"resumed": resume, **result.to_dict()}
 
 
-def _evaluate_kind(kind: str, model_dir: Path, settings: ReproduceSettings, lengths: list[int], l0: int,
-                   docs: list[str], results: Path, device: str, progress: bool) -> list[str]:
+def _evaluate_kind(
+    kind: str,
+    model_dir: Path,
+    settings: ReproduceSettings,
+    lengths: list[int],
+    l0: int,
+    docs: list[str],
+    results: Path,
+    device: str,
+    progress: bool,
+) -> list[str]:
     """Evaluate one kind plain and at every scaling into ``results`` (skipping files that exist);
     returns the metrics written. A worker of stage 3."""
     from cocattn.evaluate.lm import load_lm
@@ -266,20 +308,42 @@ def _evaluate_kind(kind: str, model_dir: Path, settings: ReproduceSettings, leng
             if metric == "retrieval":
                 from cocattn.evaluate.retrieval import evaluate_retrieval
 
-                record = evaluate_retrieval(lm, settings.retrieval_tasks, lengths, cases=settings.retrieval_cases,
-                                            scaling=scaling, batch_tokens=settings.batch_tokens, progress=progress,
-                                            too_short="skip", prompt_cache=prompts)
+                record = evaluate_retrieval(
+                    lm,
+                    settings.retrieval_tasks,
+                    lengths,
+                    cases=settings.retrieval_cases,
+                    scaling=scaling,
+                    batch_tokens=settings.batch_tokens,
+                    progress=progress,
+                    too_short="skip",
+                    prompt_cache=prompts,
+                )
             elif metric == "ppl":
                 record = evaluate_perplexity(
-                    lm, docs, lengths, stride=settings.stride or l0, max_tokens=settings.doc_tokens or max(lengths) + 1,
-                    scaling=scaling, batch_tokens=settings.batch_tokens, too_long="skip", progress=progress,
-                    confidence=settings.confidence, ci_resamples=settings.ci_resamples,
+                    lm,
+                    docs,
+                    lengths,
+                    stride=settings.stride or l0,
+                    max_tokens=settings.doc_tokens or max(lengths) + 1,
+                    scaling=scaling,
+                    batch_tokens=settings.batch_tokens,
+                    too_long="skip",
+                    progress=progress,
+                    confidence=settings.confidence,
+                    ci_resamples=settings.ci_resamples,
                 )
             else:
-                record = evaluate_passkey(lm, lengths, cases=settings.passkey_cases,
-                                          max_new_tokens=settings.passkey_new_tokens, scaling=scaling,
-                                          batch_tokens=settings.batch_tokens, progress=progress,
-                                          confidence=settings.confidence)
+                record = evaluate_passkey(
+                    lm,
+                    lengths,
+                    cases=settings.passkey_cases,
+                    max_new_tokens=settings.passkey_new_tokens,
+                    scaling=scaling,
+                    batch_tokens=settings.batch_tokens,
+                    progress=progress,
+                    confidence=settings.confidence,
+                )
             write_results(path, record)
             written.append(metric)
     return written
@@ -293,8 +357,13 @@ class _TrainBar:
         from tqdm.auto import tqdm
 
         self.run_dirs = run_dirs
-        self.bar = tqdm(total=steps * len(run_dirs), unit="step", desc="train (all kinds)", dynamic_ncols=True,
-                        disable=not (enabled and run_dirs and sys.stderr.isatty()))
+        self.bar = tqdm(
+            total=steps * len(run_dirs),
+            unit="step",
+            desc="train (all kinds)",
+            dynamic_ncols=True,
+            disable=not (enabled and run_dirs and sys.stderr.isatty()),
+        )
 
     def update(self) -> None:
         if self.bar.disable:
@@ -314,8 +383,13 @@ class _FileBar(_TrainBar):
         from tqdm.auto import tqdm
 
         self.paths = paths
-        self.bar = tqdm(total=len(paths), unit="result", desc="eval (all kinds)", dynamic_ncols=True,
-                        disable=not (enabled and paths and sys.stderr.isatty()))
+        self.bar = tqdm(
+            total=len(paths),
+            unit="result",
+            desc="eval (all kinds)",
+            dynamic_ncols=True,
+            disable=not (enabled and paths and sys.stderr.isatty()),
+        )
 
     def update(self) -> None:
         if not self.bar.disable:
@@ -333,8 +407,9 @@ def _last_step(metrics: Path) -> int:
         return 0
 
 
-def write_reproduce_report(out: str | os.PathLike, *, confidence: float | None = None,
-                           resamples: int | None = None) -> Path:
+def write_reproduce_report(
+    out: str | os.PathLike, *, confidence: float | None = None, resamples: int | None = None
+) -> Path:
     """(Re)write ``report.md`` (the verdict first) and plots from ``OUT/results/*.json`` and
     ``OUT/reproduce.json``; ``confidence`` / ``resamples`` default to those the results carry."""
     from cocattn.report import write_report
@@ -349,13 +424,21 @@ def write_reproduce_report(out: str | os.PathLike, *, confidence: float | None =
         notes.append(f"Work done in this invocation, counted by `cocattn reproduce --plan`: {rates}.")
     for kind, tr in (meta.get("train_results") or {}).items():
         if tr:
-            notes.append(f"Training `{kind}`: {tr['steps']} steps, final loss {_num(tr, 'final_loss', '.3f')}, "
-                         f"validation loss {_num(tr, 'val_loss', '.3f')}, "
-                         f"{_num(tr, 'tokens_per_s', ',.0f')} tokens/s, {_num(tr, 'seconds', '.0f')} s.")
+            notes.append(
+                f"Training `{kind}`: {tr['steps']} steps, final loss {_num(tr, 'final_loss', '.3f')}, "
+                f"validation loss {_num(tr, 'val_loss', '.3f')}, "
+                f"{_num(tr, 'tokens_per_s', ',.0f')} tokens/s, {_num(tr, 'seconds', '.0f')} s."
+            )
     notes += ["Deviation from the paper: " + n for n in meta.get("notes", [])]
     source = out / "results" if (out / "results").is_dir() else out
-    return write_report(source, out, title=meta.get("title", "cocattn reproduce"), notes=notes, confidence=confidence,
-                        resamples=resamples)
+    return write_report(
+        source,
+        out,
+        title=meta.get("title", "cocattn reproduce"),
+        notes=notes,
+        confidence=confidence,
+        resamples=resamples,
+    )
 
 
 def _num(record: dict, key: str, spec: str) -> str:

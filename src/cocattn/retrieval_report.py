@@ -23,12 +23,23 @@ from cocattn.evaluate.retrieval import DEPTH_BUCKETS, effective_length
 from cocattn.plotting import pyplot, save_figure
 from cocattn.retrieval_tasks import METRIC_TEXT, SCORING, TASK_NAMES
 
-__all__ = ["retrieval_records", "aggregate_rows", "effective_rows", "format_retrieval", "retrieval_section",
-           "plot_task_vs_length", "plot_depth_heatmaps", "AGGREGATE_TEXT", "DEFAULT_RATIO"]
+__all__ = [
+    "retrieval_records",
+    "aggregate_rows",
+    "effective_rows",
+    "format_retrieval",
+    "retrieval_section",
+    "plot_task_vs_length",
+    "plot_depth_heatmaps",
+    "AGGREGATE_TEXT",
+    "DEFAULT_RATIO",
+]
 
 DEFAULT_RATIO = 0.8
-AGGREGATE_TEXT = ("aggregate = unweighted mean of the tasks' scores at each length (each task counts once, whatever "
-                  "its number of cases; RULER averages its tasks the same way), over the lengths every task has")
+AGGREGATE_TEXT = (
+    "aggregate = unweighted mean of the tasks' scores at each length (each task counts once, whatever "
+    "its number of cases; RULER averages its tasks the same way), over the lengths every task has"
+)
 
 
 def _row(r: dict) -> str:
@@ -52,8 +63,15 @@ def retrieval_records(records: Iterable[dict]) -> list[dict]:
     chosen: dict[tuple, dict] = {}
     for r in sorted((r for r in records if r.get("metric") == "retrieval"), key=lambda r: r.get("created", "")):
         chosen[(r["model"], r.get("scaling_name", "none"), r.get("task"))] = r
-    return sorted(chosen.values(), key=lambda r: (_task_order(r.get("task", "")), r["model"],
-                                                  r.get("scaling_name", "none") != "none", r.get("scaling_name", "")))
+    return sorted(
+        chosen.values(),
+        key=lambda r: (
+            _task_order(r.get("task", "")),
+            r["model"],
+            r.get("scaling_name", "none") != "none",
+            r.get("scaling_name", ""),
+        ),
+    )
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -101,21 +119,47 @@ def effective_rows(records: Sequence[dict], ratio: float = DEFAULT_RATIO) -> lis
     for r in records:
         reference, source = _reference(r, records)
         effective, threshold = effective_length(r["lengths"], r["details"]["ci_low"], reference, ratio)
-        note = ("no score at 1×" if reference is None else "score 0 at 1×" if reference == 0
-                else f"< {_length_label(min(r['lengths']))}" if effective is None else "")
-        rows.append({"label": _row(r), "model": r["model"], "scaling": r.get("scaling_name", "none"), "task": r["task"],
-                     "reference": reference, "reference_source": source, "threshold": threshold,
-                     "effective_length": None if reference == 0 else effective, "note": note,
-                     "training_length": r.get("training_length")})
+        note = (
+            "no score at 1×"
+            if reference is None
+            else "score 0 at 1×"
+            if reference == 0
+            else f"< {_length_label(min(r['lengths']))}"
+            if effective is None
+            else ""
+        )
+        rows.append(
+            {
+                "label": _row(r),
+                "model": r["model"],
+                "scaling": r.get("scaling_name", "none"),
+                "task": r["task"],
+                "reference": reference,
+                "reference_source": source,
+                "threshold": threshold,
+                "effective_length": None if reference == 0 else effective,
+                "note": note,
+                "training_length": r.get("training_length"),
+            }
+        )
     by_label: dict[str, list[dict]] = {}
     for row in rows:
         by_label.setdefault(row["label"], []).append(row)
-    for label, group in by_label.items():
+    for group in by_label.values():
         if len(group) > 1:
             lengths = [g["effective_length"] for g in group]
             notes = sorted({g["note"] for g in group if g["effective_length"] is None})
-            rows.append({**group[0], "task": "all tasks", "reference": None, "reference_source": "", "threshold": None,
-                         "effective_length": None if None in lengths else min(lengths), "note": "; ".join(notes)})
+            rows.append(
+                {
+                    **group[0],
+                    "task": "all tasks",
+                    "reference": None,
+                    "reference_source": "",
+                    "threshold": None,
+                    "effective_length": None if None in lengths else min(lengths),
+                    "note": "; ".join(notes),
+                }
+            )
     return rows
 
 
@@ -135,9 +179,15 @@ def format_retrieval(records: Sequence[dict], ratio: float = DEFAULT_RATIO, head
         rs = [r for r in records if r["task"] == task]
         lengths = sorted({n for r in rs for n in r["lengths"]})
         metric = rs[0]["details"]["metric"]
-        options = ", ".join(f"{k}={'auto' if v is None else v}" for k, v in rs[0]["settings"].get("options", {}).items())
-        parts += [f"{heading} {task} ({options}; score: {metric}, {METRIC_TEXT[metric]})", "",
-                  "Score [Wilson 95% interval] by length:", ""]
+        options = ", ".join(
+            f"{k}={'auto' if v is None else v}" for k, v in rs[0]["settings"].get("options", {}).items()
+        )
+        parts += [
+            f"{heading} {task} ({options}; score: {metric}, {METRIC_TEXT[metric]})",
+            "",
+            "Score [Wilson 95% interval] by length:",
+            "",
+        ]
         body = []
         for r in rs:
             d = r["details"]
@@ -149,31 +199,64 @@ def format_retrieval(records: Sequence[dict], ratio: float = DEFAULT_RATIO, head
             d = r["details"]
             short, trunc = sum(d["short_prompts"]), sum(d["truncated_outputs"])
             wrapped = sum(d.get("wrapped_haystacks") or [])
-            notes.append(f"{_row(r)}: {sum(r['counts'])} cases, {short} prompts shorter than their length (by at most "
-                         f"{max(d['max_shortfall'])} tokens), {trunc} outputs stopped by the token budget before a "
-                         f"line break" + (f", {wrapped} haystacks reusing the corpus" if wrapped else "")
-                         + "".join(f"; not measured at {n} (too short: the fixed text needs more tokens)"
-                                   for n in (d.get("skipped") or {})))
+            notes.append(
+                f"{_row(r)}: {sum(r['counts'])} cases, {short} prompts shorter than their length (by at most "
+                f"{max(d['max_shortfall'])} tokens), {trunc} outputs stopped by the token budget before a "
+                f"line break"
+                + (f", {wrapped} haystacks reusing the corpus" if wrapped else "")
+                + "".join(
+                    f"; not measured at {n} (too short: the fixed text needs more tokens)"
+                    for n in (d.get("skipped") or {})
+                )
+            )
         parts += ["Truncation: " + "; ".join(notes) + ".", ""]
     agg = aggregate_rows(records)
     if agg:
         lengths = sorted({n for _, _, means in agg for n in means})
-        parts += [f"{heading} Aggregate", "", AGGREGATE_TEXT + ".", "",
-                  _table(["model + scaling", "tasks", *map(_length_label, lengths)],
-                         [[label, ", ".join(tasks), *(_cell(means.get(n)) for n in lengths)] for label, tasks, means in agg]),
-                  ""]
+        parts += [
+            f"{heading} Aggregate",
+            "",
+            AGGREGATE_TEXT + ".",
+            "",
+            _table(
+                ["model + scaling", "tasks", *map(_length_label, lengths)],
+                [[label, ", ".join(tasks), *(_cell(means.get(n)) for n in lengths)] for label, tasks, means in agg],
+            ),
+            "",
+        ]
     eff = effective_rows(records, ratio)
-    parts += [f"{heading} Effective length", "",
-              f"The largest evaluated length up to which the score's lower 95% bound stays above {ratio:g} × the "
-              "reference score (the same model's score on the task at its training length, unscaled when "
-              "evaluated); \"all tasks\" = the shortest of the model's task lengths.", "",
-              _table(["model + scaling", "task", "reference (1×)", "threshold", "effective length"],
-                     [[row["label"], row["task"], _cell(row["reference"]) + (f" ({row['reference_source']})" if row["reference"] is not None else ""),
-                       _cell(row["threshold"]), _effective_cell(row)] for row in eff]), ""]
+    parts += [
+        f"{heading} Effective length",
+        "",
+        f"The largest evaluated length up to which the score's lower 95% bound stays above {ratio:g} × the "
+        "reference score (the same model's score on the task at its training length, unscaled when "
+        'evaluated); "all tasks" = the shortest of the model\'s task lengths.',
+        "",
+        _table(
+            ["model + scaling", "task", "reference (1×)", "threshold", "effective length"],
+            [
+                [
+                    row["label"],
+                    row["task"],
+                    _cell(row["reference"]) + (f" ({row['reference_source']})" if row["reference"] is not None else ""),
+                    _cell(row["threshold"]),
+                    _effective_cell(row),
+                ]
+                for row in eff
+            ],
+        ),
+        "",
+    ]
     mixes = sorted({_mix_text(r.get("training_mix")) for r in records})
     if any(mixes):
-        parts += ["Training warm-up of the models: " + "; ".join(
-            f"`{m}`: {_mix_text(r.get('training_mix'))}" for m, r in {r['model']: r for r in records}.items()) + ".", ""]
+        parts += [
+            "Training warm-up of the models: "
+            + "; ".join(
+                f"`{m}`: {_mix_text(r.get('training_mix'))}" for m, r in {r["model"]: r for r in records}.items()
+            )
+            + ".",
+            "",
+        ]
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -191,14 +274,24 @@ def plot_task_vs_length(records: Sequence[dict], path: str | Path, task: str) ->
     rs = [r for r in retrieval_records(records) if r["task"] == task]
     for r in rs:
         d = r["details"]
-        points = [(n, v, lo, hi) for n, v, lo, hi in zip(r["lengths"], r["values"], d["ci_low"], d["ci_high"])
-                  if v is not None]
+        points = [
+            (n, v, lo, hi)
+            for n, v, lo, hi in zip(r["lengths"], r["values"], d["ci_low"], d["ci_high"])
+            if v is not None
+        ]
         if not points:
             continue
         xs, ys, los, his = zip(*points)
         style = "--" if r.get("scaling_name", "none") != "none" else "-"
-        ax.errorbar(xs, ys, yerr=[[y - lo for y, lo in zip(ys, los)], [hi - y for y, hi in zip(ys, his)]], fmt=style,
-                    marker="o", capsize=3, label=_row(r))
+        ax.errorbar(
+            xs,
+            ys,
+            yerr=[[y - lo for y, lo in zip(ys, los)], [hi - y for y, hi in zip(ys, his)]],
+            fmt=style,
+            marker="o",
+            capsize=3,
+            label=_row(r),
+        )
     lengths = sorted({n for r in rs for n in r["lengths"]})
     ax.set_xscale("log", base=2)
     ax.set_xticks(lengths, [_length_label(n) for n in lengths])
@@ -235,8 +328,15 @@ def plot_depth_heatmaps(records: Sequence[dict], path: str | Path) -> Path | Non
         for i in range(grid.shape[0]):
             for j in range(grid.shape[1]):
                 if not np.isnan(grid[i, j]):
-                    ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=6,
-                            color="white" if grid[i, j] < 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        f"{grid[i, j]:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="white" if grid[i, j] < 0.5 else "black",
+                    )
         ax.set_title(r["task"], fontsize=8)
         ax.set_xlabel("length", fontsize=7)
     axes[0][0].set_ylabel("depth of the first required needle", fontsize=7)
@@ -252,7 +352,12 @@ def retrieval_section(records: Sequence[dict], out_dir: str | Path, ratio: float
     if not records:
         return []
     out = Path(out_dir)
-    lines = ["## Retrieval suite (RULER-style tasks, docs/RETRIEVAL.md)", "", format_retrieval(records, ratio).rstrip(), ""]
+    lines = [
+        "## Retrieval suite (RULER-style tasks, docs/RETRIEVAL.md)",
+        "",
+        format_retrieval(records, ratio).rstrip(),
+        "",
+    ]
     for task in sorted({r["task"] for r in records}, key=_task_order):
         name = f"retrieval_{_slug(task)}.png"
         plot_task_vs_length(records, out / name, task)

@@ -44,14 +44,38 @@ from typing import Any, Callable
 
 from cocattn._checks import bad_value, check, check_choice
 
-__all__ = ["TASK_NAMES", "TASK_METRIC", "METRIC_TEXT", "SCORING", "NiahSpec", "VtSpec", "CweSpec", "TaskSpec",
-           "Needle", "TaskCase", "parse_task", "parse_tasks", "sample_case", "cwe_words", "cwe_list",
-           "cwe_case", "answer_line", "score_answer", "KEY_WORDS"]
+__all__ = [
+    "TASK_NAMES",
+    "TASK_METRIC",
+    "METRIC_TEXT",
+    "SCORING",
+    "NiahSpec",
+    "VtSpec",
+    "CweSpec",
+    "TaskSpec",
+    "Needle",
+    "TaskCase",
+    "parse_task",
+    "parse_tasks",
+    "sample_case",
+    "cwe_words",
+    "cwe_list",
+    "cwe_case",
+    "answer_line",
+    "score_answer",
+    "KEY_WORDS",
+]
 
 TASK_NAMES = ("niah_single", "niah_multikey", "niah_multivalue", "niah_multiquery", "vt", "cwe")
 
-TASK_METRIC = {"niah_single": "correct", "niah_multikey": "correct", "niah_multivalue": "correct",
-               "niah_multiquery": "correct", "vt": "correct", "cwe": "recall"}
+TASK_METRIC = {
+    "niah_single": "correct",
+    "niah_multikey": "correct",
+    "niah_multivalue": "correct",
+    "niah_multiquery": "correct",
+    "vt": "correct",
+    "cwe": "recall",
+}
 """Which per-case number each task reports as its score."""
 
 METRIC_TEXT = {
@@ -59,9 +83,11 @@ METRIC_TEXT = {
     "recall": "share of the required values found in the answer line, over all cases (RULER's string_match_all)",
 }
 
-SCORING = ("answer line = the generated text up to its first line break; a value is found when it appears there "
-           "as a whole token, case-insensitive. correct: every required value found and no distractor value; "
-           "recall: share of the required values found.")
+SCORING = (
+    "answer line = the generated text up to its first line break; a value is found when it appears there "
+    "as a whole token, case-insensitive. correct: every required value found and no distractor value; "
+    "recall: share of the required values found."
+)
 
 # ---------------------------------------------------------------------------------------------
 # Wording. Short on purpose: the tasks must fit a 128-token training window with room for haystack.
@@ -79,7 +105,10 @@ VT_QUESTION = "Which variables are assigned the value {value}? The variables ass
 CWE_HEADER = "Below is a numbered list of words. Some words appear more often than others."
 CWE_QUESTION = "What are the {n} most common words in the list above? The {n} most common words are"
 
-KEY_WORDS = tuple(sorted(set("""
+KEY_WORDS = tuple(
+    sorted(
+        set(
+            """
 apple river garden window table chair bottle candle forest island mountain valley bridge castle
 tower market school doctor farmer sailor pilot artist singer dancer writer teacher student queen
 king horse tiger rabbit monkey eagle falcon dragon spider turtle dolphin whale shark salmon lemon
@@ -94,7 +123,10 @@ maple willow cedar oak pine birch tulip rose daisy lily orchid cactus mushroom w
 biscuit muffin pancake noodle pizza salad soup kettle teapot spoon fork plate bowl cup saucer napkin
 towel soap brush comb razor blade arrow shield sword cannon wagon carriage sled canoe yacht ferry
 tunnel fountain statue garage cellar attic balcony chimney fence gate path road highway airport
-""".split())))
+""".split()
+        )
+    )
+)
 """Words a needle's key is drawn from (distinct within a case)."""
 
 _CONSONANTS = "bdfgklmnprstvz"
@@ -119,8 +151,12 @@ class NiahSpec:
 
     def validate(self) -> None:
         _positive(self, ("keys", "values", "queries", "digits"))
-        check(self.keys <= len(KEY_WORDS), f"{self.name}:keys", self.keys,
-              f"at most {len(KEY_WORDS)} (the distinct key words available)")
+        check(
+            self.keys <= len(KEY_WORDS),
+            f"{self.name}:keys",
+            self.keys,
+            f"at most {len(KEY_WORDS)} (the distinct key words available)",
+        )
         check(self.queries <= self.keys, f"{self.name}:queries", self.queries, f"at most keys={self.keys}")
         check(self.digits <= 18, f"{self.name}:digits", self.digits, "at most 18")
 
@@ -140,9 +176,13 @@ class VtSpec:
     def validate(self) -> None:
         _positive(self, ("hops", "chains", "letters", "digits"))
         check(self.digits <= 18, f"{self.name}:digits", self.digits, "at most 18")
-        names = 26 ** self.letters
-        check(self.chains * (self.hops + 1) <= names // 2, f"{self.name}:letters", self.letters,
-              f"enough letters for {self.chains * (self.hops + 1)} distinct variable names")
+        names = 26**self.letters
+        check(
+            self.chains * (self.hops + 1) <= names // 2,
+            f"{self.name}:letters",
+            self.letters,
+            f"enough letters for {self.chains * (self.hops + 1)} distinct variable names",
+        )
 
 
 @dataclass(frozen=True)
@@ -160,16 +200,24 @@ class CweSpec:
         _positive(self, ("common",))
         for key in ("common_repeats", "uncommon_repeats"):
             value = getattr(self, key)
-            check(value is None or (isinstance(value, int) and value >= 1), f"{self.name}:{key}", value,
-                  "a positive integer (or unset: RULER's value for the length)")
+            check(
+                value is None or (isinstance(value, int) and value >= 1),
+                f"{self.name}:{key}",
+                value,
+                "a positive integer (or unset: RULER's value for the length)",
+            )
 
     def repeats(self, length: int) -> tuple[int, int]:
         """(common, uncommon) repeats at ``length`` tokens; common must exceed uncommon."""
         big = length >= 4096
         common = self.common_repeats or (30 if big else 6)
         uncommon = self.uncommon_repeats or (3 if big else 1)
-        check(common > uncommon, f"{self.name}:common_repeats", common,
-              f"more than uncommon_repeats={uncommon} (common words must be the most frequent)")
+        check(
+            common > uncommon,
+            f"{self.name}:common_repeats",
+            common,
+            f"more than uncommon_repeats={uncommon} (common words must be the most frequent)",
+        )
         return common, uncommon
 
 
@@ -188,8 +236,12 @@ _DEFAULTS: dict[str, Callable[[], TaskSpec]] = {
 def _positive(spec: Any, names: tuple[str, ...]) -> None:
     for key in names:
         value = getattr(spec, key)
-        check(isinstance(value, int) and not isinstance(value, bool) and value >= 1, f"{spec.name}:{key}", value,
-              "a positive integer")
+        check(
+            isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+            f"{spec.name}:{key}",
+            value,
+            "a positive integer",
+        )
 
 
 def parse_task(text: str | TaskSpec) -> TaskSpec:
@@ -274,7 +326,7 @@ class TaskCase:
 
 
 def _number(rng: random.Random, digits: int) -> str:
-    return str(rng.randint(10 ** (digits - 1), 10 ** digits - 1))
+    return str(rng.randint(10 ** (digits - 1), 10**digits - 1))
 
 
 def _join(items: list[str]) -> str:
@@ -306,14 +358,17 @@ def sample_case(spec: TaskSpec, rng: random.Random, depth: float) -> TaskCase:
 def _niah_case(spec: NiahSpec, rng: random.Random, depth: float) -> TaskCase:
     keys = rng.sample(KEY_WORDS, spec.keys)
     numbers = _distinct(rng, spec.keys * spec.values, lambda: _number(rng, spec.digits))
-    values = [numbers[i * spec.values:(i + 1) * spec.values] for i in range(spec.keys)]
+    values = [numbers[i * spec.values : (i + 1) * spec.values] for i in range(spec.keys)]
     asked = rng.sample(range(spec.keys), spec.queries)
     needles = []
     first = True
     for i in asked:  # the first required needle is at the case's depth, the rest anywhere
         for v in values[i]:
-            needles.append(Needle(NIAH_NEEDLE.format(key=keys[i], value=v), "target", depth if first else rng.random(),
-                                  anchor=first))
+            needles.append(
+                Needle(
+                    NIAH_NEEDLE.format(key=keys[i], value=v), "target", depth if first else rng.random(), anchor=first
+                )
+            )
             first = False
     for i in range(spec.keys):
         if i not in asked:
@@ -326,19 +381,29 @@ def _niah_case(spec: NiahSpec, rng: random.Random, depth: float) -> TaskCase:
     query = _join([keys[i] for i in asked])
     expected = [v for i in asked for v in values[i]]
     template = NIAH_QUESTION_ONE if len(expected) == 1 else NIAH_QUESTION_MANY
-    return TaskCase(task=spec.name, header=NIAH_HEADER, needles=needles, question=template.format(keys=query),
-                    answer=", ".join(expected), expected=expected,
-                    distractors=[v for i in range(spec.keys) if i not in asked for v in values[i]], depth=depth)
+    return TaskCase(
+        task=spec.name,
+        header=NIAH_HEADER,
+        needles=needles,
+        question=template.format(keys=query),
+        answer=", ".join(expected),
+        expected=expected,
+        distractors=[v for i in range(spec.keys) if i not in asked for v in values[i]],
+        depth=depth,
+    )
 
 
 def _vt_case(spec: VtSpec, rng: random.Random, depth: float) -> TaskCase:
-    names = _distinct(rng, spec.chains * (spec.hops + 1),
-                      lambda: "".join(rng.choice(string.ascii_uppercase) for _ in range(spec.letters)))
+    names = _distinct(
+        rng,
+        spec.chains * (spec.hops + 1),
+        lambda: "".join(rng.choice(string.ascii_uppercase) for _ in range(spec.letters)),
+    )
     values = _distinct(rng, spec.chains, lambda: _number(rng, spec.digits))
     needles: list[Needle] = []
     chains = []
     for c in range(spec.chains):
-        chain = names[c * (spec.hops + 1):(c + 1) * (spec.hops + 1)]
+        chain = names[c * (spec.hops + 1) : (c + 1) * (spec.hops + 1)]
         chains.append(chain)
         start = depth if c == 0 else rng.random()
         depths = [start] + sorted(start + (1 - start) * rng.random() for _ in range(spec.hops))
@@ -347,9 +412,16 @@ def _vt_case(spec: VtSpec, rng: random.Random, depth: float) -> TaskCase:
         for j in range(1, len(chain)):
             needles.append(Needle(VT_LINK.format(name=chain[j], previous=chain[j - 1]), role, depths[j]))
     needles.sort(key=lambda n: n.depth)  # stable: a chain's links keep their order at equal depths
-    return TaskCase(task=spec.name, header=VT_HEADER, needles=needles, question=VT_QUESTION.format(value=values[0]),
-                    answer=", ".join(chains[0]), expected=list(chains[0]),
-                    distractors=[n for chain in chains[1:] for n in chain], depth=depth)
+    return TaskCase(
+        task=spec.name,
+        header=VT_HEADER,
+        needles=needles,
+        question=VT_QUESTION.format(value=values[0]),
+        answer=", ".join(chains[0]),
+        expected=list(chains[0]),
+        distractors=[n for chain in chains[1:] for n in chain],
+        depth=depth,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -358,8 +430,10 @@ def _vt_case(spec: VtSpec, rng: random.Random, depth: float) -> TaskCase:
 
 def cwe_words(rng: random.Random, n: int) -> list[str]:
     """``n`` distinct made-up lowercase words of two or three syllables (consonant + vowel)."""
+
     def draw() -> str:
         return "".join(rng.choice(_CONSONANTS) + rng.choice(_VOWELS) for _ in range(rng.choice((2, 3))))
+
     return _distinct(rng, n, draw)
 
 
@@ -401,5 +475,10 @@ def score_answer(output: str, expected: list[str], distractors: list[str] = ()) 
     line = answer_line(output)
     found = [_contains(line, v) for v in expected]
     wrong = [d for d in distractors if _contains(line, d)]
-    return {"answer": line, "found": found, "recall": sum(found) / len(found), "distractors_found": wrong,
-            "correct": all(found) and not wrong}
+    return {
+        "answer": line,
+        "found": found,
+        "recall": sum(found) / len(found),
+        "distractors_found": wrong,
+        "correct": all(found) and not wrong,
+    }

@@ -228,7 +228,9 @@ def _longrope(p: RopeParameters, head_dim: int, seq_len: int | None):
     ext = p.long_factor if seq_len is not None and seq_len > l0 else p.short_factor
     ext_t = torch.tensor(ext, dtype=torch.float64, device="cpu")
     if ext_t.numel() != head_dim // 2:
-        raise bad_value("rope_parameters.short_factor/long_factor", list(ext), f"{head_dim // 2} numbers (head_dim / 2)")
+        raise bad_value(
+            "rope_parameters.short_factor/long_factor", list(ext), f"{head_dim // 2} numbers (head_dim / 2)"
+        )
     return _base_inv_freq(p.rope_theta, head_dim) / ext_t, float(attention)
 
 
@@ -279,8 +281,11 @@ def rope_parameters(value: RopeParameters | Mapping[str, Any] | None = None, **o
     for key, val in data.items():
         if key not in allowed and val is not None:
             raise bad_value(
-                f"rope_parameters.{key}", val, f"no {key!r} for rope_type {rope_type!r} (it takes {sorted(allowed - {'rope_type'})})"
+                f"rope_parameters.{key}",
+                val,
+                f"no {key!r} for rope_type {rope_type!r} (it takes {sorted(allowed - {'rope_type'})})",
             )
+
     def number(x: Any) -> bool:  # a finite real number (not a bool, not a string, not inf/NaN)
         return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
@@ -292,8 +297,15 @@ def rope_parameters(value: RopeParameters | Mapping[str, Any] | None = None, **o
         f = data["factor"]
         check(number(f) and f >= 1, "rope_parameters.factor", f, "a finite number >= 1")
         data["factor"] = float(f)
-    for key in ("attention_factor", "beta_fast", "beta_slow", "mscale", "mscale_all_dim", "low_freq_factor",
-                "high_freq_factor"):
+    for key in (
+        "attention_factor",
+        "beta_fast",
+        "beta_slow",
+        "mscale",
+        "mscale_all_dim",
+        "low_freq_factor",
+        "high_freq_factor",
+    ):
         if data.get(key) is not None:
             low = 0 if key.startswith("mscale") else None  # mscale fields may be 0 (DeepSeek form off)
             ok = number(data[key]) and (data[key] >= 0 if low == 0 else data[key] > 0)
@@ -303,18 +315,29 @@ def rope_parameters(value: RopeParameters | Mapping[str, Any] | None = None, **o
         check(isinstance(data["truncate"], bool), "rope_parameters.truncate", data["truncate"], "true or false")
     if data.get("original_max_position_embeddings") is not None:
         l0 = data["original_max_position_embeddings"]
-        check(isinstance(l0, int) and not isinstance(l0, bool) and l0 > 0, "rope_parameters.original_max_position_embeddings", l0, "a positive integer")
+        check(
+            isinstance(l0, int) and not isinstance(l0, bool) and l0 > 0,
+            "rope_parameters.original_max_position_embeddings",
+            l0,
+            "a positive integer",
+        )
     for key in ("short_factor", "long_factor"):
         if data.get(key) is not None:
             seq = data[key]
             check(
                 isinstance(seq, (list, tuple)) and all(number(x) and x > 0 for x in seq),
-                f"rope_parameters.{key}", seq, "a list of positive numbers, one per RoPE plane",
+                f"rope_parameters.{key}",
+                seq,
+                "a list of positive numbers, one per RoPE plane",
             )
             data[key] = tuple(float(x) for x in seq)
     if rope_type == "llama3" and all(data.get(k) is not None for k in ("low_freq_factor", "high_freq_factor")):
-        check(data["high_freq_factor"] > data["low_freq_factor"], "rope_parameters.high_freq_factor",
-              data["high_freq_factor"], f"a number greater than low_freq_factor={data['low_freq_factor']}")
+        check(
+            data["high_freq_factor"] > data["low_freq_factor"],
+            "rope_parameters.high_freq_factor",
+            data["high_freq_factor"],
+            f"a number greater than low_freq_factor={data['low_freq_factor']}",
+        )
     params = RopeParameters(**data)
     return params
 
@@ -323,9 +346,15 @@ def _check_complete(params: RopeParameters) -> None:
     spec = _REGISTRY[params.rope_type]
     missing = sorted(k for k in spec.required if getattr(params, k) is None)
     if missing:
-        hint = " (models fill original_max_position_embeddings with their training length)" if "original_max_position_embeddings" in missing else ""
+        hint = (
+            " (models fill original_max_position_embeddings with their training length)"
+            if "original_max_position_embeddings" in missing
+            else ""
+        )
         raise bad_value(
-            "rope_parameters", params.to_dict(), f"the field(s) {missing} required by rope_type {params.rope_type!r}{hint}"
+            "rope_parameters",
+            params.to_dict(),
+            f"the field(s) {missing} required by rope_type {params.rope_type!r}{hint}",
         )
 
 
@@ -339,7 +368,12 @@ def inv_freq_and_scaling(
     """
     if not isinstance(params, RopeParameters):
         params = rope_parameters(params)
-    check(isinstance(head_dim, int) and head_dim > 0 and head_dim % 2 == 0, "head_dim", head_dim, "a positive even integer")
+    check(
+        isinstance(head_dim, int) and head_dim > 0 and head_dim % 2 == 0,
+        "head_dim",
+        head_dim,
+        "a positive even integer",
+    )
     _check_complete(params)
     inv_freq, scaling = _REGISTRY[params.rope_type].fn(params, head_dim, seq_len)
     return inv_freq, float(scaling)
@@ -395,7 +429,9 @@ def arange_tables(
     are computed there and fused."""
 
     def make() -> tuple[torch.Tensor, ...]:
-        tables = rope_cos_sin(torch.arange(length, device=device, dtype=torch.int64), inv_freq, attention_scaling, dtype)
+        tables = rope_cos_sin(
+            torch.arange(length, device=device, dtype=torch.int64), inv_freq, attention_scaling, dtype
+        )
         return tables if derive is None else tuple(derive(*tables))
 
     if length == 0 or getattr(torch.compiler, "is_compiling", lambda: False)():

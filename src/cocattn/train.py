@@ -104,8 +104,7 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, 
         if not param.requires_grad:
             continue
         (no_decay if param.dim() < 2 or id(param) in no_decay_ids else decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0}]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,8 +129,9 @@ def _init_distributed(train_cfg) -> _Dist:
     if world <= 1:
         return _Dist()
     if train_cfg.distributed == "none":
-        raise ValueError(f"train.distributed='none' is not valid under torchrun (WORLD_SIZE={world}): "
-                         "expected 'ddp' or 'fsdp'")
+        raise ValueError(
+            f"train.distributed='none' is not valid under torchrun (WORLD_SIZE={world}): expected 'ddp' or 'fsdp'"
+        )
     import torch.distributed as dist
 
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
@@ -209,8 +209,10 @@ class _Batches:
 
         data_dir = run.data.dir
         if not data_dir:
-            raise ValueError("data.dir=None is not valid: expected the directory written by "
-                             "`cocattn data build` (pass --data DIR or data.dir=DIR)")
+            raise ValueError(
+                "data.dir=None is not valid: expected the directory written by "
+                "`cocattn data build` (pass --data DIR or data.dir=DIR)"
+            )
         if not Path(data_dir).is_dir():
             raise FileNotFoundError(f"data directory {data_dir} does not exist (build it with `cocattn data build`)")
         self._sample, self._mix = sample_batch, mix_retrieval_rows
@@ -226,8 +228,10 @@ class _Batches:
         self.retrieval_tasks = list(run.data.retrieval_tasks)
         for split, tokens in (("train", self.train), ("val", self.val)):
             if len(tokens) < seq_len + 2:
-                raise ValueError(f"{data_dir}: the {split} split has {len(tokens)} tokens, fewer than "
-                                 f"model.max_seq_len + 2 = {seq_len + 2}")
+                raise ValueError(
+                    f"{data_dir}: the {split} split has {len(tokens)} tokens, fewer than "
+                    f"model.max_seq_len + 2 = {seq_len + 2}"
+                )
         if self.retrieval_fraction > 0:  # fail now, not at the first retrieval row
             from cocattn.data.retrieval import PASSKEY, make_retrieval_row, make_task_row
 
@@ -237,15 +241,20 @@ class _Batches:
                         if task == PASSKEY:
                             make_retrieval_row(torch.Generator().manual_seed(seed), self.tokenizer, self.train, seq_len)
                         else:
-                            make_task_row(torch.Generator().manual_seed(seed), self.tokenizer, self.train, seq_len, task)
+                            make_task_row(
+                                torch.Generator().manual_seed(seed), self.tokenizer, self.train, seq_len, task
+                            )
                 except ValueError as err:
-                    raise ValueError(f"model.max_seq_len={seq_len} is not valid with data.retrieval_fraction="
-                                     f"{self.retrieval_fraction} and data.retrieval_tasks={self.retrieval_tasks}: a "
-                                     f"{task} row does not fit ({err}); raise model.max_seq_len, drop the task or "
-                                     "give it fewer keys / values / hops") from None
+                    raise ValueError(
+                        f"model.max_seq_len={seq_len} is not valid with data.retrieval_fraction="
+                        f"{self.retrieval_fraction} and data.retrieval_tasks={self.retrieval_tasks}: a "
+                        f"{task} row does not fit ({err}); raise model.max_seq_len, drop the task or "
+                        "give it fewer keys / values / hops"
+                    ) from None
 
-    def global_batch(self, tokens: np.ndarray, batch_size: int, generator: torch.Generator,
-                     retrieval: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def global_batch(
+        self, tokens: np.ndarray, batch_size: int, generator: torch.Generator, retrieval: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self._sample(tokens, batch_size, self.seq_len, generator)
         if retrieval and self.retrieval_fraction > 0:
             x, y = self._mix(x, y, self.retrieval_fraction, self.tokenizer, tokens, generator, self.retrieval_tasks)
@@ -254,10 +263,15 @@ class _Batches:
     def local_micro_batches(self, x: torch.Tensor, y: torch.Tensor, grad_accum: int):
         share = x.shape[0] // self.dist.world
         lo = self.dist.rank * share
-        x, y = x[lo:lo + share], y[lo:lo + share]
+        x, y = x[lo : lo + share], y[lo : lo + share]
         micro = share // grad_accum
-        return [(x[i * micro:(i + 1) * micro].to(self.device, non_blocking=True),
-                 y[i * micro:(i + 1) * micro].to(self.device, non_blocking=True)) for i in range(grad_accum)]
+        return [
+            (
+                x[i * micro : (i + 1) * micro].to(self.device, non_blocking=True),
+                y[i * micro : (i + 1) * micro].to(self.device, non_blocking=True),
+            )
+            for i in range(grad_accum)
+        ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,18 +287,25 @@ def _check_vocabulary(init: Path, model_vocab: int | None, tokenizer, data_dir: 
     if (init / "tokenizer.json").is_file():
         theirs = load_tokenizer(init / "tokenizer.json")
         if theirs.get_vocab(with_added_tokens=True) != tokenizer.get_vocab(with_added_tokens=True):
-            problem = (f"the model's tokenizer ({init / 'tokenizer.json'}, {theirs.get_vocab_size()} tokens) and "
-                       f"the data's ({size} tokens) map tokens to different ids")
+            problem = (
+                f"the model's tokenizer ({init / 'tokenizer.json'}, {theirs.get_vocab_size()} tokens) and "
+                f"the data's ({size} tokens) map tokens to different ids"
+            )
     elif model_vocab is not None and model_vocab != size:
-        problem = (f"the model has {model_vocab} token embeddings (and no tokenizer.json to compare), the "
-                   f"data's tokenizer has {size} tokens")
+        problem = (
+            f"the model has {model_vocab} token embeddings (and no tokenizer.json to compare), the "
+            f"data's tokenizer has {size} tokens"
+        )
     if problem is None and model_vocab is not None and size > model_vocab:
         problem = f"the data's tokenizer has {size} tokens, more than the model's {model_vocab} embeddings"
     if problem is not None:
-        raise bad_value("data.dir", data_dir,
-                        f"a data directory tokenized with the vocabulary of train.init_from={str(init)!r}: "
-                        f"{problem}. Build the data with the model's tokenizer (`cocattn data build` trains a "
-                        "new one, which suits only models trained on that data)")
+        raise bad_value(
+            "data.dir",
+            data_dir,
+            f"a data directory tokenized with the vocabulary of train.init_from={str(init)!r}: "
+            f"{problem}. Build the data with the model's tokenizer (`cocattn data build` trains a "
+            "new one, which suits only models trained on that data)",
+        )
 
 
 def _initial_model(run: RunConfig, tokenizer, data_dir: str):
@@ -314,13 +335,18 @@ def _initial_model(run: RunConfig, tokenizer, data_dir: str):
     if isinstance(declared, int):  # fail before loading the weights
         _check_vocabulary(init, declared, tokenizer, data_dir)
     try:
-        model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32, local_files_only=True,
-                                                     use_safetensors=True, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(
+            init, dtype=torch.float32, local_files_only=True, use_safetensors=True, trust_remote_code=False
+        )
     except (KeyboardInterrupt, MemoryError):
         raise
     except Exception as err:  # truncated safetensors, impossible configs (num_attention_heads=3), ...
-        raise bad_value("train.init_from", str(init), "a Hugging Face causal-LM directory with safetensors weights "
-                        f"(or a cocattn model directory); transformers said: {type(err).__name__}: {err}") from None
+        raise bad_value(
+            "train.init_from",
+            str(init),
+            "a Hugging Face causal-LM directory with safetensors weights "
+            f"(or a cocattn model directory); transformers said: {type(err).__name__}: {err}",
+        ) from None
     if not isinstance(declared, int):
         _check_vocabulary(init, model.get_input_embeddings().num_embeddings, tokenizer, data_dir)
     return model, None, kind
@@ -352,8 +378,9 @@ def _save_hf_model(directory: Path, model, init: Path, data_dir: str, info: dict
             from cocattn.data.tokenizer import EOT
 
             shutil.copy2(Path(data_dir) / "tokenizer.json", tmp / "tokenizer.json")
-            io.write_json(tmp / "tokenizer_config.json",
-                          {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": EOT})
+            io.write_json(
+                tmp / "tokenizer_config.json", {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": EOT}
+            )
         (tmp / HF_RUN_FILE).write_text(io.dumps_json(info), encoding="utf-8")
 
 
@@ -400,8 +427,9 @@ def _optimizer_state(model, optimizer, dist_info: _Dist) -> dict[str, Any] | Non
     if dist_info.mode == "fsdp":
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
-        state = get_optimizer_state_dict(model, optimizer,
-                                         options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        state = get_optimizer_state_dict(
+            model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+        )
         return {"kind": "fqn", "state": state} if dist_info.main else None
     return {"kind": "torch", "state": optimizer.state_dict()} if dist_info.main else None
 
@@ -410,14 +438,18 @@ def _load_optimizer_state(model, optimizer, saved: dict[str, Any], dist_info: _D
     expected = "fqn" if dist_info.mode == "fsdp" else "torch"
     if saved.get("kind") != expected:
         saved_by = "an FSDP run" if saved.get("kind") == "fqn" else "a single-process or DDP run"
-        needed = "under torchrun with train.distributed=fsdp" if saved.get("kind") == "fqn" else \
-            "in one process or under torchrun with train.distributed=ddp"
+        needed = (
+            "under torchrun with train.distributed=fsdp"
+            if saved.get("kind") == "fqn"
+            else "in one process or under torchrun with train.distributed=ddp"
+        )
         raise ValueError(f"{where}: the optimizer state was saved by {saved_by}; resume it {needed}")
     if expected == "fqn":
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
-        set_optimizer_state_dict(model, optimizer, optim_state_dict=saved["state"],
-                                 options=StateDictOptions(full_state_dict=True))
+        set_optimizer_state_dict(
+            model, optimizer, optim_state_dict=saved["state"], options=StateDictOptions(full_state_dict=True)
+        )
     else:
         optimizer.load_state_dict(saved["state"])
 
@@ -440,15 +472,18 @@ def _model_for_saving(model, cfg, state: dict[str, torch.Tensor] | None, dist_in
 def _progress(total: int, initial: int, enabled: bool):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True,
-                disable=not (enabled and sys.stderr.isatty()))
+    return tqdm(
+        total=total, initial=initial, unit="step", dynamic_ncols=True, disable=not (enabled and sys.stderr.isatty())
+    )
 
 
 def _prepare_run_dir(run_dir: Path, resume: bool, dist_info: _Dist) -> Path | None:
     latest = ckpt.latest_checkpoint(run_dir)
     if not resume and (latest is not None or (run_dir / MODEL_DIR).exists()):
-        raise FileExistsError(f"run directory {run_dir} already holds a run; pass --resume (resume=True) "
-                              "to continue it, or choose another --out")
+        raise FileExistsError(
+            f"run directory {run_dir} already holds a run; pass --resume (resume=True) "
+            "to continue it, or choose another --out"
+        )
     if dist_info.main:
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -473,8 +508,10 @@ class _TensorBoard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError as err:
-                raise ValueError("train.tensorboard=True is not valid here: expected the tensorboard "
-                                 f"package to be installed ({err})") from None
+                raise ValueError(
+                    "train.tensorboard=True is not valid here: expected the tensorboard "
+                    f"package to be installed ({err})"
+                ) from None
             self.writer = SummaryWriter(str(run_dir / "tensorboard"))
 
     def log(self, record: dict[str, Any]) -> None:
@@ -507,8 +544,9 @@ def _validation_loss(model, batches: _Batches, run: RunConfig, autocast, hf: boo
 
 
 # what `cocattn train` writes into a run directory; anything else makes it a foreign directory
-RUN_ENTRIES = frozenset({"config.json", METRICS_FILE, RESULT_FILE, MODEL_DIR, ckpt.CHECKPOINTS, "tensorboard",
-                         io.LOCK_FILE})
+RUN_ENTRIES = frozenset(
+    {"config.json", METRICS_FILE, RESULT_FILE, MODEL_DIR, ckpt.CHECKPOINTS, "tensorboard", io.LOCK_FILE}
+)
 
 
 def _check_run_dir(run_dir: Path) -> None:
@@ -522,8 +560,12 @@ def _check_run_dir(run_dir: Path) -> None:
     entries = [p.name for p in run_dir.iterdir()]
     foreign = sorted(n for n in entries if n not in RUN_ENTRIES and not n.startswith(".tmp-"))
     if foreign:
-        raise bad_value("--out", str(run_dir), "an empty or new directory, or a cocattn run directory; it holds "
-                        f"{', '.join(foreign[:5])}{', …' if len(foreign) > 5 else ''}, which cocattn train does not write")
+        raise bad_value(
+            "--out",
+            str(run_dir),
+            "an empty or new directory, or a cocattn run directory; it holds "
+            f"{', '.join(foreign[:5])}{', …' if len(foreign) > 5 else ''}, which cocattn train does not write",
+        )
     config = run_dir / "config.json"
     if config.exists():
         try:
@@ -536,8 +578,13 @@ def _check_run_dir(run_dir: Path) -> None:
         raise bad_value("--out", str(run_dir), "a cocattn run directory (it has no config.json)")
 
 
-def train(config: RunConfig | str | os.PathLike | dict, run_dir: str | os.PathLike, resume: bool = False,
-          data_dir: str | os.PathLike | None = None, progress: bool | None = None) -> TrainResult:
+def train(
+    config: RunConfig | str | os.PathLike | dict,
+    run_dir: str | os.PathLike,
+    resume: bool = False,
+    data_dir: str | os.PathLike | None = None,
+    progress: bool | None = None,
+) -> TrainResult:
     """Train the model of ``config`` into ``run_dir``; see the module docstring.
 
     ``config`` is a :class:`RunConfig`, a preset name, a config file or a dict; ``data_dir``
@@ -567,8 +614,13 @@ def train(config: RunConfig | str | os.PathLike | dict, run_dir: str | os.PathLi
                 run_dir.rmdir()
 
 
-def _train(config: RunConfig | str | os.PathLike | dict, run_dir: Path, resume: bool,
-           data_dir: str | os.PathLike | None, progress: bool | None) -> TrainResult:
+def _train(
+    config: RunConfig | str | os.PathLike | dict,
+    run_dir: Path,
+    resume: bool,
+    data_dir: str | os.PathLike | None,
+    progress: bool | None,
+) -> TrainResult:
     run = config if isinstance(config, RunConfig) else load_config(config)
     if data_dir is not None:
         run = dataclasses.replace(run, data=dataclasses.replace(run.data, dir=os.fspath(data_dir)))
@@ -576,8 +628,10 @@ def _train(config: RunConfig | str | os.PathLike | dict, run_dir: Path, resume: 
     run_dir = Path(run_dir)
     dist_info = _init_distributed(tc)
     if tc.batch_size % (tc.grad_accum * dist_info.world):
-        raise ValueError(f"train.batch_size={tc.batch_size} is not valid: expected a multiple of "
-                         f"train.grad_accum × world size = {tc.grad_accum * dist_info.world}")
+        raise ValueError(
+            f"train.batch_size={tc.batch_size} is not valid: expected a multiple of "
+            f"train.grad_accum × world size = {tc.grad_accum * dist_info.world}"
+        )
     device = _device(tc, dist_info)
     if tc.threads and device.type == "cpu":
         torch.set_num_threads(tc.threads)
@@ -593,8 +647,10 @@ def _train(config: RunConfig | str | os.PathLike | dict, run_dir: Path, resume: 
     if tc.init_from is None:
         cfg = run.model_config(vocab_size=batches.tokenizer.get_vocab_size())
         if batches.tokenizer.get_vocab_size() > cfg.vocab_size:
-            raise ValueError(f"model.vocab_size={cfg.vocab_size} is not valid: expected at least the "
-                             f"tokenizer's {batches.tokenizer.get_vocab_size()} tokens ({batches.data_dir})")
+            raise ValueError(
+                f"model.vocab_size={cfg.vocab_size} is not valid: expected at least the "
+                f"tokenizer's {batches.tokenizer.get_vocab_size()} tokens ({batches.data_dir})"
+            )
 
     latest = _prepare_run_dir(run_dir, resume, dist_info)
 
@@ -612,16 +668,20 @@ def _train(config: RunConfig | str | os.PathLike | dict, run_dir: Path, resume: 
         model, cfg, kind = _initial_model(run, batches.tokenizer, batches.data_dir)
         hf = kind == "hf"
         if hf and dist_info.mode == "fsdp":
-            raise bad_value("train.distributed", tc.distributed,
-                            "'ddp' when train.init_from is a Hugging Face model (FSDP is for cocattn models)")
+            raise bad_value(
+                "train.distributed",
+                tc.distributed,
+                "'ddp' when train.init_from is a Hugging Face model (FSDP is for cocattn models)",
+            )
         if tc.stage is not None:
             from cocattn.hf.stages import trainable_parameters_for_stage
 
             try:
                 trainable_parameters_for_stage(model, tc.stage)
             except ValueError as err:
-                raise bad_value("train.stage", tc.stage, f"3 or null for train.init_from={tc.init_from!r} "
-                                f"({err})") from None
+                raise bad_value(
+                    "train.stage", tc.stage, f"3 or null for train.init_from={tc.init_from!r} ({err})"
+                ) from None
     # what the run records: the GPTConfig, or for a Hugging Face model the one field it reads
     run = dataclasses.replace(run, model=cfg.to_dict() if cfg is not None else {"max_seq_len": seq_len})
     state = None
@@ -658,12 +718,24 @@ def _train(config: RunConfig | str | os.PathLike | dict, run_dir: Path, resume: 
         opt_state = _optimizer_state(model, optimizer, dist_info)
         if not dist_info.main:
             return
-        trainer_state = {"step": step, "tokens": tokens_seen, "optimizer": opt_state,
-                         "sampler": sampler.get_state(), "rng": ckpt.rng_state(),
-                         "run": run.to_dict(), "world_size": dist_info.world}
-        ckpt.save_checkpoint(run_dir, step, _model_for_saving(model, cfg, full, dist_info), trainer_state,
-                             tokenizer=Path(batches.data_dir) / "tokenizer.json",
-                             extra={"run": run.to_dict()}, keep=tc.keep_checkpoints)
+        trainer_state = {
+            "step": step,
+            "tokens": tokens_seen,
+            "optimizer": opt_state,
+            "sampler": sampler.get_state(),
+            "rng": ckpt.rng_state(),
+            "run": run.to_dict(),
+            "world_size": dist_info.world,
+        }
+        ckpt.save_checkpoint(
+            run_dir,
+            step,
+            _model_for_saving(model, cfg, full, dist_info),
+            trainer_state,
+            tokenizer=Path(batches.data_dir) / "tokenizer.json",
+            extra={"run": run.to_dict()},
+            keep=tc.keep_checkpoints,
+        )
 
     model.train()
     bar = _progress(tc.steps, step, tc.progress if progress is None else progress) if dist_info.main else None
@@ -704,7 +776,8 @@ def _train(config: RunConfig | str | os.PathLike | dict, run_dir: Path, resume: 
                     f"the {what} became {loss_value if what == 'loss' else grad_norm} at step {step + 1}; "
                     f"training stopped before applying that update. Last good checkpoint: "
                     f"{good if good else 'none (no checkpoint was written yet)'}. Lower train.lr, raise "
-                    "train.warmup or enable train.grad_clip, then resume with --resume.")
+                    "train.warmup or enable train.grad_clip, then resume with --resume."
+                )
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
@@ -715,9 +788,14 @@ def _train(config: RunConfig | str | os.PathLike | dict, run_dir: Path, resume: 
             record: dict[str, Any] | None = None
             if step % tc.log_interval == 0 or step == tc.steps:
                 now = time.perf_counter()
-                record = {"step": step, "loss": loss_value, "lr": lr, "tokens": tokens_seen,
-                          "tok_per_s": window_tokens / max(now - window_t, 1e-9),
-                          "elapsed_s": now - start}
+                record = {
+                    "step": step,
+                    "loss": loss_value,
+                    "lr": lr,
+                    "tokens": tokens_seen,
+                    "tok_per_s": window_tokens / max(now - window_t, 1e-9),
+                    "elapsed_s": now - start,
+                }
                 if grad_norm is not None:
                     record["grad_norm"] = grad_norm
                 window_t, window_tokens = now, 0
@@ -732,9 +810,12 @@ def _train(config: RunConfig | str | os.PathLike | dict, run_dir: Path, resume: 
                 save_checkpoint_now()
             if bar is not None:
                 elapsed = time.perf_counter() - start
-                bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}",
-                                tok_s=f"{(step - start_step) * tokens_per_step / max(elapsed, 1e-9):,.0f}",
-                                refresh=False)
+                bar.set_postfix(
+                    loss=f"{loss_value:.3f}",
+                    lr=f"{lr:.2e}",
+                    tok_s=f"{(step - start_step) * tokens_per_step / max(elapsed, 1e-9):,.0f}",
+                    refresh=False,
+                )
                 bar.update(1)
     finally:
         if bar is not None:
@@ -748,17 +829,34 @@ def _train(config: RunConfig | str | os.PathLike | dict, run_dir: Path, resume: 
         # checkpoint): nothing to train; keep the figures the run reached, never null them
         last_loss, val_loss, seconds, tokens_per_s = _finished_run_figures(run_dir, step, tokens_per_step)
     full = _full_model_state(model, dist_info)
-    result = TrainResult(run_dir=str(run_dir), model_dir=str(run_dir / MODEL_DIR), steps=step,
-                         tokens=tokens_seen, final_loss=last_loss, val_loss=val_loss, seconds=seconds,
-                         tokens_per_s=tokens_per_s, resumed_from=resumed_from, world_size=dist_info.world)
+    result = TrainResult(
+        run_dir=str(run_dir),
+        model_dir=str(run_dir / MODEL_DIR),
+        steps=step,
+        tokens=tokens_seen,
+        final_loss=last_loss,
+        val_loss=val_loss,
+        seconds=seconds,
+        tokens_per_s=tokens_per_s,
+        resumed_from=resumed_from,
+        world_size=dist_info.world,
+    )
     if dist_info.main:
         if hf:
-            _save_hf_model(run_dir / MODEL_DIR, raw_model, Path(tc.init_from), batches.data_dir,
-                           {"run": run.to_dict(), "train_result": _finite_dict(result.to_dict())})
+            _save_hf_model(
+                run_dir / MODEL_DIR,
+                raw_model,
+                Path(tc.init_from),
+                batches.data_dir,
+                {"run": run.to_dict(), "train_result": _finite_dict(result.to_dict())},
+            )
         else:
-            ckpt.save_model(run_dir / MODEL_DIR, _model_for_saving(model, cfg, full, dist_info),
-                            tokenizer=Path(batches.data_dir) / "tokenizer.json",
-                            extra={"run": run.to_dict(), "train_result": _finite_dict(result.to_dict())})
+            ckpt.save_model(
+                run_dir / MODEL_DIR,
+                _model_for_saving(model, cfg, full, dist_info),
+                tokenizer=Path(batches.data_dir) / "tokenizer.json",
+                extra={"run": run.to_dict(), "train_result": _finite_dict(result.to_dict())},
+            )
         io.write_json(run_dir / RESULT_FILE, _finite_dict(result.to_dict()))
     if dist_info.world > 1:
         import torch.distributed as dist
@@ -780,9 +878,19 @@ def _finished_run_figures(run_dir: Path, step: int, tokens_per_step: int) -> tup
             old = io.load_json(previous)
         except ValueError:
             old = None
-        if isinstance(old, dict) and old.get("steps") == step and isinstance(old.get("final_loss"), (int, float)) \
-                and isinstance(old.get("tokens_per_s"), (int, float)) and old["tokens_per_s"] > 0:
-            return float(old["final_loss"]), old.get("val_loss"), float(old.get("seconds") or 0.0), float(old["tokens_per_s"])
+        if (
+            isinstance(old, dict)
+            and old.get("steps") == step
+            and isinstance(old.get("final_loss"), (int, float))
+            and isinstance(old.get("tokens_per_s"), (int, float))
+            and old["tokens_per_s"] > 0
+        ):
+            return (
+                float(old["final_loss"]),
+                old.get("val_loss"),
+                float(old.get("seconds") or 0.0),
+                float(old["tokens_per_s"]),
+            )
     path = run_dir / METRICS_FILE
     records = [r for r in io.read_jsonl(path) if int(r.get("step", 0)) <= step] if path.is_file() else []
     losses = [r for r in records if isinstance(r.get("loss"), (int, float))]
@@ -804,8 +912,12 @@ def _finite_dict(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
 
 
-def train_throughput(config: RunConfig | str | os.PathLike | dict, steps: int = 10,
-                     data_dir: str | os.PathLike | None = None, warmup_steps: int = 2) -> float:
+def train_throughput(
+    config: RunConfig | str | os.PathLike | dict,
+    steps: int = 10,
+    data_dir: str | os.PathLike | None = None,
+    warmup_steps: int = 2,
+) -> float:
     """Training tokens/s of ``config`` measured over ``steps`` steps (after ``warmup_steps``), in a
     temporary run directory that is removed afterwards."""
     import tempfile
@@ -816,8 +928,15 @@ def train_throughput(config: RunConfig | str | os.PathLike | dict, steps: int = 
     run = config if isinstance(config, RunConfig) else load_config(config)
     total = steps + warmup_steps
     times: list[float] = []
-    train_cfg = dataclasses.replace(run.train, steps=total, warmup=min(run.train.warmup, total),
-                                    eval_interval=0, checkpoint_interval=0, log_interval=1, progress=False)
+    train_cfg = dataclasses.replace(
+        run.train,
+        steps=total,
+        warmup=min(run.train.warmup, total),
+        eval_interval=0,
+        checkpoint_interval=0,
+        log_interval=1,
+        progress=False,
+    )
     run = dataclasses.replace(run, train=train_cfg)
     with tempfile.TemporaryDirectory() as tmp:
         train(run, Path(tmp) / "run", data_dir=data_dir)

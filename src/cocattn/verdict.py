@@ -34,8 +34,17 @@ from typing import Sequence
 from cocattn.evaluate.intervals import DIFFERENT_DOCUMENTS, paired_ratio, passkey_intervals, per_document
 from cocattn.evaluate.results import display_name, record_sort_key, scaling_label, scaling_sort_key
 
-__all__ = ["verdict_section", "baseline_model", "ratio_words", "change_words", "compare_sentence",
-           "degradation_sentence", "passkey_sentence", "reference_length", "longest_common_length"]
+__all__ = [
+    "verdict_section",
+    "baseline_model",
+    "ratio_words",
+    "change_words",
+    "compare_sentence",
+    "degradation_sentence",
+    "passkey_sentence",
+    "reference_length",
+    "longest_common_length",
+]
 
 
 def _level(confidence: float) -> str:
@@ -133,17 +142,21 @@ def compare_sentence(record: dict, base: dict, n: int, confidence: float, resamp
         if found is None:
             return f"At {_multiple(n, l0)} ({_tokens(n)}): {_num(ratio)}× (no interval)."
         r, low, high = _num(ratio, found["low"], found["high"])
-        return (f"At {_multiple(n, l0)} ({_tokens(n)}): {r}× ({low}–{high}), "
-                f"{ratio_words(found['low'], found['high'], ref)}.")
+        return (
+            f"At {_multiple(n, l0)} ({_tokens(n)}): {r}× ({low}–{high}), "
+            f"{ratio_words(found['low'], found['high'], ref)}."
+        )
     where = f"At {_multiple(n, l0)} the training length ({_tokens(n)})"
     if found is None and reason == DIFFERENT_DOCUMENTS:
         return f"{where}, {name} and {ref} were not compared: {reason}."
     if found is None:
         return f"{where}, {name}'s perplexity is {_num(ratio)}× {ref}'s (no interval)."
     r, low, high = _num(ratio, found["low"], found["high"])
-    return (f"{where}, {name}'s perplexity is {r}× {ref}'s ({_level(confidence)} interval "
-            f"{low}–{high}, paired bootstrap over {found['documents']} documents): "
-            f"{ratio_words(found['low'], found['high'], ref)}.")
+    return (
+        f"{where}, {name}'s perplexity is {r}× {ref}'s ({_level(confidence)} interval "
+        f"{low}–{high}, paired bootstrap over {found['documents']} documents): "
+        f"{ratio_words(found['low'], found['high'], ref)}."
+    )
 
 
 def degradation_sentence(record: dict, confidence: float, resamples: int) -> str | None:
@@ -153,14 +166,18 @@ def degradation_sentence(record: dict, confidence: float, resamples: int) -> str
     if n0 is None or n1 is None or n1 == n0:
         return None
     l0 = record.get("training_length")
-    head = (f"{display_name(record)} {_with_scaling(record)}: perplexity {_ppl(_value(record, n0))} at "
-            f"{_multiple(n0, l0)} → {_ppl(_value(record, n1))} at {_multiple(n1, l0)} ({_tokens(n1)})")
+    head = (
+        f"{display_name(record)} {_with_scaling(record)}: perplexity {_ppl(_value(record, n0))} at "
+        f"{_multiple(n0, l0)} → {_ppl(_value(record, n1))} at {_multiple(n1, l0)} ({_tokens(n1)})"
+    )
     ratio, found, reason = _ratio(record, n1, record, n0, confidence, resamples)
     if found is None:
         return f"{head}, {_num(ratio)}× (no interval)."
     r, low, high = _num(ratio, found["low"], found["high"])
-    return (f"{head}, {r}× [{low}–{high}] (paired over {found['documents']} documents): "
-            f"{change_words(found['low'], found['high'])}.")
+    return (
+        f"{head}, {r}× [{low}–{high}] (paired over {found['documents']} documents): "
+        f"{change_words(found['low'], found['high'])}."
+    )
 
 
 def passkey_sentence(record: dict, confidence: float) -> str | None:
@@ -198,10 +215,14 @@ def verdict_section(records: Sequence[dict], confidence: float, resamples: int) 
     if not ppl and not passkey:
         return []
     level = _level(confidence)
-    md = ["## Verdict", "",
-          f"Generated from the result JSON by `cocattn.verdict`. Perplexity ratios: {level} paired bootstrap "
-          f"intervals over the same documents ({resamples:,} resamples); passkey accuracies: {level} Wilson "
-          "intervals. A ratio is called lower or higher only when its interval excludes 1.", ""]
+    md = [
+        "## Verdict",
+        "",
+        f"Generated from the result JSON by `cocattn.verdict`. Perplexity ratios: {level} paired bootstrap "
+        f"intervals over the same documents ({resamples:,} resamples); passkey accuracies: {level} Wilson "
+        "intervals. A ratio is called lower or higher only when its interval excludes 1.",
+        "",
+    ]
     base_model = baseline_model(ppl)
     missing: dict[str, list[str]] = {}
     for r in ppl:
@@ -209,8 +230,11 @@ def verdict_section(records: Sequence[dict], confidence: float, resamples: int) 
             missing.setdefault(per_document(r)[1], []).append(f"{display_name(r)} {_with_scaling(r)}")
     for reason, names in missing.items():
         which = "any perplexity record" if len(names) == len(ppl) else f"the perplexity of {', '.join(names)}"
-        md += [f"> **No intervals** for {which}: {reason}. Ratios without one are point estimates, marked "
-               "\"no interval\", and are not called lower or higher.", ""]
+        md += [
+            f"> **No intervals** for {which}: {reason}. Ratios without one are point estimates, marked "
+            '"no interval", and are not called lower or higher.',
+            "",
+        ]
     if ppl:
         md += ["**Perplexity against RoPE** (same scaling, at 1× and at the longest length evaluated):", ""]
         by_key = {(r["model"], r.get("scaling_name", "none")): r for r in ppl}

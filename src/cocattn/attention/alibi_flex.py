@@ -92,7 +92,9 @@ def _causal(b, h, q_idx, kv_idx):
 
 
 def _block_mask(n: int, device: torch.device):
-    return _MASKS.get((n, str(device)), lambda: _flex_module().create_block_mask(_causal, None, None, n, n, device=device))
+    return _MASKS.get(
+        (n, str(device)), lambda: _flex_module().create_block_mask(_causal, None, None, n, n, device=device)
+    )
 
 
 def alibi_flex(
@@ -105,8 +107,13 @@ def alibi_flex(
         _COMPILED["flex"] = torch.compile(flex.flex_attention, dynamic=True)  # one compilation for every length
     try:
         return _COMPILED["flex"](
-            q, k, v, score_mod=_score_mod(slopes), block_mask=_block_mask(q.shape[2], q.device) if causal else None,
-            scale=scale, enable_gqa=k.shape[1] != q.shape[1],
+            q,
+            k,
+            v,
+            score_mod=_score_mod(slopes),
+            block_mask=_block_mask(q.shape[2], q.device) if causal else None,
+            scale=scale,
+            enable_gqa=k.shape[1] != q.shape[1],
         )
     except Exception as err:  # a device or version FlexAttention does not support: keep working
         reason = f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0][:200]}"

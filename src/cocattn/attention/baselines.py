@@ -127,8 +127,16 @@ def alibi_attention(
         dist = dist.unsqueeze(0).unsqueeze(0) if dist.dim() == 2 else dist.unsqueeze(1)
         bias = -slopes * dist
         res = dot_product_attention(
-            q[:, :, start : start + block], k, v, q_pos=qp, k_pos=k_pos, causal=causal, scale=scale, bias=bias,
-            need_weights=need_weights, default_layout=where.default and start + block >= n,
+            q[:, :, start : start + block],
+            k,
+            v,
+            q_pos=qp,
+            k_pos=k_pos,
+            causal=causal,
+            scale=scale,
+            bias=bias,
+            need_weights=need_weights,
+            default_layout=where.default and start + block >= n,
         )
         if need_weights:
             outs.append(res[0])

@@ -163,7 +163,9 @@ class CocaFeatures(torch.autograd.Function):
         return grad_q, grad_t, None, None, None, None, None, None
 
     @staticmethod
-    def _query_grad(q: torch.Tensor, gp: torch.Tensor, q_a: torch.Tensor, q_b: torch.Tensor, variant: str) -> torch.Tensor:
+    def _query_grad(
+        q: torch.Tensor, gp: torch.Tensor, q_a: torch.Tensor, q_b: torch.Tensor, variant: str
+    ) -> torch.Tensor:
         qp = _planes(q)
         grad = torch.empty(qp.shape, dtype=q.dtype, device=q.device)
         if variant == "slack":  # 2 C g ⊙ q + σq d, the last op writing q's dtype
@@ -184,7 +186,9 @@ class _FusedCocaFeatures(torch.autograd.Function):
 
         ctx.strict, ctx.raw = variant == "strict", raw
         ctx.save_for_backward(q, t, qc, qs, kc, ks)
-        return TF.query_features(q, qc, qs, ctx.strict, out_dtype), TF.key_features(t, kc, ks, ctx.strict, raw, out_dtype)
+        return TF.query_features(q, qc, qs, ctx.strict, out_dtype), TF.key_features(
+            t, kc, ks, ctx.strict, raw, out_dtype
+        )
 
     @staticmethod
     def backward(ctx, g_q, g_k):
@@ -267,7 +271,9 @@ def coca_attention_tied(
     return _coca(q, tau, v, variant, where, rope, causal, scale, need_weights, raw=False)
 
 
-def _coca(q, t, v, variant: str, where: Layout, rope: RopeLike, causal: bool, scale: float, need_weights: bool, raw: bool):
+def _coca(
+    q, t, v, variant: str, where: Layout, rope: RopeLike, causal: bool, scale: float, need_weights: bool, raw: bool
+):
     """CoCA on checked inputs; ``t`` raw (``[..., d]``, tied inside) or already tied (``[..., d/2]``)."""
     d, cd = q.shape[-1], compute_dtype(q.dtype)
     q_feat, k_feat, scale = coca_feature_maps(
@@ -307,4 +313,3 @@ def coca_attention(
     check(t.shape[2] == q.shape[2], "t.shape[2]", t.shape[2], f"q's seq length {q.shape[2]} (self-attention)")
     check_choice("variant", variant, VARIANTS)
     return _coca(q, t, v, variant, where, rope, causal, scale, need_weights, raw=True)
-

@@ -18,7 +18,13 @@ working for everything it has exported.
 from __future__ import annotations
 
 from cocattn.attention.backends import FEATURE_BACKENDS, clear_caches, set_feature_backend
-from cocattn.attention.baselines import ALIBI_BLOCK_ELEMENTS, alibi_attention, alibi_slopes, nope_attention, rope_attention
+from cocattn.attention.baselines import (
+    ALIBI_BLOCK_ELEMENTS,
+    alibi_attention,
+    alibi_slopes,
+    nope_attention,
+    rope_attention,
+)
 from cocattn.attention.coca import coca_attention, coca_attention_tied, coca_feature_maps, coca_features, tie_t
 from cocattn.attention.kinds import KINDS, VARIANTS
 from cocattn.attention.sdpa import RopeLike, default_positions, dot_product_attention, fit_fp16

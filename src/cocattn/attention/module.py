@@ -40,7 +40,12 @@ class Attention(nn.Module):
         super().__init__()
         kinds.get_kind(kind)  # unknown kinds: a ValueError naming "attention"
         n_kv_head = n_head if n_kv_head is None else n_kv_head
-        check(n_head > 0 and n_kv_head > 0 and n_head % n_kv_head == 0, "n_kv_head", n_kv_head, f"a positive divisor of n_head={n_head}")
+        check(
+            n_head > 0 and n_kv_head > 0 and n_head % n_kv_head == 0,
+            "n_kv_head",
+            n_kv_head,
+            f"a positive divisor of n_head={n_head}",
+        )
         head_dim = dim // n_head if head_dim is None else head_dim
         check(head_dim > 0 and head_dim % 2 == 0, "head_dim", head_dim, "a positive even number (n_embd / n_head)")
         self.kind, self.n_head, self.n_kv_head, self.head_dim = kind, n_head, n_kv_head, head_dim
@@ -92,8 +97,9 @@ class Attention(nn.Module):
         ``k``, tied ``τ``, or for CoCA without a cache the raw ``t`` (tied inside the fused function)."""
         kw = dict(positions=positions, key_positions=key_positions, causal=True, need_weights=need_weights)
         if self.is_coca and keys.shape[-1] == q.shape[-1]:  # raw t (no cache): tied inside the fused function
-            return AF.coca_attention(q, keys, values, variant=self.variant, rope=self.rope, positions=positions,
-                                     need_weights=need_weights)
+            return AF.coca_attention(
+                q, keys, values, variant=self.variant, rope=self.rope, positions=positions, need_weights=need_weights
+            )
         if self.is_coca:
             return AF.coca_attention_tied(q, keys, values, variant=self.variant, rope=self.rope, **kw)
         if self.kind == "rope":
@@ -123,6 +129,6 @@ class Attention(nn.Module):
         else:
             key_positions = AF.default_positions(k.shape[2], x.device) if cache is not None else positions
         res = self.attend(q, k, v, positions, key_positions, need_weights)
-        out, probs = (res if need_weights else (res, None))
+        out, probs = res if need_weights else (res, None)
         y = self.o_proj(out.transpose(1, 2).reshape(b, t, self.n_head * self.head_dim))
         return (y, probs) if need_weights else y

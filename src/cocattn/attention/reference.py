@@ -16,10 +16,20 @@ import torch
 from cocattn.attention.functional import alibi_slopes
 from cocattn.rope import inv_freq_and_scaling, rope_parameters
 
-__all__ = ["rotate_planes", "coca_slack_einsum", "coca_slack_reference", "coca_strict_reference", "rope_reference", "alibi_reference", "nope_reference"]
+__all__ = [
+    "rotate_planes",
+    "coca_slack_einsum",
+    "coca_slack_reference",
+    "coca_strict_reference",
+    "rope_reference",
+    "alibi_reference",
+    "nope_reference",
+]
 
 
-def rotate_planes(x: torch.Tensor, positions: torch.Tensor, inv_freq: torch.Tensor, scaling: float = 1.0) -> torch.Tensor:
+def rotate_planes(
+    x: torch.Tensor, positions: torch.Tensor, inv_freq: torch.Tensor, scaling: float = 1.0
+) -> torch.Tensor:
     """``R_p x``: rotate plane j = (x_j, x_{j+h}) by angle ``p · inv_freq_j`` (times ``scaling``,
     transformers' attention factor). ``x [..., N, d]``, ``positions [N]``."""
     h = x.shape[-1] // 2
@@ -74,7 +84,9 @@ def coca_strict_reference(q, t, v, *, positions=None, rope=None, causal=True, sc
     tt = _tie(t).repeat_interleave(heads // t.shape[1], dim=1)
     keys = q[:, :, :, None, :] * tt[:, :, None, :, :]  # [B, H, M, N, d]
     b, h, m, n, _ = keys.shape
-    rk = rotate_planes(keys.permute(0, 1, 2, 3, 4).reshape(b * h * m, n, d), k_pos, inv_freq, scaling).reshape(b, h, m, n, d)
+    rk = rotate_planes(keys.permute(0, 1, 2, 3, 4).reshape(b * h * m, n, d), k_pos, inv_freq, scaling).reshape(
+        b, h, m, n, d
+    )
     rq = rotate_planes(q, q_pos, inv_freq, scaling)
     scores = (rq[:, :, :, None, :] * rk).sum(-1) * (1.0 / math.sqrt(d) if scale is None else scale)
     return _finish(scores, v, q_pos, k_pos, causal)

@@ -59,7 +59,12 @@ def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_name: str, k_
     expect = d if k_dim is None else k_dim
     check(k.shape[-1] == expect, f"{k_name}.shape[-1]", k.shape[-1], f"{expect} (from q's head_dim {d})")
     check(k.shape[0] == b, f"{k_name}.shape[0] (batch)", k.shape[0], f"{b}, q's batch")
-    check(v.shape[:3] == k.shape[:3], "v.shape", tuple(v.shape), f"batch, kv_heads and seq equal to {k_name}'s {tuple(k.shape[:3])}")
+    check(
+        v.shape[:3] == k.shape[:3],
+        "v.shape",
+        tuple(v.shape),
+        f"batch, kv_heads and seq equal to {k_name}'s {tuple(k.shape[:3])}",
+    )
     hkv = k.shape[1]
     check(hkv > 0 and h % hkv == 0, f"{k_name}.shape[1] (kv_heads)", hkv, f"a divisor of q's {h} heads")
     check(q.dtype == k.dtype == v.dtype, "dtypes", (q.dtype, k.dtype, v.dtype), "one dtype for q, keys and v")
@@ -78,7 +83,12 @@ def _positions(positions: torch.Tensor | None, name: str, n: int, batch: int, de
         positions = torch.as_tensor(positions)
     if positions.dtype.is_floating_point or positions.dtype.is_complex or positions.dtype == torch.bool:
         raise bad_value(name, f"tensor of dtype {positions.dtype}", "integer positions (int32/int64)")
-    check(positions.dim() in (1, 2) and positions.shape[-1] == n, f"{name}.shape", tuple(positions.shape), f"[{n}] or [batch, {n}]")
+    check(
+        positions.dim() in (1, 2) and positions.shape[-1] == n,
+        f"{name}.shape",
+        tuple(positions.shape),
+        f"[{n}] or [batch, {n}]",
+    )
     if positions.dim() == 2:
         check(positions.shape[0] in (1, batch), f"{name}.shape[0]", positions.shape[0], f"1 or the batch size {batch}")
     check(n == 0 or int(positions.min()) >= 0, name, "negative values", "non-negative positions")
@@ -104,7 +114,11 @@ def layout(
         q_pos = k_pos[s - n :] if n <= s else default_positions(n, device, s - n)
         return Layout(q_pos, k_pos, True)
     k_pos = _positions(key_positions, "key_positions", s, batch, device)
-    q_pos = _positions(positions, "positions", n, batch, device) if positions is not None else default_positions(n, device, s - n)
+    q_pos = (
+        _positions(positions, "positions", n, batch, device)
+        if positions is not None
+        else default_positions(n, device, s - n)
+    )
     if key_positions is None and positions is not None and n == s:
         k_pos = q_pos
     return Layout(q_pos, k_pos, False)
@@ -161,8 +175,14 @@ def default_scale(scale: float | None, head_dim: int) -> float:
 
 
 def opening(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_name: str, positions: torch.Tensor | None,
-    key_positions: torch.Tensor | None, scale: float | None, k_dim: int | None = None,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    k_name: str,
+    positions: torch.Tensor | None,
+    key_positions: torch.Tensor | None,
+    scale: float | None,
+    k_dim: int | None = None,
 ) -> tuple[Layout, float]:
     """What every kind does first: check the inputs, lay out the positions, fix the score scale."""
     check_qkv(q, k, v, k_name, k_dim)
@@ -171,12 +191,25 @@ def opening(
 
 
 def attend(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, where: Layout, *, causal: bool, scale: float,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    where: Layout,
+    *,
+    causal: bool,
+    scale: float,
     need_weights: bool,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """:func:`dot_product_attention` at the positions of ``where``."""
     return dot_product_attention(
-        q, k, v, q_pos=where.q_pos, k_pos=where.k_pos, causal=causal, scale=scale, need_weights=need_weights,
+        q,
+        k,
+        v,
+        q_pos=where.q_pos,
+        k_pos=where.k_pos,
+        causal=causal,
+        scale=scale,
+        need_weights=need_weights,
         default_layout=where.default,
     )
 
@@ -258,7 +291,9 @@ def dot_product_attention(
         probs = torch.softmax(scores, dim=-1).to(q.dtype)
         return torch.matmul(probs, vv), probs
     if _ENABLE_GQA and k.shape[1] != heads:
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, scale=scale, enable_gqa=True)
+        return F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=is_causal, scale=scale, enable_gqa=True
+        )
     return F.scaled_dot_product_attention(
         q, _expand_kv(k, heads), _expand_kv(v, heads), attn_mask=mask, is_causal=is_causal, scale=scale
     )
@@ -283,4 +318,3 @@ def fit_fp16(qf: torch.Tensor, kf: torch.Tensor, scale: float) -> tuple[torch.Te
             else:
                 kf = x
     return qf, kf, scale
-

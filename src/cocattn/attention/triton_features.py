@@ -57,7 +57,9 @@ if triton is not None:
     def _load_halves(x, b, hh, n, j, mask, h, s_b, s_h, s_n, s_d):
         """The two halves (planes j and j + h) of a [B, H, N, 2h] tensor's rows, as float32."""
         p = x + b * s_b + hh * s_h + n[:, None] * s_n + j[None, :] * s_d
-        return tl.load(p, mask=mask, other=0.0).to(tl.float32), tl.load(p + h * s_d, mask=mask, other=0.0).to(tl.float32)
+        return tl.load(p, mask=mask, other=0.0).to(tl.float32), tl.load(p + h * s_d, mask=mask, other=0.0).to(
+            tl.float32
+        )
 
     @triton.jit
     def _load_tables(cos, sin, b, n, j, mask, sc_b, sc_n):
@@ -71,9 +73,27 @@ if triton is not None:
         tl.store(p + h, second.to(out.dtype.element_ty), mask=mask)
 
     @triton.jit
-    def _query_features_kernel(q, out, cos, sin, H, N, h,
-                               sq_b, sq_h, sq_n, sq_d, so_b, so_h, so_n, sc_b, sc_n,
-                               STRICT: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr):
+    def _query_features_kernel(
+        q,
+        out,
+        cos,
+        sin,
+        H,
+        N,
+        h,
+        sq_b,
+        sq_h,
+        sq_n,
+        sq_d,
+        so_b,
+        so_h,
+        so_n,
+        sc_b,
+        sc_n,
+        STRICT: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        BLOCK_H: tl.constexpr,
+    ):
         b, hh, n, j, mask = _rows(tl.program_id(0), tl.program_id(1), H, N, h, BLOCK_N, BLOCK_H)
         q1, q2 = _load_halves(q, b, hh, n, j, mask, h, sq_b, sq_h, sq_n, sq_d)
         c, s = _load_tables(cos, sin, b, n, j, mask, sc_b, sc_n)
@@ -100,9 +120,28 @@ if triton is not None:
         return tau
 
     @triton.jit
-    def _key_features_kernel(t, out, cos, sin, H, N, h,
-                             st_b, st_h, st_n, st_d, so_b, so_h, so_n, sc_b, sc_n,
-                             RAW: tl.constexpr, STRICT: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr):
+    def _key_features_kernel(
+        t,
+        out,
+        cos,
+        sin,
+        H,
+        N,
+        h,
+        st_b,
+        st_h,
+        st_n,
+        st_d,
+        so_b,
+        so_h,
+        so_n,
+        sc_b,
+        sc_n,
+        RAW: tl.constexpr,
+        STRICT: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        BLOCK_H: tl.constexpr,
+    ):
         b, hh, n, j, mask = _rows(tl.program_id(0), tl.program_id(1), H, N, h, BLOCK_N, BLOCK_H)
         tau = tl.maximum(_tau(t, b, hh, n, j, mask, h, st_b, st_h, st_n, st_d, RAW), 0.0)
         c, s = _load_tables(cos, sin, b, n, j, mask, sc_b, sc_n)
@@ -115,9 +154,32 @@ if triton is not None:
         _store_halves(out, f1, f2, b, hh, n, j, mask, h, so_b, so_h, so_n)
 
     @triton.jit
-    def _query_grad_kernel(q, g, out, cos, sin, H, N, h,
-                           sq_b, sq_h, sq_n, sq_d, sg_b, sg_h, sg_n, sg_d, so_b, so_h, so_n, sc_b, sc_n,
-                           STRICT: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr):
+    def _query_grad_kernel(
+        q,
+        g,
+        out,
+        cos,
+        sin,
+        H,
+        N,
+        h,
+        sq_b,
+        sq_h,
+        sq_n,
+        sq_d,
+        sg_b,
+        sg_h,
+        sg_n,
+        sg_d,
+        so_b,
+        so_h,
+        so_n,
+        sc_b,
+        sc_n,
+        STRICT: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        BLOCK_H: tl.constexpr,
+    ):
         b, hh, n, j, mask = _rows(tl.program_id(0), tl.program_id(1), H, N, h, BLOCK_N, BLOCK_H)
         q1, q2 = _load_halves(q, b, hh, n, j, mask, h, sq_b, sq_h, sq_n, sq_d)
         g1, g2 = _load_halves(g, b, hh, n, j, mask, h, sg_b, sg_h, sg_n, sg_d)
@@ -133,9 +195,33 @@ if triton is not None:
         _store_halves(out, d1, d2, b, hh, n, j, mask, h, so_b, so_h, so_n)
 
     @triton.jit
-    def _key_grad_kernel(t, g, out, cos, sin, H, N, h,
-                         st_b, st_h, st_n, st_d, sg_b, sg_h, sg_n, sg_d, so_b, so_h, so_n, sc_b, sc_n,
-                         RAW: tl.constexpr, STRICT: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr):
+    def _key_grad_kernel(
+        t,
+        g,
+        out,
+        cos,
+        sin,
+        H,
+        N,
+        h,
+        st_b,
+        st_h,
+        st_n,
+        st_d,
+        sg_b,
+        sg_h,
+        sg_n,
+        sg_d,
+        so_b,
+        so_h,
+        so_n,
+        sc_b,
+        sc_n,
+        RAW: tl.constexpr,
+        STRICT: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        BLOCK_H: tl.constexpr,
+    ):
         b, hh, n, j, mask = _rows(tl.program_id(0), tl.program_id(1), H, N, h, BLOCK_N, BLOCK_H)
         g1, g2 = _load_halves(g, b, hh, n, j, mask, h, sg_b, sg_h, sg_n, sg_d)
         c, s = _load_tables(cos, sin, b, n, j, mask, sc_b, sc_n)
@@ -178,21 +264,36 @@ def query_features(q: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, strict
     cos, sin = _tables(cos, sin)
     out = torch.empty((b, heads, n, d), dtype=out_dtype, device=q.device)
     grid, meta = _launch_shape(q, h)
-    _query_features_kernel[grid](q, out, cos, sin, heads, n, h, *q.stride(), *out.stride()[:3],
-                                 *_table_strides(cos), STRICT=strict, **meta)
+    _query_features_kernel[grid](
+        q, out, cos, sin, heads, n, h, *q.stride(), *out.stride()[:3], *_table_strides(cos), STRICT=strict, **meta
+    )
     return out
 
 
-def key_features(t: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, strict: bool, raw: bool,
-                 out_dtype: torch.dtype):
+def key_features(
+    t: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, strict: bool, raw: bool, out_dtype: torch.dtype
+):
     """``K'`` ``[B, Hkv, N, d]`` from τ ``[..., d/2]`` or, with ``raw``, the raw T ``[..., d]``."""
     b, heads, n, width = t.shape
     h = width // 2 if raw else width
     cos, sin = _tables(cos, sin)
     out = torch.empty((b, heads, n, 2 * h), dtype=out_dtype, device=t.device)
     grid, meta = _launch_shape(t, h)
-    _key_features_kernel[grid](t, out, cos, sin, heads, n, h, *t.stride(), *out.stride()[:3],
-                               *_table_strides(cos), RAW=raw, STRICT=strict, **meta)
+    _key_features_kernel[grid](
+        t,
+        out,
+        cos,
+        sin,
+        heads,
+        n,
+        h,
+        *t.stride(),
+        *out.stride()[:3],
+        *_table_strides(cos),
+        RAW=raw,
+        STRICT=strict,
+        **meta,
+    )
     return out
 
 
@@ -203,8 +304,22 @@ def query_grad(q: torch.Tensor, g: torch.Tensor, cos: torch.Tensor, sin: torch.T
     cos, sin = _tables(cos, sin)
     out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
     grid, meta = _launch_shape(q, h)
-    _query_grad_kernel[grid](q, g, out, cos, sin, heads, n, h, *q.stride(), *g.stride(), *out.stride()[:3],
-                             *_table_strides(cos), STRICT=strict, **meta)
+    _query_grad_kernel[grid](
+        q,
+        g,
+        out,
+        cos,
+        sin,
+        heads,
+        n,
+        h,
+        *q.stride(),
+        *g.stride(),
+        *out.stride()[:3],
+        *_table_strides(cos),
+        STRICT=strict,
+        **meta,
+    )
     return out
 
 
@@ -215,6 +330,21 @@ def key_grad(t: torch.Tensor, g: torch.Tensor, cos: torch.Tensor, sin: torch.Ten
     cos, sin = _tables(cos, sin)
     out = torch.empty(t.shape, dtype=t.dtype, device=t.device)
     grid, meta = _launch_shape(t, h)
-    _key_grad_kernel[grid](t, g, out, cos, sin, heads, n, h, *t.stride(), *g.stride(), *out.stride()[:3],
-                           *_table_strides(cos), RAW=raw, STRICT=strict, **meta)
+    _key_grad_kernel[grid](
+        t,
+        g,
+        out,
+        cos,
+        sin,
+        heads,
+        n,
+        h,
+        *t.stride(),
+        *g.stride(),
+        *out.stride()[:3],
+        *_table_strides(cos),
+        RAW=raw,
+        STRICT=strict,
+        **meta,
+    )
     return out

@@ -36,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
     if extras:  # intermixed: `train.steps=60 --resume train.lr=1e-3` keeps both overrides, in order
-        if isinstance(getattr(args, "overrides", None), list) and all("=" in e and not e.startswith("-") for e in extras):
+        if isinstance(getattr(args, "overrides", None), list) and all(
+            "=" in e and not e.startswith("-") for e in extras
+        ):
             args.overrides = [*args.overrides, *extras]
         else:
             parser.error(f"unrecognized arguments: {' '.join(extras)}")

@@ -32,8 +32,11 @@ def _document(args: argparse.Namespace, lm, length: int) -> list[int]:
             long_enough.append(ids)
             if len(long_enough) > args.doc:
                 return ids
-    raise bad_value("--length", length, f"a length that at least {args.doc + 1} document(s) of {args.data} reach "
-                    f"({len(long_enough)} do)")
+    raise bad_value(
+        "--length",
+        length,
+        f"a length that at least {args.doc + 1} document(s) of {args.data} reach ({len(long_enough)} do)",
+    )
 
 
 def run_attention(args: argparse.Namespace) -> int:
@@ -49,8 +52,14 @@ def run_attention(args: argparse.Namespace) -> int:
     lm = load_from_args(args)
     length = args.length or 4 * lm.training_length
     ids = _document(args, lm, length)
-    result = analyze_attention(lm, ids, length, args.scalings, progress=not args.no_progress,
-                               max_memory=parse_bytes(args.max_memory, "--max-memory") if args.max_memory else None)
+    result = analyze_attention(
+        lm,
+        ids,
+        length,
+        args.scalings,
+        progress=not args.no_progress,
+        max_memory=parse_bytes(args.max_memory, "--max-memory") if args.max_memory else None,
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / f"attention-{lm.name}.json", result)
@@ -88,7 +97,9 @@ def _common(p: argparse.ArgumentParser, default_length: str) -> None:
     p.add_argument("checkpoint", metavar="CKPT", help="cocattn model directory or Hugging Face model directory")
     p.add_argument("--data", metavar="DIR", help="data directory (cocattn data build), .jsonl or .txt documents")
     p.add_argument("--doc", type=int, default=0, help="use the N-th document long enough (default 0)")
-    p.add_argument("--length", type=positive_int, default=None, help=f"tokens of the document to use (default {default_length})")
+    p.add_argument(
+        "--length", type=positive_int, default=None, help=f"tokens of the document to use (default {default_length})"
+    )
     p.add_argument("--out", default="analysis", metavar="DIR", help="output directory (default ./analysis)")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default=None)
@@ -98,14 +109,23 @@ def _common(p: argparse.ArgumentParser, default_length: str) -> None:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("analyze", help="attention scores and the RoPE anomaly at extrapolated lengths",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "analyze",
+        help="attention scores and the RoPE anomaly at extrapolated lengths",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="analyze_command", metavar="ANALYSIS", required=True)
 
     p = sub.add_parser("attention", help="last-query attention with and without dynamic NTK (paper Fig. 11)")
     _common(p, "4x the training length")
-    p.add_argument("--scalings", nargs="+", default=["none", "dynamic:4"], metavar="SPEC",
-                   help="scalings to compare (default: none dynamic:4)")
+    p.add_argument(
+        "--scalings",
+        nargs="+",
+        default=["none", "dynamic:4"],
+        metavar="SPEC",
+        help="scalings to compare (default: none dynamic:4)",
+    )
     p.add_argument("--last", type=int, default=500, help="tokens in the zoomed panel (default 500)")
     p.set_defaults(func=run_attention)
 

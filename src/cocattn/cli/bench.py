@@ -21,7 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     bsub = p.add_subparsers(dest="bench_command", metavar="WHAT", required=True)
 
     a = bsub.add_parser("attention", help="forward+backward time and peak memory per attention kind and length")
-    a.add_argument("--kinds", default="rope,coca,coca-strict,alibi,nope,coca-einsum", help="comma-separated kinds (coca-einsum = the paper's N×N form)")
+    a.add_argument(
+        "--kinds",
+        default="rope,coca,coca-strict,alibi,nope,coca-einsum",
+        help="comma-separated kinds (coca-einsum = the paper's N×N form)",
+    )
     a.add_argument("--lengths", type=_ints, default=None, help="e.g. 1k,2k,4k (default CPU 1K…16K, GPU 2K…128K)")
     a.add_argument("--batch", type=int, default=1)
     a.add_argument("--heads", type=int, default=None, help="default 4 on CPU, 16 on GPU")
@@ -29,12 +33,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--head-dim", type=int, default=64)
     a.add_argument("--dtype", default=None, help="float32 (CPU default) | bfloat16 (GPU default) | float16")
     a.add_argument("--device", default=None)
-    a.add_argument("--repeats", type=int, default=None, help="timed steps, median reported (default 3 on CPU, 10 on GPU)")
-    a.add_argument("--min-time", type=float, default=None,
-                   help="with interleaving: time each kind for at least this many seconds (default 0.25 on GPU)")
-    a.add_argument("--interleave", action=argparse.BooleanOptionalAction, default=None,
-                   help="time the kinds of one length in rounds in one process (default on GPU); "
-                        "--no-interleave runs each case alone in a subprocess (the CPU default, needed for CPU peak memory)")
+    a.add_argument(
+        "--repeats", type=int, default=None, help="timed steps, median reported (default 3 on CPU, 10 on GPU)"
+    )
+    a.add_argument(
+        "--min-time",
+        type=float,
+        default=None,
+        help="with interleaving: time each kind for at least this many seconds (default 0.25 on GPU)",
+    )
+    a.add_argument(
+        "--interleave",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="time the kinds of one length in rounds in one process (default on GPU); "
+        "--no-interleave runs each case alone in a subprocess (the CPU default, needed for CPU peak memory)",
+    )
     a.add_argument("--forward-only", action="store_true")
     a.add_argument("--compile", action="store_true", help="each kind's function through torch.compile")
     a.add_argument("--out", default="bench-attention.json", help="JSON output file")
@@ -55,14 +69,26 @@ def _attention(args: argparse.Namespace) -> int:
     from cocattn.bench import bench_attention, format_table, hardware_name, write_results
 
     rows = bench_attention(
-        tuple(k.strip() for k in args.kinds.split(",") if k.strip()), args.lengths, batch=args.batch, heads=args.heads,
-        kv_heads=args.kv_heads, head_dim=args.head_dim, dtype=args.dtype, device=args.device, repeats=args.repeats,
-        backward=not args.forward_only, compile=args.compile, interleave=args.interleave, min_time=args.min_time,
+        tuple(k.strip() for k in args.kinds.split(",") if k.strip()),
+        args.lengths,
+        batch=args.batch,
+        heads=args.heads,
+        kv_heads=args.kv_heads,
+        head_dim=args.head_dim,
+        dtype=args.dtype,
+        device=args.device,
+        repeats=args.repeats,
+        backward=not args.forward_only,
+        compile=args.compile,
+        interleave=args.interleave,
+        min_time=args.min_time,
     )
     device = rows[0]["device"] if rows else "cpu"
-    print(f"\n{hardware_name(device)}, {rows[0]['dtype'] if rows else ''}, batch {args.batch}, heads {rows[0]['heads'] if rows else ''}, head_dim {args.head_dim}, "
-          f"{'forward only' if args.forward_only else 'forward+backward'}"
-          f"{', compiled' if args.compile else ''}, median of {_samples(rows)} steps\n")
+    print(
+        f"\n{hardware_name(device)}, {rows[0]['dtype'] if rows else ''}, batch {args.batch}, heads {rows[0]['heads'] if rows else ''}, head_dim {args.head_dim}, "
+        f"{'forward only' if args.forward_only else 'forward+backward'}"
+        f"{', compiled' if args.compile else ''}, median of {_samples(rows)} steps\n"
+    )
     print(format_table(rows))
     write_results(args.out, "attention", rows, "cocattn " + shlex.join(sys.argv[1:]))
     print(f"\nwrote {args.out}")
@@ -84,8 +110,14 @@ def _train(args: argparse.Namespace) -> int:
     model = dict(cfg.model)
     model["vocab_size"] = model.get("vocab_size") or 4096  # the pypi data preset's tokenizer size
     batch = args.batch_size or cfg.train.batch_size
-    rows = bench_train(model, tuple(k.strip() for k in args.kinds.split(",")), batch_size=batch, steps=args.steps,
-                       device=args.device, compile=args.compile)
+    rows = bench_train(
+        model,
+        tuple(k.strip() for k in args.kinds.split(",")),
+        batch_size=batch,
+        steps=args.steps,
+        device=args.device,
+        compile=args.compile,
+    )
     print(f"\n{hardware_name(rows[0]['device'])}, config {args.config}, batch {batch} × {rows[0]['seq_len']} tokens\n")
     print(format_table(rows))
     write_results(args.out, "train", rows, "cocattn " + shlex.join(sys.argv[1:]))

@@ -37,8 +37,9 @@ def _llama(args: argparse.Namespace) -> int:
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
         raise ValueError(f"{flags} only apply with --transfer (attention transfer); add --transfer or drop them")
     args.t_init = args.t_init or "from_k"
-    dst = convert_llama_dir(args.src, args.dst, variant=args.variant, t_init=args.t_init, seed=args.seed,
-                            overwrite=args.overwrite)
+    dst = convert_llama_dir(
+        args.src, args.dst, variant=args.variant, t_init=args.t_init, seed=args.seed, overwrite=args.overwrite
+    )
     print(f"wrote {dst} (coca_llama, variant {args.variant}, T initialised {args.t_init})")
     return 0
 
@@ -49,18 +50,32 @@ def _transfer(args: argparse.Namespace) -> int:
     from cocattn.hf.transfer import TransferSettings, transfer_llama_dir
 
     if args.data is None:
-        raise ValueError("--transfer needs --data DATA: a cocattn data directory (its training split), a .jsonl "
-                         "file of {\"text\": ...} lines or a .txt file")
+        raise ValueError(
+            "--transfer needs --data DATA: a cocattn data directory (its training split), a .jsonl "
+            'file of {"text": ...} lines or a .txt file'
+        )
     defaults = {f.name: f.default for f in fields(TransferSettings)}
-    chosen = {name: getattr(args, name) if getattr(args, name) is not None else defaults[name]
-              for name in ("tokens", "seq_len", "steps", "lr", "batch_size", "fit")}
+    chosen = {
+        name: getattr(args, name) if getattr(args, name) is not None else defaults[name]
+        for name in ("tokens", "seq_len", "steps", "lr", "batch_size", "fit")
+    }
     settings = TransferSettings(seed=args.seed, **chosen)
     args.t_init = args.t_init or "random"
-    dst = transfer_llama_dir(args.src, args.dst, args.data, settings, variant=args.variant, t_init=args.t_init,
-                             overwrite=args.overwrite, progress=not args.quiet)
-    print(f"wrote {dst} (coca_llama, variant {args.variant}, T initialised {args.t_init}, attention transfer: "
-          f"fit {','.join(settings.fit)}, {settings.steps} steps per layer; per-layer errors in "
-          f"{dst}/cocattn_transfer.json)")
+    dst = transfer_llama_dir(
+        args.src,
+        args.dst,
+        args.data,
+        settings,
+        variant=args.variant,
+        t_init=args.t_init,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    print(
+        f"wrote {dst} (coca_llama, variant {args.variant}, T initialised {args.t_init}, attention transfer: "
+        f"fit {','.join(settings.fit)}, {settings.steps} steps per layer; per-layer errors in "
+        f"{dst}/cocattn_transfer.json)"
+    )
     return 0
 
 
@@ -74,32 +89,52 @@ def _gguf(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``convert`` and its two targets."""
-    parser = subparsers.add_parser("convert", help="convert pretrained models (LLaMA to CoCA, GGUF to Hugging Face)",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "convert",
+        help="convert pretrained models (LLaMA to CoCA, GGUF to Hugging Face)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="target", metavar="TARGET", required=True)
 
     llama = sub.add_parser("llama", help="LlamaForCausalLM directory -> CoCA (coca_llama) directory")
     llama.add_argument("src", help="LLaMA model directory (config.json + *.safetensors)")
     llama.add_argument("dst", help="output directory")
     llama.add_argument("--variant", choices=["slack", "strict"], default="slack", help="CoCA variant (default slack)")
-    llama.add_argument("--t-init", type=_t_init, choices=["from_k", "random"], default=None,
-                       metavar="{from-k,random}", help="how T starts: a copy of W_K (default without --transfer) "
-                                                        "or random (default with --transfer)")
+    llama.add_argument(
+        "--t-init",
+        type=_t_init,
+        choices=["from_k", "random"],
+        default=None,
+        metavar="{from-k,random}",
+        help="how T starts: a copy of W_K (default without --transfer) or random (default with --transfer)",
+    )
     llama.add_argument("--seed", type=int, default=0, help="seed of --t-init random")
     llama.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
     group = llama.add_argument_group("attention transfer (--transfer)")
-    group.add_argument("--transfer", action="store_true",
-                       help="fit each layer's CoCA attention to the original attention outputs on --data")
-    group.add_argument("--data", default=None, metavar="DATA",
-                       help="transfer text: a cocattn data directory (training split), a .jsonl or .txt file")
+    group.add_argument(
+        "--transfer",
+        action="store_true",
+        help="fit each layer's CoCA attention to the original attention outputs on --data",
+    )
+    group.add_argument(
+        "--data",
+        default=None,
+        metavar="DATA",
+        help="transfer text: a cocattn data directory (training split), a .jsonl or .txt file",
+    )
     group.add_argument("--tokens", type=int, default=None, metavar="N", help="transfer tokens (default 8192)")
     group.add_argument("--seq-len", type=int, default=None, metavar="N", help="sequence length (default 512)")
     group.add_argument("--steps", type=int, default=None, metavar="N", help="optimiser steps per layer (default 60)")
     group.add_argument("--lr", type=float, default=None, help="Adam learning rate, cosine to 10%% (default 1e-2)")
-    group.add_argument("--batch-size", type=int, default=None, metavar="N",
-                       help="sequences per step (default 1)")
-    group.add_argument("--fit", type=_fit, default=None, metavar="LIST",
-                       help="what to fit, comma-separated from t, q, gain (t always; default t,q,gain)")
+    group.add_argument("--batch-size", type=int, default=None, metavar="N", help="sequences per step (default 1)")
+    group.add_argument(
+        "--fit",
+        type=_fit,
+        default=None,
+        metavar="LIST",
+        help="what to fit, comma-separated from t, q, gain (t always; default t,q,gain)",
+    )
     group.add_argument("--quiet", action="store_true", help="no progress bar")
     llama.set_defaults(func=_llama)
 

@@ -17,18 +17,25 @@ def run(args: argparse.Namespace) -> int:
     from cocattn.reproduce import DEVIATIONS_FILE, write_reproduce_report
     from cocattn.report import write_report
 
-    check_ci_options(DEFAULT_CONFIDENCE if args.confidence is None else args.confidence,  # those given, at once
-                     DEFAULT_RESAMPLES if args.ci_resamples is None else args.ci_resamples,
-                     names=("--confidence", "--ci-resamples"))
+    check_ci_options(
+        DEFAULT_CONFIDENCE if args.confidence is None else args.confidence,  # those given, at once
+        DEFAULT_RESAMPLES if args.ci_resamples is None else args.ci_resamples,
+        names=("--confidence", "--ci-resamples"),
+    )
     ci = {"confidence": args.confidence, "resamples": args.ci_resamples}
     source = Path(args.source[0])
-    if len(args.source) == 1 and (source / DEVIATIONS_FILE).is_file() and args.out in (None, args.source[0]) \
-            and args.title is None:
+    if (
+        len(args.source) == 1
+        and (source / DEVIATIONS_FILE).is_file()
+        and args.out in (None, args.source[0])
+        and args.title is None
+    ):
         # a `cocattn reproduce` directory: keep its hardware, timings and deviations from the paper
         path = write_reproduce_report(source, **ci)
     else:
-        path = write_report(args.source, args.out or args.source[0], title=args.title or "cocattn evaluation report",
-                            **ci)
+        path = write_report(
+            args.source, args.out or args.source[0], title=args.title or "cocattn evaluation report", **ci
+        )
     print(f"wrote {path}", file=sys.stderr)
     return 0
 
@@ -36,11 +43,14 @@ def run(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     from cocattn.cli.eval import ci_args
 
-    p = subparsers.add_parser("report", help="tables and plots from evaluation result JSON",
-                              description=__doc__)
+    p = subparsers.add_parser("report", help="tables and plots from evaluation result JSON", description=__doc__)
     p.add_argument("source", nargs="+", metavar="DIR", help="result JSON files or directories (searched recursively)")
     p.add_argument("--out", metavar="DIR", help="where to write the report (default: the first DIR)")
-    p.add_argument("--title", default=None, help="report title (default: 'cocattn evaluation report', or the "
-                   "reproduce run's own for a `cocattn reproduce` directory)")
+    p.add_argument(
+        "--title",
+        default=None,
+        help="report title (default: 'cocattn evaluation report', or the "
+        "reproduce run's own for a `cocattn reproduce` directory)",
+    )
     ci_args(p, from_results=True)
     p.set_defaults(func=run)

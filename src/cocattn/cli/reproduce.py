@@ -18,14 +18,27 @@ def register(sub: argparse._SubParsersAction) -> None:
             "finished stages; a killed run resumes."
         ),
     )
-    p.add_argument("--preset", default="tiny-cpu", help=f"one of {', '.join(PRESETS)} or a config file (default tiny-cpu)")
+    p.add_argument(
+        "--preset", default="tiny-cpu", help=f"one of {', '.join(PRESETS)} or a config file (default tiny-cpu)"
+    )
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
-    p.add_argument("--data", default=None, help="an existing `cocattn data build` directory (default: build/reuse one in the cache)")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="an existing `cocattn data build` directory (default: build/reuse one in the cache)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--plan", action="store_true",
-                   help="print the work the run would do (tokens, windows, FLOP per stage) and exit; nothing is run")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                   help="config overrides, e.g. train.steps=200 eval.kinds=[rope,coca] eval.passkey_cases=20")
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the work the run would do (tokens, windows, FLOP per stage) and exit; nothing is run",
+    )
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="config overrides, e.g. train.steps=200 eval.kinds=[rope,coca] eval.passkey_cases=20",
+    )
     p.set_defaults(func=_run)
 
 

@@ -23,22 +23,37 @@ from pathlib import Path
 def register(subparsers) -> None:
     """Add the ``train`` sub-command."""
     parser = subparsers.add_parser(
-        "train", help="train a model (resumable; DDP/FSDP under torchrun)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, metavar="NAME|FILE",
-                        help="a preset (tiny-cpu, small-gpu, paper-350m) or a YAML/JSON file")
+        "train",
+        help="train a model (resumable; DDP/FSDP under torchrun)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--config",
+        required=True,
+        metavar="NAME|FILE",
+        help="a preset (tiny-cpu, small-gpu, paper-350m) or a YAML/JSON file",
+    )
     parser.add_argument("--data", metavar="DIR", help="data directory from `cocattn data build` (data.dir)")
     parser.add_argument("--out", metavar="RUN_DIR", help="run directory (default runs/<config name>-<attention>)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in RUN_DIR")
-    parser.add_argument("--init-from", metavar="MODEL_DIR",
-                        help="continue training this Hugging Face or cocattn model directory (train.init_from)")
-    parser.add_argument("--stage", type=int, choices=(1, 2, 3), metavar="N",
-                        help="with --init-from: 1 = T projections only, 2 = Q/T/V projections, 3 = all weights "
-                             "(train.stage)")
+    parser.add_argument(
+        "--init-from",
+        metavar="MODEL_DIR",
+        help="continue training this Hugging Face or cocattn model directory (train.init_from)",
+    )
+    parser.add_argument(
+        "--stage",
+        type=int,
+        choices=(1, 2, 3),
+        metavar="N",
+        help="with --init-from: 1 = T projections only, 2 = Q/T/V projections, 3 = all weights (train.stage)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="config overrides such as train.lr=3e-4 model.attention=coca")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="config overrides such as train.lr=3e-4 model.attention=coca"
+    )
     parser.set_defaults(func=run)
 
 
@@ -53,8 +68,10 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, overrides)
     if args.init_from is not None or args.stage is not None:  # set directly: a path is not parsed as YAML
         train_cfg = dataclasses.replace(
-            config.train, init_from=args.init_from if args.init_from is not None else config.train.init_from,
-            stage=args.stage if args.stage is not None else config.train.stage)
+            config.train,
+            init_from=args.init_from if args.init_from is not None else config.train.init_from,
+            stage=args.stage if args.stage is not None else config.train.stage,
+        )
         config = dataclasses.replace(config, train=train_cfg)
         config.validate()
     if args.print_config:
@@ -76,8 +93,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if result.world_size == 1 or _rank() == 0:
         val = f", val loss {result.val_loss:.4f}" if result.val_loss is not None else ""
-        print(f"trained {result.steps} steps ({result.tokens:,} tokens, {result.tokens_per_s:,.0f} tok/s): "
-              f"loss {result.final_loss:.4f}{val}; model in {result.model_dir}")
+        print(
+            f"trained {result.steps} steps ({result.tokens:,} tokens, {result.tokens_per_s:,.0f} tok/s): "
+            f"loss {result.final_loss:.4f}{val}; model in {result.model_dir}"
+        )
     return 0
 
 

@@ -12,13 +12,25 @@ from typing import Any
 
 _EXPORTS = {
     "sample_batch": "batches",
-    "PRESETS": "build", "BuildResult": "build", "build_dataset": "build", "dataset_info": "build",
+    "PRESETS": "build",
+    "BuildResult": "build",
+    "build_dataset": "build",
+    "dataset_info": "build",
     "format_info": "build",
     "Document": "document",
-    "make_retrieval_row": "retrieval", "mix_retrieval_rows": "retrieval", "passkey_texts": "retrieval",
-    "load_eval_documents": "shards", "load_manifest": "shards", "load_tokens": "shards", "verify_file": "shards",
-    "REGISTRY": "sources", "load_source": "sources",
-    "EOT": "tokenizer", "eot_id": "tokenizer", "load_tokenizer": "tokenizer", "train_tokenizer": "tokenizer",
+    "make_retrieval_row": "retrieval",
+    "mix_retrieval_rows": "retrieval",
+    "passkey_texts": "retrieval",
+    "load_eval_documents": "shards",
+    "load_manifest": "shards",
+    "load_tokens": "shards",
+    "verify_file": "shards",
+    "REGISTRY": "sources",
+    "load_source": "sources",
+    "EOT": "tokenizer",
+    "eot_id": "tokenizer",
+    "load_tokenizer": "tokenizer",
+    "train_tokenizer": "tokenizer",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -12,8 +12,9 @@ import torch
 from cocattn._checks import check
 
 
-def sample_batch(tokens: np.ndarray, batch_size: int, seq_len: int,
-                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_batch(
+    tokens: np.ndarray, batch_size: int, seq_len: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``batch_size`` windows of ``seq_len + 1`` tokens at uniform random offsets:
     inputs ``x`` and next-token targets ``y``, both int64 ``[batch_size, seq_len]``."""
     check(isinstance(batch_size, int) and batch_size >= 1, "batch_size", batch_size, "an integer >= 1")
@@ -21,6 +22,6 @@ def sample_batch(tokens: np.ndarray, batch_size: int, seq_len: int,
     n = len(tokens)
     check(n >= seq_len + 1, "seq_len", seq_len, f"at most {n - 1} (the token array has {n} tokens)")
     starts = torch.randint(0, n - seq_len, (batch_size,), generator=generator).tolist()
-    rows = np.stack([np.asarray(tokens[s:s + seq_len + 1], dtype=np.int64) for s in starts])
+    rows = np.stack([np.asarray(tokens[s : s + seq_len + 1], dtype=np.int64) for s in starts])
     rows = torch.from_numpy(rows)
     return rows[:, :-1].contiguous(), rows[:, 1:].contiguous()

@@ -17,8 +17,7 @@ from tqdm import tqdm
 
 from cocattn._checks import bad_value, check, check_choice
 from cocattn.data.document import Document
-from cocattn.data.shards import (FORMAT, FORMAT_VERSION, MARKER, load_manifest, token_dtype, verify_file,
-                                 write_tokens)
+from cocattn.data.shards import FORMAT, FORMAT_VERSION, MARKER, load_manifest, token_dtype, verify_file, write_tokens
 from cocattn.data.sources import check_source, describe_source, load_source
 from cocattn.data.splits import SPLITS, assign_splits, drop_short_eval
 from cocattn.data.tokenizer import EOT, MAX_VOCAB, MIN_VOCAB, eot_id, pretrained_tokenizer, train_tokenizer
@@ -47,11 +46,25 @@ class BuildResult:
     seconds: float
 
 
-def _config(preset: str, sources: list[str], vocab_size: int, eval_documents: int, val_fraction: float,
-            min_eval_chars: int, min_eval_tokens: int, split_digits: bool) -> dict:
-    config = {"preset": preset, "sources": [describe_source(s) for s in sources], "vocab_size": vocab_size,
-              "eval_documents": eval_documents, "val_fraction": val_fraction, "min_eval_chars": min_eval_chars,
-              "min_eval_tokens": min_eval_tokens}
+def _config(
+    preset: str,
+    sources: list[str],
+    vocab_size: int,
+    eval_documents: int,
+    val_fraction: float,
+    min_eval_chars: int,
+    min_eval_tokens: int,
+    split_digits: bool,
+) -> dict:
+    config = {
+        "preset": preset,
+        "sources": [describe_source(s) for s in sources],
+        "vocab_size": vocab_size,
+        "eval_documents": eval_documents,
+        "val_fraction": val_fraction,
+        "min_eval_chars": min_eval_chars,
+        "min_eval_tokens": min_eval_tokens,
+    }
     if split_digits:  # recorded only when on, so directories built before the option stay current
         config["split_digits"] = True
     return config
@@ -100,20 +113,34 @@ def _check_replaceable(out: Path) -> None:
     except (OSError, ValueError):
         manifest = None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise FileExistsError(f"{out} exists and is not a cocattn data directory ({out / 'manifest.json'} is not a "
-                              f"cocattn data manifest); {hint}")
+        raise FileExistsError(
+            f"{out} exists and is not a cocattn data directory ({out / 'manifest.json'} is not a "
+            f"cocattn data manifest); {hint}"
+        )
     known = {*DATA_FILES, "manifest.json", MARKER}
     foreign = sorted(p.name for p in out.iterdir() if p.name not in known and not p.name.startswith(".tmp-"))
     if foreign:
-        raise FileExistsError(f"{out} holds entries a data build does not write ({', '.join(foreign[:5])}"
-                              f"{', …' if len(foreign) > 5 else ''}); it is not replaced: {hint}")
+        raise FileExistsError(
+            f"{out} holds entries a data build does not write ({', '.join(foreign[:5])}"
+            f"{', …' if len(foreign) > 5 else ''}); it is not replaced: {hint}"
+        )
 
 
-def build_dataset(preset: str = "pypi", out_dir: PathLike = "data/pypi", vocab_size: int = 4096,
-                  cache_dir: PathLike | None = None, sources: list[str] | None = None,
-                  eval_documents: int = 100, val_fraction: float = 0.02, min_eval_chars: int = 40_000,
-                  min_eval_tokens: int = 8192, split_digits: bool = False, force: bool = False,
-                  progress: bool = True, tokenizer: PathLike | None = None) -> BuildResult:
+def build_dataset(
+    preset: str = "pypi",
+    out_dir: PathLike = "data/pypi",
+    vocab_size: int = 4096,
+    cache_dir: PathLike | None = None,
+    sources: list[str] | None = None,
+    eval_documents: int = 100,
+    val_fraction: float = 0.02,
+    min_eval_chars: int = 40_000,
+    min_eval_tokens: int = 8192,
+    split_digits: bool = False,
+    force: bool = False,
+    progress: bool = True,
+    tokenizer: PathLike | None = None,
+) -> BuildResult:
     """Build (or reuse) the data directory ``out_dir``.
 
     ``preset`` picks the built-in sources (``pypi``, ``full``, ``custom`` = none); ``sources``
@@ -136,16 +163,24 @@ def build_dataset(preset: str = "pypi", out_dir: PathLike = "data/pypi", vocab_s
         check_source(spec)
     all_sources = list(dict.fromkeys(PRESETS[preset] + extra))
     if not all_sources:
-        raise bad_value("sources", sources, "at least one source with preset='custom' "
-                        "(e.g. text:PATH or jsonl:PATH)")
-    check(isinstance(vocab_size, int) and MIN_VOCAB <= vocab_size <= MAX_VOCAB, "vocab_size", vocab_size,
-          f"an integer in [{MIN_VOCAB}, {MAX_VOCAB}]")
+        raise bad_value("sources", sources, "at least one source with preset='custom' (e.g. text:PATH or jsonl:PATH)")
+    check(
+        isinstance(vocab_size, int) and MIN_VOCAB <= vocab_size <= MAX_VOCAB,
+        "vocab_size",
+        vocab_size,
+        f"an integer in [{MIN_VOCAB}, {MAX_VOCAB}]",
+    )
     check(isinstance(eval_documents, int) and eval_documents >= 0, "eval_documents", eval_documents, "an integer >= 0")
-    check(isinstance(val_fraction, (int, float)) and 0 <= val_fraction < 0.5, "val_fraction", val_fraction,
-          "a number in [0, 0.5)")
+    check(
+        isinstance(val_fraction, (int, float)) and 0 <= val_fraction < 0.5,
+        "val_fraction",
+        val_fraction,
+        "a number in [0, 0.5)",
+    )
     check(isinstance(min_eval_chars, int) and min_eval_chars >= 0, "min_eval_chars", min_eval_chars, "an integer >= 0")
-    check(isinstance(min_eval_tokens, int) and min_eval_tokens >= 0, "min_eval_tokens", min_eval_tokens,
-          "an integer >= 0")
+    check(
+        isinstance(min_eval_tokens, int) and min_eval_tokens >= 0, "min_eval_tokens", min_eval_tokens, "an integer >= 0"
+    )
     check(isinstance(split_digits, bool), "split_digits", split_digits, "true or false")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -154,8 +189,9 @@ def build_dataset(preset: str = "pypi", out_dir: PathLike = "data/pypi", vocab_s
     if tokenizer is not None:
         pretrained = pretrained_tokenizer(tokenizer)  # (tokenizer, eot token, sha256)
         vocab_size, split_digits = pretrained[0].get_vocab_size(), False
-    config = _config(preset, all_sources, vocab_size, eval_documents, val_fraction, min_eval_chars, min_eval_tokens,
-                     split_digits)
+    config = _config(
+        preset, all_sources, vocab_size, eval_documents, val_fraction, min_eval_chars, min_eval_tokens, split_digits
+    )
     if pretrained is not None:
         config["tokenizer_sha256"] = pretrained[2]
     if not force:
@@ -190,8 +226,10 @@ def build_dataset(preset: str = "pypi", out_dir: PathLike = "data/pypi", vocab_s
         eot = tokenizer.token_to_id(eot_token)
     else:
         if progress:
-            tqdm.write(f"training a {vocab_size}-token byte-level BPE on {len(train_docs)} documents "
-                       f"({sum(d.chars for d in train_docs):,} chars)")
+            tqdm.write(
+                f"training a {vocab_size}-token byte-level BPE on {len(train_docs)} documents "
+                f"({sum(d.chars for d in train_docs):,} chars)"
+            )
         tokenizer = train_tokenizer((d.text for d in train_docs), vocab_size, split_digits=split_digits)
         eot, eot_token = eot_id(tokenizer), EOT
     used = [d for d in docs if split[d.id] != "excluded"]
@@ -203,7 +241,9 @@ def build_dataset(preset: str = "pypi", out_dir: PathLike = "data/pypi", vocab_s
     with atomic_directory(out) as tmp:
         files: dict[str, dict] = {}
         if pretrained is not None:  # the model's file, byte for byte
-            src_file = Path(tokenizer_path) / "tokenizer.json" if Path(tokenizer_path).is_dir() else Path(tokenizer_path)
+            src_file = (
+                Path(tokenizer_path) / "tokenizer.json" if Path(tokenizer_path).is_dir() else Path(tokenizer_path)
+            )
             (tmp / "tokenizer.json").write_bytes(src_file.read_bytes())
         else:
             (tmp / "tokenizer.json").write_text(tokenizer.to_str(), encoding="utf-8")
@@ -214,31 +254,68 @@ def build_dataset(preset: str = "pypi", out_dir: PathLike = "data/pypi", vocab_s
         with open(tmp / "eval.jsonl", "w", encoding="utf-8") as handle:
             for d in docs:
                 if split[d.id] == "eval":
-                    handle.write(json.dumps({"id": d.id, "source": d.source, "title": d.title,
-                                             "chars": d.chars, "tokens": len(encoded[d.id]),
-                                             "sha256": d.sha256, "text": d.text}, sort_keys=True,
-                                            ensure_ascii=False) + "\n")
+                    handle.write(
+                        json.dumps(
+                            {
+                                "id": d.id,
+                                "source": d.source,
+                                "title": d.title,
+                                "chars": d.chars,
+                                "tokens": len(encoded[d.id]),
+                                "sha256": d.sha256,
+                                "text": d.text,
+                            },
+                            sort_keys=True,
+                            ensure_ascii=False,
+                        )
+                        + "\n"
+                    )
         for name in DATA_FILES:
             entry = files.setdefault(name, {})
             entry["size"] = (tmp / name).stat().st_size
             entry["sha256"] = sha256_file(tmp / name)
         documents = []
         for d in docs:
-            rec = {"id": d.id, "source": d.source, "title": d.title, "split": split[d.id], "chars": d.chars,
-                   "tokens": len(encoded[d.id]) if d.id in encoded else None, "sha256": d.sha256}
+            rec = {
+                "id": d.id,
+                "source": d.source,
+                "title": d.title,
+                "split": split[d.id],
+                "chars": d.chars,
+                "tokens": len(encoded[d.id]) if d.id in encoded else None,
+                "sha256": d.sha256,
+            }
             if d.id in reasons:
                 rec["reason"] = reasons[d.id]
             if "licence" in d.meta:
                 rec["licence"] = d.meta["licence"]
             documents.append(rec)
-        manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": config,
-                    "tokenizer": ({"type": "byte-level BPE" + (", digits split" if split_digits else ""),
-                                   "vocab_size": tokenizer.get_vocab_size(),
-                                   "eot_token": EOT, "eot_id": eot, "trained_on": "train"} if pretrained is None else
-                                  {"type": "pretrained", "vocab_size": tokenizer.get_vocab_size(),
-                                   "eot_token": eot_token, "eot_id": eot, "sha256": pretrained[2]}),
-                    "packages": packages, "splits": split_stats(documents), "files": files,
-                    "documents": documents}
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "config": config,
+            "tokenizer": (
+                {
+                    "type": "byte-level BPE" + (", digits split" if split_digits else ""),
+                    "vocab_size": tokenizer.get_vocab_size(),
+                    "eot_token": EOT,
+                    "eot_id": eot,
+                    "trained_on": "train",
+                }
+                if pretrained is None
+                else {
+                    "type": "pretrained",
+                    "vocab_size": tokenizer.get_vocab_size(),
+                    "eot_token": eot_token,
+                    "eot_id": eot,
+                    "sha256": pretrained[2],
+                }
+            ),
+            "packages": packages,
+            "splits": split_stats(documents),
+            "files": files,
+            "documents": documents,
+        }
         (tmp / "manifest.json").write_text(dumps_json(manifest), encoding="utf-8")
     return BuildResult(out, manifest, True, time.perf_counter() - start)
 
@@ -268,8 +345,9 @@ def dataset_info(data_dir: PathLike, verify: str = "size") -> dict:
     try:
         return _info(data_dir, manifest)
     except (KeyError, TypeError, AttributeError) as err:  # a manifest that parses but is damaged
-        raise ValueError(f"{Path(data_dir) / 'manifest.json'} is corrupt ({type(err).__name__}: {err}); "
-                         "rebuild the data directory") from None
+        raise ValueError(
+            f"{Path(data_dir) / 'manifest.json'} is corrupt ({type(err).__name__}: {err}); rebuild the data directory"
+        ) from None
 
 
 def _info(data_dir: PathLike, manifest: dict) -> dict:
@@ -279,25 +357,41 @@ def _info(data_dir: PathLike, manifest: dict) -> dict:
     for d in manifest["documents"]:
         by_source.setdefault(d["source"], {}).setdefault(d["split"], 0)
         by_source[d["source"]][d["split"]] += 1
-    return {"path": str(data_dir), "config": manifest["config"], "tokenizer": manifest["tokenizer"],
-            "splits": manifest["splits"], "files": manifest["files"], "packages": manifest["packages"],
-            "by_source": by_source,
-            "eval_lengths": {f">={t}": sum(1 for n in eval_tokens if n >= t) for t in thresholds}}
+    return {
+        "path": str(data_dir),
+        "config": manifest["config"],
+        "tokenizer": manifest["tokenizer"],
+        "splits": manifest["splits"],
+        "files": manifest["files"],
+        "packages": manifest["packages"],
+        "by_source": by_source,
+        "eval_lengths": {f">={t}": sum(1 for n in eval_tokens if n >= t) for t in thresholds},
+    }
 
 
 def format_info(info: dict) -> str:
     """The summary of :func:`dataset_info` as a Markdown-style table."""
-    lines = [f"data directory: {info['path']}  (preset {info['config']['preset']}, "
-             f"vocabulary {info['tokenizer']['vocab_size']}, eot id {info['tokenizer']['eot_id']})", "",
-             "| split | documents | chars | tokens | min | median | max |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"data directory: {info['path']}  (preset {info['config']['preset']}, "
+        f"vocabulary {info['tokenizer']['vocab_size']}, eot id {info['tokenizer']['eot_id']})",
+        "",
+        "| split | documents | chars | tokens | min | median | max |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, s in info["splits"].items():
-        lines.append(f"| {name} | {s['documents']:,} | {s['chars']:,} | {s['tokens']:,} | "
-                     f"{s.get('min_tokens', '-'):,} | {s.get('median_tokens', '-'):,} | {s.get('max_tokens', '-'):,} |"
-                     if "min_tokens" in s else
-                     f"| {name} | {s['documents']:,} | {s['chars']:,} | - | - | - | - |")
-    lines += ["", "held-out documents by length (tokens): " +
-              ", ".join(f"{k}: {v}" for k, v in info["eval_lengths"].items()), "",
-              "| source | " + " | ".join(SPLITS) + " |", "|---|" + "---|" * len(SPLITS)]
+        lines.append(
+            f"| {name} | {s['documents']:,} | {s['chars']:,} | {s['tokens']:,} | "
+            f"{s.get('min_tokens', '-'):,} | {s.get('median_tokens', '-'):,} | {s.get('max_tokens', '-'):,} |"
+            if "min_tokens" in s
+            else f"| {name} | {s['documents']:,} | {s['chars']:,} | - | - | - | - |"
+        )
+    lines += [
+        "",
+        "held-out documents by length (tokens): " + ", ".join(f"{k}: {v}" for k, v in info["eval_lengths"].items()),
+        "",
+        "| source | " + " | ".join(SPLITS) + " |",
+        "|---|" + "---|" * len(SPLITS),
+    ]
     for source, counts in info["by_source"].items():
         lines.append(f"| {source} | " + " | ".join(str(counts.get(s, 0)) for s in SPLITS) + " |")
     lines += ["", "| file | size (bytes) | sha256 |", "|---|---|---|"]

@@ -47,8 +47,9 @@ def _run(cmd: list[str], cwd: Path, what: str, hint: str) -> None:
         raise FetchError(f"cannot fetch {what}: {cmd[0]} is not available ({err}). {hint}") from None
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
-        raise FetchError(f"cannot fetch {what}: `{' '.join(cmd)}` failed with exit code "
-                         f"{proc.returncode}:\n{tail}\n{hint}")
+        raise FetchError(
+            f"cannot fetch {what}: `{' '.join(cmd)}` failed with exit code {proc.returncode}:\n{tail}\n{hint}"
+        )
 
 
 def fetch_pypi(name: str, version: str, kind: str, cache_dir: PathLike | None = None) -> Path:
@@ -61,17 +62,34 @@ def fetch_pypi(name: str, version: str, kind: str, cache_dir: PathLike | None = 
     for path in sorted(dest.iterdir()):
         low = path.name.lower()
         for stem in {norm, name.lower()}:
-            if (low == f"{stem}-{version}.tar.gz" if kind == "sdist"
-                    else low.startswith(f"{stem}-{version}-") and low.endswith(".whl")):
+            if (
+                low == f"{stem}-{version}.tar.gz"
+                if kind == "sdist"
+                else low.startswith(f"{stem}-{version}-") and low.endswith(".whl")
+            ):
                 return path
     fmt = ["--no-binary", ":all:"] if kind == "sdist" else ["--only-binary", ":all:"]
     tmp = dest / f".tmp-{norm}-{version}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        _run([sys.executable, "-m", "pip", "download", "--no-deps", *fmt, "--disable-pip-version-check",
-              "-d", str(tmp), f"{name}=={version}"], dest, f"{name}=={version} from PyPI",
-             "Check the network connection to PyPI (or a pip mirror set in pip.conf).")
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                *fmt,
+                "--disable-pip-version-check",
+                "-d",
+                str(tmp),
+                f"{name}=={version}",
+            ],
+            dest,
+            f"{name}=={version} from PyPI",
+            "Check the network connection to PyPI (or a pip mirror set in pip.conf).",
+        )
         files = sorted(tmp.iterdir())
         if len(files) != 1:
             raise FetchError(f"pip download of {name}=={version} gave {[f.name for f in files]}, expected one file")
@@ -89,8 +107,10 @@ def fetch_debian(name: str, version: str, cache_dir: PathLike | None = None) -> 
     for path in sorted(dest.glob(f"{name}_*.deb")):
         if path.name.startswith(f"{name}_{quoted}_"):
             return path
-    hint = ("The `full` preset needs a Debian/Ubuntu system with apt-get and the package lists "
-            "(run `apt-get update`); use `--preset pypi` for the PyPI-only corpus.")
+    hint = (
+        "The `full` preset needs a Debian/Ubuntu system with apt-get and the package lists "
+        "(run `apt-get update`); use `--preset pypi` for the PyPI-only corpus."
+    )
     if shutil.which("apt-get") is None:
         raise FetchError(f"cannot fetch {name}={version}: apt-get is not available on this machine. {hint}")
     tmp = dest / f".tmp-{name}"

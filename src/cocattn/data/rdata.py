@@ -35,8 +35,15 @@ class RVector(list):
     attributes: dict[str, Any]
 
 
-_SPECIAL = {254: None, 242: "<emptyenv>", 241: "<baseenv>", 253: "<globalenv>",
-            252: "<unbound>", 251: "<missing>", 247: "<basenamespace>"}
+_SPECIAL = {
+    254: None,
+    242: "<emptyenv>",
+    241: "<baseenv>",
+    253: "<globalenv>",
+    252: "<unbound>",
+    251: "<missing>",
+    247: "<basenamespace>",
+}
 
 
 class _Reader:
@@ -52,7 +59,7 @@ class _Reader:
     def take(self, n: int) -> bytes:
         if self.pos + n > len(self.data):
             raise self.fail(f"unexpected end of data reading {n} bytes")
-        out = self.data[self.pos:self.pos + n]
+        out = self.data[self.pos : self.pos + n]
         self.pos += n
         return out
 
@@ -171,15 +178,17 @@ def read_rdb(data: bytes, where: str = "Rdata.rdb") -> list[bytes]:
     while pos < len(data):
         if pos + 4 > len(data):
             raise ValueError(f"{where}: truncated object header at byte {pos}")
-        (expected,) = struct.unpack(">I", data[pos:pos + 4])
+        (expected,) = struct.unpack(">I", data[pos : pos + 4])
         inflater = zlib.decompressobj()
         try:
-            raw = inflater.decompress(data[pos + 4:])
+            raw = inflater.decompress(data[pos + 4 :])
         except zlib.error as err:
             raise ValueError(f"{where}: object at byte {pos} does not inflate: {err}") from None
         if not inflater.eof or len(raw) != expected:
-            raise ValueError(f"{where}: object at byte {pos} is truncated or corrupt "
-                             f"({len(raw)} bytes inflated, header says {expected})")
+            raise ValueError(
+                f"{where}: object at byte {pos} is truncated or corrupt "
+                f"({len(raw)} bytes inflated, header says {expected})"
+            )
         objects.append(raw)
         pos = len(data) - len(inflater.unused_data)
     return objects

@@ -41,23 +41,35 @@ def _randint(low: int, high: int, generator: torch.Generator) -> int:
     return int(torch.randint(low, high + 1, (1,), generator=generator).item())
 
 
-def make_retrieval_row(generator: torch.Generator, tokenizer, filler_tokens: np.ndarray,
-                       seq_len: int) -> tuple[torch.Tensor, int]:
+def make_retrieval_row(
+    generator: torch.Generator, tokenizer, filler_tokens: np.ndarray, seq_len: int
+) -> tuple[torch.Tensor, int]:
     """One retrieval row of ``seq_len + 1`` int64 tokens and its key (see the module docstring)."""
     key = _randint(*KEY_RANGE, generator)
     needle, question = passkey_texts(key)
     needle_ids = tokenizer.encode(needle).ids
     question_ids = tokenizer.encode(question).ids
     n_filler = seq_len + 1 - len(needle_ids) - len(question_ids)
-    check(n_filler >= 0, "seq_len", seq_len,
-          f"at least {len(needle_ids) + len(question_ids) - 1} to hold a retrieval row")
-    check(len(filler_tokens) >= n_filler, "filler_tokens", f"<{len(filler_tokens)} tokens>",
-          f"at least {n_filler} tokens of filler")
+    check(
+        n_filler >= 0, "seq_len", seq_len, f"at least {len(needle_ids) + len(question_ids) - 1} to hold a retrieval row"
+    )
+    check(
+        len(filler_tokens) >= n_filler,
+        "filler_tokens",
+        f"<{len(filler_tokens)} tokens>",
+        f"at least {n_filler} tokens of filler",
+    )
     start = _randint(0, len(filler_tokens) - n_filler, generator)
     depth = _randint(0, n_filler, generator)
-    filler = np.asarray(filler_tokens[start:start + n_filler], dtype=np.int64)
-    row = np.concatenate([filler[:depth], np.asarray(needle_ids, dtype=np.int64), filler[depth:],
-                          np.asarray(question_ids, dtype=np.int64)])
+    filler = np.asarray(filler_tokens[start : start + n_filler], dtype=np.int64)
+    row = np.concatenate(
+        [
+            filler[:depth],
+            np.asarray(needle_ids, dtype=np.int64),
+            filler[depth:],
+            np.asarray(question_ids, dtype=np.int64),
+        ]
+    )
     return torch.from_numpy(row), key
 
 
@@ -72,8 +84,9 @@ def _ids(tokenizer, text: str) -> list[int]:
     return list(tokenizer.encode(text).ids)
 
 
-def make_task_row(generator: torch.Generator, tokenizer, filler_tokens: np.ndarray, seq_len: int,
-                  task) -> tuple[torch.Tensor, list[str]]:
+def make_task_row(
+    generator: torch.Generator, tokenizer, filler_tokens: np.ndarray, seq_len: int, task
+) -> tuple[torch.Tensor, list[str]]:
     """One row of ``seq_len + 1`` int64 tokens of a retrieval-suite ``task`` (a name or spec) and
     its expected values (see the module docstring)."""
     from cocattn.retrieval_tasks import CweSpec, cwe_case, cwe_list, cwe_words, parse_task, sample_case
@@ -87,9 +100,9 @@ def make_task_row(generator: torch.Generator, tokenizer, filler_tokens: np.ndarr
         pool = cwe_words(rng, spec.common + seq_len)
 
         def parts(k: int) -> tuple[list[int], list[str]]:
-            words = pool[:spec.common + k]
+            words = pool[: spec.common + k]
             entries = cwe_list(words, spec.common, common_repeats, uncommon_repeats, seed)
-            order = list(dict.fromkeys(w for w in entries if w in set(words[:spec.common])))
+            order = list(dict.fromkeys(w for w in entries if w in set(words[: spec.common])))
             text = header + "\n" + " ".join(f"{i + 1}. {w}" for i, w in enumerate(entries))
             return _ids(tokenizer, text) + _ids(tokenizer, "\n" + question + " " + ", ".join(order)), order
 
@@ -101,7 +114,7 @@ def make_task_row(generator: torch.Generator, tokenizer, filler_tokens: np.ndarr
         n_filler = seq_len + 1 - len(body)
         check(n_filler >= 0, "seq_len", seq_len, f"at least {len(body) - 1} to hold a {spec.name} row")
         start = int(rng.randrange(len(filler_tokens) - n_filler + 1)) if n_filler else 0
-        pieces.insert(0, np.asarray(filler_tokens[start:start + n_filler], dtype=np.int64))
+        pieces.insert(0, np.asarray(filler_tokens[start : start + n_filler], dtype=np.int64))
         return torch.from_numpy(np.concatenate(pieces)), expected
     case = sample_case(spec, rng, rng.random())
     header = _ids(tokenizer, case.header + "\n")
@@ -110,10 +123,14 @@ def make_task_row(generator: torch.Generator, tokenizer, filler_tokens: np.ndarr
     fixed = len(header) + sum(map(len, needles)) + len(closing)
     n_filler = seq_len + 1 - fixed
     check(n_filler >= 0, "seq_len", seq_len, f"at least {fixed - 1} to hold a {spec.name} row")
-    check(len(filler_tokens) >= n_filler, "filler_tokens", f"<{len(filler_tokens)} tokens>",
-          f"at least {n_filler} tokens of filler")
+    check(
+        len(filler_tokens) >= n_filler,
+        "filler_tokens",
+        f"<{len(filler_tokens)} tokens>",
+        f"at least {n_filler} tokens of filler",
+    )
     start = rng.randrange(len(filler_tokens) - n_filler + 1)
-    filler = np.asarray(filler_tokens[start:start + n_filler], dtype=np.int64)
+    filler = np.asarray(filler_tokens[start : start + n_filler], dtype=np.int64)
     pieces, pos = [np.asarray(header, dtype=np.int64)], 0
     for needle, ids in zip(case.needles, needles):
         at = max(pos, min(n_filler, round(needle.depth * n_filler)))
@@ -128,8 +145,12 @@ def check_retrieval_tasks(tasks) -> list[str]:
     (:func:`cocattn.retrieval_tasks.parse_task`), each once."""
     from cocattn.retrieval_tasks import TASK_NAMES, parse_task
 
-    check(isinstance(tasks, (list, tuple)) and len(tasks) > 0 and all(isinstance(t, str) for t in tasks),
-          "data.retrieval_tasks", tasks, f"a non-empty list of {PASSKEY!r} and {', '.join(TASK_NAMES)}")
+    check(
+        isinstance(tasks, (list, tuple)) and len(tasks) > 0 and all(isinstance(t, str) for t in tasks),
+        "data.retrieval_tasks",
+        tasks,
+        f"a non-empty list of {PASSKEY!r} and {', '.join(TASK_NAMES)}",
+    )
     for task in tasks:
         if task != PASSKEY:
             try:
@@ -140,8 +161,9 @@ def check_retrieval_tasks(tasks) -> list[str]:
     return list(tasks)
 
 
-def make_mixed_row(generator: torch.Generator, tokenizer, filler_tokens: np.ndarray, seq_len: int,
-                   tasks) -> torch.Tensor:
+def make_mixed_row(
+    generator: torch.Generator, tokenizer, filler_tokens: np.ndarray, seq_len: int, tasks
+) -> torch.Tensor:
     """A row of one of ``tasks`` (uniform; the passkey alone draws no task, so that the default
     ``["passkey"]`` gives the rows it always gave)."""
     if tasks is None or list(tasks) == [PASSKEY]:
@@ -152,14 +174,24 @@ def make_mixed_row(generator: torch.Generator, tokenizer, filler_tokens: np.ndar
     return make_task_row(generator, tokenizer, filler_tokens, seq_len, task)[0]
 
 
-def mix_retrieval_rows(x: torch.Tensor, y: torch.Tensor, fraction: float, tokenizer,
-                       filler_tokens: np.ndarray, generator: torch.Generator,
-                       tasks=None) -> tuple[torch.Tensor, torch.Tensor]:
+def mix_retrieval_rows(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    fraction: float,
+    tokenizer,
+    filler_tokens: np.ndarray,
+    generator: torch.Generator,
+    tasks=None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Replace each row of a batch ``(x, y)`` with a retrieval row with probability ``fraction``
     (a Bernoulli draw per row from ``generator``), of a task drawn uniformly from ``tasks``
     (default: the passkey alone); returns new tensors, inputs untouched."""
-    check(isinstance(fraction, (int, float)) and 0.0 <= fraction <= 1.0, "retrieval_fraction", fraction,
-          "a number in [0, 1]")
+    check(
+        isinstance(fraction, (int, float)) and 0.0 <= fraction <= 1.0,
+        "retrieval_fraction",
+        fraction,
+        "a number in [0, 1]",
+    )
     if fraction == 0:
         return x, y
     batch, seq_len = x.shape

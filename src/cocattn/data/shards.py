@@ -38,14 +38,18 @@ def load_manifest(data_dir: PathLike) -> dict:
     """The manifest of a data directory; clear errors for a missing directory or file."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise FileNotFoundError(f"data directory {data_dir} does not exist (build it with "
-                                f"`cocattn data build --preset pypi --out {data_dir}`)")
+        raise FileNotFoundError(
+            f"data directory {data_dir} does not exist (build it with "
+            f"`cocattn data build --preset pypi --out {data_dir}`)"
+        )
     manifest = load_json(data_dir / "manifest.json")
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ValueError(f"{data_dir / 'manifest.json'} is not a cocattn data manifest (format != {FORMAT!r})")
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{data_dir / 'manifest.json'}: format_version {manifest.get('format_version')!r} "
-                         f"is not supported (expected {FORMAT_VERSION}); rebuild the data")
+        raise ValueError(
+            f"{data_dir / 'manifest.json'}: format_version {manifest.get('format_version')!r} "
+            f"is not supported (expected {FORMAT_VERSION}); rebuild the data"
+        )
     _check_file_table(data_dir / "manifest.json", manifest.get("files"))
     return manifest
 
@@ -53,6 +57,7 @@ def load_manifest(data_dir: PathLike) -> dict:
 def _check_file_table(where: Path, files: object) -> None:
     """The manifest's ``files`` table must map names to ``{size: int >= 0, sha256: 64 hex}`` (and a
     numeric ``dtype`` for token shards); anything else is a corrupt manifest, named as such."""
+
     def bad(what: str) -> ValueError:
         return ValueError(f"{where} is corrupt: {what}; rebuild the data directory")
 
@@ -101,8 +106,10 @@ def verify_file(data_dir: PathLike, name: str, manifest: dict | None = None, ver
         raise FileNotFoundError(f"{path} is missing (the data directory is incomplete; rebuild it)")
     stat = path.stat()
     if stat.st_size != entry["size"]:
-        raise ValueError(f"{path} has {stat.st_size} bytes but the manifest says {entry['size']}: "
-                         "the file is truncated or corrupt; rebuild the data directory")
+        raise ValueError(
+            f"{path} has {stat.st_size} bytes but the manifest says {entry['size']}: "
+            "the file is truncated or corrupt; rebuild the data directory"
+        )
     if verify == "size":
         return path
     marker = _marker(data_dir)
@@ -112,8 +119,10 @@ def verify_file(data_dir: PathLike, name: str, manifest: dict | None = None, ver
         return path
     actual = sha256_file(path)
     if actual != entry["sha256"]:
-        raise ValueError(f"{path} is corrupt: sha256 {actual} does not match the manifest's {entry['sha256']}; "
-                         "rebuild the data directory")
+        raise ValueError(
+            f"{path} is corrupt: sha256 {actual} does not match the manifest's {entry['sha256']}; "
+            "rebuild the data directory"
+        )
     marker[name] = stamp
     try:
         write_text(data_dir / MARKER, dumps_json(marker))  # atomic: ranks may verify at once
@@ -135,22 +144,28 @@ def load_tokens(data_dir: PathLike, split: str = "train", verify: str = "auto") 
     vocab = (manifest.get("tokenizer") or {}).get("vocab_size") if isinstance(manifest.get("tokenizer"), dict) else None
     if isinstance(vocab, int) and not isinstance(vocab, bool) and vocab > 0:
         if dtype != token_dtype(vocab):
-            raise ValueError(f"{where}: files[{name!r}].dtype={entry['dtype']!r} is not the token dtype of a "
-                             f"{vocab}-token vocabulary ({token_dtype(vocab).name}); the manifest is corrupt")
+            raise ValueError(
+                f"{where}: files[{name!r}].dtype={entry['dtype']!r} is not the token dtype of a "
+                f"{vocab}-token vocabulary ({token_dtype(vocab).name}); the manifest is corrupt"
+            )
     else:
         raise ValueError(f"{where}: tokenizer.vocab_size={vocab!r} is not a positive integer; the manifest is corrupt")
     size = path.stat().st_size
     count = entry.get("tokens")
     if size % dtype.itemsize or (isinstance(count, int) and size // dtype.itemsize != count):
-        raise ValueError(f"{path} holds {size} bytes, not the {count} {dtype.name} tokens {where} records; "
-                         "the data directory is corrupt; rebuild it")
+        raise ValueError(
+            f"{path} holds {size} bytes, not the {count} {dtype.name} tokens {where} records; "
+            "the data directory is corrupt; rebuild it"
+        )
     if size == 0:
         return np.zeros(0, dtype=dtype)  # np.memmap refuses empty files
     tokens = np.memmap(path, dtype=dtype, mode="r")
     top = int(tokens.max())
     if top >= vocab:
-        raise ValueError(f"{path} holds token id {top}, outside the {vocab}-token vocabulary of {where}; "
-                         "the data directory is corrupt; rebuild it")
+        raise ValueError(
+            f"{path} holds token id {top}, outside the {vocab}-token vocabulary of {where}; "
+            "the data directory is corrupt; rebuild it"
+        )
     return tokens
 
 
@@ -163,13 +178,21 @@ def load_eval_documents(data_dir: PathLike, verify: str = "auto") -> list[Docume
         for number, line in enumerate(handle, 1):
             try:
                 rec = json.loads(line)
-                docs.append(Document(rec["id"], rec["source"], rec["title"], rec["text"],
-                                     {"tokens": rec["tokens"], "sha256": rec["sha256"]}))
+                docs.append(
+                    Document(
+                        rec["id"],
+                        rec["source"],
+                        rec["title"],
+                        rec["text"],
+                        {"tokens": rec["tokens"], "sha256": rec["sha256"]},
+                    )
+                )
             except json.JSONDecodeError:
                 raise ValueError(f"{path}: line {number} is not valid JSON (corrupt?)") from None
             except (KeyError, TypeError) as err:
-                raise ValueError(f"{path}: line {number} is not a document record (corrupt?): "
-                                 f"{type(err).__name__}: {err}") from None
+                raise ValueError(
+                    f"{path}: line {number} is not a document record (corrupt?): {type(err).__name__}: {err}"
+                ) from None
     return docs
 
 

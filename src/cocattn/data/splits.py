@@ -44,8 +44,9 @@ def _id_hash(doc_id: str) -> int:
     return int.from_bytes(hashlib.sha256(doc_id.encode("utf-8")).digest()[:8], "big")
 
 
-def assign_splits(docs: list[Document], eval_documents: int = 100, val_fraction: float = 0.02,
-                  min_eval_chars: int = 40_000) -> tuple[dict[str, str], dict[str, str]]:
+def assign_splits(
+    docs: list[Document], eval_documents: int = 100, val_fraction: float = 0.02, min_eval_chars: int = 40_000
+) -> tuple[dict[str, str], dict[str, str]]:
     """Map each document id to ``train`` / ``val`` / ``eval`` / ``excluded`` by the rules of the
     module docstring; also return ``{id: reason}`` for excluded documents."""
     split: dict[str, str] = {}
@@ -90,7 +91,7 @@ def assign_splits(docs: list[Document], eval_documents: int = 100, val_fraction:
         for source in by_source:
             pool = sorted((d for d in rest if d.source == source), key=lambda d: _id_hash(d.id))
             if len(pool) >= 10:
-                val_ids.update(d.id for d in pool[:math.ceil(val_fraction * len(pool))])
+                val_ids.update(d.id for d in pool[: math.ceil(val_fraction * len(pool))])
         if not val_ids and len(rest) > 1:
             val_ids.add(min(rest, key=lambda d: _id_hash(d.id)).id)
     for doc in rest:
@@ -98,8 +99,9 @@ def assign_splits(docs: list[Document], eval_documents: int = 100, val_fraction:
     return split, reasons
 
 
-def drop_short_eval(split: dict[str, str], reasons: dict[str, str], tokens: dict[str, int],
-                    min_eval_tokens: int) -> None:
+def drop_short_eval(
+    split: dict[str, str], reasons: dict[str, str], tokens: dict[str, int], min_eval_tokens: int
+) -> None:
     """Move held-out documents shorter than ``min_eval_tokens`` tokens to ``excluded`` (in place);
     they were never in training, so nothing leaks."""
     for doc_id, name in split.items():

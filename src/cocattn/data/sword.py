@@ -29,9 +29,11 @@ def sword_blocks(index: bytes, data: bytes, where: str = "SWORD module") -> list
             blocks.append("")
             continue
         if offset + csize > len(data):
-            raise ValueError(f"{where}: block {k} ends at byte {offset + csize}, past the data file ({len(data)} bytes)")
+            raise ValueError(
+                f"{where}: block {k} ends at byte {offset + csize}, past the data file ({len(data)} bytes)"
+            )
         try:
-            raw = zlib.decompress(data[offset:offset + csize])
+            raw = zlib.decompress(data[offset : offset + csize])
         except zlib.error as err:
             raise ValueError(f"{where}: block {k} does not inflate: {err}") from None
         if len(raw) != usize:

@@ -17,8 +17,9 @@ MIN_VOCAB = 256 + 1 + 1  # the 256 bytes, the end-of-text token, at least one me
 MAX_VOCAB = 1 << 20
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096, min_frequency: int = 2, *,
-                    split_digits: bool = False):
+def train_tokenizer(
+    texts: Iterable[str], vocab_size: int = 4096, min_frequency: int = 2, *, split_digits: bool = False
+):
     """Train a byte-level BPE (GPT-2 style pre-tokenisation, no prefix space) with ``EOT`` as
     its only special token (id 0); return a ``tokenizers.Tokenizer``.
 
@@ -28,16 +29,28 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096, min_frequency:
     so copying a number is a different token sequence for every number."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    check(isinstance(vocab_size, int) and MIN_VOCAB <= vocab_size <= MAX_VOCAB, "vocab_size", vocab_size,
-          f"an integer in [{MIN_VOCAB}, {MAX_VOCAB}]")
+    check(
+        isinstance(vocab_size, int) and MIN_VOCAB <= vocab_size <= MAX_VOCAB,
+        "vocab_size",
+        vocab_size,
+        f"an integer in [{MIN_VOCAB}, {MAX_VOCAB}]",
+    )
     check(isinstance(split_digits, bool), "split_digits", split_digits, "true or false")
     tokenizer = Tokenizer(models.BPE())
     byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.pre_tokenizer = (pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
-                               if split_digits else byte_level)
+    tokenizer.pre_tokenizer = (
+        pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
+        if split_digits
+        else byte_level
+    )
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[EOT],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=[EOT],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tokenizer.train_from_iterator(texts, trainer)
     return tokenizer
 
@@ -78,8 +91,10 @@ def pretrained_tokenizer(path: str | os.PathLike):
     given = Path(path)
     file = given / "tokenizer.json" if given.is_dir() else given
     if not file.is_file():
-        raise FileNotFoundError(f"tokenizer={str(given)!r}: {file} does not exist (expected a model directory "
-                                "with tokenizer.json, or a tokenizer.json file)")
+        raise FileNotFoundError(
+            f"tokenizer={str(given)!r}: {file} does not exist (expected a model directory "
+            "with tokenizer.json, or a tokenizer.json file)"
+        )
     tokenizer = load_tokenizer(file)
     if tokenizer.token_to_id(EOT) is not None:
         return tokenizer, EOT, sha256_file(file)
@@ -93,6 +108,8 @@ def pretrained_tokenizer(path: str | os.PathLike):
         if isinstance(eos, dict):  # AddedToken serialisation
             eos = eos.get("content")
     if not isinstance(eos, str) or tokenizer.token_to_id(eos) is None:
-        raise ValueError(f"tokenizer={str(given)!r} is not usable: it has no {EOT!r} token and no eos_token in "
-                         f"{config} that its vocabulary holds (documents must be separated by an end-of-text token)")
+        raise ValueError(
+            f"tokenizer={str(given)!r} is not usable: it has no {EOT!r} token and no eos_token in "
+            f"{config} that its vocabulary holds (documents must be separated by an end-of-text token)"
+        )
     return tokenizer, eos, sha256_file(file)

@@ -19,8 +19,22 @@ from cocattn.evaluate.scaling import DEFAULT_SWEEP, parse_scaling, scaling_name
 from cocattn.evaluate.sweep import evaluate_sweep
 
 __all__ = [
-    "LanguageModel", "CocattnLanguageModel", "HFLanguageModel", "load_lm", "load_documents",
-    "evaluate_perplexity", "window_plan", "evaluate_passkey", "build_prompt", "evaluate_sweep",
-    "evaluate_retrieval", "effective_length",
-    "parse_scaling", "scaling_name", "DEFAULT_SWEEP", "read_results", "write_results", "SCHEMA",
+    "LanguageModel",
+    "CocattnLanguageModel",
+    "HFLanguageModel",
+    "load_lm",
+    "load_documents",
+    "evaluate_perplexity",
+    "window_plan",
+    "evaluate_passkey",
+    "build_prompt",
+    "evaluate_sweep",
+    "evaluate_retrieval",
+    "effective_length",
+    "parse_scaling",
+    "scaling_name",
+    "DEFAULT_SWEEP",
+    "read_results",
+    "write_results",
+    "SCHEMA",
 ]

@@ -36,7 +36,7 @@ def attention_by_distance(probs: torch.Tensor) -> torch.Tensor:
     t = probs.shape[-1]
     summed = probs.float().sum(dim=(0, 1))  # [T, T]
     m = torch.arange(t, device=summed.device)
-    dist = (m[:, None] - m[None, :])
+    dist = m[:, None] - m[None, :]
     causal = dist >= 0
     totals = torch.zeros(t, dtype=torch.float64, device=summed.device)
     totals.scatter_add_(0, dist[causal], summed[causal].double())
@@ -44,9 +44,15 @@ def attention_by_distance(probs: torch.Tensor) -> torch.Tensor:
     return (totals / counts).float().cpu()
 
 
-def analyze_attention(lm: LanguageModel, document: str | Sequence[int], length: int | None = None,
-                      scalings: Sequence[Any] = ("none", "dynamic:4"), *, max_memory: int | None = None,
-                      progress: bool = True) -> dict[str, Any]:
+def analyze_attention(
+    lm: LanguageModel,
+    document: str | Sequence[int],
+    length: int | None = None,
+    scalings: Sequence[Any] = ("none", "dynamic:4"),
+    *,
+    max_memory: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Per layer and scaling: last-query attention over positions and attention against distance.
 
     ``length`` defaults to 4× the training length (the paper's setting); the document must have
@@ -55,8 +61,12 @@ def analyze_attention(lm: LanguageModel, document: str | Sequence[int], length: 
     start = time.perf_counter()
     length = 4 * lm.training_length if length is None else length
     ids = (lm.begin_ids + lm.encode(document)) if isinstance(document, str) else list(document)
-    check(isinstance(length, int) and 2 <= length <= len(ids), "length", length,
-          f"an integer between 2 and the document's {len(ids)} tokens")
+    check(
+        isinstance(length, int) and 2 <= length <= len(ids),
+        "length",
+        length,
+        f"an integer between 2 and the document's {len(ids)} tokens",
+    )
     dims = lm.dims()
     check_fits({**dims, "heads": dims["heads"] * dims["layers"]}, length, 1, lm.device, max_memory)
     idx = torch.tensor([ids[:length]])
@@ -69,15 +79,25 @@ def analyze_attention(lm: LanguageModel, document: str | Sequence[int], length: 
     for scaling in tqdm(parsed, disable=not progress, desc=f"attention {lm.name}", unit="scaling"):
         with lm.rope_scaling(scaling):
             maps = lm.attention_maps(idx)
-        runs.append({
-            "scaling": scaling, "scaling_name": scaling_name(scaling),
-            "last_query_mean": [m[0, :, -1, :].mean(0).tolist() for m in maps],
-            "last_query_max": [m[0, :, -1, :].max(0).values.tolist() for m in maps],
-            "by_distance": [attention_by_distance(m).tolist() for m in maps],
-        })
+        runs.append(
+            {
+                "scaling": scaling,
+                "scaling_name": scaling_name(scaling),
+                "last_query_mean": [m[0, :, -1, :].mean(0).tolist() for m in maps],
+                "last_query_max": [m[0, :, -1, :].max(0).values.tolist() for m in maps],
+                "by_distance": [attention_by_distance(m).tolist() for m in maps],
+            }
+        )
         del maps
-    return {"schema": ANALYSIS_SCHEMA, "analysis": "attention", **lm.describe(), "length": length,
-            "layers": len(runs[0]["last_query_mean"]), "runs": runs, "wall_s": round(time.perf_counter() - start, 3)}
+    return {
+        "schema": ANALYSIS_SCHEMA,
+        "analysis": "attention",
+        **lm.describe(),
+        "length": length,
+        "layers": len(runs[0]["last_query_mean"]),
+        "runs": runs,
+        "wall_s": round(time.perf_counter() - start, 3),
+    }
 
 
 def plot_attention(result: dict[str, Any], path: str | Path, last: int = 500) -> Path:
@@ -101,8 +121,11 @@ def plot_attention(result: dict[str, Any], path: str | Path, last: int = 500) ->
     axes[-1][0].set_xlabel("key position")
     axes[-1][1].set_xlabel("key position")
     axes[0][1].legend(fontsize=7)
-    fig.suptitle(f"{result['model']} ({result['attention']}): attention of the last query, "
-                 f"training length {result['training_length']}", fontsize=10)
+    fig.suptitle(
+        f"{result['model']} ({result['attention']}): attention of the last query, "
+        f"training length {result['training_length']}",
+        fontsize=10,
+    )
     fig.tight_layout()
     return save_figure(fig, path, dpi=110)
 

@@ -36,7 +36,12 @@ def _read_jsonl(path: Path) -> list[str]:
 
 def load_documents(source: str | Path, max_docs: int | None = None) -> list[str]:
     """Document texts from ``source`` (see the module docstring), at most ``max_docs`` of them."""
-    check(max_docs is None or (isinstance(max_docs, int) and max_docs > 0), "max_docs", max_docs, "a positive integer or None")
+    check(
+        max_docs is None or (isinstance(max_docs, int) and max_docs > 0),
+        "max_docs",
+        max_docs,
+        "a positive integer or None",
+    )
     path = Path(source)
     if not path.exists():
         raise FileNotFoundError(f"data {path} does not exist")
@@ -58,8 +63,11 @@ def load_documents(source: str | Path, max_docs: int | None = None) -> list[str]
     elif path.is_dir() and any(path.glob("*.txt")):
         docs = [p.read_text(encoding="utf-8") for p in sorted(path.glob("*.txt"))]
     else:
-        raise bad_value("data", str(path), "a data directory with eval.jsonl, a .jsonl file with 'text', a .txt file "
-                        "or a directory of .txt files")
+        raise bad_value(
+            "data",
+            str(path),
+            "a data directory with eval.jsonl, a .jsonl file with 'text', a .txt file or a directory of .txt files",
+        )
     docs = [d for d in docs if d.strip()]
     if not docs:
         raise bad_value("data", str(path), "at least one non-empty document")

@@ -25,11 +25,28 @@ import hashlib
 from typing import Any, Sequence
 
 from cocattn._checks import check_ci_options  # noqa: F401  (re-exported: its old home)
-from cocattn.evaluate.stats import (DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, bootstrap_ppl_interval, check_confidence,
-                                    check_resamples, paired_ratio_interval, wilson_interval)
+from cocattn.evaluate.stats import (
+    DEFAULT_CONFIDENCE,
+    DEFAULT_RESAMPLES,
+    bootstrap_ppl_interval,
+    check_confidence,
+    check_resamples,
+    paired_ratio_interval,
+    wilson_interval,
+)
 
-__all__ = ["CI_SEED", "DIFFERENT_DOCUMENTS", "document_id", "per_document", "ppl_intervals", "paired_ratio",
-           "passkey_intervals", "attach_intervals", "check_ci_options", "ci_options_of"]
+__all__ = [
+    "CI_SEED",
+    "DIFFERENT_DOCUMENTS",
+    "document_id",
+    "per_document",
+    "ppl_intervals",
+    "paired_ratio",
+    "passkey_intervals",
+    "attach_intervals",
+    "check_ci_options",
+    "ci_options_of",
+]
 
 CI_SEED = 0
 """Seed of every bootstrap: the same data give the same interval on every machine."""
@@ -57,9 +74,12 @@ def per_document(record: dict) -> tuple[dict | None, str]:
     lengths = record.get("lengths") or []
     try:
         ids, nll, tokens = data["ids"], data["nll_sum"], data["tokens"]
-        ok = (len(nll) == len(tokens) == len(lengths) and len(ids) >= 1
-              and all((a is None) == (b is None) for a, b in zip(nll, tokens))
-              and all(a is None or (len(a) == len(b) == len(ids)) for a, b in zip(nll, tokens)))
+        ok = (
+            len(nll) == len(tokens) == len(lengths)
+            and len(ids) >= 1
+            and all((a is None) == (b is None) for a, b in zip(nll, tokens))
+            and all(a is None or (len(a) == len(b) == len(ids)) for a, b in zip(nll, tokens))
+        )
     except (KeyError, TypeError):
         ok = False
     if not ok:
@@ -67,8 +87,9 @@ def per_document(record: dict) -> tuple[dict | None, str]:
     return data, ""
 
 
-def ppl_intervals(record: dict, confidence: float = DEFAULT_CONFIDENCE,
-                  resamples: int = DEFAULT_RESAMPLES) -> tuple[list[tuple[float, float] | None] | None, str]:
+def ppl_intervals(
+    record: dict, confidence: float = DEFAULT_CONFIDENCE, resamples: int = DEFAULT_RESAMPLES
+) -> tuple[list[tuple[float, float] | None] | None, str]:
     """``([(low, high) or None per length], "")``, or ``(None, reason)`` without per-document data.
 
     A length with no value (skipped: longer than every document) has ``None``.
@@ -85,8 +106,14 @@ def ppl_intervals(record: dict, confidence: float = DEFAULT_CONFIDENCE,
     return out, ""
 
 
-def paired_ratio(a: dict, length_a: int, b: dict, length_b: int, confidence: float = DEFAULT_CONFIDENCE,
-                 resamples: int = DEFAULT_RESAMPLES) -> tuple[dict | None, str]:
+def paired_ratio(
+    a: dict,
+    length_a: int,
+    b: dict,
+    length_b: int,
+    confidence: float = DEFAULT_CONFIDENCE,
+    resamples: int = DEFAULT_RESAMPLES,
+) -> tuple[dict | None, str]:
     """Perplexity of record ``a`` at ``length_a`` divided by that of ``b`` at ``length_b``, with
     a paired bootstrap interval over their common documents.
 
@@ -107,8 +134,9 @@ def paired_ratio(a: dict, length_a: int, b: dict, length_b: int, confidence: flo
     (ids_a, nll_a, tok_a), (ids_b, nll_b, tok_b) = sides
     if list(ids_a) != list(ids_b):
         return None, DIFFERENT_DOCUMENTS
-    ratio, low, high = paired_ratio_interval(nll_a, tok_a, nll_b, tok_b, confidence=confidence, resamples=resamples,
-                                             seed=CI_SEED)
+    ratio, low, high = paired_ratio_interval(
+        nll_a, tok_a, nll_b, tok_b, confidence=confidence, resamples=resamples, seed=CI_SEED
+    )
     return {"ratio": ratio, "low": low, "high": high, "documents": len(ids_a)}, ""
 
 
@@ -129,14 +157,20 @@ def passkey_intervals(record: dict, confidence: float = DEFAULT_CONFIDENCE) -> d
     lengths = record["lengths"]
     cases = (record.get("details") or {}).get("cases")
     if isinstance(cases, list) and len(cases) == len(lengths) and all(isinstance(c, list) for c in cases):
-        out: dict[str, Any] = {"values": [], "exact": [], "within_training": [], "beyond_training": [],
-                               "by_depth": {b: [] for b in DEPTH_BUCKETS}}
+        out: dict[str, Any] = {
+            "values": [],
+            "exact": [],
+            "within_training": [],
+            "beyond_training": [],
+            "by_depth": {b: [] for b in DEPTH_BUCKETS},
+        }
         for rows in cases:
             out["values"].append(_wilson([r["correct"] for r in rows], confidence))
             out["exact"].append(_wilson([r["exact"] for r in rows], confidence))
             out["within_training"].append(_wilson([r["correct"] for r in rows if r.get("within_training")], confidence))
-            out["beyond_training"].append(_wilson([r["correct"] for r in rows if r.get("within_training") is False],
-                                                  confidence))
+            out["beyond_training"].append(
+                _wilson([r["correct"] for r in rows if r.get("within_training") is False], confidence)
+            )
             for b in DEPTH_BUCKETS:
                 out["by_depth"][b].append(_wilson([r["correct"] for r in rows if _bucket(r["depth"]) == b], confidence))
         return out
@@ -144,8 +178,13 @@ def passkey_intervals(record: dict, confidence: float = DEFAULT_CONFIDENCE) -> d
     for value, n in zip(record["values"], record.get("counts") or [0] * len(lengths)):
         k = None if value is None or not n else round(value * n)
         values.append(wilson_interval(k, n, confidence) if k is not None and abs(k - value * n) < 1e-6 else None)
-    return {"values": values, "exact": [None] * len(lengths), "within_training": [None] * len(lengths),
-            "beyond_training": [None] * len(lengths), "by_depth": {b: [None] * len(lengths) for b in DEPTH_BUCKETS}}
+    return {
+        "values": values,
+        "exact": [None] * len(lengths),
+        "within_training": [None] * len(lengths),
+        "beyond_training": [None] * len(lengths),
+        "by_depth": {b: [None] * len(lengths) for b in DEPTH_BUCKETS},
+    }
 
 
 def _as_lists(intervals: list | None) -> list | None:
@@ -166,18 +205,22 @@ def attach_intervals(record: dict, confidence: float = DEFAULT_CONFIDENCE, resam
     else:
         found = passkey_intervals(record, confidence)
         record["ci95"] = _as_lists(found["values"])
-        record["details"]["ci95"] = {"exact": _as_lists(found["exact"]),
-                                     "within_training": _as_lists(found["within_training"]),
-                                     "beyond_training": _as_lists(found["beyond_training"]),
-                                     "by_depth": {b: _as_lists(v) for b, v in found["by_depth"].items()}}
+        record["details"]["ci95"] = {
+            "exact": _as_lists(found["exact"]),
+            "within_training": _as_lists(found["within_training"]),
+            "beyond_training": _as_lists(found["beyond_training"]),
+            "by_depth": {b: _as_lists(v) for b, v in found["by_depth"].items()},
+        }
         settings["ci_method"] = "wilson"
     return record
 
 
-def ci_options_of(records: Sequence[dict], confidence: float | None = None,
-                  resamples: int | None = None) -> tuple[float, int]:
+def ci_options_of(
+    records: Sequence[dict], confidence: float | None = None, resamples: int | None = None
+) -> tuple[float, int]:
     """The level and resamples a report uses: the ones given, else the ones every record was
     evaluated with when they agree, else the defaults (0.95, 2000)."""
+
     def agreed(key: str, default: Any) -> Any:
         found = {r.get("settings", {}).get(key) for r in records} - {None}
         return found.pop() if len(found) == 1 else default

@@ -80,24 +80,29 @@ class LanguageModel:
         with ``start``, only those of positions ``start:`` (what scoring a continuation needs)."""
         raise NotImplementedError
 
-    def generate_greedy_batch(self, rows: Sequence[Sequence[int]], max_new_tokens: int, *,
-                              stop_at_eos: bool = True) -> list[list[int]]:
+    def generate_greedy_batch(
+        self, rows: Sequence[Sequence[int]], max_new_tokens: int, *, stop_at_eos: bool = True
+    ) -> list[list[int]]:
         """Greedy continuations of prompts of one length: what :meth:`generate_greedy` gives for
         each row (up to floating-point ties), batched where the model can (one decoding step
         for all rows instead of one per row)."""
         check(len({len(r) for r in rows}) <= 1, "rows", sorted({len(r) for r in rows}), "prompts of one length")
         return [self.generate_greedy(list(r), max_new_tokens, stop_at_eos=stop_at_eos) for r in rows]
 
-    def generate_greedy(self, ids: list[int] | torch.Tensor, max_new_tokens: int, *, use_cache: bool = True,
-                        stop_at_eos: bool = True) -> list[int]:
+    def generate_greedy(
+        self, ids: list[int] | torch.Tensor, max_new_tokens: int, *, use_cache: bool = True, stop_at_eos: bool = True
+    ) -> list[int]:
         """Greedy continuation of ``ids`` (new tokens only)."""
         tokens, _ = self.generate_greedy_with_logits(ids, max_new_tokens, use_cache=use_cache, stop_at_eos=stop_at_eos)
         return tokens
 
-    def generate_greedy_with_logits(self, ids, max_new_tokens: int, *, use_cache: bool = True,
-                                    stop_at_eos: bool = True) -> tuple[list[int], list[torch.Tensor]]:
+    def generate_greedy_with_logits(
+        self, ids, max_new_tokens: int, *, use_cache: bool = True, stop_at_eos: bool = True
+    ) -> tuple[list[int], list[torch.Tensor]]:
         """Greedy continuation and the float32 next-token logits ``[V]`` of every step."""
-        check(isinstance(max_new_tokens, int) and max_new_tokens >= 0, "max_new_tokens", max_new_tokens, "an integer >= 0")
+        check(
+            isinstance(max_new_tokens, int) and max_new_tokens >= 0, "max_new_tokens", max_new_tokens, "an integer >= 0"
+        )
         idx = _as_batch(ids, self.device)
         if not use_cache or not self.cache_is_exact():
             return self._generate_no_cache(idx, max_new_tokens, stop_at_eos)
@@ -160,8 +165,12 @@ class LanguageModel:
 
     def describe(self) -> dict[str, Any]:
         """What a result file records about the model."""
-        out = {"model": self.name, "kind": self.kind, "attention": self.attention,
-               "training_length": self.training_length}
+        out = {
+            "model": self.name,
+            "kind": self.kind,
+            "attention": self.attention,
+            "training_length": self.training_length,
+        }
         if self.training_mix is not None:
             out["training_mix"] = self.training_mix
         return out
@@ -221,12 +230,15 @@ class CocattnLanguageModel(LanguageModel):
             logits, _ = self.module(ids.to(self.device), logits_from=start)
         return logits.float()
 
-    def generate_greedy_batch(self, rows: Sequence[Sequence[int]], max_new_tokens: int, *,
-                              stop_at_eos: bool = True) -> list[list[int]]:
+    def generate_greedy_batch(
+        self, rows: Sequence[Sequence[int]], max_new_tokens: int, *, stop_at_eos: bool = True
+    ) -> list[list[int]]:
         if len(rows) <= 1 or not self.cache_is_exact():
             return super().generate_greedy_batch(rows, max_new_tokens, stop_at_eos=stop_at_eos)
         check(len({len(r) for r in rows}) == 1, "rows", sorted({len(r) for r in rows}), "prompts of one length")
-        check(isinstance(max_new_tokens, int) and max_new_tokens >= 0, "max_new_tokens", max_new_tokens, "an integer >= 0")
+        check(
+            isinstance(max_new_tokens, int) and max_new_tokens >= 0, "max_new_tokens", max_new_tokens, "an integer >= 0"
+        )
         idx = torch.tensor([list(r) for r in rows], dtype=torch.long, device=self.device)
         return self._decode(idx, max_new_tokens, stop_at_eos)[0]
 
@@ -289,10 +301,15 @@ class CocattnLanguageModel(LanguageModel):
 
     def dims(self) -> dict[str, int]:
         c = self.config
-        return {"params": sum(p.numel() for p in self.module.parameters()), "vocab": int(c.vocab_size),
-                "hidden": int(c.n_embd), "layers": int(c.n_layer), "heads": int(c.n_head),
-                "ffn": int(c.n_embd * getattr(c, "mlp_ratio", 4.0)),
-                "bytes_per_value": next(self.module.parameters()).element_size()}
+        return {
+            "params": sum(p.numel() for p in self.module.parameters()),
+            "vocab": int(c.vocab_size),
+            "hidden": int(c.n_embd),
+            "layers": int(c.n_layer),
+            "heads": int(c.n_head),
+            "ffn": int(c.n_embd * getattr(c, "mlp_ratio", 4.0)),
+            "bytes_per_value": next(self.module.parameters()).element_size(),
+        }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -309,12 +326,18 @@ class HFLanguageModel(LanguageModel):
         self.tokenizer = tokenizer
         self.name = name
         self.config = model.config
-        self.base_rope = dict(getattr(self.config, "rope_parameters", None) or {"rope_type": "default", "rope_theta": 10000.0})
+        self.base_rope = dict(
+            getattr(self.config, "rope_parameters", None) or {"rope_type": "default", "rope_theta": 10000.0}
+        )
         if getattr(self.config, "model_type", None) == "coca_llama":
             self.attention = coca_kind(getattr(self.config, "coca_variant", "slack"))
         else:
             self.attention = "rope" if self._rotary() is not None else str(getattr(self.config, "model_type", "hf"))
-        l0 = training_length or self.base_rope.get("original_max_position_embeddings") or self.config.max_position_embeddings
+        l0 = (
+            training_length
+            or self.base_rope.get("original_max_position_embeddings")
+            or self.config.max_position_embeddings
+        )
         self.training_length = int(l0)
         self.scaling = None
 
@@ -373,6 +396,7 @@ class HFLanguageModel(LanguageModel):
             def hook(module, args, output):
                 b, t, _ = output.shape
                 states[i].append(output.float().view(b, t, -1, head_dim).transpose(1, 2))
+
             return hook
 
         handles = []
@@ -418,8 +442,13 @@ class HFLanguageModel(LanguageModel):
         if params:
             merged = {"rope_theta": self.base_rope.get("rope_theta", 10000.0), **params}
             if merged["rope_type"] == "ntk":  # static NTK-aware: a base change transformers has no name for
-                dim = getattr(self.config, "head_dim", None) or self.config.hidden_size // self.config.num_attention_heads
-                merged = {"rope_type": "default", "rope_theta": merged["rope_theta"] * merged["factor"] ** (dim / (dim - 2))}
+                dim = (
+                    getattr(self.config, "head_dim", None) or self.config.hidden_size // self.config.num_attention_heads
+                )
+                merged = {
+                    "rope_type": "default",
+                    "rope_theta": merged["rope_theta"] * merged["factor"] ** (dim / (dim - 2)),
+                }
             elif merged["rope_type"] != "linear":
                 merged.setdefault("original_max_position_embeddings", self.training_length)
         self.config.rope_parameters = merged
@@ -431,10 +460,15 @@ class HFLanguageModel(LanguageModel):
 
     def dims(self) -> dict[str, int]:
         c = self.config
-        return {"params": sum(p.numel() for p in self.module.parameters()), "vocab": int(c.vocab_size),
-                "hidden": int(c.hidden_size), "layers": int(c.num_hidden_layers), "heads": int(c.num_attention_heads),
-                "ffn": int(getattr(c, "intermediate_size", 4 * c.hidden_size)),
-                "bytes_per_value": next(self.module.parameters()).element_size()}
+        return {
+            "params": sum(p.numel() for p in self.module.parameters()),
+            "vocab": int(c.vocab_size),
+            "hidden": int(c.hidden_size),
+            "layers": int(c.num_hidden_layers),
+            "heads": int(c.num_attention_heads),
+            "ffn": int(getattr(c, "intermediate_size", 4 * c.hidden_size)),
+            "bytes_per_value": next(self.module.parameters()).element_size(),
+        }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -460,9 +494,15 @@ def training_mix(path: str | Path) -> dict[str, Any] | None:
     return None
 
 
-def load_lm(path: str | Path, *, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
-            training_length: int | None = None, name: str | None = None,
-            autocast: torch.dtype | None = None) -> LanguageModel:
+def load_lm(
+    path: str | Path,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+    training_length: int | None = None,
+    name: str | None = None,
+    autocast: torch.dtype | None = None,
+) -> LanguageModel:
     """Load a cocattn checkpoint or a Hugging Face model directory as a :class:`LanguageModel`.
 
     ``dtype`` converts the weights; ``autocast`` (cocattn checkpoints) keeps them and runs every
@@ -495,13 +535,18 @@ def load_lm(path: str | Path, *, device: str | torch.device = "cpu", dtype: torc
     import cocattn.hf  # noqa: F401  registers the coca_llama model type with the Auto classes
 
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=dtype or torch.float32,
-                                                     use_safetensors=True, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(
+            path, local_files_only=True, dtype=dtype or torch.float32, use_safetensors=True, trust_remote_code=False
+        )
     except (KeyboardInterrupt, MemoryError):
         raise
     except Exception as err:  # truncated safetensors, impossible configs (num_attention_heads=3), ...
-        raise bad_value("checkpoint", str(path), "a loadable Hugging Face causal-LM directory with safetensors "
-                        f"weights; transformers said: {type(err).__name__}: {err}") from None
+        raise bad_value(
+            "checkpoint",
+            str(path),
+            "a loadable Hugging Face causal-LM directory with safetensors "
+            f"weights; transformers said: {type(err).__name__}: {err}",
+        ) from None
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
     except (OSError, ValueError):

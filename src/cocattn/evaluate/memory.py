@@ -22,8 +22,22 @@ from cocattn._checks import bad_value
 
 __all__ = ["estimate_forward_bytes", "available_bytes", "parse_bytes", "format_bytes", "check_fits"]
 
-_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 1024, "m": 1e6, "mb": 1e6, "mib": 1024**2,
-          "g": 1e9, "gb": 1e9, "gib": 1024**3, "t": 1e12, "tb": 1e12, "tib": 1024**4}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1e3,
+    "kb": 1e3,
+    "kib": 1024,
+    "m": 1e6,
+    "mb": 1e6,
+    "mib": 1024**2,
+    "g": 1e9,
+    "gb": 1e9,
+    "gib": 1024**3,
+    "t": 1e12,
+    "tb": 1e12,
+    "tib": 1024**4,
+}
 
 
 def parse_bytes(value: str | int | float, arg: str = "max_memory") -> int:
@@ -72,8 +86,9 @@ def available_bytes(device: torch.device | str) -> int | None:
     return None
 
 
-def check_fits(dims: dict[str, int], length: int, batch: int, device: torch.device | str,
-               max_memory: int | None = None) -> int:
+def check_fits(
+    dims: dict[str, int], length: int, batch: int, device: torch.device | str, max_memory: int | None = None
+) -> int:
     """The estimate for ``length``; a ValueError quoting it when it exceeds the limit.
 
     The limit is ``max_memory`` when given, else the memory free on ``device`` now.

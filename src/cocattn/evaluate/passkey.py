@@ -52,8 +52,19 @@ from cocattn.evaluate.results import make_result
 from cocattn.evaluate.stats import DEFAULT_CONFIDENCE, check_confidence
 from cocattn.passkey_text import ANSWER_PREFIX, FILLER, KEY_LINE, QUESTION, TASK
 
-__all__ = ["TASK", "FILLER", "KEY_LINE", "QUESTION", "ANSWER_PREFIX", "DEPTH_BUCKETS", "PasskeyPrompt",
-           "build_prompt", "score_case", "score_cases", "evaluate_passkey"]
+__all__ = [
+    "TASK",
+    "FILLER",
+    "KEY_LINE",
+    "QUESTION",
+    "ANSWER_PREFIX",
+    "DEPTH_BUCKETS",
+    "PasskeyPrompt",
+    "build_prompt",
+    "score_case",
+    "score_cases",
+    "evaluate_passkey",
+]
 
 DEPTH_BUCKETS = ("0-25%", "25-50%", "50-75%", "75-100%")
 
@@ -105,8 +116,12 @@ def build_prompt(lm: LanguageModel, length: int, key: int, depth: float, toleran
         return len(begin) + len(lm.encode(_compose(words, depth, key)[1]))
 
     shortest = n_tokens(0)
-    check(isinstance(length, int) and length >= shortest, "length", length,
-          f"an integer >= {shortest} (the passkey prompt without filler)")
+    check(
+        isinstance(length, int) and length >= shortest,
+        "length",
+        length,
+        f"an integer >= {shortest} (the passkey prompt without filler)",
+    )
     per_word = max(0.5, (n_tokens(40) - shortest) / 40)
     words, size = 0, shortest
     for _ in range(8):  # Newton-like steps on the (nearly linear) tokens-per-word curve
@@ -126,16 +141,17 @@ def build_prompt(lm: LanguageModel, length: int, key: int, depth: float, toleran
     before, text, actual_depth = _compose(words, depth, key)
     ids = begin + lm.encode(text)
     if abs(len(ids) - length) > tolerance:
-        raise ValueError(f"could not build a passkey prompt of {length} ± {tolerance} tokens (got {len(ids)}); "
-                         "raise the tolerance")
+        raise ValueError(
+            f"could not build a passkey prompt of {length} ± {tolerance} tokens (got {len(ids)}); raise the tolerance"
+        )
     key_position = len(begin) + len(lm.encode(before))
     return PasskeyPrompt(text=text, ids=ids, key=key, key_position=key_position, depth=actual_depth)
 
 
 def _answer_ids(lm: LanguageModel, prompt: PasskeyPrompt) -> list[int]:
     full = lm.begin_ids + lm.encode(prompt.text + " " + str(prompt.key))
-    if full[:len(prompt.ids)] == prompt.ids:
-        return full[len(prompt.ids):]
+    if full[: len(prompt.ids)] == prompt.ids:
+        return full[len(prompt.ids) :]
     return lm.encode(" " + str(prompt.key))
 
 
@@ -144,8 +160,9 @@ def score_case(lm: LanguageModel, prompt: PasskeyPrompt, max_new_tokens: int = 6
     return score_cases(lm, [prompt], max_new_tokens)[0]
 
 
-def score_cases(lm: LanguageModel, prompts: Sequence[PasskeyPrompt], max_new_tokens: int = 64,
-                rows: int = 1) -> list[dict[str, Any]]:
+def score_cases(
+    lm: LanguageModel, prompts: Sequence[PasskeyPrompt], max_new_tokens: int = 64, rows: int = 1
+) -> list[dict[str, Any]]:
     """:func:`score_case` for every prompt; prompts of the same token length are generated and
     scored together, up to ``rows`` at a time (speed only: the same records, up to
     floating-point ties)."""
@@ -162,9 +179,16 @@ def score_cases(lm: LanguageModel, prompts: Sequence[PasskeyPrompt], max_new_tok
             for i, prompt, tokens, logprob in zip(chunk, batch, generated, _answer_logprobs(lm, batch)):
                 output = lm.decode(tokens)
                 numbers = re.findall(r"\d+", output)
-                records[i] = {"key": prompt.key, "depth": round(prompt.depth, 4), "key_position": prompt.key_position,
-                              "tokens": len(prompt.ids), "output": output, "correct": str(prompt.key) in output,
-                              "exact": bool(numbers) and numbers[0] == str(prompt.key), "logprob": logprob}
+                records[i] = {
+                    "key": prompt.key,
+                    "depth": round(prompt.depth, 4),
+                    "key_position": prompt.key_position,
+                    "tokens": len(prompt.ids),
+                    "output": output,
+                    "correct": str(prompt.key) in output,
+                    "exact": bool(numbers) and numbers[0] == str(prompt.key),
+                    "logprob": logprob,
+                }
     return records  # type: ignore[return-value]
 
 
@@ -215,12 +239,22 @@ def evaluate_passkey(
     start = time.perf_counter()
     l0 = lm.training_length
     lengths = list(lengths) if lengths is not None else default_lengths(l0)
-    check(len(lengths) > 0 and all(isinstance(n, int) and n > 0 for n in lengths), "lengths", lengths,
-          "a non-empty list of positive integers")
+    check(
+        len(lengths) > 0 and all(isinstance(n, int) and n > 0 for n in lengths),
+        "lengths",
+        lengths,
+        "a non-empty list of positive integers",
+    )
     check(isinstance(cases, int) and cases > 0, "cases", cases, "a positive integer")
-    check(isinstance(max_new_tokens, int) and max_new_tokens > 0, "max_new_tokens", max_new_tokens, "a positive integer")
-    check(batch_tokens is None or (isinstance(batch_tokens, int) and batch_tokens >= 1), "batch_tokens", batch_tokens,
-          "None or a positive integer")
+    check(
+        isinstance(max_new_tokens, int) and max_new_tokens > 0, "max_new_tokens", max_new_tokens, "a positive integer"
+    )
+    check(
+        batch_tokens is None or (isinstance(batch_tokens, int) and batch_tokens >= 1),
+        "batch_tokens",
+        batch_tokens,
+        "None or a positive integer",
+    )
     check_confidence(confidence)
 
     def per_batch(n: int) -> int:
@@ -233,12 +267,18 @@ def evaluate_passkey(
     by_depth: dict[str, list[float | None]] = {b: [] for b in DEPTH_BUCKETS}
     within, beyond, all_cases = [], [], []
     with lm.rope_scaling(scaling):
-        bar = tqdm(total=cases * len(lengths), disable=not progress, unit="case",
-                   desc=f"passkey {lm.name} [{scaling['rope_type'] if scaling else 'none'}]")
+        bar = tqdm(
+            total=cases * len(lengths),
+            disable=not progress,
+            unit="case",
+            desc=f"passkey {lm.name} [{scaling['rope_type'] if scaling else 'none'}]",
+        )
         for length in lengths:
             rng = random.Random(seed * 1_000_003 + length)
-            prompts = [build_prompt(lm, length, rng.randint(10_000, 99_999), (i + 0.5) / cases, tolerance)
-                       for i in range(cases)]
+            prompts = [
+                build_prompt(lm, length, rng.randint(10_000, 99_999), (i + 0.5) / cases, tolerance)
+                for i in range(cases)
+            ]
             rows = []
             step = per_batch(length)
             for first in range(0, cases, step):  # progress per batch; each call batches by exact length
@@ -259,13 +299,33 @@ def evaluate_passkey(
             all_cases.append(rows)
         bar.close()
         generation = lm.generation_mode
-    settings = {"cases": cases, "max_new_tokens": max_new_tokens, "seed": seed, "tolerance": tolerance,
-                "answer_prefix": ANSWER_PREFIX}
+    settings = {
+        "cases": cases,
+        "max_new_tokens": max_new_tokens,
+        "seed": seed,
+        "tolerance": tolerance,
+        "answer_prefix": ANSWER_PREFIX,
+    }
     if batch_tokens is not None:
         settings["batch_tokens"] = batch_tokens
-    details = {"exact": exact, "logprob": [None if x is None or not math.isfinite(x) else x for x in logprob],
-               "by_depth": by_depth, "within_training": within, "beyond_training": beyond,
-               "generation": generation, "cases": all_cases}
-    record = make_result("passkey", lm, scaling, lengths, acc, counts=counts, settings=settings, details=details,
-                         wall_s=time.perf_counter() - start)
+    details = {
+        "exact": exact,
+        "logprob": [None if x is None or not math.isfinite(x) else x for x in logprob],
+        "by_depth": by_depth,
+        "within_training": within,
+        "beyond_training": beyond,
+        "generation": generation,
+        "cases": all_cases,
+    }
+    record = make_result(
+        "passkey",
+        lm,
+        scaling,
+        lengths,
+        acc,
+        counts=counts,
+        settings=settings,
+        details=details,
+        wall_s=time.perf_counter() - start,
+    )
     return attach_intervals(record, confidence)

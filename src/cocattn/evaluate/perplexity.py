@@ -67,8 +67,12 @@ def window_plan(n_tokens: int, window: int, stride: int) -> list[tuple[int, int,
     targets at positions ``first_target .. end`` (inclusive) are scored, each predicted from the
     inputs before it. Together the windows score positions ``1 .. n_tokens - 1`` once each."""
     check(isinstance(window, int) and window >= 1, "window", window, "a positive integer")
-    check(isinstance(stride, int) and 1 <= stride <= window, "stride", stride,
-          f"an integer between 1 and the window ({window}); a larger stride would leave tokens unscored")
+    check(
+        isinstance(stride, int) and 1 <= stride <= window,
+        "stride",
+        stride,
+        f"an integer between 1 and the window ({window}); a larger stride would leave tokens unscored",
+    )
     plan: list[tuple[int, int, int]] = []
     first = 1
     while first <= n_tokens - 1:
@@ -85,8 +89,8 @@ def _score(lm: LanguageModel, batch: list[tuple[list[int], int, int, int]]) -> l
     logits = lm.logits(idx)
     out = []
     for row, (doc, b, e, first) in enumerate(batch):
-        targets = torch.tensor(doc[first:e + 1], dtype=torch.long)
-        nll = token_nll(logits[row, first - 1 - b:e - b], targets)
+        targets = torch.tensor(doc[first : e + 1], dtype=torch.long)
+        nll = token_nll(logits[row, first - 1 - b : e - b], targets)
         out.append((float(nll.double().sum()), int(targets.numel())))
     return out
 
@@ -126,22 +130,35 @@ def evaluate_perplexity(
     start = time.perf_counter()
     l0 = lm.training_length
     lengths = list(lengths) if lengths is not None else default_lengths(l0)
-    check(len(lengths) > 0 and all(isinstance(n, int) and n >= 2 for n in lengths), "lengths", lengths,
-          "a non-empty list of integers >= 2")
+    check(
+        len(lengths) > 0 and all(isinstance(n, int) and n >= 2 for n in lengths),
+        "lengths",
+        lengths,
+        "a non-empty list of integers >= 2",
+    )
     # the default never exceeds the shortest length asked for (issue 14: `--lengths 64` on a model
     # trained at 128 failed on a stride the user never set)
     stride = min(default_stride(l0), min(lengths)) if stride is None else stride
     check(isinstance(stride, int) and stride >= 1, "stride", stride, "a positive integer")
-    check(stride <= min(lengths), "stride", stride,
-          f"at most the shortest length ({min(lengths)}); a stride larger than the window leaves tokens unscored")
+    check(
+        stride <= min(lengths),
+        "stride",
+        stride,
+        f"at most the shortest length ({min(lengths)}); a stride larger than the window leaves tokens unscored",
+    )
     max_tokens = max(lengths) + 1 if max_tokens is None else max_tokens
     check(isinstance(max_tokens, int) and max_tokens >= 2, "max_tokens", max_tokens, "an integer >= 2")
     check(isinstance(batch_size, int) and batch_size >= 1, "batch_size", batch_size, "a positive integer")
-    check(batch_tokens is None or (isinstance(batch_tokens, int) and batch_tokens >= 1), "batch_tokens", batch_tokens,
-          "None or a positive integer")
+    check(
+        batch_tokens is None or (isinstance(batch_tokens, int) and batch_tokens >= 1),
+        "batch_tokens",
+        batch_tokens,
+        "None or a positive integer",
+    )
 
     def rows(n: int) -> int:
         return batch_size if batch_tokens is None else max(1, batch_tokens // n)
+
     check(too_long in ("error", "skip"), "too_long", too_long, "'error' or 'skip'")
     check_ci_options(confidence, ci_resamples)
     check(len(documents) > 0, "documents", documents, "at least one document")
@@ -154,11 +171,17 @@ def evaluate_perplexity(
     longest = max(len(d) for d in docs)
     too_long_lengths = [n for n in lengths if n > longest]
     if too_long_lengths and too_long == "error":
-        check(False, "lengths", too_long_lengths,
-              f"lengths up to the longest document ({longest} tokens after truncation to max_tokens={max_tokens}); "
-              "use shorter lengths, longer documents, or too_long='skip' (--skip-too-long)")
+        check(
+            False,
+            "lengths",
+            too_long_lengths,
+            f"lengths up to the longest document ({longest} tokens after truncation to max_tokens={max_tokens}); "
+            "use shorter lengths, longer documents, or too_long='skip' (--skip-too-long)",
+        )
     if too_long_lengths:
-        warnings.warn(f"skipping lengths {too_long_lengths}: longer than every document ({longest} tokens)", stacklevel=2)
+        warnings.warn(
+            f"skipping lengths {too_long_lengths}: longer than every document ({longest} tokens)", stacklevel=2
+        )
     run_lengths = [n for n in lengths if n <= longest]
     for n in run_lengths:  # every length's batch, not only the longest: short windows run many rows at once
         check_fits(lm.dims(), n, rows(n), lm.device, max_memory)
@@ -170,10 +193,16 @@ def evaluate_perplexity(
     doc_nll: list[list[float] | None] = []  # per length, per document: NLL sum
     doc_tokens: list[list[int] | None] = []  # per length, per document: tokens scored
     with lm.rope_scaling(scaling):
-        plans = {n: [(doc, *w, i) for i, doc in enumerate(docs) for w in window_plan(len(doc), n, stride)]
-                 for n in run_lengths}
-        bar = tqdm(total=sum(len(p) for p in plans.values()), disable=not progress, unit="win",
-                   desc=f"ppl {lm.name} [{scaling['rope_type'] if scaling else 'none'}]")
+        plans = {
+            n: [(doc, *w, i) for i, doc in enumerate(docs) for w in window_plan(len(doc), n, stride)]
+            for n in run_lengths
+        }
+        bar = tqdm(
+            total=sum(len(p) for p in plans.values()),
+            disable=not progress,
+            unit="win",
+            desc=f"ppl {lm.name} [{scaling['rope_type'] if scaling else 'none'}]",
+        )
         for n in lengths:
             if n not in plans:
                 values.append(None), nlls.append(None), counts.append(0), full_docs.append(0)
@@ -187,7 +216,7 @@ def evaluate_perplexity(
             tokens = [0] * len(docs)
             for items in groups.values():
                 for i in range(0, len(items), rows(n)):
-                    chunk = items[i:i + rows(n)]
+                    chunk = items[i : i + rows(n)]
                     for (*_, d), (nll, k) in zip(chunk, _score(lm, [item[:4] for item in chunk])):
                         windows[d].append(nll)
                         tokens[d] += k
@@ -202,12 +231,30 @@ def evaluate_perplexity(
             counts.append(count)
             full_docs.append(sum(len(d) > n for d in docs))
         bar.close()
-    settings = {"stride": stride, "max_tokens": max_tokens, "documents": len(docs), "batch_size": batch_size,
-                "too_long": too_long}
+    settings = {
+        "stride": stride,
+        "max_tokens": max_tokens,
+        "documents": len(docs),
+        "batch_size": batch_size,
+        "too_long": too_long,
+    }
     if batch_tokens is not None:
         settings["batch_tokens"] = batch_tokens
-    details = {"nll": nlls, "full_window_docs": full_docs, "documents": len(docs),
-               "per_document": {"ids": doc_ids, "nll_sum": doc_nll, "tokens": doc_tokens}}
-    record = make_result("ppl", lm, scaling, lengths, values, counts=counts, settings=settings, details=details,
-                         wall_s=time.perf_counter() - start)
+    details = {
+        "nll": nlls,
+        "full_window_docs": full_docs,
+        "documents": len(docs),
+        "per_document": {"ids": doc_ids, "nll_sum": doc_nll, "tokens": doc_tokens},
+    }
+    record = make_result(
+        "ppl",
+        lm,
+        scaling,
+        lengths,
+        values,
+        counts=counts,
+        settings=settings,
+        details=details,
+        wall_s=time.perf_counter() - start,
+    )
     return attach_intervals(record, confidence, ci_resamples)

@@ -52,8 +52,20 @@ import torch
 from cocattn._checks import bad_value
 from cocattn.io import load_json, write_json, write_text
 
-__all__ = ["SCHEMA", "make_result", "write_results", "read_results", "results_csv", "peak_memory_bytes", "finite_or_none",
-           "KIND_NAMES", "display_name", "scaling_label", "scaling_sort_key", "record_sort_key"]
+__all__ = [
+    "SCHEMA",
+    "make_result",
+    "write_results",
+    "read_results",
+    "results_csv",
+    "peak_memory_bytes",
+    "finite_or_none",
+    "KIND_NAMES",
+    "display_name",
+    "scaling_label",
+    "scaling_sort_key",
+    "record_sort_key",
+]
 
 SCHEMA = "cocattn.eval/1"
 METRICS = ("ppl", "passkey", "retrieval")
@@ -73,10 +85,14 @@ def scaling_label(name: str) -> str:
     """``no scaling``, ``dynamic NTK ×4``, ``linear ×4``, ``YaRN ×4`` for a record's ``scaling_name``."""
     if name == "none":
         return "no scaling"
-    for prefix, words in (("dynamic x", "dynamic NTK ×"), ("linear x", "linear ×"), ("yarn x", "YaRN ×"),
-                          ("ntk x", "NTK ×")):
+    for prefix, words in (
+        ("dynamic x", "dynamic NTK ×"),
+        ("linear x", "linear ×"),
+        ("yarn x", "YaRN ×"),
+        ("ntk x", "NTK ×"),
+    ):
         if name.startswith(prefix):
-            return words + name[len(prefix):]
+            return words + name[len(prefix) :]
     return name
 
 
@@ -98,8 +114,11 @@ def record_sort_key(record: dict) -> tuple:
     model, scalings by :func:`scaling_sort_key`."""
     kinds = list(KIND_NAMES)
     model = record["model"]
-    return (kinds.index(model) if model in kinds else len(kinds), model,
-            scaling_sort_key(record.get("scaling_name", "none")))
+    return (
+        kinds.index(model) if model in kinds else len(kinds),
+        model,
+        scaling_sort_key(record.get("scaling_name", "none")),
+    )
 
 
 def finite_or_none(x: float | None) -> float | None:
@@ -115,8 +134,18 @@ def peak_memory_bytes(device: torch.device | str) -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
-def make_result(metric: str, lm: Any, scaling: dict | None, lengths: list[int], values: list[float | None], *,
-                counts: list[int], settings: dict, details: dict, wall_s: float) -> dict[str, Any]:
+def make_result(
+    metric: str,
+    lm: Any,
+    scaling: dict | None,
+    lengths: list[int],
+    values: list[float | None],
+    *,
+    counts: list[int],
+    settings: dict,
+    details: dict,
+    wall_s: float,
+) -> dict[str, Any]:
     """A record in the schema above."""
     from cocattn import __version__
     from cocattn.evaluate.scaling import scaling_name
@@ -124,11 +153,18 @@ def make_result(metric: str, lm: Any, scaling: dict | None, lengths: list[int], 
     if metric not in METRICS:
         raise bad_value("metric", metric, f"one of {METRICS}")
     return {
-        "schema": SCHEMA, "metric": metric, **lm.describe(),
-        "scaling": scaling, "scaling_name": scaling_name(scaling),
-        "lengths": [int(x) for x in lengths], "values": [finite_or_none(v) for v in values],
-        "counts": [int(c) for c in counts], "settings": settings, "details": details,
-        "device": str(lm.device), "wall_s": round(float(wall_s), 3),
+        "schema": SCHEMA,
+        "metric": metric,
+        **lm.describe(),
+        "scaling": scaling,
+        "scaling_name": scaling_name(scaling),
+        "lengths": [int(x) for x in lengths],
+        "values": [finite_or_none(v) for v in values],
+        "counts": [int(c) for c in counts],
+        "settings": settings,
+        "details": details,
+        "device": str(lm.device),
+        "wall_s": round(float(wall_s), 3),
         "peak_memory_bytes": peak_memory_bytes(lm.device),
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "cocattn_version": __version__,
@@ -147,7 +183,7 @@ def write_results(path: str | Path, results: dict | Iterable[dict]) -> Path:
 
 def _validate(record: Any, where: str) -> dict:
     if not isinstance(record, dict) or record.get("schema") != SCHEMA:
-        raise ValueError(f"{where}: not a cocattn result (expected \"schema\": \"{SCHEMA}\")")
+        raise ValueError(f'{where}: not a cocattn result (expected "schema": "{SCHEMA}")')
     for key in ("metric", "model", "lengths", "values"):
         if key not in record:
             raise ValueError(f"{where}: result without {key!r}")
@@ -194,6 +230,13 @@ def results_csv(records: Iterable[dict]) -> str:
     for r in records:
         by_len = dict(zip(r["lengths"], r["values"]))
         metric = f"{r['metric']}:{r['task']}" if r.get("task") else r["metric"]
-        writer.writerow([r["model"], r.get("attention", ""), r.get("scaling_name", "none"), metric,
-                         *["" if by_len.get(n) is None else f"{by_len[n]:.6g}" for n in lengths]])
+        writer.writerow(
+            [
+                r["model"],
+                r.get("attention", ""),
+                r.get("scaling_name", "none"),
+                metric,
+                *["" if by_len.get(n) is None else f"{by_len[n]:.6g}" for n in lengths],
+            ]
+        )
     return buf.getvalue()

@@ -54,11 +54,36 @@ from cocattn.evaluate.perplexity import default_lengths
 from cocattn.evaluate.results import make_result
 from cocattn.evaluate.stats import wilson_interval
 from cocattn.passkey_text import FILLER
-from cocattn.retrieval_tasks import (METRIC_TEXT, SCORING, TASK_METRIC, CweSpec, TaskCase, TaskSpec, cwe_case,
-                                     cwe_list, cwe_words, parse_tasks, sample_case, score_answer, spec_options)
+from cocattn.retrieval_tasks import (
+    METRIC_TEXT,
+    SCORING,
+    TASK_METRIC,
+    CweSpec,
+    TaskCase,
+    TaskSpec,
+    cwe_case,
+    cwe_list,
+    cwe_words,
+    parse_tasks,
+    sample_case,
+    score_answer,
+    spec_options,
+)
 
-__all__ = ["HAYSTACKS", "DEPTH_BUCKETS", "LengthTooShort", "Haystack", "RetrievalPrompt", "CaseRecord", "build_prompt",
-           "build_cwe_prompt", "evaluate_retrieval", "effective_length", "DEFAULT_TOLERANCE", "DEFAULT_SLACK"]
+__all__ = [
+    "HAYSTACKS",
+    "DEPTH_BUCKETS",
+    "LengthTooShort",
+    "Haystack",
+    "RetrievalPrompt",
+    "CaseRecord",
+    "build_prompt",
+    "build_cwe_prompt",
+    "evaluate_retrieval",
+    "effective_length",
+    "DEFAULT_TOLERANCE",
+    "DEFAULT_SLACK",
+]
 
 HAYSTACKS = ("repeat", "corpus")
 DEPTH_BUCKETS = ("0-25%", "25-50%", "50-75%", "75-100%")
@@ -83,8 +108,12 @@ class Haystack:
         self.kind = kind
         self.documents: list[str] = []
         if kind == "corpus":
-            check(documents is not None and len(documents) > 0, "documents", documents,
-                  "held-out documents for haystack='corpus' (e.g. --data DIR)")
+            check(
+                documents is not None and len(documents) > 0,
+                "documents",
+                documents,
+                "held-out documents for haystack='corpus' (e.g. --data DIR)",
+            )
             self.documents = [" ".join(d.split()) for d in documents]
             self.documents = [d for d in self.documents if d]
             check(len(self.documents) > 0, "documents", "<all empty>", "documents with text")
@@ -164,8 +193,8 @@ class RetrievalPrompt:
 
 def _answer_ids(lm: LanguageModel, prompt_text: str, prompt_ids: list[int], answer: str) -> list[int]:
     full = lm.begin_ids + lm.encode(prompt_text + " " + answer)
-    if full[:len(prompt_ids)] == prompt_ids:
-        return full[len(prompt_ids):]
+    if full[: len(prompt_ids)] == prompt_ids:
+        return full[len(prompt_ids) :]
     return lm.encode(" " + answer)
 
 
@@ -207,13 +236,25 @@ class LengthTooShort(ValueError):
 
 
 def _too_short(task: str, length: int, shortest: int) -> ValueError:
-    return LengthTooShort(bad_value("length", length, f"an integer >= {shortest} for {task}: its fixed text (header, needles, "
-                     "question and gold answer) alone takes that many tokens with this tokenizer "
-                     "(fewer keys, values or hops make it shorter)"))
+    return LengthTooShort(
+        bad_value(
+            "length",
+            length,
+            f"an integer >= {shortest} for {task}: its fixed text (header, needles, "
+            "question and gold answer) alone takes that many tokens with this tokenizer "
+            "(fewer keys, values or hops make it shorter)",
+        )
+    )
 
 
-def build_prompt(lm: LanguageModel, case: TaskCase, length: int, haystack: Haystack | None = None,
-                 rng: random.Random | None = None, tolerance: int = DEFAULT_TOLERANCE) -> RetrievalPrompt:
+def build_prompt(
+    lm: LanguageModel,
+    case: TaskCase,
+    length: int,
+    haystack: Haystack | None = None,
+    rng: random.Random | None = None,
+    tolerance: int = DEFAULT_TOLERANCE,
+) -> RetrievalPrompt:
     """The prompt of a haystack-task ``case`` for ``lm``'s tokenizer: ``length - tolerance`` to
     ``length`` tokens with the gold answer (see the module docstring)."""
     haystack = haystack or Haystack("repeat")
@@ -232,7 +273,7 @@ def build_prompt(lm: LanguageModel, case: TaskCase, length: int, haystack: Hayst
     while True:
         hay, source, fresh = haystack.text(random.Random(rng.random()), chars)
         bounds = _boundaries(hay)
-        best = _fit(lambda c: size(_place(case, hay, bounds, c)[0]), 0, len(hay), length)
+        best = _fit(lambda c: size(_place(case, hay, bounds, c)[0]), 0, len(hay), length)  # noqa: B023 (called here)
         if best < len(hay):
             break
         chars *= 2  # a tokenizer with more characters per token than guessed: more haystack
@@ -253,18 +294,33 @@ def build_prompt(lm: LanguageModel, case: TaskCase, length: int, haystack: Hayst
         answer_ids = _answer_ids(lm, text, ids, case.answer)
     total = len(ids) + len(answer_ids)
     if total > length or length - total > tolerance:
-        raise ValueError(f"could not build a {case.task} prompt of {length} tokens within {tolerance} (got {total}); "
-                         "raise the tolerance")
+        raise ValueError(
+            f"could not build a {case.task} prompt of {length} tokens within {tolerance} (got {total}); "
+            "raise the tolerance"
+        )
     positions = [len(begin) + len(lm.encode(text[:s].rstrip(" "))) for s in starts]  # a space joins the next word
     first = next((d for n, d in zip(case.needles, depths) if n.anchor), None)
-    return RetrievalPrompt(task=case.task, target=length, text=text, ids=ids, answer=case.answer, answer_ids=answer_ids,
-                           expected=list(case.expected), distractors=list(case.distractors),
-                           needle_roles=[n.role for n in case.needles], needle_depths=[round(d, 4) for d in depths],
-                           needle_positions=positions, depth=first, haystack=source, haystack_wrapped=best > fresh)
+    return RetrievalPrompt(
+        task=case.task,
+        target=length,
+        text=text,
+        ids=ids,
+        answer=case.answer,
+        answer_ids=answer_ids,
+        expected=list(case.expected),
+        distractors=list(case.distractors),
+        needle_roles=[n.role for n in case.needles],
+        needle_depths=[round(d, 4) for d in depths],
+        needle_positions=positions,
+        depth=first,
+        haystack=source,
+        haystack_wrapped=best > fresh,
+    )
 
 
-def build_cwe_prompt(lm: LanguageModel, spec: CweSpec, length: int, rng: random.Random,
-                     tolerance: int = DEFAULT_TOLERANCE) -> RetrievalPrompt:
+def build_cwe_prompt(
+    lm: LanguageModel, spec: CweSpec, length: int, rng: random.Random, tolerance: int = DEFAULT_TOLERANCE
+) -> RetrievalPrompt:
     """A cwe prompt of ``length - tolerance`` to ``length`` tokens with the gold answer: as many
     uncommon words as fit, then words lengthened by a syllable until the length is reached."""
     spec = dataclasses.replace(spec)
@@ -279,7 +335,7 @@ def build_cwe_prompt(lm: LanguageModel, spec: CweSpec, length: int, rng: random.
     def text_of(words: list[str]) -> tuple[str, list[str]]:
         """The prompt text and the common words in the order they first appear (the gold order)."""
         entries = cwe_list(words, spec.common, common_repeats, uncommon_repeats, seed)
-        common = set(words[:spec.common])
+        common = set(words[: spec.common])
         order = list(dict.fromkeys(w for w in entries if w in common))
         return header + "\n" + " ".join(f"{i + 1}. {w}" for i, w in enumerate(entries)) + "\n" + question, order
 
@@ -287,29 +343,39 @@ def build_cwe_prompt(lm: LanguageModel, spec: CweSpec, length: int, rng: random.
         text, order = text_of(words)
         return len(begin) + len(lm.encode(text + " " + ", ".join(order)))
 
-    shortest = size(pool[:spec.common])
+    shortest = size(pool[: spec.common])
     if shortest > length:
         raise _too_short(spec.name, length, shortest)
-    n = _fit(lambda k: size(pool[:spec.common + k]), 0, len(pool) - spec.common, length)
-    words = pool[:spec.common + n]
+    n = _fit(lambda k: size(pool[: spec.common + k]), 0, len(pool) - spec.common, length)
+    words = pool[: spec.common + n]
     taken, extra = set(pool), random.Random(seed + 1)
     for i in range(len(words) - 1, spec.common - 1, -1):  # fill the last tokens: longer uncommon words
         if length - size(words) == 0 or i < len(words) - 4 * (tolerance + 4):
             break
         longer = words[i] + extra.choice("bdfgklmnprstvz") + extra.choice("aeiou")
-        if longer not in taken and size(words[:i] + [longer] + words[i + 1:]) <= length:
+        if longer not in taken and size(words[:i] + [longer] + words[i + 1 :]) <= length:
             taken.add(longer)
-            words = words[:i] + [longer] + words[i + 1:]
+            words = words[:i] + [longer] + words[i + 1 :]
     text, expected = text_of(words)
     answer = ", ".join(expected)
     ids = begin + lm.encode(text)
     answer_ids = _answer_ids(lm, text, ids, answer)
     total = len(ids) + len(answer_ids)
     if total > length or length - total > tolerance:
-        raise ValueError(f"could not build a cwe prompt of {length} tokens within {tolerance} (got {total}); "
-                         "raise the tolerance")
-    return RetrievalPrompt(task=spec.name, target=length, text=text, ids=ids, answer=answer, answer_ids=answer_ids,
-                           expected=expected, distractors=[], haystack="word list")
+        raise ValueError(
+            f"could not build a cwe prompt of {length} tokens within {tolerance} (got {total}); raise the tolerance"
+        )
+    return RetrievalPrompt(
+        task=spec.name,
+        target=length,
+        text=text,
+        ids=ids,
+        answer=answer,
+        answer_ids=answer_ids,
+        expected=expected,
+        distractors=[],
+        haystack="word list",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -367,18 +433,35 @@ def _record(prompt: RetrievalPrompt, tokens: list[int], lm: LanguageModel, budge
     stopped = (lm.eos_id is not None and lm.eos_id in tokens) or "\n" in output.lstrip()
     targets = [p for p, r in zip(prompt.needle_positions, prompt.needle_roles) if r == "target"]
     return CaseRecord(
-        task=prompt.task, length=prompt.target, tokens=prompt.tokens, prompt_tokens=len(prompt.ids),
-        answer_tokens=len(prompt.answer_ids), shortfall=prompt.target - prompt.tokens,
-        depth=None if prompt.depth is None else round(prompt.depth, 4), needle_depths=prompt.needle_depths,
-        needle_positions=prompt.needle_positions, needle_roles=prompt.needle_roles, expected=prompt.expected,
-        distractors=prompt.distractors, gold=prompt.answer, output=output, answer=scored["answer"],
-        found=scored["found"], distractors_found=scored["distractors_found"], recall=scored["recall"],
-        correct=scored["correct"], output_truncated=len(tokens) >= budget and not stopped,
-        within_training=all(p >= len(prompt.ids) - l0 for p in targets), haystack=prompt.haystack,
-        haystack_wrapped=prompt.haystack_wrapped)
+        task=prompt.task,
+        length=prompt.target,
+        tokens=prompt.tokens,
+        prompt_tokens=len(prompt.ids),
+        answer_tokens=len(prompt.answer_ids),
+        shortfall=prompt.target - prompt.tokens,
+        depth=None if prompt.depth is None else round(prompt.depth, 4),
+        needle_depths=prompt.needle_depths,
+        needle_positions=prompt.needle_positions,
+        needle_roles=prompt.needle_roles,
+        expected=prompt.expected,
+        distractors=prompt.distractors,
+        gold=prompt.answer,
+        output=output,
+        answer=scored["answer"],
+        found=scored["found"],
+        distractors_found=scored["distractors_found"],
+        recall=scored["recall"],
+        correct=scored["correct"],
+        output_truncated=len(tokens) >= budget and not stopped,
+        within_training=all(p >= len(prompt.ids) - l0 for p in targets),
+        haystack=prompt.haystack,
+        haystack_wrapped=prompt.haystack_wrapped,
+    )
 
 
-def _generate(lm: LanguageModel, prompts: Sequence[RetrievalPrompt], budgets: Sequence[int], rows: int) -> list[list[int]]:
+def _generate(
+    lm: LanguageModel, prompts: Sequence[RetrievalPrompt], budgets: Sequence[int], rows: int
+) -> list[list[int]]:
     """Greedy continuations, prompts of one token length decoded together (up to ``rows``)."""
     groups: dict[int, list[int]] = {}
     for i, p in enumerate(prompts):
@@ -386,10 +469,10 @@ def _generate(lm: LanguageModel, prompts: Sequence[RetrievalPrompt], budgets: Se
     out: list[list[int]] = [[] for _ in prompts]
     for members in groups.values():
         for start in range(0, len(members), rows):
-            chunk = members[start:start + rows]
+            chunk = members[start : start + rows]
             steps = max(budgets[i] for i in chunk)
             for i, tokens in zip(chunk, lm.generate_greedy_batch([prompts[i].ids for i in chunk], steps)):
-                out[i] = tokens[:budgets[i]]
+                out[i] = tokens[: budgets[i]]
     return out
 
 
@@ -413,8 +496,9 @@ def _bucket(depth: float) -> str:
     return DEPTH_BUCKETS[min(3, int(depth * 4))]
 
 
-def effective_length(lengths: Sequence[int], lows: Sequence[float | None], reference: float | None,
-                     ratio: float = 0.8) -> tuple[int | None, float | None]:
+def effective_length(
+    lengths: Sequence[int], lows: Sequence[float | None], reference: float | None, ratio: float = 0.8
+) -> tuple[int | None, float | None]:
     """``(effective length, threshold)``: the largest evaluated length up to which every
     evaluated length's lower confidence bound is above ``threshold = ratio × reference`` (None
     when the shortest already is not, or when there is no reference score)."""
@@ -467,14 +551,26 @@ def evaluate_retrieval(
     specs = parse_tasks(tasks) if isinstance(tasks, str) else parse_tasks(list(tasks))
     l0 = lm.training_length
     lengths = list(lengths) if lengths is not None else default_lengths(l0)
-    check(len(lengths) > 0 and all(isinstance(n, int) and n > 0 for n in lengths), "lengths", lengths,
-          "a non-empty list of positive integers")
+    check(
+        len(lengths) > 0 and all(isinstance(n, int) and n > 0 for n in lengths),
+        "lengths",
+        lengths,
+        "a non-empty list of positive integers",
+    )
     check(isinstance(cases, int) and cases > 0, "cases", cases, "a positive integer")
-    check(max_new_tokens is None or (isinstance(max_new_tokens, int) and max_new_tokens > 0), "max_new_tokens",
-          max_new_tokens, "None or a positive integer")
+    check(
+        max_new_tokens is None or (isinstance(max_new_tokens, int) and max_new_tokens > 0),
+        "max_new_tokens",
+        max_new_tokens,
+        "None or a positive integer",
+    )
     check(isinstance(answer_slack, int) and answer_slack >= 0, "answer_slack", answer_slack, "an integer >= 0")
-    check(batch_tokens is None or (isinstance(batch_tokens, int) and batch_tokens >= 1), "batch_tokens", batch_tokens,
-          "None or a positive integer")
+    check(
+        batch_tokens is None or (isinstance(batch_tokens, int) and batch_tokens >= 1),
+        "batch_tokens",
+        batch_tokens,
+        "None or a positive integer",
+    )
     hay = Haystack(haystack, documents)
     budget_guess = max_new_tokens or 64
 
@@ -488,8 +584,12 @@ def evaluate_retrieval(
         for spec in specs:
             start = time.perf_counter()
             metric = TASK_METRIC[spec.name]
-            bar = tqdm(total=cases * len(lengths), disable=not progress, unit="case",
-                       desc=f"{spec.name} {lm.name} [{scaling['rope_type'] if scaling else 'none'}]")
+            bar = tqdm(
+                total=cases * len(lengths),
+                disable=not progress,
+                unit="case",
+                desc=f"{spec.name} {lm.name} [{scaling['rope_type'] if scaling else 'none'}]",
+            )
             per_length: list[list[dict[str, Any]]] = []
             skipped: dict[int, str] = {}
             for length in lengths:
@@ -518,27 +618,53 @@ def evaluate_retrieval(
                     bar.set_postfix(length=length, score=f"{_score(rows, metric):.2f}")
                 per_length.append(rows)
             bar.close()
-            records.append(_task_record(lm, spec, scaling, lengths, per_length, metric, time.perf_counter() - start,
-                                        settings={"cases": cases, "seed": seed, "haystack": haystack,
-                                                  "tolerance": tolerance, "max_new_tokens": max_new_tokens,
-                                                  "answer_slack": answer_slack, "batch_tokens": batch_tokens},
-                                        skipped=skipped))
+            records.append(
+                _task_record(
+                    lm,
+                    spec,
+                    scaling,
+                    lengths,
+                    per_length,
+                    metric,
+                    time.perf_counter() - start,
+                    settings={
+                        "cases": cases,
+                        "seed": seed,
+                        "haystack": haystack,
+                        "tolerance": tolerance,
+                        "max_new_tokens": max_new_tokens,
+                        "answer_slack": answer_slack,
+                        "batch_tokens": batch_tokens,
+                    },
+                    skipped=skipped,
+                )
+            )
     return records
 
 
-def _prompts(lm: LanguageModel, spec: TaskSpec, length: int, cases: int, seed: int, hay: Haystack,
-             tolerance: int) -> list[RetrievalPrompt]:
+def _prompts(
+    lm: LanguageModel, spec: TaskSpec, length: int, cases: int, seed: int, hay: Haystack, tolerance: int
+) -> list[RetrievalPrompt]:
     """The ``cases`` prompts of a task at a length (seeded by seed, task and length; depths stratified)."""
     rng = random.Random(f"{seed}:{spec.name}:{length}")
     if isinstance(spec, CweSpec):
         return [build_cwe_prompt(lm, spec, length, rng, tolerance) for _ in range(cases)]
-    return [build_prompt(lm, sample_case(spec, rng, (i + 0.5) / cases), length, hay, rng, tolerance)
-            for i in range(cases)]
+    return [
+        build_prompt(lm, sample_case(spec, rng, (i + 0.5) / cases), length, hay, rng, tolerance) for i in range(cases)
+    ]
 
 
-def _task_record(lm: LanguageModel, spec: TaskSpec, scaling: dict[str, Any] | None, lengths: list[int],
-                 per_length: list[list[dict[str, Any]]], metric: str, wall_s: float, settings: dict[str, Any],
-                 skipped: dict[int, str] | None = None) -> dict:
+def _task_record(
+    lm: LanguageModel,
+    spec: TaskSpec,
+    scaling: dict[str, Any] | None,
+    lengths: list[int],
+    per_length: list[list[dict[str, Any]]],
+    metric: str,
+    wall_s: float,
+    settings: dict[str, Any],
+    skipped: dict[int, str] | None = None,
+) -> dict:
     values, lows, highs, successes, trials = [], [], [], [], []
     for rows in per_length:
         s, n = _score_counts(rows, metric)
@@ -560,12 +686,24 @@ def _task_record(lm: LanguageModel, spec: TaskSpec, scaling: dict[str, Any] | No
 
     has_depth = not isinstance(spec, CweSpec)
     details = {
-        "metric": metric, "metric_definition": METRIC_TEXT[metric], "scoring": SCORING,
-        "successes": successes, "trials": trials, "ci_low": lows, "ci_high": highs, "confidence": 0.95,
+        "metric": metric,
+        "metric_definition": METRIC_TEXT[metric],
+        "scoring": SCORING,
+        "successes": successes,
+        "trials": trials,
+        "ci_low": lows,
+        "ci_high": highs,
+        "confidence": 0.95,
         "correct": [mean(rows, "correct") for rows in per_length],
         "recall": [mean(rows, "recall") for rows in per_length],
-        "by_depth": ({b: [_score([r for r in rows if _bucket(r["depth"]) == b], metric) for rows in per_length]
-                      for b in DEPTH_BUCKETS} if has_depth else None),
+        "by_depth": (
+            {
+                b: [_score([r for r in rows if _bucket(r["depth"]) == b], metric) for rows in per_length]
+                for b in DEPTH_BUCKETS
+            }
+            if has_depth
+            else None
+        ),
         "within_training": [_score([r for r in rows if r["within_training"]], metric) for rows in per_length],
         "beyond_training": [_score([r for r in rows if not r["within_training"]], metric) for rows in per_length],
         "short_prompts": [sum(r["shortfall"] > 0 for r in rows) for rows in per_length],
@@ -576,10 +714,23 @@ def _task_record(lm: LanguageModel, spec: TaskSpec, scaling: dict[str, Any] | No
         "skipped": {str(n): reason for n, reason in (skipped or {}).items()},
         "cases": per_length,
     }
-    settings = {"task": spec.name, "options": spec_options(spec), **settings,
-                "length_counts": "prompt and gold answer tokens (begin_ids included)"}
-    record = make_result("retrieval", lm, scaling, lengths, values, counts=[len(r) for r in per_length],
-                         settings=settings, details=details, wall_s=wall_s)
+    settings = {
+        "task": spec.name,
+        "options": spec_options(spec),
+        **settings,
+        "length_counts": "prompt and gold answer tokens (begin_ids included)",
+    }
+    record = make_result(
+        "retrieval",
+        lm,
+        scaling,
+        lengths,
+        values,
+        counts=[len(r) for r in per_length],
+        settings=settings,
+        details=details,
+        wall_s=wall_s,
+    )
     record["task"] = spec.name
     record["ci95"] = [None if lo is None else [lo, hi] for lo, hi in zip(lows, highs)]  # Wilson, as passkey's
     record["settings"].setdefault("confidence", 0.95)

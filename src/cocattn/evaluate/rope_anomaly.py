@@ -69,14 +69,25 @@ def anomaly_stats(theta: torch.Tensor, inv_freq: torch.Tensor, bins: int = 36) -
     }
 
 
-def analyze_rope(lm: LanguageModel, document: str | Sequence[int], length: int | None = None, *,
-                 pairs: int = 20_000, seed: int = 0, bins: int = 36) -> dict[str, Any]:
+def analyze_rope(
+    lm: LanguageModel,
+    document: str | Sequence[int],
+    length: int | None = None,
+    *,
+    pairs: int = 20_000,
+    seed: int = 0,
+    bins: int = 36,
+) -> dict[str, Any]:
     """Per layer: Θ statistics (RoPE models) and mean attention against distance (any model)."""
     start = time.perf_counter()
     length = lm.training_length if length is None else length
     ids = (lm.begin_ids + lm.encode(document)) if isinstance(document, str) else list(document)
-    check(isinstance(length, int) and 2 <= length <= len(ids), "length", length,
-          f"an integer between 2 and the document's {len(ids)} tokens")
+    check(
+        isinstance(length, int) and 2 <= length <= len(ids),
+        "length",
+        length,
+        f"an integer between 2 and the document's {len(ids)} tokens",
+    )
     check(isinstance(pairs, int) and pairs > 0, "pairs", pairs, "a positive integer")
     idx = torch.tensor([ids[:length]])
     with lm.rope_scaling(None):
@@ -93,11 +104,24 @@ def analyze_rope(lm: LanguageModel, document: str | Sequence[int], length: int |
             inv_freq, _ = inv_freq_and_scaling({"rope_type": "default", "rope_theta": _theta(lm)}, head_dim)
             for q, k in states:
                 layers.append(anomaly_stats(initial_angles(q[0].cpu(), k[0].cpu(), m, n), inv_freq.float(), bins))
-    note = None if lm.attention == "rope" else (
-        "Θ = 0 by construction (CoCA)" if is_coca(lm.attention) else f"no rotary embedding ({lm.attention})")
-    return {"schema": ANALYSIS_SCHEMA, "analysis": "rope", **lm.describe(), "length": length, "pairs": pairs,
-            "seed": seed, "bins": bins, "layers": layers, "by_distance": by_distance, "note": note,
-            "wall_s": round(time.perf_counter() - start, 3)}
+    note = (
+        None
+        if lm.attention == "rope"
+        else ("Θ = 0 by construction (CoCA)" if is_coca(lm.attention) else f"no rotary embedding ({lm.attention})")
+    )
+    return {
+        "schema": ANALYSIS_SCHEMA,
+        "analysis": "rope",
+        **lm.describe(),
+        "length": length,
+        "pairs": pairs,
+        "seed": seed,
+        "bins": bins,
+        "layers": layers,
+        "by_distance": by_distance,
+        "note": note,
+        "wall_s": round(time.perf_counter() - start, 3),
+    }
 
 
 def _theta(lm: LanguageModel) -> float:
@@ -111,8 +135,12 @@ def plot_rope(result: dict[str, Any], path: str | Path) -> Path:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
     if result["layers"]:
         for i, layer in enumerate(result["layers"]):
-            left.plot(layer["anomalous_share_by_plane"], marker=".", linewidth=0.8,
-                      label=f"layer {i} ({layer['anomalous_share']:.2f})")
+            left.plot(
+                layer["anomalous_share_by_plane"],
+                marker=".",
+                linewidth=0.8,
+                label=f"layer {i} ({layer['anomalous_share']:.2f})",
+            )
         left.axhline(0.5, color="grey", linestyle=":", linewidth=0.8)
         left.set_xlabel("RoPE plane j (frequency falls →)")
         left.set_ylabel("share with Θ in (-π, 0)")

@@ -25,21 +25,37 @@ import numpy as np
 
 from cocattn._checks import check
 
-__all__ = ["DEFAULT_CONFIDENCE", "DEFAULT_RESAMPLES", "z_value", "wilson_interval", "bootstrap_ppl_interval",
-           "paired_ratio_interval", "check_confidence", "check_resamples"]
+__all__ = [
+    "DEFAULT_CONFIDENCE",
+    "DEFAULT_RESAMPLES",
+    "z_value",
+    "wilson_interval",
+    "bootstrap_ppl_interval",
+    "paired_ratio_interval",
+    "check_confidence",
+    "check_resamples",
+]
 
 DEFAULT_CONFIDENCE = 0.95
 DEFAULT_RESAMPLES = 2000
 
 
 def check_confidence(confidence: float) -> None:
-    check(isinstance(confidence, (int, float)) and not isinstance(confidence, bool) and 0.0 < confidence < 1.0,
-          "confidence", confidence, "a number strictly between 0 and 1 (e.g. 0.95)")
+    check(
+        isinstance(confidence, (int, float)) and not isinstance(confidence, bool) and 0.0 < confidence < 1.0,
+        "confidence",
+        confidence,
+        "a number strictly between 0 and 1 (e.g. 0.95)",
+    )
 
 
 def check_resamples(resamples: int) -> None:
-    check(isinstance(resamples, int) and not isinstance(resamples, bool) and resamples >= 1, "ci_resamples",
-          resamples, "a positive integer (bootstrap resamples, e.g. 2000)")
+    check(
+        isinstance(resamples, int) and not isinstance(resamples, bool) and resamples >= 1,
+        "ci_resamples",
+        resamples,
+        "a positive integer (bootstrap resamples, e.g. 2000)",
+    )
 
 
 def z_value(confidence: float = DEFAULT_CONFIDENCE) -> float:
@@ -75,8 +91,12 @@ def _percentiles(samples: np.ndarray, confidence: float) -> tuple[float, float]:
 def _doc_arrays(nll_sums: Sequence[float], tokens: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     nll = np.asarray(nll_sums, dtype=np.float64)
     cnt = np.asarray(tokens, dtype=np.float64)
-    check(nll.ndim == 1 and nll.shape == cnt.shape and nll.size >= 1, "per-document NLL sums and token counts",
-          f"<{nll.size} sums, {cnt.size} counts>", "two equally long, non-empty lists")
+    check(
+        nll.ndim == 1 and nll.shape == cnt.shape and nll.size >= 1,
+        "per-document NLL sums and token counts",
+        f"<{nll.size} sums, {cnt.size} counts>",
+        "two equally long, non-empty lists",
+    )
     check(bool(np.all(cnt > 0)), "per-document token counts", tokens, "positive counts")
     return nll, cnt
 
@@ -85,8 +105,14 @@ def _draws(n_docs: int, resamples: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n_docs, size=(resamples, n_docs))
 
 
-def bootstrap_ppl_interval(nll_sums: Sequence[float], tokens: Sequence[int], *, confidence: float = DEFAULT_CONFIDENCE,
-                           resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> tuple[float, float]:
+def bootstrap_ppl_interval(
+    nll_sums: Sequence[float],
+    tokens: Sequence[int],
+    *,
+    confidence: float = DEFAULT_CONFIDENCE,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float]:
     """Percentile bootstrap interval of ``exp(Σ nll / Σ tokens)`` over documents.
 
     ``nll_sums[i]`` and ``tokens[i]`` are document i's summed NLL (nats) and scored tokens. With
@@ -100,9 +126,16 @@ def bootstrap_ppl_interval(nll_sums: Sequence[float], tokens: Sequence[int], *, 
     return _percentiles(ppl, confidence)
 
 
-def paired_ratio_interval(nll_a: Sequence[float], tokens_a: Sequence[int], nll_b: Sequence[float],
-                          tokens_b: Sequence[int], *, confidence: float = DEFAULT_CONFIDENCE,
-                          resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> tuple[float, float, float]:
+def paired_ratio_interval(
+    nll_a: Sequence[float],
+    tokens_a: Sequence[int],
+    nll_b: Sequence[float],
+    tokens_b: Sequence[int],
+    *,
+    confidence: float = DEFAULT_CONFIDENCE,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float, float]:
     """``(ratio, low, high)`` for ``ppl_a / ppl_b`` on the same documents (index i = the same
     document in both), with a paired percentile bootstrap: each resample draws one set of
     documents and recomputes both perplexities on it. The ratio of a model with itself is

@@ -35,7 +35,12 @@ def evaluate_sweep(
     ``scalings`` are specs (``"none"``, ``"dynamic:4"``, a dict, ...); all are validated before any
     model is run. ``documents`` are needed for ``ppl``.
     """
-    check(len(metrics) > 0 and set(metrics) <= {"ppl", "passkey"}, "metrics", list(metrics), "a subset of ['ppl', 'passkey']")
+    check(
+        len(metrics) > 0 and set(metrics) <= {"ppl", "passkey"},
+        "metrics",
+        list(metrics),
+        "a subset of ['ppl', 'passkey']",
+    )
     check(len(scalings) > 0, "scalings", list(scalings), "at least one scaling")
     parsed = [parse_scaling(s, "scalings") for s in scalings]
     if is_rope_free(lm.attention):
@@ -49,7 +54,9 @@ def evaluate_sweep(
     out: list[dict[str, Any]] = []
     for scaling in unique:
         if "ppl" in metrics:
-            out.append(evaluate_perplexity(lm, documents, lengths, scaling=scaling, progress=progress, **(ppl_options or {})))
+            out.append(
+                evaluate_perplexity(lm, documents, lengths, scaling=scaling, progress=progress, **(ppl_options or {}))
+            )
         if "passkey" in metrics:
             out.append(evaluate_passkey(lm, lengths, scaling=scaling, progress=progress, **(passkey_options or {})))
     return out

@@ -15,7 +15,14 @@ from cocattn.hf.convert import T_INITS, convert_llama, convert_llama_dir, load_l
 from cocattn.hf.gguf import gguf_to_hf, smollm2_gguf
 from cocattn.hf.modeling import CocaLlamaForCausalLM, CocaLlamaModel
 from cocattn.hf.stages import STAGES, trainable_parameters_for_stage
-from cocattn.hf.transfer import FITS, TransferSettings, layer_errors, transfer_attention, transfer_llama_dir, transfer_tokens
+from cocattn.hf.transfer import (
+    FITS,
+    TransferSettings,
+    layer_errors,
+    transfer_attention,
+    transfer_llama_dir,
+    transfer_tokens,
+)
 
 __all__ = [
     "COCA_VARIANTS",

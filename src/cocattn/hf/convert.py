@@ -64,20 +64,35 @@ def load_llama(path: str | Path, dtype: torch.dtype | None = None) -> LlamaForCa
         raise bad_value("checkpoint", str(path), "a Hugging Face model directory holding config.json")
     refuse_remote_code(path)
     config = load_json(path / "config.json")
-    check(isinstance(config, dict), "checkpoint", str(path), f"a config.json holding a JSON object ({path / 'config.json'})")
+    check(
+        isinstance(config, dict),
+        "checkpoint",
+        str(path),
+        f"a config.json holding a JSON object ({path / 'config.json'})",
+    )
     model_type = config.get("model_type")
-    check(model_type == "llama", "model_type", model_type, f"'llama' (a LLaMA-family checkpoint) in {path / 'config.json'}")
+    check(
+        model_type == "llama",
+        "model_type",
+        model_type,
+        f"'llama' (a LLaMA-family checkpoint) in {path / 'config.json'}",
+    )
     if not any(path.glob("*.safetensors")):
         raise bad_value("checkpoint", str(path), "a directory with model weights in *.safetensors")
     refuse_pickles(path)
     try:
-        return LlamaForCausalLM.from_pretrained(path, local_files_only=True, use_safetensors=True,
-                                                dtype=dtype or "auto", trust_remote_code=False)
+        return LlamaForCausalLM.from_pretrained(
+            path, local_files_only=True, use_safetensors=True, dtype=dtype or "auto", trust_remote_code=False
+        )
     except (KeyboardInterrupt, MemoryError):
         raise
     except Exception as err:  # truncated safetensors, impossible configs (num_attention_heads=3), ...
-        raise bad_value("checkpoint", str(path), "a loadable LlamaForCausalLM directory with safetensors weights; "
-                        f"transformers said: {type(err).__name__}: {err}") from None
+        raise bad_value(
+            "checkpoint",
+            str(path),
+            "a loadable LlamaForCausalLM directory with safetensors weights; "
+            f"transformers said: {type(err).__name__}: {err}",
+        ) from None
 
 
 def convert_llama(
@@ -139,8 +154,11 @@ def convert_llama(
     missing, unexpected = model.load_state_dict(converted, strict=False)
     tied = {"lm_head.weight"} if config.tie_word_embeddings else set()
     if set(missing) - tied or unexpected:
-        raise bad_value("model", f"missing {sorted(set(missing) - tied)}, unexpected {sorted(unexpected)}",
-                        "a standard LlamaForCausalLM state dict")
+        raise bad_value(
+            "model",
+            f"missing {sorted(set(missing) - tied)}, unexpected {sorted(unexpected)}",
+            "a standard LlamaForCausalLM state dict",
+        )
     if config.tie_word_embeddings:
         model.tie_weights()
     model.generation_config = source.generation_config

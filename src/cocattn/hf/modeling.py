@@ -55,7 +55,14 @@ from cocattn.attention.coca import coca_feature_maps, given_tables, tie_t
 from cocattn.hf.config import CocaLlamaConfig
 from cocattn.rope import RopeParameters, inv_freq_and_scaling, rope_cos_sin, rope_parameters
 
-__all__ = ["CocaRotaryEmbedding", "CocaLlamaAttention", "CocaLlamaDecoderLayer", "CocaLlamaModel", "CocaLlamaForCausalLM", "coca_rope_parameters"]
+__all__ = [
+    "CocaRotaryEmbedding",
+    "CocaLlamaAttention",
+    "CocaLlamaDecoderLayer",
+    "CocaLlamaModel",
+    "CocaLlamaForCausalLM",
+    "coca_rope_parameters",
+]
 
 
 def coca_rope_parameters(config: CocaLlamaConfig) -> RopeParameters:
@@ -99,7 +106,9 @@ class CocaRotaryEmbedding(nn.Module):
         # base frequencies, informative and to follow the model's device; never used stale
         self.register_buffer("inv_freq", inv_freq.float(), persistent=False)
 
-    def forward(self, query_positions: torch.Tensor, key_positions: torch.Tensor, dtype: torch.dtype = torch.float32) -> CocaRotary:
+    def forward(
+        self, query_positions: torch.Tensor, key_positions: torch.Tensor, dtype: torch.dtype = torch.float32
+    ) -> CocaRotary:
         """Tables for ``query_positions [B|1, N]`` and ``key_positions [B|1, S]``."""
         lengths = torch.maximum(query_positions.amax(-1), key_positions.amax(-1)) + 1  # per row
         tables: dict[int, tuple[torch.Tensor, float]] = {}
@@ -114,7 +123,10 @@ class CocaRotaryEmbedding(nn.Module):
             qp = query_positions.expand(rows, -1)
             kp = key_positions.expand(rows, -1)
             parts = [
-                (*rope_cos_sin(qp[i], *tables[int(lengths[i])], dtype), *rope_cos_sin(kp[i], *tables[int(lengths[i])], dtype))
+                (
+                    *rope_cos_sin(qp[i], *tables[int(lengths[i])], dtype),
+                    *rope_cos_sin(kp[i], *tables[int(lengths[i])], dtype),
+                )
                 for i in range(rows)
             ]
             q_cos, q_sin, k_cos, k_sin = (torch.stack([p[j] for p in parts]) for j in range(4))
@@ -168,7 +180,9 @@ class CocaLlamaAttention(nn.Module):
             q, keys, given_tables(*rot), variant=self.variant, raw=cache is None, scale=self.scaling
         )
 
-        attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention_forward)
+        attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
         attn_output, attn_weights = attention_interface(
             self,
             q_feat,
@@ -224,7 +238,11 @@ def _key_positions(
     if past == 0:
         return position_ids
     device = position_ids.device
-    if attention_mask is not None and attention_mask.dim() == 2 and attention_mask.shape[-1] == past + position_ids.shape[-1]:
+    if (
+        attention_mask is not None
+        and attention_mask.dim() == 2
+        and attention_mask.shape[-1] == past + position_ids.shape[-1]
+    ):
         mask = attention_mask[:, :past].long()
         cached = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
     else:

@@ -32,9 +32,9 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -80,18 +80,30 @@ class TransferSettings:
         check(isinstance(self.tokens, int) and self.tokens >= 1, "tokens", self.tokens, "a positive integer")
         check(isinstance(self.seq_len, int) and self.seq_len >= 2, "seq_len", self.seq_len, "an integer >= 2")
         check(isinstance(self.steps, int) and self.steps >= 0, "steps", self.steps, "an integer >= 0")
-        check(isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0, "lr", self.lr,
-              "a positive number")
-        check(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", self.batch_size,
-              "a positive integer")
+        check(
+            isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0,
+            "lr",
+            self.lr,
+            "a positive number",
+        )
+        check(
+            isinstance(self.batch_size, int) and self.batch_size >= 1,
+            "batch_size",
+            self.batch_size,
+            "a positive integer",
+        )
         fit = tuple(self.fit)
         for name in fit:
             check_choice("fit", name, FITS)
         check("t" in fit, "fit", ",".join(fit), "a list that includes 't' (the T projection is always fitted)")
         object.__setattr__(self, "fit", tuple(sorted(set(fit), key=FITS.index)))
         check(isinstance(self.seed, int), "seed", self.seed, "an integer")
-        check(isinstance(self.check_sequences, int) and self.check_sequences >= 1, "check_sequences",
-              self.check_sequences, "a positive integer")
+        check(
+            isinstance(self.check_sequences, int) and self.check_sequences >= 1,
+            "check_sequences",
+            self.check_sequences,
+            "a positive integer",
+        )
 
     @property
     def sequences(self) -> int:
@@ -107,11 +119,17 @@ def _windows(stream: np.ndarray, count: int, seq_len: int, where: str) -> torch.
     """``count`` windows of ``seq_len`` tokens evenly spaced over ``stream`` (non-overlapping when it
     is long enough; at most ``len // seq_len`` of them)."""
     if len(stream) < seq_len:
-        raise bad_value("transfer data", where, f"at least one sequence of seq_len={seq_len} tokens "
-                        f"(it has {len(stream)} tokens with the model's tokenizer)")
+        raise bad_value(
+            "transfer data",
+            where,
+            f"at least one sequence of seq_len={seq_len} tokens "
+            f"(it has {len(stream)} tokens with the model's tokenizer)",
+        )
     count = min(count, len(stream) // seq_len)
-    starts = np.linspace(0, len(stream) - seq_len, count).round().astype(np.int64) if count > 1 else np.zeros(1, np.int64)
-    return torch.from_numpy(np.stack([stream[s:s + seq_len] for s in starts]).astype(np.int64))
+    starts = (
+        np.linspace(0, len(stream) - seq_len, count).round().astype(np.int64) if count > 1 else np.zeros(1, np.int64)
+    )
+    return torch.from_numpy(np.stack([stream[s : s + seq_len] for s in starts]).astype(np.int64))
 
 
 def _read_texts(path: Path) -> list[str]:
@@ -152,8 +170,12 @@ def transfer_tokens(data: str | os.PathLike, tokenizer: Any, settings: TransferS
     count, seq_len = settings.sequences, settings.seq_len
     if path.is_dir():
         return _data_dir_windows(path, tokenizer, count, seq_len)
-    check(path.suffix in (".jsonl", ".txt"), "transfer data", str(path),
-          "a cocattn data directory, a .jsonl file of {\"text\": ...} lines or a .txt file")
+    check(
+        path.suffix in (".jsonl", ".txt"),
+        "transfer data",
+        str(path),
+        'a cocattn data directory, a .jsonl file of {"text": ...} lines or a .txt file',
+    )
     eos = getattr(tokenizer, "eos_token_id", None)
     ids: list[int] = []
     for text in _read_texts(path):
@@ -186,7 +208,7 @@ def _data_dir_windows(path: Path, tokenizer: Any, count: int, seq_len: int) -> t
         width = span
         while True:
             start = max(0, min(start, len(train) - width))
-            chunk = np.asarray(train[start:start + width], dtype=np.int64).tolist()
+            chunk = np.asarray(train[start : start + width], dtype=np.int64).tolist()
             ids = _encode(tokenizer, theirs.decode(chunk, skip_special_tokens=False))
             if len(ids) >= seq_len or width >= len(train):
                 break
@@ -194,8 +216,11 @@ def _data_dir_windows(path: Path, tokenizer: Any, count: int, seq_len: int) -> t
         if len(ids) >= seq_len:
             rows.append(ids[:seq_len])
     if not rows:
-        raise bad_value("transfer data", str(path), f"at least one sequence of seq_len={seq_len} tokens with the "
-                        f"model's tokenizer in train.bin")
+        raise bad_value(
+            "transfer data",
+            str(path),
+            f"at least one sequence of seq_len={seq_len} tokens with the model's tokenizer in train.bin",
+        )
     return torch.tensor(rows, dtype=torch.long)
 
 
@@ -224,15 +249,17 @@ class _Stack:
         n, length = self.input_ids.shape
         self.positions = torch.arange(length, device=device).unsqueeze(0)
         with torch.no_grad():
-            self.hidden = torch.cat([source.model.embed_tokens(self.input_ids[i:i + chunk])
-                                     for i in range(0, n, chunk)])
+            self.hidden = torch.cat(
+                [source.model.embed_tokens(self.input_ids[i : i + chunk]) for i in range(0, n, chunk)]
+            )
             self.llama_rot = source.model.rotary_emb(self.hidden[:1], self.positions)
             self.coca_rot = coca.model.rotary_emb(self.positions, self.positions, torch.float32)
         self.layer = 0
 
     def mask(self, model, x: torch.Tensor):
-        return create_causal_mask(config=model.config, inputs_embeds=x, attention_mask=None, cache=None,
-                                  position_ids=self.positions)
+        return create_causal_mask(
+            config=model.config, inputs_embeds=x, attention_mask=None, cache=None, position_ids=self.positions
+        )
 
     def teacher(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(normalised input, original attention output)`` of the current layer, no grad."""
@@ -240,38 +267,47 @@ class _Stack:
         xs, ys = [], []
         with torch.no_grad():
             for i in range(0, self.hidden.shape[0], self.chunk):
-                x = layer.input_layernorm(self.hidden[i:i + self.chunk])
+                x = layer.input_layernorm(self.hidden[i : i + self.chunk])
                 y, _ = layer.self_attn(x, position_embeddings=self.llama_rot, attention_mask=self.mask(self.source, x))
                 xs.append(x)
                 ys.append(y)
         return torch.cat(xs), torch.cat(ys)
 
     def student(self, attn: torch.nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        out, _ = functional_call(attn, params, (x,),
-                                 {"position_embeddings": self.coca_rot, "attention_mask": self.mask(self.coca, x)})
+        out, _ = functional_call(
+            attn, params, (x,), {"position_embeddings": self.coca_rot, "attention_mask": self.mask(self.coca, x)}
+        )
         return out
 
     def advance(self) -> None:
         layer = self.source.model.layers[self.layer]
         with torch.no_grad():
             for i in range(0, self.hidden.shape[0], self.chunk):
-                h = self.hidden[i:i + self.chunk]
-                self.hidden[i:i + self.chunk] = layer(h, attention_mask=self.mask(self.source, h),
-                                                      position_ids=self.positions,
-                                                      position_embeddings=self.llama_rot)
+                h = self.hidden[i : i + self.chunk]
+                self.hidden[i : i + self.chunk] = layer(
+                    h,
+                    attention_mask=self.mask(self.source, h),
+                    position_ids=self.positions,
+                    position_embeddings=self.llama_rot,
+                )
         self.layer += 1
 
 
-def _relative_error(stack: _Stack, attn: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
-                    params: dict[str, torch.Tensor] | None = None) -> float:
+def _relative_error(
+    stack: _Stack,
+    attn: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    params: dict[str, torch.Tensor] | None = None,
+) -> float:
     """``sum (student - teacher)^2 / sum teacher^2`` over the whole transfer set."""
     params = params if params is not None else {}
     err = ref = 0.0
     with torch.no_grad():
         for i in range(0, x.shape[0], stack.chunk):
-            out = stack.student(attn, params, x[i:i + stack.chunk])
-            err += float((out - y[i:i + stack.chunk]).double().pow(2).sum())
-            ref += float(y[i:i + stack.chunk].double().pow(2).sum())
+            out = stack.student(attn, params, x[i : i + stack.chunk])
+            err += float((out - y[i : i + stack.chunk]).double().pow(2).sum())
+            ref += float(y[i : i + stack.chunk].double().pow(2).sum())
     return err / max(ref, 1e-30)
 
 
@@ -279,8 +315,14 @@ def _gain_columns(gain: torch.Tensor, head_dim: int) -> torch.Tensor:
     return gain.repeat_interleave(head_dim).unsqueeze(0)
 
 
-def _fit_layer(stack: _Stack, layer_idx: int, x: torch.Tensor, y: torch.Tensor, settings: TransferSettings,
-               on_step: Callable[[int, float], None] | None) -> tuple[dict[str, torch.Tensor], float]:
+def _fit_layer(
+    stack: _Stack,
+    layer_idx: int,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    settings: TransferSettings,
+    on_step: Callable[[int, float], None] | None,
+) -> tuple[dict[str, torch.Tensor], float]:
     """Fit one layer; returns the layer's new attention weights (module-relative names) and the
     last mini-batch loss (relative MSE)."""
     attn = stack.coca.model.layers[layer_idx].self_attn
@@ -293,13 +335,18 @@ def _fit_layer(stack: _Stack, layer_idx: int, x: torch.Tensor, y: torch.Tensor, 
                     trainable[name] = p.detach().clone().requires_grad_(True)
     gain = None
     if "gain" in settings.fit:
-        gain = torch.ones(stack.coca.config.num_attention_heads, dtype=named["o_proj.weight"].dtype,
-                          device=named["o_proj.weight"].device, requires_grad=True)
+        gain = torch.ones(
+            stack.coca.config.num_attention_heads,
+            dtype=named["o_proj.weight"].dtype,
+            device=named["o_proj.weight"].device,
+            requires_grad=True,
+        )
     o_weight = named["o_proj.weight"].detach()
     leaves = list(trainable.values()) + ([gain] if gain is not None else [])
     opt = torch.optim.Adam(leaves, lr=settings.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, settings.steps) / max(settings.steps, 1))))
+        opt, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, settings.steps) / max(settings.steps, 1)))
+    )
     gen = torch.Generator().manual_seed(settings.seed * 1_000_003 + layer_idx)
     n = x.shape[0]
     head_dim = stack.coca.config.head_dim
@@ -358,8 +405,12 @@ def _open_state(state_dir: Path | None, fingerprint: str) -> list[dict]:
     progress = state_dir / "progress.json"
     if state_dir.exists():
         if not progress.is_file() or load_json(progress).get("format") != STATE_FORMAT:
-            raise bad_value("state_dir", str(state_dir), "a new directory or a transfer state written by cocattn "
-                            "(this one holds something else; it is left untouched)")
+            raise bad_value(
+                "state_dir",
+                str(state_dir),
+                "a new directory or a transfer state written by cocattn "
+                "(this one holds something else; it is left untouched)",
+            )
         state = load_json(progress)
         if state.get("fingerprint") == fingerprint:
             return list(state.get("layers", []))
@@ -393,9 +444,15 @@ def transfer_attention(
 
     settings = settings or TransferSettings()
     _check_pair(source, coca)
-    check(isinstance(input_ids, torch.Tensor) and input_ids.dim() == 2 and input_ids.shape[0] >= 1
-          and input_ids.shape[1] >= 2, "input_ids", getattr(input_ids, "shape", input_ids),
-          "a [sequences, length] tensor of token ids with length >= 2")
+    check(
+        isinstance(input_ids, torch.Tensor)
+        and input_ids.dim() == 2
+        and input_ids.shape[0] >= 1
+        and input_ids.shape[1] >= 2,
+        "input_ids",
+        getattr(input_ids, "shape", input_ids),
+        "a [sequences, length] tensor of token ids with length >= 2",
+    )
     source.eval()
     coca.eval()
     for p in list(source.parameters()) + list(coca.parameters()):
@@ -420,13 +477,18 @@ def transfer_attention(
 
         def show(step: int, loss: float) -> None:
             if step % 10 == 0 or step == settings.steps - 1:
-                bar.set_postfix_str(f"layer {layer_idx} step {step + 1}/{settings.steps} loss {loss:.4f}")
+                bar.set_postfix_str(f"layer {layer_idx} step {step + 1}/{settings.steps} loss {loss:.4f}")  # noqa: B023
 
         weights, last = _fit_layer(stack, layer_idx, x, y, settings, show if progress else None)
         _load_layer(coca, layer_idx, weights)
         after = _relative_error(stack, attn, x[:k], y[:k])
-        record = {"layer": layer_idx, "error_before": before, "error_after": after, "last_batch_loss": last,
-                  "seconds": round(time.perf_counter() - start, 3)}
+        record = {
+            "layer": layer_idx,
+            "error_before": before,
+            "error_after": after,
+            "last_batch_loss": last,
+            "seconds": round(time.perf_counter() - start, 3),
+        }
         if progress:
             bar.write(f"layer {layer_idx:3d}: relative error {before:.4f} -> {after:.4f}")
         del x, y
@@ -442,8 +504,9 @@ def transfer_attention(
     return records
 
 
-def layer_errors(source: LlamaForCausalLM, coca: CocaLlamaForCausalLM, input_ids: torch.Tensor,
-                 chunk: int = 4) -> list[float]:
+def layer_errors(
+    source: LlamaForCausalLM, coca: CocaLlamaForCausalLM, input_ids: torch.Tensor, chunk: int = 4
+) -> list[float]:
     """Per layer, the relative MSE of ``coca``'s attention output against ``source``'s on the
     original model's hidden states for ``input_ids`` (what the transfer minimises)."""
     _check_pair(source, coca)
@@ -506,17 +569,28 @@ def transfer_llama_dir(
     source = load_llama(src, dtype=torch.float32)
     coca = convert_llama(source, variant=variant, t_init=t_init, seed=settings.seed)
     if not any((src / name).is_file() for name in ("tokenizer.json", "tokenizer.model", "vocab.json")):
-        raise bad_value("src", str(src), "a model directory with its tokenizer files (tokenizer.json), to "
-                        "tokenize the transfer data")
+        raise bad_value(
+            "src",
+            str(src),
+            "a model directory with its tokenizer files (tokenizer.json), to tokenize the transfer data",
+        )
     tokenizer = AutoTokenizer.from_pretrained(src, local_files_only=True)
     input_ids = transfer_tokens(data, tokenizer, settings)
-    records = transfer_attention(source, coca, input_ids, settings, state_dir=state_dir_for(dst),
-                                 progress=progress, on_layer=on_layer)
+    records = transfer_attention(
+        source, coca, input_ids, settings, state_dir=state_dir_for(dst), progress=progress, on_layer=on_layer
+    )
     record = {
-        "source": str(src), "data": str(data), "variant": variant, "t_init": t_init,
-        "settings": asdict(settings), "sequences": int(input_ids.shape[0]), "seq_len": int(input_ids.shape[1]),
-        "tokens": int(input_ids.numel()), "seconds": round(time.perf_counter() - start, 1),
-        "peak_rss_mb": _peak_rss_mb(), "layers": records,
+        "source": str(src),
+        "data": str(data),
+        "variant": variant,
+        "t_init": t_init,
+        "settings": asdict(settings),
+        "sequences": int(input_ids.shape[0]),
+        "seq_len": int(input_ids.shape[1]),
+        "tokens": int(input_ids.numel()),
+        "seconds": round(time.perf_counter() - start, 1),
+        "peak_rss_mb": _peak_rss_mb(),
+        "layers": records,
     }
     del source
     with atomic_directory(dst, overwrite=overwrite) as tmp:
