@@ -427,3 +427,14 @@ def test_alibi_attention_on_an_empty_sequence():
     x = torch.ones(1, 2, 0, 4)
     assert rope_attention(x, x, x).shape == x.shape
     assert alibi_attention(x, x, x).shape == x.shape
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_non_utf8_config_file_is_a_valueerror_naming_it(tmp_path, suffix):
+    """Regression (found by the fuzz test above): bytes that are not UTF-8 raised a bare
+    UnicodeDecodeError that named no file."""
+    path = tmp_path / f"run{suffix}"
+    path.write_bytes(b"\x80model: {}")
+    with pytest.raises(ValueError, match=re.escape(str(path)) + r" is not valid (YAML|JSON): not UTF-8") as info:
+        load_config(path)
+    assert type(info.value) is ValueError
