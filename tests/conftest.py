@@ -19,8 +19,9 @@ def build_text_data(root: Path, vocab_size: int, **kwargs) -> Path:
             (texts / f"{package.__name__}_{file.stem}.txt").write_text(file.read_text(encoding="utf-8"))
     out = root / "data"
     options = {"eval_documents": 0, "val_fraction": 0.2, **kwargs}
-    build_dataset(preset="custom", sources=[f"text:{texts}"], out_dir=out, vocab_size=vocab_size, progress=False,
-                  **options)
+    build_dataset(
+        preset="custom", sources=[f"text:{texts}"], out_dir=out, vocab_size=vocab_size, progress=False, **options
+    )
     return out
 
 
@@ -31,8 +32,17 @@ def build_text_data(root: Path, vocab_size: int, **kwargs) -> Path:
 # repository), with the date, commit, Python and torch versions. CI uploads it as an artifact;
 # docs/RELIABILITY.md quotes this file, never hand-typed counts.
 
-RELIABILITY_FILES = ("test_io.py", "test_reliability.py", "test_fuzz.py", "test_bad_inputs.py", "test_hf_subprocess.py",
-                     "test_train.py", "test_data_build.py", "test_checkpoint.py", "test_reproduce.py")
+RELIABILITY_FILES = (
+    "test_io.py",
+    "test_reliability.py",
+    "test_fuzz.py",
+    "test_bad_inputs.py",
+    "test_hf_subprocess.py",
+    "test_train.py",
+    "test_data_build.py",
+    "test_checkpoint.py",
+    "test_reproduce.py",
+)
 _OUTCOMES: dict[str, str] = {}
 
 
@@ -54,8 +64,12 @@ def pytest_sessionfinish(session, exitstatus):
     root = Path(__file__).resolve().parents[1]
     path = Path(os.environ.get("COCATTN_RELIABILITY_JSON", root / "runs" / "ci-reliability.json"))
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                                text=True).stdout.strip() or None
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+            ).stdout.strip()
+            or None
+        )
     except OSError:
         commit = None
     try:
@@ -68,11 +82,17 @@ def pytest_sessionfinish(session, exitstatus):
     for nodeid, outcome in _OUTCOMES.items():
         counts = per_file.setdefault(nodeid.split("::")[0], {"passed": 0, "failed": 0, "skipped": 0})
         counts[outcome] = counts.get(outcome, 0) + 1
-    record = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "commit": commit,
-              "python": platform.python_version(), "torch": torch_version,
-              "cpu": platform.processor() or platform.machine(), "exit_status": int(exitstatus),
-              "totals": {k: sum(c.get(k, 0) for c in per_file.values()) for k in ("passed", "failed", "skipped")},
-              "per_file": per_file, "tests": dict(sorted(_OUTCOMES.items()))}
+    record = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "commit": commit,
+        "python": platform.python_version(),
+        "torch": torch_version,
+        "cpu": platform.processor() or platform.machine(),
+        "exit_status": int(exitstatus),
+        "totals": {k: sum(c.get(k, 0) for c in per_file.values()) for k in ("passed", "failed", "skipped")},
+        "per_file": per_file,
+        "tests": dict(sorted(_OUTCOMES.items())),
+    }
     kills = os.environ.get("COCATTN_KILL_RECORD")
     if kills and Path(kills).is_file():
         record["kill_record"] = json.loads(Path(kills).read_text())

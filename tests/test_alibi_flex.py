@@ -62,8 +62,9 @@ def test_an_alibi_model_gives_the_same_logits_on_flex(backend):
     from cocattn.model import GPT, GPTConfig
 
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=97, n_layer=2, n_head=6, n_kv_head=2, n_embd=96, max_seq_len=64,
-                          attention="alibi")).eval()
+    model = GPT(
+        GPTConfig(vocab_size=97, n_layer=2, n_head=6, n_kv_head=2, n_embd=96, max_seq_len=64, attention="alibi")
+    ).eval()
     idx = torch.randint(0, 97, (2, 200))
     with torch.no_grad():
         backend("sdpa")

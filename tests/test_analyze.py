@@ -17,8 +17,9 @@ from test_eval_fixtures import gpt, llama, text
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.floats(-math.pi + 0.05, math.pi - 0.05).filter(lambda a: abs(a) > 0.05),
-       st.floats(0.1, 3.0), st.floats(0.1, 3.0))
+@given(
+    st.floats(-math.pi + 0.05, math.pi - 0.05).filter(lambda a: abs(a) > 0.05), st.floats(0.1, 3.0), st.floats(0.1, 3.0)
+)
 def test_negative_initial_angle_means_score_rises_with_distance(theta, rq, rk):
     """Θ in (-π, 0): the nearest keys' RoPE score increases with distance (the paper's anomaly)."""
     d, plane = 8, 3  # one plane carries the vectors; low frequency so the first steps are small
@@ -45,8 +46,9 @@ def test_attention_by_distance_of_uniform_causal_attention():
     torch.testing.assert_close(curve, torch.tensor(expected))
 
 
-@pytest.mark.parametrize("make", [lambda: gpt("rope", training_length=32), lambda: llama(training_length=32)],
-                         ids=["cocattn", "hf"])
+@pytest.mark.parametrize(
+    "make", [lambda: gpt("rope", training_length=32), lambda: llama(training_length=32)], ids=["cocattn", "hf"]
+)
 def test_analyses_run_on_both_model_kinds(make, tmp_path):
     lm = make()
     ids = lm.encode(text(200, seed=3))

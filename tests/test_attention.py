@@ -14,10 +14,21 @@ SCALINGS = [
     {"rope_type": "ntk", "factor": 4.0},
     {"rope_type": "dynamic", "factor": 4.0, "original_max_position_embeddings": 4},
     {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 4},
-    {"rope_type": "llama3", "factor": 8.0, "original_max_position_embeddings": 4, "low_freq_factor": 1.0,
-     "high_freq_factor": 4.0, "rope_theta": 500000.0},
-    {"rope_type": "longrope", "factor": 4.0, "original_max_position_embeddings": 4,
-     "short_factor": [1.0, 1.1, 1.2, 1.3], "long_factor": [1.0, 2.0, 3.0, 4.0]},
+    {
+        "rope_type": "llama3",
+        "factor": 8.0,
+        "original_max_position_embeddings": 4,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "rope_theta": 500000.0,
+    },
+    {
+        "rope_type": "longrope",
+        "factor": 4.0,
+        "original_max_position_embeddings": 4,
+        "short_factor": [1.0, 1.1, 1.2, 1.3],
+        "long_factor": [1.0, 2.0, 3.0, 4.0],
+    },
 ]
 COCA = {"slack": R.coca_slack_reference, "strict": R.coca_strict_reference}
 
@@ -46,7 +57,10 @@ def test_coca_fast_equals_reference(variant, rope, n, offset):
 def test_rope_fast_equals_reference(rope):
     q, k, v = inputs(n=9)
     pos = torch.arange(9) + 2
-    assert rel_err(rope_attention(q, k, v, positions=pos, rope=rope), R.rope_reference(q, k, v, positions=pos, rope=rope)) <= 1e-10
+    assert (
+        rel_err(rope_attention(q, k, v, positions=pos, rope=rope), R.rope_reference(q, k, v, positions=pos, rope=rope))
+        <= 1e-10
+    )
 
 
 @pytest.mark.parametrize("heads", [4, 6])  # power of two and not
@@ -134,8 +148,13 @@ def test_float16_quadratic_query_features_do_not_overflow(variant):
 
 @settings(max_examples=25, deadline=None)
 @given(
-    b=st.integers(1, 2), hkv=st.integers(1, 3), rep=st.integers(1, 3), n=st.integers(1, 9),
-    half=st.integers(1, 5), offset=st.integers(0, 50), variant=st.sampled_from(["slack", "strict"]),
+    b=st.integers(1, 2),
+    hkv=st.integers(1, 3),
+    rep=st.integers(1, 3),
+    n=st.integers(1, 9),
+    half=st.integers(1, 5),
+    offset=st.integers(0, 50),
+    variant=st.sampled_from(["slack", "strict"]),
 )
 def test_property_any_shape_matches_reference(b, hkv, rep, n, half, offset, variant):
     q, t, v = inputs(b=b, h=hkv * rep, hkv=hkv, n=n, d=2 * half, seed=n + offset)
@@ -169,7 +188,12 @@ def test_need_weights_returns_probabilities_equal_to_fused_output():
     [
         (lambda q, t, v: coca_attention(q[0], t, v), r"q\.shape"),
         (lambda q, t, v: coca_attention(q[..., :7], t[..., :7], v[..., :7]), "head_dim"),
-        (lambda q, t, v: coca_attention(q, t[:, :1].expand(2, 3, 7, 8).contiguous(), v[:, :1].expand(2, 3, 7, 8).contiguous()), "kv_heads"),
+        (
+            lambda q, t, v: coca_attention(
+                q, t[:, :1].expand(2, 3, 7, 8).contiguous(), v[:, :1].expand(2, 3, 7, 8).contiguous()
+            ),
+            "kv_heads",
+        ),
         (lambda q, t, v: coca_attention(q, t[..., :4], v), r"t\.shape\[-1\]"),
         (lambda q, t, v: coca_attention(q, t, v[:, :, :3]), r"v\.shape"),
         (lambda q, t, v: coca_attention(q, t, v, variant="loose"), "variant"),
@@ -205,8 +229,11 @@ def test_default_positions_equal_reference(kind, rope):
         tail = coca_attention_tied(q[:, :, 5:], tie_t(k), v, variant=kind, rope=rope)
         assert rel_err(tail, ref[:, :, 5:]) <= 1e-10
         return
-    fn, ref_fn = {"rope": (rope_attention, R.rope_reference), "alibi": (alibi_attention, R.alibi_reference),
-                  "nope": (nope_attention, R.nope_reference)}[kind]
+    fn, ref_fn = {
+        "rope": (rope_attention, R.rope_reference),
+        "alibi": (alibi_attention, R.alibi_reference),
+        "nope": (nope_attention, R.nope_reference),
+    }[kind]
     kw = {"rope": rope} if kind == "rope" else {}
     ref = ref_fn(q, k, v, positions=pos, **kw)
     assert rel_err(fn(q, k, v, **kw), ref) <= 1e-10

@@ -62,12 +62,18 @@ def test_broken_hf_directories_are_clear_errors(models, tmp_path, capsys, damage
     assert str(bad) in capsys.readouterr().err and not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("spec, key", [
-    ('{"rope_type": "yarn", "factor": 4, "original_max_position_embeddings": 32, "beta_fast": "16"}', "beta_fast"),
-    ('{"rope_type": "llama3", "factor": 4, "original_max_position_embeddings": 32, "low_freq_factor": "1", '
-     '"high_freq_factor": 4}', "low_freq_factor"),
-    ('{"rope_type": "dynamic", "factor": Infinity}', "factor"),
-])
+@pytest.mark.parametrize(
+    "spec, key",
+    [
+        ('{"rope_type": "yarn", "factor": 4, "original_max_position_embeddings": 32, "beta_fast": "16"}', "beta_fast"),
+        (
+            '{"rope_type": "llama3", "factor": 4, "original_max_position_embeddings": 32, "low_freq_factor": "1", '
+            '"high_freq_factor": 4}',
+            "low_freq_factor",
+        ),
+        ('{"rope_type": "dynamic", "factor": Infinity}', "factor"),
+    ],
+)
 def test_rope_json_with_strings_or_inf_names_the_field(models, capsys, spec, key):
     assert main(_eval(models / "gpt", models / "docs.jsonl", "--rope-json", spec)) == 2
     assert f"rope_parameters.{key}=" in capsys.readouterr().err
@@ -76,8 +82,10 @@ def test_rope_json_with_strings_or_inf_names_the_field(models, capsys, spec, key
 def test_factor_inf_is_refused_before_the_run(models, tmp_path, capsys):
     """Defect 8: `--factor inf` ran, printed '–' and failed writing --out on NaN."""
     out = tmp_path / "r.json"
-    assert main(_eval(models / "gpt", models / "docs.jsonl", "--rope", "dynamic", "--factor", "inf",
-                      "--out", str(out))) == 2
+    assert (
+        main(_eval(models / "gpt", models / "docs.jsonl", "--rope", "dynamic", "--factor", "inf", "--out", str(out)))
+        == 2
+    )
     assert "rope_parameters.factor=inf is not valid: expected a finite number >= 1" in capsys.readouterr().err
     assert not out.exists()
 
@@ -97,8 +105,9 @@ def _rewrite_shard(data, name: str, tokens: np.ndarray, dtype: str) -> None:
     (data / name).write_bytes(tokens.astype(dtype).tobytes())
     manifest = json.loads((data / "manifest.json").read_text())
     entry = manifest["files"][name]
-    entry.update(size=(data / name).stat().st_size, sha256=sha256_file(data / name), dtype=dtype,
-                 tokens=int(tokens.size))
+    entry.update(
+        size=(data / name).stat().st_size, sha256=sha256_file(data / name), dtype=dtype, tokens=int(tokens.size)
+    )
     (data / "manifest.json").write_text(json.dumps(manifest))
     (data / ".verified.json").unlink(missing_ok=True)
 
@@ -113,8 +122,11 @@ def test_edited_shard_dtype_or_ids_beyond_the_vocabulary_are_named(data_dir, tmp
         manifest = json.loads((data / "manifest.json").read_text())
         manifest["files"]["train.bin"]["dtype"] = dtype
         (data / "manifest.json").write_text(json.dumps(manifest))
-        with pytest.raises(ValueError, match=rf"manifest.json: files\['train.bin'\].dtype='{dtype}' is not the "
-                                             r"token dtype of a 400-token vocabulary \(uint16\)"):
+        with pytest.raises(
+            ValueError,
+            match=rf"manifest.json: files\['train.bin'\].dtype='{dtype}' is not the "
+            r"token dtype of a 400-token vocabulary \(uint16\)",
+        ):
             load_tokens(data, "train")
     data = tmp_path / "d-ids"  # consistent checksums, one id outside the vocabulary
     shutil.copytree(data_dir, data)
@@ -137,12 +149,15 @@ def test_edited_shard_dtype_or_ids_beyond_the_vocabulary_are_named(data_dir, tmp
 # -- defect 8: silent acceptance ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("argv", [
-    ["eval", "ppl", "M", "--training-length", "0"],
-    ["eval", "ppl", "M", "--stride", "0"],
-    ["analyze", "attention", "M", "--length", "0"],
-    ["analyze", "rope", "M", "--training-length", "-3"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["eval", "ppl", "M", "--training-length", "0"],
+        ["eval", "ppl", "M", "--stride", "0"],
+        ["analyze", "attention", "M", "--length", "0"],
+        ["analyze", "rope", "M", "--training-length", "-3"],
+    ],
+)
 def test_zero_is_not_a_silent_default(argv, capsys):
     with pytest.raises(SystemExit) as info:
         main(argv)
@@ -182,14 +197,26 @@ def test_text_source_does_not_follow_symlinks_out_of_its_directory(tmp_path):
     (secret / "secret.txt").write_text("password=hunter2 " * 200)
     os.symlink(secret / "secret.txt", corpus / "link.txt")
     with pytest.raises(ValueError, match=r"link.txt leads to .*outside.*secret.txt outside it"):
-        build_dataset(preset="custom", sources=[f"text:{corpus}"], out_dir=tmp_path / "d", vocab_size=300,
-                      eval_documents=0, progress=False)
+        build_dataset(
+            preset="custom",
+            sources=[f"text:{corpus}"],
+            out_dir=tmp_path / "d",
+            vocab_size=300,
+            eval_documents=0,
+            progress=False,
+        )
     (corpus / "link.txt").unlink()
     assert not (tmp_path / "d").exists()
     os.symlink(secret, corpus / "linkdir")  # a linked directory: refused, or (Python < 3.13) never entered
     try:
-        result = build_dataset(preset="custom", sources=[f"text:{corpus}"], out_dir=tmp_path / "d", vocab_size=300,
-                               eval_documents=0, progress=False)
+        result = build_dataset(
+            preset="custom",
+            sources=[f"text:{corpus}"],
+            out_dir=tmp_path / "d",
+            vocab_size=300,
+            eval_documents=0,
+            progress=False,
+        )
     except ValueError as err:
         assert "outside it (a symlink)" in str(err)
     else:
@@ -202,9 +229,11 @@ def test_out_that_cannot_be_written_fails_before_any_work(models, tmp_path, caps
     a writable one is created."""
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    for argv in (_eval(models / "gpt", models / "docs.jsonl", "--out", str(blocker / "r.json")),
-                 ["analyze", "rope", str(models / "gpt"), "--out", str(blocker / "a")],
-                 ["bench", "attention", "--out", str(blocker / "b.json")]):
+    for argv in (
+        _eval(models / "gpt", models / "docs.jsonl", "--out", str(blocker / "r.json")),
+        ["analyze", "rope", str(models / "gpt"), "--out", str(blocker / "a")],
+        ["bench", "attention", "--out", str(blocker / "b.json")],
+    ):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert "--out=" in err and "is a file, not a directory" in err and "Traceback" not in err
@@ -232,15 +261,27 @@ def test_out_on_a_read_only_file_system_fails_before_any_work(models, tmp_path, 
 def test_resume_with_another_length_or_batch_size_is_refused(data_dir, tmp_path):
     from cocattn.train import train
 
-    config = {"name": "r", "model": {"vocab_size": None, "n_layer": 1, "n_head": 2, "n_embd": 32, "max_seq_len": 32,
-                                     "attention": "coca"},
-              "data": {"dir": str(data_dir)},
-              "train": {"batch_size": 4, "steps": 4, "warmup": 0, "checkpoint_interval": 2, "eval_interval": 0,
-                        "threads": 1, "progress": False}}
+    config = {
+        "name": "r",
+        "model": {"vocab_size": None, "n_layer": 1, "n_head": 2, "n_embd": 32, "max_seq_len": 32, "attention": "coca"},
+        "data": {"dir": str(data_dir)},
+        "train": {
+            "batch_size": 4,
+            "steps": 4,
+            "warmup": 0,
+            "checkpoint_interval": 2,
+            "eval_interval": 0,
+            "threads": 1,
+            "progress": False,
+        },
+    }
     train({**config, "train": {**config["train"], "steps": 2}}, tmp_path / "run")
     for section, key, value in (("model", "max_seq_len", 64), ("train", "batch_size", 8)):
         changed = {**config, section: {**config[section], key: value}}
-        with pytest.raises(ValueError, match=rf"{section}.{key}={value} is not valid: expected {config[section][key]}, "
-                                             "the value of the run being resumed"):
+        with pytest.raises(
+            ValueError,
+            match=rf"{section}.{key}={value} is not valid: expected {config[section][key]}, "
+            "the value of the run being resumed",
+        ):
             train(changed, tmp_path / "run", resume=True)
     assert train(config, tmp_path / "run", resume=True).steps == 4

@@ -52,10 +52,17 @@ def test_bench_attention_rejects_unknown_kinds():
 def test_interleaved_timing_gives_every_kind_its_steps_and_time():
     """The GPU default: the kinds of one length are timed in rounds in one process. Each kind gets
     at least ``repeats`` steps and ``min_time`` seconds of them; rows keep the requested order."""
-    rows = bench_attention(("coca", "rope", "coca-strict"), [32, 96], heads=2, repeats=4, min_time=0.02,
-                           interleave=True, progress=False)
+    rows = bench_attention(
+        ("coca", "rope", "coca-strict"), [32, 96], heads=2, repeats=4, min_time=0.02, interleave=True, progress=False
+    )
     assert [(r["kind"], r["length"]) for r in rows] == [
-        ("coca", 32), ("rope", 32), ("coca-strict", 32), ("coca", 96), ("rope", 96), ("coca-strict", 96)]
+        ("coca", 32),
+        ("rope", 32),
+        ("coca-strict", 32),
+        ("coca", 96),
+        ("rope", 96),
+        ("coca-strict", 96),
+    ]
     for r in rows:
         assert r["status"] == "ok" and r["ops"] > 0
         assert r["samples"] >= 4 and r["samples"] * r["ms_iqr"][1] / 1e3 >= 0.02 * 0.5
@@ -95,8 +102,13 @@ def test_cpu_peak_memory_measures_a_known_allocation():
     import sys
 
     def peak(extra: int) -> int:
-        done = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, str(extra)], capture_output=True, text=True,
-                              env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-c", _PEAK_SCRIPT, str(extra)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout.strip().splitlines()[-1])["peak"]
 

@@ -46,9 +46,13 @@ def test_save_and_load_model_round_trip(tmp_path, tie):
 
 def test_load_model_checks_vocab_and_attention(tmp_path):
     ckpt.save_model(tmp_path / "m", _model(attention="rope"))
-    with pytest.raises(ValueError, match="vocab_size=300 in the checkpoint does not match the requested vocab_size=512"):
+    with pytest.raises(
+        ValueError, match="vocab_size=300 in the checkpoint does not match the requested vocab_size=512"
+    ):
         ckpt.load_model(tmp_path / "m", expected_config={"vocab_size": 512})
-    with pytest.raises(ValueError, match="attention='rope' in the checkpoint does not match the requested attention='coca'"):
+    with pytest.raises(
+        ValueError, match="attention='rope' in the checkpoint does not match the requested attention='coca'"
+    ):
         ckpt.load_model(tmp_path / "m", expected_config=_model(attention="coca").config)
 
 

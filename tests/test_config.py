@@ -23,7 +23,12 @@ def test_presets_ship_and_load_by_name():
     assert (long.train.steps, tiny.train.steps) == (1200, 600)
     assert long.eval["kinds"] == ["rope", "coca", "coca-strict", "alibi"]
     small = load_config("small-gpu")  # PILOT.md's GPU setup
-    assert (small.model["n_layer"], small.model["n_embd"], small.model["n_head"], small.model["max_seq_len"]) == (6, 384, 6, 512)
+    assert (small.model["n_layer"], small.model["n_embd"], small.model["n_head"], small.model["max_seq_len"]) == (
+        6,
+        384,
+        6,
+        512,
+    )
     assert (small.train.batch_size, small.train.steps, small.train.lr, small.train.compile) == (64, 3000, 1e-3, True)
     assert small.data.retrieval_fraction == 0.05
     paper = load_config("paper-350m")
@@ -33,9 +38,20 @@ def test_presets_ship_and_load_by_name():
 
 
 def test_overrides_are_coerced_to_field_types():
-    run = load_config("tiny-cpu", ["train.lr=3e-4", "train.min_lr=1e-4", "train.steps=1e3", "train.compile=true",
-                                   "model.attention=coca", "model.rope_parameters.rope_theta=5e4",
-                                   "data.dir=/data/pypi", "train.betas=[0.9, 0.99]", "train.threads=null"])
+    run = load_config(
+        "tiny-cpu",
+        [
+            "train.lr=3e-4",
+            "train.min_lr=1e-4",
+            "train.steps=1e3",
+            "train.compile=true",
+            "model.attention=coca",
+            "model.rope_parameters.rope_theta=5e4",
+            "data.dir=/data/pypi",
+            "train.betas=[0.9, 0.99]",
+            "train.threads=null",
+        ],
+    )
     assert run.train.lr == 3e-4 and isinstance(run.train.lr, float)
     assert run.train.steps == 1000 and isinstance(run.train.steps, int)
     assert run.train.compile is True and run.model["attention"] == "coca"
@@ -44,10 +60,16 @@ def test_overrides_are_coerced_to_field_types():
     assert run.data.dir == "/data/pypi" and run.train.betas == [0.9, 0.99] and run.train.threads is None
 
 
-@pytest.mark.parametrize("override, wrong, closest", [
-    ("train.lrr=1", "lrr", "lr"), ("model.n_layers=3", "n_layers", "n_layer"), ("trian.lr=1", "trian", "train"),
-    ("data.retrieval_frac=0.1", "retrieval_frac", "retrieval_fraction"), ("train.warm_up=3", "warm_up", "warmup"),
-])
+@pytest.mark.parametrize(
+    "override, wrong, closest",
+    [
+        ("train.lrr=1", "lrr", "lr"),
+        ("model.n_layers=3", "n_layers", "n_layer"),
+        ("trian.lr=1", "trian", "train"),
+        ("data.retrieval_frac=0.1", "retrieval_frac", "retrieval_fraction"),
+        ("train.warm_up=3", "warm_up", "warmup"),
+    ],
+)
 def test_unknown_key_names_the_closest_valid_keys(override, wrong, closest):
     with pytest.raises(ValueError) as info:
         load_config("tiny-cpu", [override])
@@ -55,15 +77,23 @@ def test_unknown_key_names_the_closest_valid_keys(override, wrong, closest):
     assert repr(wrong) in message and f"closest valid: {closest}" in message
 
 
-@pytest.mark.parametrize("override, fragment", [
-    ("train.steps=abc", "train.steps='abc'"), ("train.steps=0", "train.steps=0"),
-    ("train.min_lr=1", "train.min_lr=1.0"), ("train.schedule=cosin", "did you mean 'cosine'"),
-    ("train.batch_size=10", "train.batch_size=10"), ("train.distributed=zero", "train.distributed"),
-    ("data.retrieval_fraction=1.5", "data.retrieval_fraction=1.5"), ("train.betas=[0.9]", "train.betas"),
-    ("model.attention=flash", "model.attention"), ("train.compile=maybe", "true or false"),
-    ("model.n_embd=130", "model.n_embd"),
-    ("train.weight_decay=" + "1" * 400, "expected a number"),  # past float's range (found by the fuzz test)
-])
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("train.steps=abc", "train.steps='abc'"),
+        ("train.steps=0", "train.steps=0"),
+        ("train.min_lr=1", "train.min_lr=1.0"),
+        ("train.schedule=cosin", "did you mean 'cosine'"),
+        ("train.batch_size=10", "train.batch_size=10"),
+        ("train.distributed=zero", "train.distributed"),
+        ("data.retrieval_fraction=1.5", "data.retrieval_fraction=1.5"),
+        ("train.betas=[0.9]", "train.betas"),
+        ("model.attention=flash", "model.attention"),
+        ("train.compile=maybe", "true or false"),
+        ("model.n_embd=130", "model.n_embd"),
+        ("train.weight_decay=" + "1" * 400, "expected a number"),  # past float's range (found by the fuzz test)
+    ],
+)
 def test_bad_values_are_clear_errors(override, fragment):
     overrides = [override] + (["train.grad_accum=4"] if "batch_size" in override else [])
     with pytest.raises(ValueError) as info:
@@ -102,10 +132,32 @@ def test_override_syntax_errors_are_named():
         apply_overrides({}, ["train=3"])
 
 
-_values = st.one_of(st.none(), st.booleans(), st.integers(-10, 10**6), st.floats(allow_nan=True),
-                    st.text(max_size=8), st.lists(st.floats(0, 1), max_size=3))
-_train_keys = st.sampled_from(["batch_size", "grad_accum", "steps", "lr", "min_lr", "warmup", "schedule",
-                               "betas", "grad_clip", "dtype", "compile", "seed", "threads", "bogus"])
+_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-10, 10**6),
+    st.floats(allow_nan=True),
+    st.text(max_size=8),
+    st.lists(st.floats(0, 1), max_size=3),
+)
+_train_keys = st.sampled_from(
+    [
+        "batch_size",
+        "grad_accum",
+        "steps",
+        "lr",
+        "min_lr",
+        "warmup",
+        "schedule",
+        "betas",
+        "grad_clip",
+        "dtype",
+        "compile",
+        "seed",
+        "threads",
+        "bogus",
+    ]
+)
 
 
 @settings(max_examples=150, deadline=None)

@@ -50,9 +50,13 @@ def test_coca_gradients_on_cuda_equal_the_reference(variant):
 @pytest.mark.parametrize("kind", ["rope", "coca", "coca-strict", "alibi", "nope"])
 def test_default_layout_never_synchronises_with_the_host(kind):
     q, k, v = (x.to(torch.bfloat16).requires_grad_(True) for x in inputs(n=1024))
-    fn = {"rope": rope_attention, "nope": nope_attention, "alibi": alibi_attention,
-          "coca": lambda *a: coca_attention(*a, variant="slack"),
-          "coca-strict": lambda *a: coca_attention(*a, variant="strict")}[kind]
+    fn = {
+        "rope": rope_attention,
+        "nope": nope_attention,
+        "alibi": alibi_attention,
+        "coca": lambda *a: coca_attention(*a, variant="slack"),
+        "coca-strict": lambda *a: coca_attention(*a, variant="strict"),
+    }[kind]
     fn(q, k, v).sum().backward()  # warm-up: builds and caches the cos/sin tables
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
@@ -67,8 +71,11 @@ def test_cached_decoding_on_cuda_equals_the_full_forward(kind):
     from cocattn.model import GPT, GPTConfig
 
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=97, n_layer=2, n_head=4, n_kv_head=2, n_embd=64, max_seq_len=16,
-                          attention=kind)).to(DEV).eval()
+    model = (
+        GPT(GPTConfig(vocab_size=97, n_layer=2, n_head=4, n_kv_head=2, n_embd=64, max_seq_len=16, attention=kind))
+        .to(DEV)
+        .eval()
+    )
     idx = torch.randint(0, 97, (2, 40), device=DEV)
     with torch.no_grad():
         full, _ = model(idx)
@@ -88,7 +95,9 @@ def test_alibi_on_flexattention_equals_the_sdpa_path(dtype, tol):
         for backend in ("sdpa", "auto"):
             set_alibi_backend(backend)
             xs = [x.to(dtype).requires_grad_(True) for x in inputs(n=1024)]
-            assert alibi_flex.applies(xs[0], xs[1], default_layout=True, causal=True, need_weights=False) == (backend == "auto")
+            assert alibi_flex.applies(xs[0], xs[1], default_layout=True, causal=True, need_weights=False) == (
+                backend == "auto"
+            )
             out = alibi_attention(*xs)
             (out.float() ** 2).sum().backward()
             results.append([out.detach(), *(x.grad for x in xs)])

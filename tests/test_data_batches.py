@@ -18,8 +18,7 @@ WORDS = "the quick brown fox jumps over a lazy dog while seven wise kings count 
 @pytest.fixture(scope="module")
 def tokenizer():
     rng = random.Random(0)
-    texts = [" ".join(rng.choice(WORDS) for _ in range(400)) + " The pass key is 12345. What is it?"
-             for _ in range(20)]
+    texts = [" ".join(rng.choice(WORDS) for _ in range(400)) + " The pass key is 12345. What is it?" for _ in range(20)]
     return train_tokenizer(texts, vocab_size=320)
 
 
@@ -37,8 +36,8 @@ def test_sample_batch_shapes_targets_and_resume(filler):
     assert x.shape == y.shape == (4, 16) and x.dtype == y.dtype == torch.int64
     assert torch.equal(x[:, 1:], y[:, :-1])  # y is x shifted by one token
     row = x[0].numpy()
-    starts = [i for i in range(len(filler) - 16) if np.array_equal(filler[i:i + 16], row)]
-    assert starts and np.array_equal(filler[starts[0] + 1:starts[0] + 17], y[0].numpy())
+    starts = [i for i in range(len(filler) - 16) if np.array_equal(filler[i : i + 16], row)]
+    assert starts and np.array_equal(filler[starts[0] + 1 : starts[0] + 17], y[0].numpy())
     x2, _ = sample_batch(filler, 4, 16, gen)
     resumed = torch.Generator()
     resumed.set_state(state)  # restoring the state replays the same batches
@@ -87,14 +86,18 @@ def test_mix_retrieval_rows(tokenizer, filler):
     state = gen.get_state()
     mx, my = mix_retrieval_rows(x, y, 1.0, tokenizer, filler, gen)
     assert torch.equal(mx[:, 1:], my[:, :-1])
-    assert all(tokenizer.decode(mx[i].tolist() + [my[i, -1].item()]).rstrip("0123456789").endswith(
-        "The passkey is ") for i in range(8))
+    assert all(
+        tokenizer.decode(mx[i].tolist() + [my[i, -1].item()]).rstrip("0123456789").endswith("The passkey is ")
+        for i in range(8)
+    )
     replay = torch.Generator()
     replay.set_state(state)
     assert torch.equal(mix_retrieval_rows(x, y, 1.0, tokenizer, filler, replay)[0], mx)
     gen.manual_seed(1)
-    counts = [sum(not torch.equal(a, b) for a, b in zip(mix_retrieval_rows(x, y, 0.25, tokenizer, filler, gen)[0], x))
-              for _ in range(40)]
+    counts = [
+        sum(not torch.equal(a, b) for a, b in zip(mix_retrieval_rows(x, y, 0.25, tokenizer, filler, gen)[0], x))
+        for _ in range(40)
+    ]
     assert 0.15 < sum(counts) / (40 * 8) < 0.35  # about the requested fraction
     with pytest.raises(ValueError, match="retrieval_fraction=1.5"):
         mix_retrieval_rows(x, y, 1.5, tokenizer, filler, gen)

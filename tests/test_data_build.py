@@ -14,16 +14,26 @@ import numpy as np
 import pytest
 
 from cocattn.cli import main
-from cocattn.data import (EOT, build_dataset, dataset_info, load_eval_documents, load_manifest, load_tokenizer,
-                          load_tokens, train_tokenizer)
+from cocattn.data import (
+    EOT,
+    build_dataset,
+    dataset_info,
+    load_eval_documents,
+    load_manifest,
+    load_tokenizer,
+    load_tokens,
+    train_tokenizer,
+)
 
-WORDS = ("the of and to a in that is was he for it with as his on be at by had not are but from or have an they "
-         "which one you were her all she there would their we him been has when who will more no if out so said "
-         "what up its about into than them can only other new some could time these two may then do first any "
-         "my now such like our over man me even most made after also did many before must through back years "
-         "where much your way well down should because each just those people how too little state good very "
-         "make world still own see men work long get here between both life being under never day same another "
-         "know while last might us great old year off come since against go came right used take three").split()
+WORDS = (
+    "the of and to a in that is was he for it with as his on be at by had not are but from or have an they "
+    "which one you were her all she there would their we him been has when who will more no if out so said "
+    "what up its about into than them can only other new some could time these two may then do first any "
+    "my now such like our over man me even most made after also did many before must through back years "
+    "where much your way well down should because each just those people how too little state good very "
+    "make world still own see men work long get here between both life being under never day same another "
+    "know while last might us great old year off come since against go came right used take three"
+).split()
 
 
 def prose(rng: random.Random, chars: int) -> str:
@@ -78,7 +88,7 @@ def test_build_splits_manifest_and_shards(built):
     # The shard decodes back to the training texts, in manifest order.
     first = train_docs[0]
     text = (root / "corpus" / f"{first['id'].split('/')[1]}.txt").read_text()
-    assert tokenizer.decode(train[:first["tokens"]].tolist()) == text
+    assert tokenizer.decode(train[: first["tokens"]].tolist()) == text
     evals = load_eval_documents(result.path)
     assert [d.id for d in evals] == [d["id"] for d in docs if d["split"] == "eval"]
     assert all(d.meta["tokens"] >= 1_000 and d.sha256 == d.meta["sha256"] for d in evals)
@@ -98,8 +108,9 @@ def test_two_builds_are_byte_identical_and_reruns_are_no_ops(built, tmp_path):
     stamp = os.stat(again.path / "train.bin").st_mtime_ns
     rerun = build_dataset(out_dir=tmp_path / "again", sources=[f"text:{root / 'corpus'}"], **SMALL)
     assert not rerun.rebuilt and os.stat(again.path / "train.bin").st_mtime_ns == stamp
-    other = build_dataset(out_dir=tmp_path / "again", sources=[f"text:{root / 'corpus'}"],
-                          **{**SMALL, "vocab_size": 300})  # new settings: rebuilt
+    other = build_dataset(
+        out_dir=tmp_path / "again", sources=[f"text:{root / 'corpus'}"], **{**SMALL, "vocab_size": 300}
+    )  # new settings: rebuilt
     assert other.rebuilt and load_tokenizer(other.path).get_vocab_size() == 300
 
 
@@ -160,6 +171,7 @@ def test_hf_source_without_datasets_says_how_to_install(tmp_path):
     pytest.importorskip("tokenizers")
     try:
         import datasets  # noqa: F401
+
         pytest.skip("datasets is installed; this checks the message when it is not")
     except ImportError:
         pass
@@ -186,19 +198,43 @@ def test_tokenizer_training_is_identical_across_processes(tmp_path):
     script = textwrap.dedent(f"""
         import pathlib, sys
         from cocattn.data.tokenizer import train_tokenizer
-        files = sorted(pathlib.Path({str(tmp_path / 'c')!r}).glob('*.txt'))
+        files = sorted(pathlib.Path({str(tmp_path / "c")!r}).glob('*.txt'))
         sys.stdout.write(train_tokenizer((f.read_text() for f in files), vocab_size=600).to_str())
     """)
-    outs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
-                           env={**os.environ, "RAYON_NUM_THREADS": threads}).stdout for threads in ("1", "2")]
+    outs = [
+        subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "RAYON_NUM_THREADS": threads},
+        ).stdout
+        for threads in ("1", "2")
+    ]
     assert outs[0] == outs[1] and json.loads(outs[0])["added_tokens"][0]["content"] == EOT
 
 
 def test_cli_build_and_info(built, tmp_path, capsys):
     root, first = built
-    rc = main(["data", "build", "--preset", "custom", "--source", f"text:{root / 'corpus'}", "--out",
-               str(tmp_path / "cli"), "--vocab-size", "400", "--min-eval-chars", "10000",
-               "--min-eval-tokens", "1000", "--quiet"])
+    rc = main(
+        [
+            "data",
+            "build",
+            "--preset",
+            "custom",
+            "--source",
+            f"text:{root / 'corpus'}",
+            "--out",
+            str(tmp_path / "cli"),
+            "--vocab-size",
+            "400",
+            "--min-eval-chars",
+            "10000",
+            "--min-eval-tokens",
+            "1000",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     for name in DATA_FILES:  # the CLI and the API build the same thing
         assert (tmp_path / "cli" / name).read_bytes() == (first.path / name).read_bytes()
@@ -220,7 +256,9 @@ def test_token_dtype_widens_for_large_vocabularies(tmp_path):
 
 
 def test_split_digits_makes_every_digit_a_token_and_is_recorded(tmp_path):
-    texts = [f"The passkey is {n}. Remember it. In {1900 + n % 100} there were {n * 7} men." for n in range(10000, 10400)]
+    texts = [
+        f"The passkey is {n}. Remember it. In {1900 + n % 100} there were {n * 7} men." for n in range(10000, 10400)
+    ]
     plain = train_tokenizer(texts, vocab_size=400)
     split = train_tokenizer(texts, vocab_size=400, split_digits=True)
     number = " 48213"
@@ -230,8 +268,21 @@ def test_split_digits_makes_every_digit_a_token_and_is_recorded(tmp_path):
         assert split.decode(split.encode(text).ids) == text
     # the CLI records the choice; a directory built without it is not "current" for a build with it
     make_corpus(tmp_path / "c", long_docs=4, short_docs=4)
-    args = ["data", "build", "--preset", "custom", "--source", f"text:{tmp_path / 'c'}", "--vocab-size", "400",
-            "--min-eval-chars", "10000", "--min-eval-tokens", "1000", "--quiet"]
+    args = [
+        "data",
+        "build",
+        "--preset",
+        "custom",
+        "--source",
+        f"text:{tmp_path / 'c'}",
+        "--vocab-size",
+        "400",
+        "--min-eval-chars",
+        "10000",
+        "--min-eval-tokens",
+        "1000",
+        "--quiet",
+    ]
     assert main(args + ["--out", str(tmp_path / "d"), "--split-digits"]) == 0
     manifest = load_manifest(tmp_path / "d")
     assert manifest["config"]["split_digits"] is True and "digits split" in manifest["tokenizer"]["type"]
@@ -252,8 +303,22 @@ def test_build_never_deletes_a_directory_that_merely_holds_a_manifest_json(tmp_p
     (work / "src").mkdir(parents=True)
     (work / "manifest.json").write_text("{}")
     (work / "src" / "main.js").write_text("code")
-    argv = [sys.executable, "-m", "cocattn", "data", "build", "--preset", "custom", "--source",
-            f"text:{tmp_path / 'c'}", "--vocab-size", "400", "--out", str(work), "--quiet"]
+    argv = [
+        sys.executable,
+        "-m",
+        "cocattn",
+        "data",
+        "build",
+        "--preset",
+        "custom",
+        "--source",
+        f"text:{tmp_path / 'c'}",
+        "--vocab-size",
+        "400",
+        "--out",
+        str(work),
+        "--quiet",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 2, done.stderr
@@ -286,10 +351,30 @@ def test_build_with_a_pretrained_models_tokenizer(built, tmp_path):
     own = train_tokenizer([(root / "corpus" / "short_00.txt").read_text()], vocab_size=300)
     (model / "tokenizer.json").write_text(own.to_str(), encoding="utf-8")
     out = tmp_path / "data"
-    run = subprocess.run([sys.executable, "-m", "cocattn", "data", "build", "--preset", "custom", "--source",
-                          f"text:{root / 'corpus'}", "--out", str(out), "--tokenizer", str(model),
-                          "--min-eval-chars", "10000", "--min-eval-tokens", "1000", "--quiet"],
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cocattn",
+            "data",
+            "build",
+            "--preset",
+            "custom",
+            "--source",
+            f"text:{root / 'corpus'}",
+            "--out",
+            str(out),
+            "--tokenizer",
+            str(model),
+            "--min-eval-chars",
+            "10000",
+            "--min-eval-tokens",
+            "1000",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
     assert (out / "tokenizer.json").read_bytes() == (model / "tokenizer.json").read_bytes()
     manifest = load_manifest(out)
@@ -298,11 +383,13 @@ def test_build_with_a_pretrained_models_tokenizer(built, tmp_path):
     train = load_tokens(out, "train")
     first = [d for d in manifest["documents"] if d["split"] == "train"][0]
     text = (root / "corpus" / f"{first['id'].split('/')[1]}.txt").read_text()
-    assert train[:first["tokens"]].tolist() == own.encode(text).ids  # the model's ids, not a new BPE's
+    assert train[: first["tokens"]].tolist() == own.encode(text).ids  # the model's ids, not a new BPE's
     assert int(train[first["tokens"]]) == own.token_to_id(EOT)
     # same split as a build that trains its own BPE on the same sources
     mine = build_dataset(out_dir=tmp_path / "bpe", sources=[f"text:{root / 'corpus'}"], **SMALL)
-    assert {d["id"]: d["split"] for d in mine.manifest["documents"]} == {d["id"]: d["split"] for d in manifest["documents"]}
+    assert {d["id"]: d["split"] for d in mine.manifest["documents"]} == {
+        d["id"]: d["split"] for d in manifest["documents"]
+    }
 
     # a tokenizer without an end-of-text token (and no eos_token) is refused, naming the argument
     from tokenizers import Tokenizer, models

@@ -28,10 +28,12 @@ def sword_module(blocks: list[str]) -> tuple[bytes, bytes]:
     return index, data
 
 
-PSALM = ('<chapter n="23" osisID="Ps.23" sID="Ps.23"/><title type="x-s">Psalm 23 OVERVIEW</title> '
-         '<div sID="g1" type="x-p"/>The <w lemma="strong:H3068">LORD</w> is my shepherd'
-         '<note placement="foot"><reference>23.1</reference>Heb. feeds me</note>; I shall not want.'
-         '<div eID="g1" type="x-p"/><div sID="g2" type="x-p"/>He leadeth me &amp; restoreth my soul.<div eID="g2" type="x-p"/>')
+PSALM = (
+    '<chapter n="23" osisID="Ps.23" sID="Ps.23"/><title type="x-s">Psalm 23 OVERVIEW</title> '
+    '<div sID="g1" type="x-p"/>The <w lemma="strong:H3068">LORD</w> is my shepherd'
+    '<note placement="foot"><reference>23.1</reference>Heb. feeds me</note>; I shall not want.'
+    '<div eID="g1" type="x-p"/><div sID="g2" type="x-p"/>He leadeth me &amp; restoreth my soul.<div eID="g2" type="x-p"/>'
+)
 
 
 def test_sword_blocks_and_osis_text_round_trip():
@@ -40,8 +42,7 @@ def test_sword_blocks_and_osis_text_round_trip():
     assert blocks[1] == "" and blocks[2] == PSALM
     assert block_label(blocks[2], chapter_blocks=True) == "Ps.23"
     text = osis_to_text(blocks[2])
-    assert text == ("Psalm 23 OVERVIEW\nThe LORD is my shepherd; I shall not want.\n"
-                    "He leadeth me & restoreth my soul.")
+    assert text == ("Psalm 23 OVERVIEW\nThe LORD is my shepherd; I shall not want.\nHe leadeth me & restoreth my soul.")
     book = '<div canonical="true" osisID="Gen" sID="gen2" type="book"/> In the beginning'
     assert block_label(book, chapter_blocks=False) == "Gen"
 

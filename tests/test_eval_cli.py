@@ -57,8 +57,15 @@ def test_scaling_context_restores_the_trained_model():
             pass
 
 
-@pytest.mark.parametrize("spec, match", [("dynmic:4", "dynamic"), ("dynamic:x", "FACTOR"), ("{oops", "JSON"),
-                                          ('{"rope_type": "yarn", "factr": 4}', "factr")])
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        ("dynmic:4", "dynamic"),
+        ("dynamic:x", "FACTOR"),
+        ("{oops", "JSON"),
+        ('{"rope_type": "yarn", "factr": 4}', "factr"),
+    ],
+)
 def test_unknown_scaling_is_rejected(spec, match):
     with pytest.raises(ValueError, match=match):
         parse_scaling(spec)
@@ -66,19 +73,99 @@ def test_unknown_scaling_is_rejected(spec, match):
 
 def test_cli_ppl_passkey_sweep_write_json_and_csv(checkpoints, tmp_path, capsys):
     docs = str(checkpoints / "docs.jsonl")
-    assert main(["eval", "ppl", str(checkpoints / "gpt"), "--data", docs, "--lengths", "32", "64", "--rope", "dynamic",
-                 "--factor", "4", "--out", str(tmp_path / "ppl.json"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "ppl",
+                str(checkpoints / "gpt"),
+                "--data",
+                docs,
+                "--lengths",
+                "32",
+                "64",
+                "--rope",
+                "dynamic",
+                "--factor",
+                "4",
+                "--out",
+                str(tmp_path / "ppl.json"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "dynamic x4" in capsys.readouterr().out
-    assert main(["eval", "passkey", str(checkpoints / "hf"), "--lengths", "200", "--cases", "2",
-                 "--max-new-tokens", "2", "--out", str(tmp_path / "passkey.json"), "--no-progress"]) == 0
-    assert main(["eval", "sweep", str(checkpoints / "gpt"), "--data", docs, "--lengths", "64", "--scalings", "none",
-                 "linear:2", "--metrics", "ppl", "--out", str(tmp_path / "sweep.json"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "passkey",
+                str(checkpoints / "hf"),
+                "--lengths",
+                "200",
+                "--cases",
+                "2",
+                "--max-new-tokens",
+                "2",
+                "--out",
+                str(tmp_path / "passkey.json"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "eval",
+                "sweep",
+                str(checkpoints / "gpt"),
+                "--data",
+                docs,
+                "--lengths",
+                "64",
+                "--scalings",
+                "none",
+                "linear:2",
+                "--metrics",
+                "ppl",
+                "--out",
+                str(tmp_path / "sweep.json"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     records = read_results(tmp_path)
     assert sorted((r["metric"], r["scaling_name"]) for r in records) == [
-        ("passkey", "none"), ("ppl", "dynamic x4"), ("ppl", "linear x2"), ("ppl", "none")]
+        ("passkey", "none"),
+        ("ppl", "dynamic x4"),
+        ("ppl", "linear x2"),
+        ("ppl", "none"),
+    ]
     assert all(len(r["ci95"]) == len(r["lengths"]) and r["settings"]["confidence"] == 0.95 for r in records)
-    assert main(["eval", "ppl", str(checkpoints / "gpt"), "--data", docs, "--lengths", "32", "--confidence", "0.8",
-                 "--ci-resamples", "300", "--out", str(tmp_path / "ppl80.json"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "ppl",
+                str(checkpoints / "gpt"),
+                "--data",
+                docs,
+                "--lengths",
+                "32",
+                "--confidence",
+                "0.8",
+                "--ci-resamples",
+                "300",
+                "--out",
+                str(tmp_path / "ppl80.json"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     record = read_results(tmp_path / "ppl80.json")[0]
     assert (record["settings"]["confidence"], record["settings"]["ci_resamples"]) == (0.8, 300)
@@ -90,8 +177,10 @@ def test_cli_errors_are_clear(checkpoints, capsys):
     gpt_dir = str(checkpoints / "gpt")
     assert main(["eval", "ppl", gpt_dir, "--data", str(checkpoints / "docs.jsonl"), "--lengths", "100000"]) == 2
     assert "longest document" in capsys.readouterr().err
-    assert main(["eval", "ppl", gpt_dir, "--data", str(checkpoints / "docs.jsonl"), "--lengths", "32",
-                 "--stride", "64"]) == 2
+    assert (
+        main(["eval", "ppl", gpt_dir, "--data", str(checkpoints / "docs.jsonl"), "--lengths", "32", "--stride", "64"])
+        == 2
+    )
     assert "stride=64" in capsys.readouterr().err
     assert main(["eval", "passkey", gpt_dir, "--rope", "dynamic", "--rope-json", "{}"]) == 2
     assert "either --rope or --rope-json" in capsys.readouterr().err
@@ -109,8 +198,24 @@ def test_cli_autocast_evaluation(checkpoints, tmp_path, capsys):
     to float32; a bad value or a Hugging Face model is a clear error."""
     docs, gpt_dir = str(checkpoints / "docs.jsonl"), str(checkpoints / "gpt")
     for name, extra in (("fp32", []), ("bf16", ["--autocast", "bfloat16"])):
-        assert main(["eval", "ppl", gpt_dir, "--data", docs, "--lengths", "32", "--out", str(tmp_path / f"{name}.json"),
-                     "--no-progress", *extra]) == 0
+        assert (
+            main(
+                [
+                    "eval",
+                    "ppl",
+                    gpt_dir,
+                    "--data",
+                    docs,
+                    "--lengths",
+                    "32",
+                    "--out",
+                    str(tmp_path / f"{name}.json"),
+                    "--no-progress",
+                    *extra,
+                ]
+            )
+            == 0
+        )
     fp32, bf16 = (read_results(tmp_path / f"{n}.json")[0]["values"][0] for n in ("fp32", "bf16"))
     assert bf16 == pytest.approx(fp32, rel=1e-2) and bf16 != fp32
     capsys.readouterr()

@@ -15,18 +15,22 @@ import random
 import pytest
 import torch
 
-WORDS = ("the a of and to in is was he she it that with for as his her on be at by had not are but from "
-         "or have an they which one you were all we when there can said who been has more if no out so what "
-         "time up about into than them only other new some could these two may first then do any like my now "
-         "over such our man me even most made after also did many before must through back years where much "
-         "your way well down should because each just those people how too little state good very make world "
-         "still own see men work long get here between both life being under never day same another know while "
-         "last might us great old year off come since against go came right used take three").split()
+WORDS = (
+    "the a of and to in is was he she it that with for as his her on be at by had not are but from "
+    "or have an they which one you were all we when there can said who been has more if no out so what "
+    "time up about into than them only other new some could these two may first then do any like my now "
+    "over such our man me even most made after also did many before must through back years where much "
+    "your way well down should because each just those people how too little state good very make world "
+    "still own see men work long get here between both life being under never day same another know while "
+    "last might us great old year off come since against go came right used take three"
+).split()
 
-PASSKEY_TEXT = ("There is an important info hidden inside a lot of irrelevant text. Find it and memorize it. "
-                "I will quiz you about the important information there. The grass is green. The sky is blue. "
-                "The sun is yellow. Here we go. There and back again. The passkey is 12345. Remember it. "
-                "12345 is the passkey. What is the passkey? The passkey is 67890. 0123456789")
+PASSKEY_TEXT = (
+    "There is an important info hidden inside a lot of irrelevant text. Find it and memorize it. "
+    "I will quiz you about the important information there. The grass is green. The sky is blue. "
+    "The sun is yellow. Here we go. There and back again. The passkey is 12345. Remember it. "
+    "12345 is the passkey. What is the passkey? The passkey is 67890. 0123456789"
+)
 
 
 def text(n_words: int, seed: int = 0) -> str:
@@ -49,8 +53,12 @@ def tokenizer():
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator([text(3000, seed=s) for s in range(3)] + [PASSKEY_TEXT] * 20, trainer=trainer)
     return tok
 
@@ -68,10 +76,17 @@ def llama(training_length: int = 64, seed: int = 0, layers: int = 2):
     from cocattn.evaluate.lm import HFLanguageModel
 
     torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=tokenizer().get_vocab_size(), hidden_size=32, intermediate_size=64,
-                      num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                      max_position_embeddings=training_length, rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
-                      attn_implementation="eager")
+    cfg = LlamaConfig(
+        vocab_size=tokenizer().get_vocab_size(),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=training_length,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        attn_implementation="eager",
+    )
     model = LlamaForCausalLM(cfg)
     # larger weights than the default init so that attention is far from uniform and scaling shows
     with torch.no_grad():
@@ -87,8 +102,14 @@ def gpt(attention: str = "rope", training_length: int = 64, seed: int = 0):
     from cocattn.evaluate.lm import CocattnLanguageModel
 
     torch.manual_seed(seed)
-    cfg = model_mod.GPTConfig(vocab_size=tokenizer().get_vocab_size(), n_layer=2, n_head=4, n_embd=32,
-                              max_seq_len=training_length, attention=attention)
+    cfg = model_mod.GPTConfig(
+        vocab_size=tokenizer().get_vocab_size(),
+        n_layer=2,
+        n_head=4,
+        n_embd=32,
+        max_seq_len=training_length,
+        attention=attention,
+    )
     model = model_mod.GPT(cfg)
     with torch.no_grad():  # sharper attention, as above
         for block in model.blocks:

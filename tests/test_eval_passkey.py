@@ -6,8 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cocattn.evaluate.passkey import (ANSWER_PREFIX, DEPTH_BUCKETS, FILLER, KEY_LINE, QUESTION, build_prompt,
-                                      evaluate_passkey)
+from cocattn.evaluate.passkey import (
+    ANSWER_PREFIX,
+    DEPTH_BUCKETS,
+    FILLER,
+    KEY_LINE,
+    QUESTION,
+    build_prompt,
+    evaluate_passkey,
+)
 from test_eval_fixtures import gpt, llama, text
 
 DYNAMIC = {"rope_type": "dynamic", "factor": 4.0}
@@ -28,7 +35,7 @@ def test_prompt_hits_target_length_with_the_papers_wording(rope_gpt, length, dep
     assert FILLER.split(".")[0] in prompt.text
     assert prompt.text.endswith(QUESTION + " " + ANSWER_PREFIX)
     # the key line starts at key_position
-    assert rope_gpt.decode(prompt.ids[prompt.key_position:]).startswith("The passkey is 54321")
+    assert rope_gpt.decode(prompt.ids[prompt.key_position :]).startswith("The passkey is 54321")
 
 
 def test_key_moves_with_depth(rope_gpt):
@@ -58,8 +65,11 @@ def test_llama_prompt_starts_with_bos():
     assert prompt.ids[0] == lm.tokenizer.bos_token_id and abs(len(prompt.ids) - 300) <= 4
 
 
-@pytest.mark.parametrize("make", [lambda: gpt("coca", training_length=64), lambda: llama(training_length=64)],
-                         ids=["cocattn-coca", "hf-llama"])
+@pytest.mark.parametrize(
+    "make",
+    [lambda: gpt("coca", training_length=64), lambda: llama(training_length=64)],
+    ids=["cocattn-coca", "hf-llama"],
+)
 def test_evaluator_record_on_both_model_kinds(make):
     lm = make()
     result = evaluate_passkey(lm, [200, 300], cases=4, max_new_tokens=3, seed=1, progress=False)
@@ -124,22 +134,31 @@ def test_hf_dynamic_generation_avoids_transformers_stale_cache():
     torch.testing.assert_close(torch.stack(cached), torch.stack(fresh), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"cases": 0}, "cases"), ({"max_new_tokens": 0}, "max_new_tokens"), ({"lengths": []}, "lengths"),
-    ({"scaling": {"rope_type": "nope"}}, "rope_type"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"cases": 0}, "cases"),
+        ({"max_new_tokens": 0}, "max_new_tokens"),
+        ({"lengths": []}, "lengths"),
+        ({"scaling": {"rope_type": "nope"}}, "rope_type"),
+    ],
+)
 def test_bad_arguments(rope_gpt, kwargs, match):
     kwargs.setdefault("lengths", [200])
     with pytest.raises(ValueError, match=match):
         evaluate_passkey(rope_gpt, progress=False, **kwargs)
 
 
-@pytest.mark.parametrize("make, scaling", [
-    (lambda: gpt("rope", training_length=64), None),
-    (lambda: gpt("coca", training_length=64), DYNAMIC),
-    (lambda: gpt("alibi", training_length=64), None),
-    (lambda: llama(training_length=64), None),
-], ids=["rope", "coca-dynamic", "alibi", "hf-llama"])
+@pytest.mark.parametrize(
+    "make, scaling",
+    [
+        (lambda: gpt("rope", training_length=64), None),
+        (lambda: gpt("coca", training_length=64), DYNAMIC),
+        (lambda: gpt("alibi", training_length=64), None),
+        (lambda: llama(training_length=64), None),
+    ],
+    ids=["rope", "coca-dynamic", "alibi", "hf-llama"],
+)
 def test_batched_cases_give_the_same_records(make, scaling):
     """batch_tokens is speed only: prompts of one token length are generated together (the
     cocattn cache takes a batch; other models loop), the answers scored in one padded pass."""
@@ -205,12 +224,15 @@ class ScriptedLM:
         return _LM()
 
 
-@pytest.mark.parametrize("script, correct, exact", [
-    (" 12345\n", True, True),       # right
-    (" 67890\n", False, False),     # wrong
-    (" 12399\n", False, False),     # partially right: 3 of 5 digits
-    (" 7 then 12345", True, False),  # the key, but not as the first number
-])
+@pytest.mark.parametrize(
+    "script, correct, exact",
+    [
+        (" 12345\n", True, True),  # right
+        (" 67890\n", False, False),  # wrong
+        (" 12399\n", False, False),  # partially right: 3 of 5 digits
+        (" 7 then 12345", True, False),  # the key, but not as the first number
+    ],
+)
 def test_passkey_scores_of_known_outputs(script, correct, exact):
     import math
 

@@ -56,7 +56,9 @@ def test_sliding_window_equals_manual_windows(lm):
     total = 0.0
     for begin, end, first in window_plan(len(ids), window, stride):
         logits = lm.logits(torch.tensor([ids[begin:end]]))[0]
-        total += float(F.cross_entropy(logits[first - 1 - begin:], torch.tensor(ids[first:end + 1]), reduction="sum"))
+        total += float(
+            F.cross_entropy(logits[first - 1 - begin :], torch.tensor(ids[first : end + 1]), reduction="sum")
+        )
     result = evaluate_perplexity(lm, [ids], [window], stride=stride, max_tokens=len(ids), batch_size=3, progress=False)
     assert result["values"][0] == pytest.approx(math.exp(total / (len(ids) - 1)), rel=1e-5)
 
@@ -108,12 +110,15 @@ def test_length_longer_than_every_document():
     assert result["values"][0] is not None and result["values"][1] is None
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"lengths": []}, "lengths"),
-    ({"lengths": [32], "batch_size": 0}, "batch_size"),
-    ({"lengths": [32], "too_long": "maybe"}, "too_long"),
-    ({"lengths": [32], "scaling": {"rope_type": "dynamc", "factor": 2.0}}, "rope_type"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"lengths": []}, "lengths"),
+        ({"lengths": [32], "batch_size": 0}, "batch_size"),
+        ({"lengths": [32], "too_long": "maybe"}, "too_long"),
+        ({"lengths": [32], "scaling": {"rope_type": "dynamc", "factor": 2.0}}, "rope_type"),
+    ],
+)
 def test_bad_arguments_name_themselves(kwargs, match):
     lm = gpt("rope", training_length=32)
     with pytest.raises(ValueError, match=match):

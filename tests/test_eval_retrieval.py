@@ -18,10 +18,17 @@ import torch
 
 from cocattn.evaluate.lm import LanguageModel
 from cocattn.evaluate.results import read_results, write_results
-from cocattn.evaluate.retrieval import (DEFAULT_TOLERANCE, CaseRecord, Haystack, build_cwe_prompt, build_prompt,
-                                        effective_length, evaluate_retrieval)
+from cocattn.evaluate.retrieval import (
+    DEFAULT_TOLERANCE,
+    CaseRecord,
+    Haystack,
+    build_cwe_prompt,
+    build_prompt,
+    effective_length,
+    evaluate_retrieval,
+)
 from cocattn.evaluate.stats import wilson_interval
-from cocattn.retrieval_tasks import (KEY_WORDS, TASK_NAMES, parse_task, parse_tasks, sample_case, score_answer)
+from cocattn.retrieval_tasks import KEY_WORDS, TASK_NAMES, parse_task, parse_tasks, sample_case, score_answer
 from test_eval_fixtures import text, tokenizer
 
 PYPI_TOKENIZER = Path("/work/data/pypi/tokenizer.json")
@@ -33,10 +40,16 @@ def digit_tokenizer():
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Metaspace(), pre_tokenizers.Digits(individual_digits=True)])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Metaspace(), pre_tokenizers.Digits(individual_digits=True)]
+    )
     tok.decoder = decoders.Metaspace()
-    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=["<unk>", "<|endoftext|>"], show_progress=False,
-                                  initial_alphabet=list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,?:;=-'\"!\n"))
+    trainer = trainers.BpeTrainer(
+        vocab_size=600,
+        special_tokens=["<unk>", "<|endoftext|>"],
+        show_progress=False,
+        initial_alphabet=list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,?:;=-'\"!\n"),
+    )
     tok.train_from_iterator([text(4000, seed=s) for s in range(3)] + [" ".join(KEY_WORDS)] * 3, trainer=trainer)
     return tok
 
@@ -129,8 +142,14 @@ def _tokenizers():
     return out
 
 
-SPECS = {"niah_single": "niah_single", "niah_multikey": "niah_multikey", "niah_multivalue": "niah_multivalue",
-         "niah_multiquery": "niah_multiquery", "vt": "vt", "cwe": "cwe:common=4:common_repeats=3"}
+SPECS = {
+    "niah_single": "niah_single",
+    "niah_multikey": "niah_multikey",
+    "niah_multivalue": "niah_multivalue",
+    "niah_multiquery": "niah_multiquery",
+    "vt": "vt",
+    "cwe": "cwe:common=4:common_repeats=3",
+}
 
 
 def _build(lm, task: str, length: int, depth: float = 0.5, seed: int = 0, haystack=None):
@@ -254,8 +273,11 @@ def test_a_distractor_key_scores_zero_on_multikey():
 def test_half_the_values_scores_zero_correct_and_half_recall_on_multivalue():
     (record,) = _evaluate(half_values, "niah_multivalue")
     assert record["values"] == [0.0, 0.0] and record["details"]["recall"] == [0.5, 0.5]
-    (cwe,) = _evaluate(lambda p: " " + oracle(p).strip(" .\n").split(", ")[0] + ", nonsense\n",
-                       "cwe:common=4:common_repeats=3", lengths=(400,))
+    (cwe,) = _evaluate(
+        lambda p: " " + oracle(p).strip(" .\n").split(", ")[0] + ", nonsense\n",
+        "cwe:common=4:common_repeats=3",
+        lengths=(400,),
+    )
     assert cwe["values"] == [0.25] and cwe["details"]["metric"] == "recall"  # cwe reports recall
     assert cwe["details"]["successes"] == [6] and cwe["details"]["trials"] == [24]
 
@@ -294,9 +316,12 @@ def test_effective_lengths_in_the_tables():
 
     lm = ScriptedLM(tokenizer(), oracle, training_length=300)
     records = evaluate_retrieval(lm, "niah_single,niah_multikey", [300, 600, 1200], cases=20, progress=False)
-    broken = ScriptedLM(tokenizer(), lambda p: oracle(p) if len(tokenizer().encode(p).ids) < 900 else " 0\n",
-                        training_length=300,
-                        name="forgetful")
+    broken = ScriptedLM(
+        tokenizer(),
+        lambda p: oracle(p) if len(tokenizer().encode(p).ids) < 900 else " 0\n",
+        training_length=300,
+        name="forgetful",
+    )
     records += evaluate_retrieval(broken, "niah_single", [300, 600, 1200], cases=20, progress=False)
     rows = {(r["model"], r["task"]): r for r in effective_rows(records)}
     assert rows[("scripted", "niah_single")]["effective_length"] == 1200
@@ -380,22 +405,49 @@ def test_eval_retrieval_command_writes_results_and_report(tmp_path):
 
     save_model(tmp_path / "gpt", gpt("rope", training_length=64).module, tokenizer())
     out = tmp_path / "r.json"
-    run = subprocess.run([sys.executable, "-m", "cocattn", "eval", "retrieval", str(tmp_path / "gpt"), "--tasks",
-                          "niah_single,niah_multikey", "--lengths", "300", "400", "--cases", "2", "--rope", "dynamic:2",
-                          "--out", str(out), "--no-progress", "--device", "cpu"], capture_output=True, text=True)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cocattn",
+            "eval",
+            "retrieval",
+            str(tmp_path / "gpt"),
+            "--tasks",
+            "niah_single,niah_multikey",
+            "--lengths",
+            "300",
+            "400",
+            "--cases",
+            "2",
+            "--rope",
+            "dynamic:2",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
     assert "### niah_multikey" in run.stdout and "Effective length" in run.stdout and "Truncation" in run.stdout
     records = read_results(out)
     assert [(r["task"], r["scaling_name"], r["counts"]) for r in records] == [
-        ("niah_single", "dynamic x2", [2, 2]), ("niah_multikey", "dynamic x2", [2, 2])]
+        ("niah_single", "dynamic x2", [2, 2]),
+        ("niah_multikey", "dynamic x2", [2, 2]),
+    ]
     assert all(abs(c["tokens"] - c["length"]) <= 4 for r in records for rows in r["details"]["cases"] for c in rows)
-    report = subprocess.run([sys.executable, "-m", "cocattn", "report", str(out), "--out", str(tmp_path / "rep")],
-                            capture_output=True, text=True)
+    report = subprocess.run(
+        [sys.executable, "-m", "cocattn", "report", str(out), "--out", str(tmp_path / "rep")],
+        capture_output=True,
+        text=True,
+    )
     assert report.returncode == 0, report.stderr
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "## Retrieval suite" in md and "retrieval_depth_gpt-dynamic-x2.png" in md
     assert (tmp_path / "rep" / "retrieval_niah-multikey.png").stat().st_size > 1000
-
 
 
 def test_eval_retrieval_command_refuses_bad_input_before_loading(tmp_path, capsys):
@@ -417,15 +469,26 @@ def test_too_short_lengths_can_be_skipped_and_prompts_reused():
     with pytest.raises(ValueError, match="length=100"):
         evaluate_retrieval(lm, "niah_multikey", [100, 600], cases=2, progress=False)
     cache: dict = {}
-    (record,) = evaluate_retrieval(lm, "niah_multikey", [100, 600], cases=2, progress=False, too_short="skip",
-                                   prompt_cache=cache)
+    (record,) = evaluate_retrieval(
+        lm, "niah_multikey", [100, 600], cases=2, progress=False, too_short="skip", prompt_cache=cache
+    )
     assert record["values"] == [None, 1.0] and record["details"]["cases"][0] == []
     assert "100" in record["details"]["skipped"] and ">=" in record["details"]["skipped"]["100"]
     with lm.rope_scaling({"rope_type": "dynamic", "factor": 2.0}):
         pass
-    (again,) = evaluate_retrieval(lm, "niah_multikey", [100, 600], cases=2, progress=False, too_short="skip",
-                                  prompt_cache=cache, scaling={"rope_type": "dynamic", "factor": 2.0})
-    assert len(cache) == 1 and again["details"]["cases"][1][0]["expected"] == record["details"]["cases"][1][0]["expected"]
+    (again,) = evaluate_retrieval(
+        lm,
+        "niah_multikey",
+        [100, 600],
+        cases=2,
+        progress=False,
+        too_short="skip",
+        prompt_cache=cache,
+        scaling={"rope_type": "dynamic", "factor": 2.0},
+    )
+    assert (
+        len(cache) == 1 and again["details"]["cases"][1][0]["expected"] == record["details"]["cases"][1][0]["expected"]
+    )
     from cocattn.retrieval_report import format_retrieval
 
     assert "not measured at 100" in format_retrieval([record, again])
@@ -445,8 +508,15 @@ def test_hugging_face_models_get_their_begin_token_and_a_record():
     prompt = _build(lm, "niah_multikey", 500)
     assert prompt.ids[0] == 0 and 500 - DEFAULT_TOLERANCE <= prompt.tokens <= 500
     assert prompt.ids == [0] + lm.encode(prompt.text)
-    (record,) = evaluate_retrieval(lm, "vt:hops=1", [300], cases=2, max_new_tokens=3,
-                                   scaling={"rope_type": "dynamic", "factor": 2.0}, progress=False)
+    (record,) = evaluate_retrieval(
+        lm,
+        "vt:hops=1",
+        [300],
+        cases=2,
+        max_new_tokens=3,
+        scaling={"rope_type": "dynamic", "factor": 2.0},
+        progress=False,
+    )
     assert record["kind"] == "hf" and record["scaling_name"] == "dynamic x2" and record["counts"] == [2]
     assert record["details"]["generation"].startswith("no-cache")  # exact under dynamic NTK
     assert [len(parse_tasks("all")), parse_tasks("all")[0].name] == [6, "niah_single"]

@@ -60,8 +60,10 @@ def imports(name: str, source: str, is_package: bool, known: set[str]) -> set[st
 def import_graph() -> dict[str, set[str]]:
     mods = modules()
     known = set(mods)
-    return {name: imports(name, path.read_text(encoding="utf-8"), path.name == "__init__.py", known)
-            for name, path in mods.items()}
+    return {
+        name: imports(name, path.read_text(encoding="utf-8"), path.name == "__init__.py", known)
+        for name, path in mods.items()
+    }
 
 
 def floors_from_docs() -> dict[str, int]:
@@ -145,7 +147,8 @@ def test_no_import_goes_up_a_floor():
     upward = upward_imports(graph, floors)
     new = sorted(upward - ALLOWED_UPWARD)
     assert not new, "imports from a lower floor to a higher one: " + "; ".join(
-        f"{a} (floor {floor_of(a, floors)}) imports {b} (floor {floor_of(b, floors)})" for a, b in new)
+        f"{a} (floor {floor_of(a, floors)}) imports {b} (floor {floor_of(b, floors)})" for a, b in new
+    )
     fixed = sorted(ALLOWED_UPWARD - upward)
     assert not fixed, f"allowed upward imports that no longer occur (remove them from ALLOWED_UPWARD): {fixed}"
 
@@ -182,4 +185,6 @@ def test_checker_reads_lazy_relative_and_plain_imports():
     )
     assert imports("cocattn.train", source, False, known) == {"cocattn.hf", "cocattn.rope", "cocattn.evaluate.lm"}
     assert imports("cocattn.evaluate", "from .lm import x\nfrom .. import rope\n", True, known) == {
-        "cocattn.evaluate.lm", "cocattn.rope"}
+        "cocattn.evaluate.lm",
+        "cocattn.rope",
+    }

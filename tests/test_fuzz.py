@@ -30,21 +30,67 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 
 # -- config ---------------------------------------------------------------------------------------
 
-_MODEL_KEYS = ["vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd", "max_seq_len", "attention",
-               "rope_parameters", "mlp_ratio", "activation", "norm", "bias", "tie_embeddings", "dropout",
-               "parallel_residual", "bogus"]
-_TRAIN_KEYS = ["batch_size", "grad_accum", "steps", "lr", "min_lr", "warmup", "schedule", "weight_decay",
-               "betas", "eps", "grad_clip", "eval_interval", "checkpoint_interval", "keep_checkpoints", "seed",
-               "dtype", "compile", "device", "distributed", "threads", "progress", "tensorboard", "stepz"]
+_MODEL_KEYS = [
+    "vocab_size",
+    "n_layer",
+    "n_head",
+    "n_kv_head",
+    "n_embd",
+    "max_seq_len",
+    "attention",
+    "rope_parameters",
+    "mlp_ratio",
+    "activation",
+    "norm",
+    "bias",
+    "tie_embeddings",
+    "dropout",
+    "parallel_residual",
+    "bogus",
+]
+_TRAIN_KEYS = [
+    "batch_size",
+    "grad_accum",
+    "steps",
+    "lr",
+    "min_lr",
+    "warmup",
+    "schedule",
+    "weight_decay",
+    "betas",
+    "eps",
+    "grad_clip",
+    "eval_interval",
+    "checkpoint_interval",
+    "keep_checkpoints",
+    "seed",
+    "dtype",
+    "compile",
+    "device",
+    "distributed",
+    "threads",
+    "progress",
+    "tensorboard",
+    "stepz",
+]
 _DATA_KEYS = ["dir", "retrieval_fraction", "dirr"]
 _SECTIONS = ["name", "description", "model", "data", "train", "eval", "modle"]
 
-_scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True),
-                     st.text(max_size=12), st.sampled_from(["cosine", "coca", "rope", "dynamic", "auto", "cuda:0",
-                                                            "1e-3", "null", "true", "[0.9, 0.95]", "4"]))
-_json_values = st.recursive(_scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                                st.dictionaries(st.text(max_size=8), inner, max_size=4)),
-                            max_leaves=12)
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True),
+    st.text(max_size=12),
+    st.sampled_from(
+        ["cosine", "coca", "rope", "dynamic", "auto", "cuda:0", "1e-3", "null", "true", "[0.9, 0.95]", "4"]
+    ),
+)
+_json_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    max_leaves=12,
+)
 
 
 def _section(keys: list[str]):
@@ -52,9 +98,15 @@ def _section(keys: list[str]):
 
 
 _configs = st.one_of(
-    st.fixed_dictionaries({"model": _section(_MODEL_KEYS)},
-                          optional={"train": _section(_TRAIN_KEYS), "data": _section(_DATA_KEYS),
-                                    "eval": _json_values, "name": _json_values}),
+    st.fixed_dictionaries(
+        {"model": _section(_MODEL_KEYS)},
+        optional={
+            "train": _section(_TRAIN_KEYS),
+            "data": _section(_DATA_KEYS),
+            "eval": _json_values,
+            "name": _json_values,
+        },
+    ),
     st.dictionaries(st.sampled_from(_SECTIONS) | st.text(max_size=6), _json_values, max_size=5),
     _json_values,
 )
@@ -71,8 +123,11 @@ def _assert_valid(run: RunConfig) -> None:
 
 
 _BAD_VALUE = re.compile(r"(?P<arg>[^=\s][^=]*)=(?P<shown>.+) is not valid: expected \S", re.DOTALL)
-_UNKNOWN = re.compile(r"unknown key (?P<key>'.*'|\".*\") in (the run config|section '(?P<section>\w+)'|[\w.]+)"
-                      r"(; closest valid: .+?)?\. Valid keys: \w", re.DOTALL)
+_UNKNOWN = re.compile(
+    r"unknown key (?P<key>'.*'|\".*\") in (the run config|section '(?P<section>\w+)'|[\w.]+)"
+    r"(; closest valid: .+?)?\. Valid keys: \w",
+    re.DOTALL,
+)
 
 
 def _assert_clear_config_error(err: Exception, keys: set[str]) -> None:
@@ -114,7 +169,10 @@ _MISSING = object()
 
 def _same(loaded, given) -> bool:
     """Values equal as the config stores them (tuples as lists; NaN never reaches a valid config)."""
-    norm = lambda x: json.loads(json.dumps(x, default=list)) if isinstance(x, (list, tuple, dict)) else x
+
+    def norm(x):
+        return json.loads(json.dumps(x, default=list)) if isinstance(x, (list, tuple, dict)) else x
+
     return norm(loaded) == norm(given)
 
 
@@ -143,16 +201,49 @@ def test_fuzzed_config_dicts_give_a_valid_config_or_a_clean_error(d):
 
 
 _override_keys = st.one_of(
-    st.sampled_from([f"model.{k}" for k in _MODEL_KEYS] + [f"train.{k}" for k in _TRAIN_KEYS]
-                    + [f"data.{k}" for k in _DATA_KEYS] + ["model.rope_parameters.rope_theta",
-                                                            "model.rope_parameters.rope_type", "eval.lengths",
-                                                            "name", "model", "train.lr.x", ".lr", "train."]),
+    st.sampled_from(
+        [f"model.{k}" for k in _MODEL_KEYS]
+        + [f"train.{k}" for k in _TRAIN_KEYS]
+        + [f"data.{k}" for k in _DATA_KEYS]
+        + [
+            "model.rope_parameters.rope_theta",
+            "model.rope_parameters.rope_type",
+            "eval.lengths",
+            "name",
+            "model",
+            "train.lr.x",
+            ".lr",
+            "train.",
+        ]
+    ),
     st.text(alphabet=string.ascii_letters + "._=", max_size=12),
 )
-_override_values = st.one_of(st.sampled_from(["3e-4", "5e4", "-1", "0", "true", "null", "[1, 2]", "{a: 1}", "coca",
-                                              "[0.9, 0.95]", "nan", "inf", "", "'", "[", "{", "!!python/none",
-                                              "&a [*a]", "1" * 400]),
-                             st.text(max_size=16))
+_override_values = st.one_of(
+    st.sampled_from(
+        [
+            "3e-4",
+            "5e4",
+            "-1",
+            "0",
+            "true",
+            "null",
+            "[1, 2]",
+            "{a: 1}",
+            "coca",
+            "[0.9, 0.95]",
+            "nan",
+            "inf",
+            "",
+            "'",
+            "[",
+            "{",
+            "!!python/none",
+            "&a [*a]",
+            "1" * 400,
+        ]
+    ),
+    st.text(max_size=16),
+)
 
 
 @FUZZ
@@ -183,10 +274,14 @@ def test_fuzzed_overrides_give_a_valid_config_or_a_clean_error(parts):
 
 
 @FUZZ
-@given(st.one_of(st.binary(max_size=300),
-                 st.text(max_size=300).map(str.encode),
-                 _configs.map(lambda d: json.dumps(d, allow_nan=True).encode())),
-       st.sampled_from([".yaml", ".json"]))
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        st.text(max_size=300).map(str.encode),
+        _configs.map(lambda d: json.dumps(d, allow_nan=True).encode()),
+    ),
+    st.sampled_from([".yaml", ".json"]),
+)
 def test_fuzzed_config_files_give_a_valid_config_or_a_clean_error(data, suffix):
     """Guarantee (fuzzing): any bytes in a config file (YAML or JSON) yield a valid RunConfig or a
     ValueError naming the file; YAML tags that construct objects are refused (safe_load)."""
@@ -199,7 +294,8 @@ def test_fuzzed_config_files_give_a_valid_config_or_a_clean_error(data, suffix):
             msg = str(err)
             if msg.startswith(str(path)):  # unreadable file: the error names it and what it must hold
                 assert type(err) is ValueError and re.match(
-                    re.escape(str(path)) + r" (is not valid (YAML|JSON)|must hold a mapping with sections)", msg), msg
+                    re.escape(str(path)) + r" (is not valid (YAML|JSON)|must hold a mapping with sections)", msg
+                ), msg
             else:  # readable: the same clear errors as for a dict
                 _assert_clear_config_error(err, _keys(_parsed(data, suffix)))
             return
@@ -228,7 +324,9 @@ def test_yaml_object_tags_never_run():
     with tempfile.TemporaryDirectory() as tmp:
         marker = Path(tmp) / "MARKER"
         path = Path(tmp) / "evil.yaml"
-        path.write_text(f"model: !!python/object/apply:pathlib.Path.touch [!!python/object/apply:pathlib.Path ['{marker}']]\n")
+        path.write_text(
+            f"model: !!python/object/apply:pathlib.Path.touch [!!python/object/apply:pathlib.Path ['{marker}']]\n"
+        )
         with pytest.raises(ValueError, match="evil.yaml"):
             load_config(path)
         assert not marker.exists()
@@ -238,25 +336,33 @@ def test_yaml_object_tags_never_run():
 
 _hex = st.text(alphabet="0123456789abcdef", min_size=64, max_size=64)
 _entry = st.one_of(
-    st.fixed_dictionaries({"size": st.integers(-2, 40) | _scalars, "sha256": _hex | _scalars},
-                          optional={"dtype": st.sampled_from(["uint16", "uint32", "float32", "object", "S3", "", "<u2"])
-                                    | _scalars, "tokens": _scalars}),
+    st.fixed_dictionaries(
+        {"size": st.integers(-2, 40) | _scalars, "sha256": _hex | _scalars},
+        optional={
+            "dtype": st.sampled_from(["uint16", "uint32", "float32", "object", "S3", "", "<u2"]) | _scalars,
+            "tokens": _scalars,
+        },
+    ),
     _json_values,
 )
 _names = st.sampled_from(["train.bin", "val.bin", "eval.jsonl", "tokenizer.json", "../escape.bin", "", "x/y.bin"])
 _manifests = st.one_of(
-    st.fixed_dictionaries({"format": st.just("cocattn-data") | _scalars, "format_version": st.just(1) | _scalars},
-                          optional={"files": st.dictionaries(_names, _entry, max_size=4) | _json_values,
-                                    "documents": _json_values}),
+    st.fixed_dictionaries(
+        {"format": st.just("cocattn-data") | _scalars, "format_version": st.just(1) | _scalars},
+        optional={"files": st.dictionaries(_names, _entry, max_size=4) | _json_values, "documents": _json_values},
+    ),
     _json_values,
 )
 
 
 def _manifest_bytes():
-    return st.one_of(_manifests.map(lambda m: json.dumps(m, allow_nan=True).encode()),
-                     st.binary(max_size=200),
-                     _manifests.map(lambda m: json.dumps(m).encode()).flatmap(
-                         lambda b: st.integers(0, max(len(b) - 1, 0)).map(lambda n: b[:n])))  # truncated
+    return st.one_of(
+        _manifests.map(lambda m: json.dumps(m, allow_nan=True).encode()),
+        st.binary(max_size=200),
+        _manifests.map(lambda m: json.dumps(m).encode()).flatmap(
+            lambda b: st.integers(0, max(len(b) - 1, 0)).map(lambda n: b[:n])
+        ),
+    )  # truncated
 
 
 @FUZZ
@@ -272,6 +378,7 @@ def test_fuzzed_manifests_give_data_or_a_clean_error(manifest, shard, verify):
         (d / "manifest.json").write_bytes(manifest)
         for name in ("train.bin", "val.bin", "eval.jsonl", "tokenizer.json"):
             (d / name).write_bytes(shard)
+
         def assert_clear(err: Exception) -> None:  # names the data directory's file, is a clean type
             assert isinstance(err, CLEAN), f"{type(err).__name__}: {err}"
             assert str(d) in str(err), str(err)
@@ -364,8 +471,13 @@ def test_fuzzed_attention_shapes_and_dtypes(shapes, dtypes, kind, causal, positi
         assert torch.isfinite(out).all()
 
 
-_REFERENCE = {"coca": "coca_slack_reference", "coca-strict": "coca_strict_reference", "rope": "rope_reference",
-              "nope": "nope_reference", "alibi": "alibi_reference"}
+_REFERENCE = {
+    "coca": "coca_slack_reference",
+    "coca-strict": "coca_strict_reference",
+    "rope": "rope_reference",
+    "nope": "nope_reference",
+    "alibi": "alibi_reference",
+}
 
 
 @settings(max_examples=100, deadline=None)

@@ -23,10 +23,20 @@ VOCAB = 61
 
 def tiny_llama(seed: int = 0, **overrides) -> LlamaForCausalLM:
     # initializer_range 0.3: scores large enough that positions (and RoPE scaling) change the output
-    settings = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
-                    num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=16,
-                    rope_parameters={"rope_type": "default", "rope_theta": 10000.0}, pad_token_id=0,
-                    bos_token_id=1, eos_token_id=2, initializer_range=0.3)
+    settings = dict(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=16,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        initializer_range=0.3,
+    )
     settings.update(overrides)
     torch.manual_seed(seed)
     return LlamaForCausalLM(LlamaConfig(**settings)).eval()
@@ -91,8 +101,9 @@ ROPES = {
 
 
 def _generate(model, x, **kw):
-    out = model.generate(x, max_new_tokens=14, do_sample=False, output_logits=True, return_dict_in_generate=True,
-                         pad_token_id=0, **kw)
+    out = model.generate(
+        x, max_new_tokens=14, do_sample=False, output_logits=True, return_dict_in_generate=True, pad_token_id=0, **kw
+    )
     return out.sequences, torch.stack(out.logits, dim=1)
 
 
@@ -103,8 +114,9 @@ def test_generate_with_cache_equals_without(variant: str, rope: str, layers: int
     during generation, and every cached (un-rotated) τ must be rotated with the new base. (With
     several layers dynamic NTK makes cached and recomputed decoding differ in any implementation:
     cached layer-2 inputs were computed at an older base; see test_dynamic_ntk_multilayer_cache.)"""
-    coca = convert_llama(tiny_llama(rope_parameters=ROPES[rope], num_hidden_layers=layers), variant=variant,
-                         t_init="random")
+    coca = convert_llama(
+        tiny_llama(rope_parameters=ROPES[rope], num_hidden_layers=layers), variant=variant, t_init="random"
+    )
     x = tokens(length=9)
     with torch.no_grad():
         seq_c, logits_c = _generate(coca, x, use_cache=True)
@@ -141,7 +153,7 @@ def test_cache_holds_untouched_tied_t_half_the_key_size() -> None:
     h = coca.model.embed_tokens(x)
     h = coca.model.layers[0].input_layernorm(h)
     t = attn.t_proj(h).view(1, 5, 2, head_dim).transpose(1, 2)
-    tau = torch.relu((t[..., : head_dim // 2] + t[..., head_dim // 2:]) / 2)
+    tau = torch.relu((t[..., : head_dim // 2] + t[..., head_dim // 2 :]) / 2)
     torch.testing.assert_close(layer.keys, tau)
 
 
@@ -180,14 +192,23 @@ def test_left_padded_batch_generates_like_each_row_alone() -> None:
 @pytest.mark.parametrize("rope", sorted(ROPES))
 def test_hf_attention_equals_native_cocattn(variant: str, rope: str) -> None:
     torch.manual_seed(0)
-    config = CocaLlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=48, num_hidden_layers=1,
-                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=8,
-                             rope_parameters=ROPES[rope], coca_variant=variant)
+    config = CocaLlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=8,
+        rope_parameters=ROPES[rope],
+        coca_variant=variant,
+    )
     model = CocaLlamaForCausalLM(config).eval()
     hf_attn = model.model.layers[0].self_attn
     params = coca_rope_parameters(config)
-    native = Attention(32, 4, 2, kind="coca" if variant == "slack" else "coca-strict", rope=params.to_dict(),
-                       training_length=8)
+    native = Attention(
+        32, 4, 2, kind="coca" if variant == "slack" else "coca-strict", rope=params.to_dict(), training_length=8
+    )
     native.load_state_dict(hf_attn.state_dict())
     x = torch.randn(2, 20, 32)  # 20 > 8: dynamic NTK is in force
     positions = torch.arange(20).unsqueeze(0)
@@ -255,8 +276,9 @@ def test_bad_inputs_fail_clearly(tmp_path) -> None:
     gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=8, vocab_size=11, n_positions=8))
     with pytest.raises(ValueError, match="model='gpt2'.*LlamaForCausalLM"):
         convert_llama(gpt2)
-    odd = LlamaForCausalLM(LlamaConfig(vocab_size=11, hidden_size=12, intermediate_size=8, num_hidden_layers=1,
-                                       num_attention_heads=4))
+    odd = LlamaForCausalLM(
+        LlamaConfig(vocab_size=11, hidden_size=12, intermediate_size=8, num_hidden_layers=1, num_attention_heads=4)
+    )
     with pytest.raises(ValueError, match="head_dim=3.*even"):
         convert_llama(odd)
     with pytest.raises(FileNotFoundError, match="does not exist"):
@@ -288,8 +310,10 @@ def test_cli_convert_llama(tmp_path, capsys) -> None:
     assert (dst / "tokenizer.json").read_text() == "{}"
     loaded = AutoModelForCausalLM.from_pretrained(dst)
     assert loaded.config.coca_variant == "strict"
-    assert torch.equal(loaded.state_dict()["model.layers.1.self_attn.t_proj.weight"],
-                       convert_llama(src, t_init="random").state_dict()["model.layers.1.self_attn.t_proj.weight"])
+    assert torch.equal(
+        loaded.state_dict()["model.layers.1.self_attn.t_proj.weight"],
+        convert_llama(src, t_init="random").state_dict()["model.layers.1.self_attn.t_proj.weight"],
+    )
     assert cli_main(["convert", "llama", str(src), str(dst)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert cli_main(["convert", "llama", str(tmp_path / "nope"), str(tmp_path / "out")]) == 2
@@ -315,8 +339,10 @@ def test_smollm2_gguf_imports_and_converts(tmp_path) -> None:
     llama = AutoModelForCausalLM.from_pretrained(dst).eval()
     assert type(llama).__name__ == "LlamaForCausalLM" and llama.config.num_key_value_heads == 3
     tok = AutoTokenizer.from_pretrained(dst)
-    ids = tok("The capital of France is Paris. The capital of Italy is Rome. The capital of Spain is Madrid.",
-              return_tensors="pt").input_ids
+    ids = tok(
+        "The capital of France is Paris. The capital of Italy is Rome. The capital of Spain is Madrid.",
+        return_tensors="pt",
+    ).input_ids
     with torch.no_grad():
         assert llama(ids, labels=ids).loss.exp() < 30  # a working language model, not noise
         coca = convert_llama(llama)

@@ -35,9 +35,18 @@ def feature_op_nodes(out: torch.Tensor) -> list:
 
 
 def config(variant: str, rope: str, layers: int = 1) -> CocaLlamaConfig:
-    return CocaLlamaConfig(vocab_size=61, hidden_size=32, intermediate_size=48, num_hidden_layers=layers,
-                           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=8,
-                           rope_parameters=ROPES[rope], coca_variant=variant, initializer_range=0.3)
+    return CocaLlamaConfig(
+        vocab_size=61,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=8,
+        rope_parameters=ROPES[rope],
+        coca_variant=variant,
+        initializer_range=0.3,
+    )
 
 
 def run(layer, x: torch.Tensor, call) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor], list]:
@@ -68,7 +77,9 @@ def test_hf_and_native_share_the_feature_op(variant: str, rope: str) -> None:
     positions = torch.arange(20).unsqueeze(0)
     rotary = model.model.rotary_emb(positions, positions)
 
-    hf_out, hf_dx, hf_grads, hf_ops = run(hf_attn, x, lambda x: hf_attn(x, position_embeddings=rotary, attention_mask=None)[0])
+    hf_out, hf_dx, hf_grads, hf_ops = run(
+        hf_attn, x, lambda x: hf_attn(x, position_embeddings=rotary, attention_mask=None)[0]
+    )
     nat_out, nat_dx, nat_grads, nat_ops = run(native, x, native)
 
     torch.testing.assert_close(hf_out, nat_out, rtol=1e-5, atol=1e-6)

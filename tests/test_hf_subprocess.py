@@ -51,10 +51,20 @@ def converted(tmp_path_factory, data_dir) -> tuple[Path, Path]:
     by the CLI in a subprocess. Returns (llama_dir, coca_dir)."""
     root = tmp_path_factory.mktemp("hf")
     vocab = int(io.load_json(data_dir / "manifest.json")["tokenizer"]["vocab_size"])
-    config = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2 * SEQ,
-                         tie_word_embeddings=True, bos_token_id=None, eos_token_id=None, pad_token_id=None,
-                         initializer_range=0.2)
+    config = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2 * SEQ,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=None,
+        pad_token_id=None,
+        initializer_range=0.2,
+    )
     torch.manual_seed(0)
     src = root / "llama"
     LlamaForCausalLM(config).save_pretrained(src)
@@ -97,7 +107,7 @@ def test_converted_model_loads_runs_and_generates_in_a_new_process(converted) ->
     ids = torch.tensor([PROMPT])
     with torch.no_grad():
         want = reference(ids).logits[0]
-        greedy = reference.generate(ids, max_new_tokens=6, do_sample=False)[0, ids.shape[1]:].tolist()
+        greedy = reference.generate(ids, max_new_tokens=6, do_sample=False)[0, ids.shape[1] :].tolist()
     got = torch.tensor(out["logits"])
     assert got.shape == want.shape and torch.allclose(got, want, atol=1e-5, rtol=0)
     assert out["cached"] == out["uncached"] == greedy
@@ -107,8 +117,26 @@ def test_cli_eval_ppl_of_the_converted_model_in_a_new_process(converted, data_di
     """`cocattn eval ppl DST` (a new process) gives a finite perplexity of a random model."""
     _, dst = converted
     out = tmp_path / "ppl.json"
-    done = _cocattn("eval", "ppl", str(dst), "--data", str(data_dir), "--lengths", str(SEQ), "--stride", str(SEQ),
-                    "--max-docs", "2", "--device", "cpu", "--no-progress", "--ci-resamples", "50", "--out", str(out))
+    done = _cocattn(
+        "eval",
+        "ppl",
+        str(dst),
+        "--data",
+        str(data_dir),
+        "--lengths",
+        str(SEQ),
+        "--stride",
+        str(SEQ),
+        "--max-docs",
+        "2",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--ci-resamples",
+        "50",
+        "--out",
+        str(out),
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     record = json.loads(out.read_text())
     values = record["values"] if "values" in record else record["results"][0]["values"]
@@ -120,14 +148,28 @@ def test_cli_train_init_from_the_converted_model_then_eval_in_new_processes(conv
     """`cocattn train --init-from DST --stage 1` (2 steps) in a new process, then the trained model
     loads in another new process and only its T projections moved."""
     _, dst = converted
-    config = {"name": "continued", "model": {"max_seq_len": SEQ}, "data": {"dir": str(data_dir)},
-              "train": {"batch_size": 2, "steps": 2, "lr": 1e-2, "warmup": 0, "weight_decay": 0.0,
-                        "log_interval": 1, "eval_interval": 0, "checkpoint_interval": 2, "threads": 1}}
+    config = {
+        "name": "continued",
+        "model": {"max_seq_len": SEQ},
+        "data": {"dir": str(data_dir)},
+        "train": {
+            "batch_size": 2,
+            "steps": 2,
+            "lr": 1e-2,
+            "warmup": 0,
+            "weight_decay": 0.0,
+            "log_interval": 1,
+            "eval_interval": 0,
+            "checkpoint_interval": 2,
+            "threads": 1,
+        },
+    }
     file = tmp_path / "run.yaml"
     file.write_text(yaml.safe_dump(config))
     run = tmp_path / "run"
-    done = _cocattn("train", "--config", str(file), "--init-from", str(dst), "--stage", "1", "--out", str(run),
-                    "--no-progress")
+    done = _cocattn(
+        "train", "--config", str(file), "--init-from", str(dst), "--stage", "1", "--out", str(run), "--no-progress"
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "trained 2 steps" in done.stdout
     script = r"""
@@ -147,7 +189,7 @@ print(json.dumps({"changed": sorted(n for n in a if not torch.equal(a[n], b[n]))
     assert out["changed"] == [f"model.layers.{i}.self_attn.t_proj.weight" for i in range(2)]
 
 
-_EVIL = '''
+_EVIL = """
 import pathlib
 pathlib.Path(__file__).with_name("RAN").write_text("the model directory's code ran")
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -155,7 +197,7 @@ class EvilConfig(LlamaConfig):
     model_type = "evil_llama"
 class EvilModel(LlamaForCausalLM):
     config_class = EvilConfig
-'''
+"""
 
 
 @pytest.mark.parametrize("where", ["config", "tokenizer_config", "py_only"])
@@ -176,24 +218,72 @@ def test_a_model_directory_with_custom_code_is_refused_and_its_code_never_runs(c
         # a model type transformers does not know: only the directory's code could build it
         (evil / "config.json").write_text(json.dumps({**config, "model_type": "evil_llama", "auto_map": auto_map}))
     elif where == "tokenizer_config":
-        (evil / "tokenizer_config.json").write_text(json.dumps({"auto_map": {"AutoTokenizer": ["modeling_evil.T", None]}}))
+        (evil / "tokenizer_config.json").write_text(
+            json.dumps({"auto_map": {"AutoTokenizer": ["modeling_evil.T", None]}})
+        )
     config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump({"name": "x", "model": {"max_seq_len": SEQ}, "data": {"dir": str(data_dir)},
-                                      "train": {"batch_size": 2, "steps": 1, "warmup": 0, "threads": 1}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "x",
+                "model": {"max_seq_len": SEQ},
+                "data": {"dir": str(data_dir)},
+                "train": {"batch_size": 2, "steps": 1, "warmup": 0, "threads": 1},
+            }
+        )
+    )
     commands = {
-        "eval": ["eval", "ppl", str(evil), "--data", str(data_dir), "--lengths", str(SEQ), "--stride", str(SEQ),
-                 "--max-docs", "1", "--no-progress", "--device", "cpu"],
-        "analyze": ["analyze", "attention", str(evil), "--data", str(data_dir), "--length", str(SEQ),
-                    "--out", str(tmp_path / "an"), "--no-progress"],
-        "train": ["train", "--config", str(config), "--init-from", str(evil), "--out", str(tmp_path / "run"),
-                  "--no-progress"],
+        "eval": [
+            "eval",
+            "ppl",
+            str(evil),
+            "--data",
+            str(data_dir),
+            "--lengths",
+            str(SEQ),
+            "--stride",
+            str(SEQ),
+            "--max-docs",
+            "1",
+            "--no-progress",
+            "--device",
+            "cpu",
+        ],
+        "analyze": [
+            "analyze",
+            "attention",
+            str(evil),
+            "--data",
+            str(data_dir),
+            "--length",
+            str(SEQ),
+            "--out",
+            str(tmp_path / "an"),
+            "--no-progress",
+        ],
+        "train": [
+            "train",
+            "--config",
+            str(config),
+            "--init-from",
+            str(evil),
+            "--out",
+            str(tmp_path / "run"),
+            "--no-progress",
+        ],
         "convert": ["convert", "llama", str(evil), str(tmp_path / "converted")],
     }
     if where != "config":  # the other markers through one path (each command costs a process start)
         commands = {"eval": commands["eval"]}
     for name, argv in commands.items():
-        done = subprocess.run([sys.executable, "-m", "cocattn", *argv], input="y\ny\n", capture_output=True,
-                              text=True, env=_env(), timeout=240)
+        done = subprocess.run(
+            [sys.executable, "-m", "cocattn", *argv],
+            input="y\ny\n",
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=240,
+        )
         assert done.returncode == 2, (name, done.stdout[-2000:], done.stderr[-2000:])
         assert "never executes code from a model directory" in done.stderr and str(evil) in done.stderr, name
         assert not (evil / "RAN").exists(), name

@@ -18,8 +18,14 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 import cocattn.hf  # noqa: F401  registers coca_llama
 from cocattn.data.tokenizer import EOT, train_tokenizer
 from cocattn.hf import convert_llama
-from cocattn.hf.transfer import (TransferSettings, layer_errors, state_dir_for, transfer_attention,
-                                 transfer_llama_dir, transfer_tokens)
+from cocattn.hf.transfer import (
+    TransferSettings,
+    layer_errors,
+    state_dir_for,
+    transfer_attention,
+    transfer_llama_dir,
+    transfer_tokens,
+)
 
 VOCAB = 300
 SEQ = 32
@@ -27,10 +33,20 @@ SEQ = 32
 
 def tiny_llama(layers: int = 2, seed: int = 0, **overrides) -> LlamaForCausalLM:
     # initializer_range 0.3: peaked attention, so the CoCA layer starts far from the original
-    settings = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=48, num_hidden_layers=layers,
-                    num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2 * SEQ,
-                    rope_parameters={"rope_type": "default", "rope_theta": 10000.0}, initializer_range=0.3,
-                    bos_token_id=None, eos_token_id=None, pad_token_id=None)
+    settings = dict(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2 * SEQ,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        initializer_range=0.3,
+        bos_token_id=None,
+        eos_token_id=None,
+        pad_token_id=None,
+    )
     settings.update(overrides)
     torch.manual_seed(seed)
     return LlamaForCausalLM(LlamaConfig(**settings)).eval()
@@ -50,7 +66,7 @@ def text(words: int = 4000, seed: int = 0) -> str:
 
     files = [f for package in (json, email) for f in sorted(Path(package.__file__).parent.glob("*.py"))]
     source = "".join(f.read_text(encoding="utf-8") for f in files).split()
-    return " ".join(source[seed * words:(seed + 1) * words])
+    return " ".join(source[seed * words : (seed + 1) * words])
 
 
 @pytest.fixture(scope="module")
@@ -99,11 +115,14 @@ def _changed(before: dict, after: dict) -> set[str]:
     return {name for name in before if not torch.equal(before[name], after[name])}
 
 
-@pytest.mark.parametrize("fit, expected", [
-    (("t",), {"t_proj"}),
-    (("t", "q"), {"t_proj", "q_proj"}),
-    (("t", "gain"), {"t_proj", "o_proj"}),
-])
+@pytest.mark.parametrize(
+    "fit, expected",
+    [
+        (("t",), {"t_proj"}),
+        (("t", "q"), {"t_proj", "q_proj"}),
+        (("t", "gain"), {"t_proj", "o_proj"}),
+    ],
+)
 def test_only_the_named_projections_change(fit, expected) -> None:
     llama, x = tiny_llama(), ids()
     source_before = {k: v.clone() for k, v in llama.state_dict().items()}
@@ -151,13 +170,15 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path) -> None
 
     state = tmp_path / "state"
     with pytest.raises(Stop):
-        transfer_attention(llama, convert_llama(llama), x, settings, state_dir=state, on_layer=stop_after_first,
-                           progress=False)
+        transfer_attention(
+            llama, convert_llama(llama), x, settings, state_dir=state, on_layer=stop_after_first, progress=False
+        )
     assert json.loads((state / "progress.json").read_text())["layers"][0]["layer"] == 0
     seen = []
     resumed = convert_llama(llama)
     records = transfer_attention(llama, resumed, x, settings, state_dir=state, on_layer=seen.append, progress=False)
     assert [r["layer"] for r in seen] == [1, 2]  # layer 0 came from the state, not refitted
+
     def strip(rs):
         return [{k: v for k, v in r.items() if k != "seconds"} for r in rs]
 
@@ -176,8 +197,9 @@ def test_a_state_dir_holding_something_else_is_refused_and_kept(tmp_path) -> Non
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
     with pytest.raises(ValueError, match="state_dir"):
-        transfer_attention(tiny_llama(), convert_llama(tiny_llama()), ids(), TransferSettings(**FAST),
-                           state_dir=mine, progress=False)
+        transfer_attention(
+            tiny_llama(), convert_llama(tiny_llama()), ids(), TransferSettings(**FAST), state_dir=mine, progress=False
+        )
     assert (mine / "notes.txt").read_text() == "keep me"
 
 
@@ -199,7 +221,7 @@ def test_transfer_tokens_from_text_jsonl_and_a_data_directory(tmp_path, llama_di
         got = transfer_tokens(tmp_path / name, tok, settings)
         assert got.shape == (4, SEQ)
         assert got[0].tolist() == expected[:SEQ]  # windows of the real token stream
-        assert got[-1].tolist() == expected[len(expected) - SEQ:]
+        assert got[-1].tolist() == expected[len(expected) - SEQ :]
     data = build_text_data(tmp_path / "d", vocab_size=384)  # another vocabulary: decoded, re-encoded
     got = transfer_tokens(data, tok, settings)
     assert got.shape == (4, SEQ) and int(got.max()) < VOCAB
@@ -250,8 +272,20 @@ def test_bad_inputs_fail_clearly_and_write_nothing(tmp_path, llama_dir) -> None:
 def test_cli_transfer_killed_and_rerun_equals_an_uninterrupted_run(tmp_path, llama_dir) -> None:
     data = tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps({"text": text(words=1500, seed=i)}) + "\n" for i in range(3)))
-    common = ["--transfer", "--data", str(data), "--tokens", str(8 * SEQ), "--seq-len", str(SEQ),
-              "--lr", "1e-2", "--fit", "t,q,gain", "--quiet"]
+    common = [
+        "--transfer",
+        "--data",
+        str(data),
+        "--tokens",
+        str(8 * SEQ),
+        "--seq-len",
+        str(SEQ),
+        "--lr",
+        "1e-2",
+        "--fit",
+        "t,q,gain",
+        "--quiet",
+    ]
 
     whole = tmp_path / "whole"
     run = cli("convert", "llama", str(llama_dir), str(whole), "--steps", "150", *common)
@@ -261,10 +295,15 @@ def test_cli_transfer_killed_and_rerun_equals_an_uninterrupted_run(tmp_path, lla
     # a real kill (SIGKILL) once the first layer is saved, then the same command again
     killed = tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "cocattn", "convert", "llama", str(llama_dir), str(killed),
-                             "--steps", "150", *common], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cocattn", "convert", "llama", str(llama_dir), str(killed), "--steps", "150", *common],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     state = state_dir_for(killed)
     deadline = time.time() + 120
+
     def layers_done() -> int:
         try:
             return len(json.loads((state / "progress.json").read_text())["layers"])
@@ -302,8 +341,9 @@ before = layer_errors(src, convert_llama(src), x)
 after = layer_errors(src, a, x)
 print(json.dumps({{"before": before, "after": after, "layers": len(record["layers"]), "type": type(a).__name__}}))
 """
-    out = subprocess.run([sys.executable, "-c", check, str(whole), str(killed), str(llama_dir)],
-                         capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", check, str(whole), str(killed), str(llama_dir)], capture_output=True, text=True, env=env
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["type"] == "CocaLlamaForCausalLM" and result["layers"] == 3
@@ -321,6 +361,8 @@ def test_cli_transfer_options_need_transfer_and_data(tmp_path, llama_dir) -> Non
     assert run.returncode != 0 and "--steps only apply with --transfer" in run.stderr
     run = cli("convert", "llama", str(llama_dir), str(tmp_path / "x"), "--transfer")
     assert run.returncode != 0 and "--transfer needs --data" in run.stderr
-    run = cli("convert", "llama", str(llama_dir), str(tmp_path / "x"), "--transfer", "--data", str(llama_dir / "config.json"))
+    run = cli(
+        "convert", "llama", str(llama_dir), str(tmp_path / "x"), "--transfer", "--data", str(llama_dir / "config.json")
+    )
     assert run.returncode != 0 and "transfer data" in run.stderr
     assert not (tmp_path / "x").exists()

@@ -9,8 +9,14 @@ import math
 
 import pytest
 
-from cocattn.evaluate.intervals import (attach_intervals, check_ci_options, document_id, paired_ratio,
-                                        passkey_intervals, ppl_intervals)
+from cocattn.evaluate.intervals import (
+    attach_intervals,
+    check_ci_options,
+    document_id,
+    paired_ratio,
+    passkey_intervals,
+    ppl_intervals,
+)
 from cocattn.evaluate.passkey import evaluate_passkey
 from cocattn.evaluate.perplexity import document_nll, evaluate_perplexity
 from cocattn.evaluate.results import read_results, write_results
@@ -30,8 +36,9 @@ def ppl_record(lm, tmp_path_factory):
     JSON by the evaluator's writer and read back."""
     docs = [text(40, seed=1), text(300, seed=2), text(120, seed=3), "", text(250, seed=4)]
     with pytest.warns(UserWarning, match="skipping"):
-        record = evaluate_perplexity(lm, docs, [32, 64, 128, 4096], stride=16, max_tokens=200, batch_tokens=150,
-                                     too_long="skip", progress=False)
+        record = evaluate_perplexity(
+            lm, docs, [32, 64, 128, 4096], stride=16, max_tokens=200, batch_tokens=150, too_long="skip", progress=False
+        )
     path = write_results(tmp_path_factory.mktemp("ppl") / "ppl.json", record)
     return read_results(path)[0], docs
 
@@ -137,9 +144,16 @@ def test_passkey_records_carry_wilson_intervals():
     assert bare["values"][1] == wilson_interval(k, 8) and bare["exact"] == [None, None]
 
 
-@pytest.mark.parametrize("confidence, resamples, match", [
-    (1.0, 2000, "confidence=1.0"), (0.0, 2000, "confidence=0.0"), (0.95, 0, "ci_resamples=0"),
-    (0.95, 2.5, "ci_resamples=2.5"), ("0.9", 10, "confidence='0.9'")])
+@pytest.mark.parametrize(
+    "confidence, resamples, match",
+    [
+        (1.0, 2000, "confidence=1.0"),
+        (0.0, 2000, "confidence=0.0"),
+        (0.95, 0, "ci_resamples=0"),
+        (0.95, 2.5, "ci_resamples=2.5"),
+        ("0.9", 10, "confidence='0.9'"),
+    ],
+)
 def test_bad_ci_options_name_the_argument(lm, confidence, resamples, match):
     with pytest.raises(ValueError, match=match):
         check_ci_options(confidence, resamples)

@@ -67,6 +67,7 @@ def test_read_only_directory_is_a_clear_error(tmp_path, monkeypatch):
         finally:
             tmp_path.chmod(0o755)
     else:
+
         def read_only(*args, **kwargs):
             raise OSError(errno.EROFS, "Read-only file system")
 

@@ -73,9 +73,11 @@ def rounding_bound(model, length, scale):
     by 0.03, 2e10 times the bound."""
     cfg = model.config
     hidden = int(cfg.mlp_ratio * cfg.n_embd)
-    per_layer = 2 * cfg.n_embd + cfg.n_embd + cfg.head_dim + 2 * length + cfg.n_head * cfg.head_dim + cfg.n_embd + hidden
+    per_layer = (
+        2 * cfg.n_embd + cfg.n_embd + cfg.head_dim + 2 * length + cfg.n_head * cfg.head_dim + cfg.n_embd + hidden
+    )
     k = cfg.n_layer * per_layer + 3 * cfg.n_embd
-    return 2 * gamma(k) * 2 ** cfg.n_layer * scale
+    return 2 * gamma(k) * 2**cfg.n_layer * scale
 
 
 def last_dot_scale(model, idx):
@@ -154,7 +156,9 @@ def test_one_cached_attention_layer_equals_the_uncached_layer(kind, rope):
         bad = LayerCache()
         attn(x[:, :prefill], cache=bad)
         bad.length -= 1
-        wrong = (attn(x[:, prefill : prefill + 1], cache=bad)[:, -1] - attn(x[:, : prefill + 1])[:, -1]).abs().max().item()
+        wrong = (
+            (attn(x[:, prefill : prefill + 1], cache=bad)[:, -1] - attn(x[:, : prefill + 1])[:, -1]).abs().max().item()
+        )
     assert max(errs) <= 1e-10
     assert wrong > 1e-6  # measured ~0.2 for every kind
 

@@ -78,8 +78,9 @@ def test_perplexity_windows_are_the_ones_the_evaluation_reads():
     lengths = [32, 64, 256, 512]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # 512 is longer than every document: skipped, with a warning
-        record = evaluate_perplexity(lm, docs, lengths, stride=16, max_tokens=1000, too_long="skip",
-                                     batch_tokens=512, progress=False)
+        record = evaluate_perplexity(
+            lm, docs, lengths, stride=16, max_tokens=1000, too_long="skip", batch_tokens=512, progress=False
+        )
     windows = perplexity_windows([len(d) for d in docs], lengths, stride=16)
     assert [sum(e - f + 1 for _, e, f in windows[n]) for n in lengths] == record["counts"]
     assert windows[512] == [] and record["counts"][-1] == 0

@@ -46,8 +46,9 @@ def _tmpfs(where: Path, size: str):
     where.mkdir(parents=True, exist_ok=True)
     if os.name != "posix" or os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     try:
@@ -85,8 +86,15 @@ def data_dir(tmp_path_factory) -> Path:
     for file in sorted(Path(json_module.__file__).parent.glob("*.py")):
         (texts / f"{file.stem}.txt").write_text(file.read_text(encoding="utf-8"))
     out = root / "data"
-    build_dataset(preset="custom", sources=[f"text:{texts}"], out_dir=out, vocab_size=300, eval_documents=0,
-                  val_fraction=0.2, progress=False)
+    build_dataset(
+        preset="custom",
+        sources=[f"text:{texts}"],
+        out_dir=out,
+        vocab_size=300,
+        eval_documents=0,
+        val_fraction=0.2,
+        progress=False,
+    )
     return out
 
 
@@ -122,16 +130,20 @@ def test_corrupt_manifest_is_named(data_dir, tmp_path):
         load_tokens(d, "train")
 
 
-@pytest.mark.parametrize("damage", [
-    lambda m: m.pop("files"),
-    lambda m: m.__setitem__("files", []),
-    lambda m: m["files"].__setitem__("train.bin", "oops"),
-    lambda m: m["files"]["train.bin"].pop("size"),
-    lambda m: m["files"]["train.bin"].__setitem__("size", "12"),
-    lambda m: m["files"]["train.bin"].pop("sha256"),
-    lambda m: m["files"]["train.bin"].__setitem__("dtype", "object"),
-    lambda m: m["files"]["train.bin"].pop("dtype"),
-], ids=["no-files", "files-list", "entry-str", "no-size", "size-str", "no-sha", "dtype-object", "no-dtype"])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda m: m.pop("files"),
+        lambda m: m.__setitem__("files", []),
+        lambda m: m["files"].__setitem__("train.bin", "oops"),
+        lambda m: m["files"]["train.bin"].pop("size"),
+        lambda m: m["files"]["train.bin"].__setitem__("size", "12"),
+        lambda m: m["files"]["train.bin"].pop("sha256"),
+        lambda m: m["files"]["train.bin"].__setitem__("dtype", "object"),
+        lambda m: m["files"]["train.bin"].pop("dtype"),
+    ],
+    ids=["no-files", "files-list", "entry-str", "no-size", "size-str", "no-sha", "dtype-object", "no-dtype"],
+)
 def test_structurally_damaged_manifest_is_a_clear_error(data_dir, tmp_path, damage):
     """Guarantee: a manifest.json that parses but lacks or garbles the file table is refused with
     a ValueError naming manifest.json (not a KeyError/TypeError from deep inside the loader)."""
@@ -171,7 +183,8 @@ def _swap_two_vocab_ids(text: str) -> str:
         if len(str(i)) == len(str(j)) and text.count(sa) == 1 and text.count(sb) == 1:
             swapped = text.replace(sa, "\0A").replace(sb, "\0B")
             return swapped.replace("\0A", f"{json.dumps(a, ensure_ascii=False)}:{j}").replace(
-                "\0B", f"{json.dumps(b, ensure_ascii=False)}:{i}")
+                "\0B", f"{json.dumps(b, ensure_ascii=False)}:{i}"
+            )
     raise AssertionError("no two vocabulary entries to swap")
 
 
@@ -204,9 +217,19 @@ def test_training_refuses_a_data_tokenizer_that_fails_its_checksum(data_dir, tmp
 
     d = _copy_dir(data_dir, tmp_path / "d")
     (d / "tokenizer.json").write_text(_swap_two_vocab_ids((d / "tokenizer.json").read_text()))
-    config = {"model": {"vocab_size": None, "n_layer": 1, "n_head": 2, "n_embd": 32, "max_seq_len": 32},
-              "data": {"dir": str(d)}, "train": {"batch_size": 2, "steps": 1, "warmup": 0, "eval_interval": 0,
-                                                 "checkpoint_interval": 0, "progress": False, "threads": 1}}
+    config = {
+        "model": {"vocab_size": None, "n_layer": 1, "n_head": 2, "n_embd": 32, "max_seq_len": 32},
+        "data": {"dir": str(d)},
+        "train": {
+            "batch_size": 2,
+            "steps": 1,
+            "warmup": 0,
+            "eval_interval": 0,
+            "checkpoint_interval": 0,
+            "progress": False,
+            "threads": 1,
+        },
+    }
     with pytest.raises(ValueError, match=r"tokenizer\.json"):
         train(config, tmp_path / "run")
 
@@ -283,9 +306,20 @@ def test_checkpoint_on_a_read_only_file_system_keeps_the_previous_one(tmp_path):
 
 
 def _records() -> list[dict]:
-    rec = {"schema": "cocattn.eval/1", "metric": "ppl", "model": "m", "kind": "cocattn", "attention": "coca", "training_length": 32,
-           "scaling_name": "none", "lengths": [32, 64], "values": [12.5, 30.25], "counts": [100, 100],
-           "settings": {"stride": 32}, "created": "2026-11-25T00:00:00Z"}
+    rec = {
+        "schema": "cocattn.eval/1",
+        "metric": "ppl",
+        "model": "m",
+        "kind": "cocattn",
+        "attention": "coca",
+        "training_length": 32,
+        "scaling_name": "none",
+        "lengths": [32, 64],
+        "values": [12.5, 30.25],
+        "counts": [100, 100],
+        "settings": {"stride": 32},
+        "created": "2026-11-25T00:00:00Z",
+    }
     return [rec]
 
 
@@ -410,8 +444,23 @@ def test_cli_refuses_an_evaluation_that_cannot_fit(tmp_path, capsys, tiny_lm):
     from test_eval_fixtures import tokenizer
 
     ckpt.save_model(tmp_path / "m", tiny_lm.module, tokenizer())
-    assert main(["eval", "passkey", str(tmp_path / "m"), "--lengths", "4096", "--cases", "1",
-                 "--max-memory", "1MB", "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                "passkey",
+                str(tmp_path / "m"),
+                "--lengths",
+                "4096",
+                "--cases",
+                "1",
+                "--max-memory",
+                "1MB",
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "needs about" in err and "MiB" in err and "--max-memory" in err
 
@@ -419,12 +468,20 @@ def test_cli_refuses_an_evaluation_that_cannot_fit(tmp_path, capsys, tiny_lm):
 # -- passkey settings ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"lengths": [0]}, "lengths"), ({"lengths": [-200]}, "lengths"), ({"lengths": [200.5]}, "lengths"),
-    ({"lengths": ["200"]}, "lengths"), ({"cases": -1}, "cases"), ({"cases": 2.5}, "cases"),
-    ({"max_new_tokens": -3}, "max_new_tokens"), ({"lengths": [10]}, "length"),
-    ({"scaling": {"rope_type": "dynamic", "factor": -2.0}}, "factor"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"lengths": [0]}, "lengths"),
+        ({"lengths": [-200]}, "lengths"),
+        ({"lengths": [200.5]}, "lengths"),
+        ({"lengths": ["200"]}, "lengths"),
+        ({"cases": -1}, "cases"),
+        ({"cases": 2.5}, "cases"),
+        ({"max_new_tokens": -3}, "max_new_tokens"),
+        ({"lengths": [10]}, "length"),
+        ({"scaling": {"rope_type": "dynamic", "factor": -2.0}}, "factor"),
+    ],
+)
 def test_passkey_settings_are_validated(tiny_lm, kwargs, match):
     """Guarantee: wrong passkey settings fail at once with a message naming the setting."""
     from cocattn.evaluate.passkey import evaluate_passkey
@@ -434,10 +491,17 @@ def test_passkey_settings_are_validated(tiny_lm, kwargs, match):
         evaluate_passkey(tiny_lm, progress=False, cases=kwargs.pop("cases", 1), **kwargs)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"depth": -0.1}, "depth"), ({"depth": 1.5}, "depth"), ({"depth": float("nan")}, "depth"),
-    ({"key": -1}, "key"), ({"key": "12345"}, "key"), ({"length": 5}, "length"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"depth": -0.1}, "depth"),
+        ({"depth": 1.5}, "depth"),
+        ({"depth": float("nan")}, "depth"),
+        ({"key": -1}, "key"),
+        ({"key": "12345"}, "key"),
+        ({"length": 5}, "length"),
+    ],
+)
 def test_passkey_prompt_settings_are_validated(tiny_lm, kwargs, match):
     """Guarantee: passkey prompt settings (depth, key, length) are checked and named."""
     from cocattn.evaluate.passkey import build_prompt
@@ -450,19 +514,25 @@ def test_passkey_prompt_settings_are_validated(tiny_lm, kwargs, match):
 # -- CLI argument validation --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["train", "--config", "tiny-cpu", "train.stepz=3", "--print-config"], "closest valid: steps"),
-    (["train", "--config", "tiny-cpu", "train.lr=-1", "--print-config"], "train.lr=-1"),
-    (["train", "--config", "tiny-cpu", "train.batch_size=abc", "--print-config"], "train.batch_size"),
-    (["train", "--config", "tiny-cpu", "lr", "--print-config"], "section.key=value"),
-    (["train", "--config", "tiny-cuda", "--print-config"], "tiny-cpu"),
-    (["train", "--config", "missing/run.yaml", "--print-config"], "does not exist"),
-    (["train", "--config", "tiny-cpu", "model.attention=coco", "--print-config"], "attention"),
-    (["data", "build", "--preset", "custom", "--source", "text:{tmp}", "--out", "{tmp}/d", "--vocab-size", "10"], "vocab_size=10"),
-    (["data", "build", "--preset", "custom", "--out", "{tmp}/d", "--source", "nosuch:x"], "nosuch"),
-    (["data", "info", "{tmp}/nowhere"], "does not exist"),
-    (["eval", "ppl", "{tmp}/nowhere", "--data", "{tmp}/x.jsonl"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["train", "--config", "tiny-cpu", "train.stepz=3", "--print-config"], "closest valid: steps"),
+        (["train", "--config", "tiny-cpu", "train.lr=-1", "--print-config"], "train.lr=-1"),
+        (["train", "--config", "tiny-cpu", "train.batch_size=abc", "--print-config"], "train.batch_size"),
+        (["train", "--config", "tiny-cpu", "lr", "--print-config"], "section.key=value"),
+        (["train", "--config", "tiny-cuda", "--print-config"], "tiny-cpu"),
+        (["train", "--config", "missing/run.yaml", "--print-config"], "does not exist"),
+        (["train", "--config", "tiny-cpu", "model.attention=coco", "--print-config"], "attention"),
+        (
+            ["data", "build", "--preset", "custom", "--source", "text:{tmp}", "--out", "{tmp}/d", "--vocab-size", "10"],
+            "vocab_size=10",
+        ),
+        (["data", "build", "--preset", "custom", "--out", "{tmp}/d", "--source", "nosuch:x"], "nosuch"),
+        (["data", "info", "{tmp}/nowhere"], "does not exist"),
+        (["eval", "ppl", "{tmp}/nowhere", "--data", "{tmp}/x.jsonl"], "does not exist"),
+    ],
+)
 def test_cli_arguments_are_validated_with_exit_code_2(tmp_path, capsys, argv, needle):
     """Guarantee: a wrong CLI argument fails at once with exit code 2 and a message naming it
     (no traceback, nothing written)."""
@@ -472,10 +542,16 @@ def test_cli_arguments_are_validated_with_exit_code_2(tmp_path, capsys, argv, ne
     assert not (tmp_path / "d").exists()
 
 
-@pytest.mark.parametrize("argv", [
-    ["eval", "passkey", "M", "--cases", "many"], ["eval", "ppl", "M", "--lengths", "1k"],
-    ["data", "build", "--preset", "pypo", "--out", "x"], ["train"], ["eval", "sweep", "M", "--metrics", "bleu"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["eval", "passkey", "M", "--cases", "many"],
+        ["eval", "ppl", "M", "--lengths", "1k"],
+        ["data", "build", "--preset", "pypo", "--out", "x"],
+        ["train"],
+        ["eval", "sweep", "M", "--metrics", "bleu"],
+    ],
+)
 def test_cli_type_errors_are_argparse_usage_errors(argv, capsys):
     """Guarantee: arguments of the wrong type or choice are refused by the parser (exit 2, usage)."""
     with pytest.raises(SystemExit) as info:
@@ -508,12 +584,25 @@ def test_many_random_sigkills_each_resume_is_exact(tmp_path, data_dir):
     from cocattn.train import train
 
     kills_wanted = int(os.environ.get("COCATTN_KILLS", "10"))
-    config = {"name": "kill", "model": {"vocab_size": None, "n_layer": 2, "n_head": 2, "n_embd": 64,
-                                        "max_seq_len": 96, "attention": "coca"},
-              "data": {"dir": str(data_dir), "retrieval_fraction": 0.25},
-              "train": {"batch_size": 8, "steps": 40 + 20 * kills_wanted, "lr": 3e-3, "min_lr": 3e-4, "warmup": 4,
-                        "log_interval": 1, "eval_interval": 25, "eval_iters": 2, "checkpoint_interval": 2,
-                        "keep_checkpoints": 2, "threads": 1, "progress": False}}
+    config = {
+        "name": "kill",
+        "model": {"vocab_size": None, "n_layer": 2, "n_head": 2, "n_embd": 64, "max_seq_len": 96, "attention": "coca"},
+        "data": {"dir": str(data_dir), "retrieval_fraction": 0.25},
+        "train": {
+            "batch_size": 8,
+            "steps": 40 + 20 * kills_wanted,
+            "lr": 3e-3,
+            "min_lr": 3e-4,
+            "warmup": 4,
+            "log_interval": 1,
+            "eval_interval": 25,
+            "eval_iters": 2,
+            "checkpoint_interval": 2,
+            "keep_checkpoints": 2,
+            "threads": 1,
+            "progress": False,
+        },
+    }
     reference = train(config, tmp_path / "reference")
     ref = {r["step"]: r["loss"] for r in io.read_jsonl(tmp_path / "reference" / "metrics.jsonl") if "loss" in r}
     file = tmp_path / "run.json"
@@ -530,8 +619,9 @@ def test_many_random_sigkills_each_resume_is_exact(tmp_path, data_dir):
     attempt = 0
     while len(record["kill_points"]) < kills_wanted and attempt < 3 * kills_wanted and not (run_dir / "model").exists():
         cmd = [sys.executable, "-m", "cocattn", "train", "--config", str(file), "--out", str(run_dir), "--no-progress"]
-        proc = subprocess.Popen(cmd + (["--resume"] if attempt else []), env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            cmd + (["--resume"] if attempt else []), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         before = ckpt.latest_checkpoint(run_dir)
         while proc.poll() is None and ckpt.latest_checkpoint(run_dir) == before:
             time.sleep(0.002)
@@ -543,8 +633,13 @@ def test_many_random_sigkills_each_resume_is_exact(tmp_path, data_dir):
             mid_write = any(p.name.startswith(".tmp-") for p in root.iterdir()) if root.is_dir() else False
             latest = ckpt.latest_checkpoint(run_dir)
             steps = sorted(logged())
-            record["kill_points"].append({"checkpoint": latest.name, "last_logged_step": steps[-1] if steps else 0,
-                                          "during_checkpoint_write": mid_write})
+            record["kill_points"].append(
+                {
+                    "checkpoint": latest.name,
+                    "last_logged_step": steps[-1] if steps else 0,
+                    "during_checkpoint_write": mid_write,
+                }
+            )
             assert ckpt.load_checkpoint(latest)["step"] >= 1  # always a loadable checkpoint
         else:
             proc.wait()
@@ -561,8 +656,9 @@ def test_many_random_sigkills_each_resume_is_exact(tmp_path, data_dir):
     a, _ = ckpt.load_model(run_dir / "model")
     b, _ = ckpt.load_model(tmp_path / "reference" / "model")
     record["final_losses_equal"] = final == ref
-    record["final_weights_equal"] = all(torch.equal(x, y) for x, y in zip(a.state_dict().values(),
-                                                                          b.state_dict().values()))
+    record["final_weights_equal"] = all(
+        torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values())
+    )
     if os.environ.get("COCATTN_KILL_RECORD"):
         Path(os.environ["COCATTN_KILL_RECORD"]).write_text(json.dumps(record, indent=2))
     print(json.dumps(record))

@@ -18,12 +18,26 @@ from cocattn.reproduce import reproduce
 from conftest import build_text_data
 
 SHRINK = [  # the small-gpu preset's structure (kinds, schedule, evaluation protocol), CPU-sized
-    "model.n_layer=1", "model.n_embd=32", "model.n_head=2", "model.max_seq_len=160",
-    "train.steps=3", "train.warmup=1", "train.batch_size=2", "train.compile=false", "train.eval_interval=0",
-    "train.checkpoint_interval=2", "train.threads=1",
-    "eval.kinds=[rope,coca]", "eval.multiples=[1,2]", "eval.factors=[4]", "eval.documents=2",
-    "eval.passkey_cases=2", "eval.passkey_new_tokens=4", "eval.dtype=bfloat16",
-    "eval.retrieval_tasks=[niah_single,niah_multiquery]", "eval.retrieval_cases=2",
+    "model.n_layer=1",
+    "model.n_embd=32",
+    "model.n_head=2",
+    "model.max_seq_len=160",
+    "train.steps=3",
+    "train.warmup=1",
+    "train.batch_size=2",
+    "train.compile=false",
+    "train.eval_interval=0",
+    "train.checkpoint_interval=2",
+    "train.threads=1",
+    "eval.kinds=[rope,coca]",
+    "eval.multiples=[1,2]",
+    "eval.factors=[4]",
+    "eval.documents=2",
+    "eval.passkey_cases=2",
+    "eval.passkey_new_tokens=4",
+    "eval.dtype=bfloat16",
+    "eval.retrieval_tasks=[niah_single,niah_multiquery]",
+    "eval.retrieval_cases=2",
 ]
 
 
@@ -47,8 +61,12 @@ def test_gpu_preset_smoke_on_cpu(small_gpu_run):
     assert "## Perplexity" in report and "## Passkey retrieval" in report
     assert (out / "ppl_vs_length.png").stat().st_size > 1000
     results = sorted(p.name for p in (out / "results").glob("*.json"))
-    assert results == sorted(f"{m}-{k}-{s}.json" for m in ("ppl", "passkey", "retrieval") for k in ("rope", "coca")
-                             for s in ("plain", "dynamic4"))
+    assert results == sorted(
+        f"{m}-{k}-{s}.json"
+        for m in ("ppl", "passkey", "retrieval")
+        for k in ("rope", "coca")
+        for s in ("plain", "dynamic4")
+    )
     assert "## Retrieval suite" in report and "### niah_multiquery" in report and "Effective length" in report
     retrieval = json.loads((out / "results" / "retrieval-coca-dynamic4.json").read_text())["results"]
     assert [r["task"] for r in retrieval] == ["niah_single", "niah_multiquery"]
@@ -72,7 +90,8 @@ def test_rerun_skips_finished_stages(small_gpu_run):
     assert time.perf_counter() - start < 30
     assert {p.name: p.stat().st_mtime_ns for p in (out / "results").glob("*.json")} == before
     assert [line for line in logs if line.startswith("train")] == [
-        f"train {k}: done already ({out / 'runs' / k})" for k in ("rope", "coca")]
+        f"train {k}: done already ({out / 'runs' / k})" for k in ("rope", "coca")
+    ]
 
 
 def test_report_is_rebuilt_from_json_alone_with_the_runs_notes(small_gpu_run, tmp_path):
@@ -104,7 +123,7 @@ def test_results_carry_intervals_and_the_report_opens_with_the_verdict(small_gpu
             assert len(record["details"]["per_document"]["ids"]) == 2
     report = (out / "report.md").read_text()
     assert report.index("## Verdict") < report.index("Models:") < report.index("## Perplexity")
-    verdict = report[report.index("## Verdict"):report.index("Models:")]
+    verdict = report[report.index("## Verdict") : report.index("Models:")]
     for scaling in ("no scaling", "dynamic NTK ×4"):
         assert f"- *{scaling}*: At 2× the training length (320 tokens), CoCA-Slack's perplexity is" in verdict
     for name in ("RoPE", "CoCA-Slack"):
@@ -122,12 +141,15 @@ def test_report_rebuilds_byte_identically_in_a_new_process(small_gpu_run, tmp_pa
     copy = tmp_path / "copy"
     shutil.copytree(out, copy, ignore=shutil.ignore_patterns("runs"))
     written = sorted(p.name for p in out.iterdir() if p.suffix in (".md", ".png", ".csv"))
-    assert {"report.md", "results.csv", "ppl_vs_length.png", "passkey_vs_length.png", "passkey_depth.png"} <= set(written)
+    assert {"report.md", "results.csv", "ppl_vs_length.png", "passkey_vs_length.png", "passkey_depth.png"} <= set(
+        written
+    )
     for name in written:
         (copy / name).unlink()
     for _ in range(2):
-        done = subprocess.run([sys.executable, "-m", "cocattn", "report", str(copy)], capture_output=True, text=True,
-                              timeout=600)
+        done = subprocess.run(
+            [sys.executable, "-m", "cocattn", "report", str(copy)], capture_output=True, text=True, timeout=600
+        )
         assert done.returncode == 0, done.stderr
         assert [name for name in written if (copy / name).read_bytes() != (out / name).read_bytes()] == []
 
@@ -143,8 +165,9 @@ def test_report_of_a_run_with_null_training_figures_does_not_crash(small_gpu_run
     assert set(meta["train_results"]) == {"rope", "coca"}
     meta["train_results"]["coca"].update(final_loss=None, val_loss=None, tokens_per_s=0)
     (copy / "reproduce.json").write_text(json.dumps(meta))
-    done = subprocess.run([sys.executable, "-m", "cocattn", "report", str(copy)], capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "cocattn", "report", str(copy)], capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr
     report = (copy / "report.md").read_text()
     assert "Training `coca`: 3 steps, final loss –, validation loss –, 0 tokens/s" in report
@@ -152,14 +175,24 @@ def test_report_of_a_run_with_null_training_figures_does_not_crash(small_gpu_run
     assert f"Training `rope`: 3 steps, final loss {rope['final_loss']:.3f}, " in report
 
 
-@pytest.mark.parametrize("override, match", [
-    ("eval.ci_resamples=0", "eval.ci_resamples=0 is not valid"),
-    ("eval.confidence=1.5", "eval.confidence=1.5 is not valid: expected a number strictly between 0 and 1"),
-    ("eval.confidence=0", "eval.confidence=0 is not valid")])
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("eval.ci_resamples=0", "eval.ci_resamples=0 is not valid"),
+        ("eval.confidence=1.5", "eval.confidence=1.5 is not valid: expected a number strictly between 0 and 1"),
+        ("eval.confidence=0", "eval.confidence=0 is not valid"),
+    ],
+)
 def test_bad_interval_settings_fail_before_anything_runs(tmp_path, override, match):
     with pytest.raises(ValueError, match=re.escape(match)):
-        reproduce("tiny-cpu", tmp_path / "out", data_dir=tmp_path / "no-data", overrides=[override], progress=False,
-                  log=lambda _: None)
+        reproduce(
+            "tiny-cpu",
+            tmp_path / "out",
+            data_dir=tmp_path / "no-data",
+            overrides=[override],
+            progress=False,
+            log=lambda _: None,
+        )
     assert not (tmp_path / "out").exists()
 
 
@@ -196,7 +229,9 @@ def test_kinds_side_by_side_equal_one_at_a_time(small_gpu_run, tmp_path):
     data, out, logs = small_gpu_run
     assert any(line.startswith("train: rope, coca side by side (2 processes") for line in logs)  # the CPU default
     serial = tmp_path / "serial"
-    reproduce("small-gpu", serial, data_dir=data, overrides=SHRINK + ["eval.jobs=1"], progress=False, log=lambda m: None)
+    reproduce(
+        "small-gpu", serial, data_dir=data, overrides=SHRINK + ["eval.jobs=1"], progress=False, log=lambda m: None
+    )
     done = json.loads((serial / "reproduce.json").read_text())["work"]["done_this_run"]
     assert done["train_jobs"]["processes"] == done["eval_jobs"]["processes"] == 1
     from safetensors.torch import load_file
@@ -217,8 +252,14 @@ def test_kinds_side_by_side_equal_one_at_a_time(small_gpu_run, tmp_path):
 @pytest.mark.parametrize("value", ["0", "-1", "two"])
 def test_bad_jobs_fail_before_anything_runs(tmp_path, value):
     with pytest.raises(ValueError, match="eval.jobs"):
-        reproduce("tiny-cpu", tmp_path / "out", data_dir=tmp_path / "no-data", overrides=[f"eval.jobs={value}"],
-                  progress=False, log=lambda m: None)
+        reproduce(
+            "tiny-cpu",
+            tmp_path / "out",
+            data_dir=tmp_path / "no-data",
+            overrides=[f"eval.jobs={value}"],
+            progress=False,
+            log=lambda m: None,
+        )
 
 
 def test_a_second_reproduce_into_a_busy_directory_is_refused_naming_the_holder(tmp_path):
@@ -231,8 +272,23 @@ def test_a_second_reproduce_into_a_busy_directory_is_refused_naming_the_holder(t
     out = tmp_path / "out"
     out.mkdir()
     with io.DirectoryLock(out, "reproduce directory"):
-        done = subprocess.run([sys.executable, "-m", "cocattn", "reproduce", "--preset", "tiny-cpu", "--out", str(out),
-                               "--data", str(tmp_path / "no-data")], capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "cocattn",
+                "reproduce",
+                "--preset",
+                "tiny-cpu",
+                "--out",
+                str(out),
+                "--data",
+                str(tmp_path / "no-data"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert done.returncode == 2, done.stderr
         assert f"reproduce directory {out} is in use by another cocattn process (PID {os.getpid()})" in done.stderr
         assert [p.name for p in out.iterdir()] == [".cocattn.lock"]

@@ -22,9 +22,17 @@ def filler():
     return np.asarray(tokenizer().encode(text(6000, seed=9)).ids, dtype=np.uint16)
 
 
-@pytest.mark.parametrize("task, seq_len", [("niah_single", 200), ("niah_multikey", 400), ("niah_multivalue", 400),
-                                           ("niah_multiquery", 500), ("vt:hops=2", 400),
-                                           ("cwe:common=3:common_repeats=3", 300)])
+@pytest.mark.parametrize(
+    "task, seq_len",
+    [
+        ("niah_single", 200),
+        ("niah_multikey", 400),
+        ("niah_multivalue", 400),
+        ("niah_multiquery", 500),
+        ("vt:hops=2", 400),
+        ("cwe:common=3:common_repeats=3", 300),
+    ],
+)
 def test_task_rows_end_with_the_gold_answer(filler, task, seq_len):
     spec = parse_task(task)
     gen = torch.Generator().manual_seed(1)
@@ -65,11 +73,28 @@ def test_the_passkey_default_draws_the_rows_it_always_drew(filler):
 
 def test_mixed_rows_draw_every_task(filler):
     x = torch.zeros(40, 400, dtype=torch.int64)
-    mx, my = mix_retrieval_rows(x, x.clone(), 1.0, tokenizer(), filler, torch.Generator().manual_seed(3),
-                                ["passkey", "niah_multikey", "vt:hops=2"])
+    mx, my = mix_retrieval_rows(
+        x,
+        x.clone(),
+        1.0,
+        tokenizer(),
+        filler,
+        torch.Generator().manual_seed(3),
+        ["passkey", "niah_multikey", "vt:hops=2"],
+    )
     texts = [tokenizer().decode(torch.cat([r, t[-1:]]).tolist()) for r, t in zip(mx, my)]
-    kinds = {("passkey" if "What is the passkey?" in t else "vt" if "Which variables" in t
-              else "niah" if "special number" in t else "?") for t in texts}
+    kinds = {
+        (
+            "passkey"
+            if "What is the passkey?" in t
+            else "vt"
+            if "Which variables" in t
+            else "niah"
+            if "special number" in t
+            else "?"
+        )
+        for t in texts
+    }
     assert kinds == {"passkey", "vt", "niah"}
     assert torch.equal(mx[:, 1:], my[:, :-1])
 
@@ -88,10 +113,21 @@ def test_training_records_the_mix_and_every_result_repeats_it(tmp_path_factory):
 
     data = build_text_data(tmp_path_factory.mktemp("data"), vocab_size=512)
     run = tmp_path_factory.mktemp("run") / "run"
-    config = {"name": "t", "model": {"vocab_size": None, "n_layer": 1, "n_head": 2, "n_embd": 32, "max_seq_len": 256},
-              "data": {"dir": str(data), "retrieval_fraction": 0.5, "retrieval_tasks": ["passkey", "niah_multikey"]},
-              "train": {"batch_size": 4, "steps": 3, "warmup": 1, "eval_interval": 0, "checkpoint_interval": 0,
-                        "log_interval": 1, "threads": 1, "progress": False}}
+    config = {
+        "name": "t",
+        "model": {"vocab_size": None, "n_layer": 1, "n_head": 2, "n_embd": 32, "max_seq_len": 256},
+        "data": {"dir": str(data), "retrieval_fraction": 0.5, "retrieval_tasks": ["passkey", "niah_multikey"]},
+        "train": {
+            "batch_size": 4,
+            "steps": 3,
+            "warmup": 1,
+            "eval_interval": 0,
+            "checkpoint_interval": 0,
+            "log_interval": 1,
+            "threads": 1,
+            "progress": False,
+        },
+    }
     train(config, run)
     saved = json.loads((run / "model" / "config.json").read_text())
     assert saved["run"]["data"]["retrieval_tasks"] == ["passkey", "niah_multikey"]

@@ -20,20 +20,43 @@ CASES = {
     "linear": {"rope_type": "linear", "rope_theta": 10000.0, "factor": 4.0},
     "dynamic": {"rope_type": "dynamic", "rope_theta": 10000.0, "factor": 4.0},
     "yarn": {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 8.0, "original_max_position_embeddings": L0},
-    "yarn-betas": {"rope_type": "yarn", "rope_theta": 500000.0, "factor": 4.0, "original_max_position_embeddings": L0,
-                   "beta_fast": 16, "beta_slow": 2, "attention_factor": 1.3},
-    "llama3": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "original_max_position_embeddings": L0,
-               "low_freq_factor": 1.0, "high_freq_factor": 4.0},
-    "longrope": {"rope_type": "longrope", "rope_theta": 10000.0, "factor": 16.0, "original_max_position_embeddings": L0,
-                 "short_factor": [1.0 + 0.05 * i for i in range(HEAD_DIM // 2)],
-                 "long_factor": [1.0 + 0.5 * i for i in range(HEAD_DIM // 2)]},
+    "yarn-betas": {
+        "rope_type": "yarn",
+        "rope_theta": 500000.0,
+        "factor": 4.0,
+        "original_max_position_embeddings": L0,
+        "beta_fast": 16,
+        "beta_slow": 2,
+        "attention_factor": 1.3,
+    },
+    "llama3": {
+        "rope_type": "llama3",
+        "rope_theta": 500000.0,
+        "factor": 8.0,
+        "original_max_position_embeddings": L0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+    },
+    "longrope": {
+        "rope_type": "longrope",
+        "rope_theta": 10000.0,
+        "factor": 16.0,
+        "original_max_position_embeddings": L0,
+        "short_factor": [1.0 + 0.05 * i for i in range(HEAD_DIM // 2)],
+        "long_factor": [1.0 + 0.5 * i for i in range(HEAD_DIM // 2)],
+    },
 }
 
 
 def hf_config(params: dict) -> LlamaConfig:
     max_pos = L0 if params["rope_type"] in ("dynamic", "default", "linear") else 16 * L0
-    return LlamaConfig(hidden_size=HEAD_DIM * 4, num_attention_heads=4, num_key_value_heads=4,
-                       max_position_embeddings=max_pos, rope_parameters=dict(params))
+    return LlamaConfig(
+        hidden_size=HEAD_DIM * 4,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=max_pos,
+        rope_parameters=dict(params),
+    )
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -118,7 +141,9 @@ def test_cached_tables_equal_fresh_ones_and_survive_inference_mode():
     from cocattn.attention import coca_attention
     from cocattn.rope import arange_cos_sin
 
-    inv_freq, scaling = inv_freq_and_scaling({"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 16}, 8)
+    inv_freq, scaling = inv_freq_and_scaling(
+        {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 16}, 8
+    )
     c, s = arange_cos_sin(40, inv_freq, scaling, torch.float32, "cpu")
     c2, s2 = arange_cos_sin(25, inv_freq, scaling, torch.float32, "cpu")  # a slice of the same table
     rc, rs = rope_cos_sin(torch.arange(40), inv_freq, scaling, torch.float32)

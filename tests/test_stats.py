@@ -4,17 +4,20 @@ import math
 
 import pytest
 
-from cocattn.evaluate.stats import (bootstrap_ppl_interval, paired_ratio_interval, wilson_interval, z_value)
+from cocattn.evaluate.stats import bootstrap_ppl_interval, paired_ratio_interval, wilson_interval, z_value
 
 
-@pytest.mark.parametrize("k,n,low,high", [
-    # Wilson 95% intervals (z = 1.959964), e.g. Newcombe (1998), Table I, and any statistics package
-    (0, 50, 0.0, 0.0713),
-    (25, 50, 0.3664, 0.6336),
-    (50, 50, 0.9287, 1.0),
-    (81, 263, 0.2553, 0.3662),   # Newcombe 1998, example (b) 81/263: 0.2553 to 0.3662
-    (15, 148, 0.0624, 0.1605),   # Newcombe 1998, example (c) 15/148: 0.0624 to 0.1605
-])
+@pytest.mark.parametrize(
+    "k,n,low,high",
+    [
+        # Wilson 95% intervals (z = 1.959964), e.g. Newcombe (1998), Table I, and any statistics package
+        (0, 50, 0.0, 0.0713),
+        (25, 50, 0.3664, 0.6336),
+        (50, 50, 0.9287, 1.0),
+        (81, 263, 0.2553, 0.3662),  # Newcombe 1998, example (b) 81/263: 0.2553 to 0.3662
+        (15, 148, 0.0624, 0.1605),  # Newcombe 1998, example (c) 15/148: 0.0624 to 0.1605
+    ],
+)
 def test_wilson_published_values(k, n, low, high):
     lo, hi = wilson_interval(k, n)
     assert lo == pytest.approx(low, abs=1e-4) and hi == pytest.approx(high, abs=1e-4)

@@ -32,13 +32,27 @@ def data_dir(tmp_path_factory) -> Path:
 
 
 def _config(data_dir: Path, **train) -> dict:
-    base = {"batch_size": 8, "steps": 40, "lr": 3e-3, "min_lr": 3e-4, "warmup": 4, "log_interval": 1,
-            "eval_interval": 10, "eval_iters": 2, "checkpoint_interval": 5, "keep_checkpoints": 2,
-            "threads": 1, "progress": False}
+    base = {
+        "batch_size": 8,
+        "steps": 40,
+        "lr": 3e-3,
+        "min_lr": 3e-4,
+        "warmup": 4,
+        "log_interval": 1,
+        "eval_interval": 10,
+        "eval_iters": 2,
+        "checkpoint_interval": 5,
+        "keep_checkpoints": 2,
+        "threads": 1,
+        "progress": False,
+    }
     base.update(train)
-    return {"name": "test", "model": {"vocab_size": None, "n_layer": 2, "n_head": 2, "n_embd": 64,
-                                      "max_seq_len": 96, "attention": "coca"},
-            "data": {"dir": str(data_dir), "retrieval_fraction": 0.25}, "train": base}
+    return {
+        "name": "test",
+        "model": {"vocab_size": None, "n_layer": 2, "n_head": 2, "n_embd": 64, "max_seq_len": 96, "attention": "coca"},
+        "data": {"dir": str(data_dir), "retrieval_fraction": 0.25},
+        "train": base,
+    }
 
 
 def _losses(run_dir: Path) -> dict[int, float]:
@@ -67,8 +81,9 @@ def test_learning_rate_warms_up_then_decays_to_min_lr():
     assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
     assert all(a >= b for a, b in zip(lrs[9:], lrs[10:])) and lrs[-1] == pytest.approx(1e-4, rel=1e-3)
     assert learning_rate(10 + 89 // 2, cfg) == pytest.approx(5.5e-4, rel=2e-2)  # cosine midpoint
-    linear = load_config({"model": {}, "train": {"steps": 100, "warmup": 0, "schedule": "linear",
-                                                  "lr": 1e-3, "min_lr": 0.0}}).train
+    linear = load_config(
+        {"model": {}, "train": {"steps": 100, "warmup": 0, "schedule": "linear", "lr": 1e-3, "min_lr": 0.0}}
+    ).train
     assert learning_rate(0, linear) == 1e-3 and learning_rate(99, linear) == 0.0
 
 
@@ -109,8 +124,12 @@ def test_resume_after_sigkill_reproduces_the_uninterrupted_run_exactly(tmp_path,
     reference = train(config, tmp_path / "reference")
     file = _write_config(tmp_path / "run.yaml", config)
     run_dir = tmp_path / "killed"
-    proc = subprocess.Popen(_cli("--config", str(file), "--out", str(run_dir), "--no-progress"), env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        _cli("--config", str(file), "--out", str(run_dir), "--no-progress"),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         latest = ckpt.latest_checkpoint(run_dir)
@@ -160,8 +179,13 @@ sys.exit(main(argv))
 
 def _train_killed_at(mode: str, at: int, *args: str) -> subprocess.CompletedProcess:
     """`cocattn train ARGS` killed by SIGKILL at checkpoint ``at`` (``mode``: after / during)."""
-    return subprocess.run([sys.executable, "-c", KILL_WRAPPER, mode, str(at), "train", *args], env=_env(),
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", KILL_WRAPPER, mode, str(at), "train", *args],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_kill_after_the_final_checkpoint_then_resume_keeps_the_results(tmp_path, data_dir):
@@ -178,7 +202,7 @@ def test_kill_after_the_final_checkpoint_then_resume_keeps_the_results(tmp_path,
     assert done.returncode == -signal.SIGKILL, done.stderr
     assert ckpt.latest_checkpoint(run_dir).name == "step_0000010" and not (run_dir / "model").exists()
     assert not (run_dir / "train_result.json").exists()
-    for attempt in range(2):  # resume the killed run, then resume the finished run once more
+    for _ in range(2):  # resume the killed run, then resume the finished run once more
         done = subprocess.run(_cli(*args, "--resume"), env=_env(), capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
         result = json.loads((run_dir / "train_result.json").read_text())
@@ -224,8 +248,12 @@ def test_a_second_writer_is_refused_naming_the_holder_and_a_killed_holder_blocks
     file = _write_config(tmp_path / "run.yaml", config)
     run_dir = tmp_path / "run"
     args = ("--config", str(file), "--out", str(run_dir), "--no-progress")
-    holder = subprocess.Popen([sys.executable, "-c", KILL_WRAPPER, "stop", "2", "train", *args], env=_env(),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", KILL_WRAPPER, "stop", "2", "train", *args],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.time() + 240
         while time.time() < deadline and ckpt.latest_checkpoint(run_dir) is None and holder.poll() is None:
@@ -255,22 +283,34 @@ def test_train_refuses_a_foreign_output_directory_and_touches_nothing(tmp_path, 
     directory overwrote its config.json and deleted its `.tmp-*` entries. Now exit 2 naming the
     directory, with every file intact; an empty directory is fine."""
     file = _write_config(tmp_path / "run.yaml", _config(data_dir, steps=2, warmup=0, eval_interval=0))
-    cases = {"foreign-config": {"config.json": '{"compilerOptions": {}}', ".tmp-cache": "keep"},
-             "project": {"README.md": "mine", ".tmp-build": "keep"}}
+    cases = {
+        "foreign-config": {"config.json": '{"compilerOptions": {}}', ".tmp-cache": "keep"},
+        "project": {"README.md": "mine", ".tmp-build": "keep"},
+    }
     for name, files in cases.items():
         out = tmp_path / name
         out.mkdir()
         for rel, text in files.items():
             (out / rel).write_text(text)
         for extra in ((), ("--resume",)):
-            done = subprocess.run(_cli("--config", str(file), "--out", str(out), "--no-progress", *extra), env=_env(),
-                                  capture_output=True, text=True, timeout=300)
+            done = subprocess.run(
+                _cli("--config", str(file), "--out", str(out), "--no-progress", *extra),
+                env=_env(),
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             assert done.returncode == 2 and f"--out={str(out)!r} is not valid" in done.stderr, done.stderr
         assert {p.name: p.read_text() for p in out.iterdir()} == files
     empty = tmp_path / "empty"
     empty.mkdir()
-    done = subprocess.run(_cli("--config", str(file), "--out", str(empty), "--no-progress"), env=_env(),
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        _cli("--config", str(file), "--out", str(empty), "--no-progress"),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert (empty / "model" / "model.safetensors").is_file()
 
@@ -289,8 +329,9 @@ def test_repeated_sigkills_at_random_moments_lose_nothing(tmp_path, data_dir):
     kills = exact = 0
     for attempt in range(5):
         args = _cli("--config", str(file), "--out", str(run_dir), "--no-progress")
-        proc = subprocess.Popen(args + (["--resume"] if attempt else []), env=_env(),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            args + (["--resume"] if attempt else []), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         start_step = ckpt.latest_checkpoint(run_dir)
         while proc.poll() is None and ckpt.latest_checkpoint(run_dir) == start_step:
             time.sleep(0.005)
@@ -310,8 +351,7 @@ def test_repeated_sigkills_at_random_moments_lose_nothing(tmp_path, data_dir):
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_path, data_dir):
-    config = _config(data_dir, lr=1e20, min_lr=0.0, warmup=0, grad_clip=0.0, checkpoint_interval=1,
-                     eval_interval=0)
+    config = _config(data_dir, lr=1e20, min_lr=0.0, warmup=0, grad_clip=0.0, checkpoint_interval=1, eval_interval=0)
     with pytest.raises(NonFiniteLossError, match=r"became (nan|inf) at step \d+.*Last good checkpoint: .*step_"):
         train(config, tmp_path / "run")
     latest = ckpt.latest_checkpoint(tmp_path / "run")
@@ -331,7 +371,9 @@ def test_clear_errors_for_missing_data_and_mismatched_checkpoints(tmp_path, data
     train(_config(data_dir, steps=5, eval_interval=0), tmp_path / "c")
     other = _config(data_dir, steps=10, eval_interval=0)
     other["model"]["attention"] = "rope"
-    with pytest.raises(ValueError, match="attention='coca' in the checkpoint does not match the requested attention='rope'"):
+    with pytest.raises(
+        ValueError, match="attention='coca' in the checkpoint does not match the requested attention='rope'"
+    ):
         train(other, tmp_path / "c", resume=True)
 
 
@@ -341,8 +383,20 @@ def test_cli_trains_and_prints_the_resolved_config(tmp_path, data_dir, capsys):
     file = _write_config(tmp_path / "run.yaml", _config(data_dir))
     assert main(["train", "--config", str(file), "--print-config", "train.lr=1e-3"]) == 0
     assert json.loads(capsys.readouterr().out)["train"]["lr"] == 1e-3
-    code = main(["train", "--config", str(file), "--data", str(data_dir), "--out", str(tmp_path / "run"),
-                 "--no-progress", "train.steps=6", "train.eval_interval=0"])
+    code = main(
+        [
+            "train",
+            "--config",
+            str(file),
+            "--data",
+            str(data_dir),
+            "--out",
+            str(tmp_path / "run"),
+            "--no-progress",
+            "train.steps=6",
+            "train.eval_interval=0",
+        ]
+    )
     assert code == 0 and "trained 6 steps" in capsys.readouterr().out
     assert main(["train", "--config", str(file), "train.stepz=3"]) == 2
     assert "closest valid: steps" in capsys.readouterr().err
@@ -366,8 +420,22 @@ def test_torchrun_two_cpu_processes_match_the_single_process_loss(tmp_path, data
     config["data"]["retrieval_fraction"] = 0.0
     single = train(config, tmp_path / "single")
     file = _write_config(tmp_path / "run.yaml", config)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
-           "-m", "cocattn", "train", "--config", str(file), "--out", str(tmp_path / mode), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--standalone",
+        "-m",
+        "cocattn",
+        "train",
+        "--config",
+        str(file),
+        "--out",
+        str(tmp_path / mode),
+        "--no-progress",
+    ]
     done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     ref, got = _losses(tmp_path / "single"), _losses(tmp_path / mode)

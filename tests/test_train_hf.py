@@ -36,10 +36,20 @@ def data_vocab(data_dir: Path) -> int:
 
 
 def tiny_llama(vocab_size: int, seed: int = 0) -> LlamaForCausalLM:
-    config = LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2 * SEQ,
-                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
-                         tie_word_embeddings=True, bos_token_id=None, eos_token_id=None, pad_token_id=None)
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2 * SEQ,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=None,
+        pad_token_id=None,
+    )
     torch.manual_seed(seed)
     return LlamaForCausalLM(config).eval()
 
@@ -53,10 +63,22 @@ def coca_dir(tmp_path_factory, data_dir) -> Path:
 
 
 def run_config(data_dir: Path, init_from: Path | None, stage: int | None, **train_overrides) -> dict:
-    settings = {"batch_size": 4, "steps": 3, "lr": 1e-2, "min_lr": 1e-3, "warmup": 0, "weight_decay": 0.1,
-                "log_interval": 1, "eval_interval": 3, "eval_iters": 1, "checkpoint_interval": 2,
-                "threads": 1, "progress": False,
-                "init_from": None if init_from is None else str(init_from), "stage": stage}
+    settings = {
+        "batch_size": 4,
+        "steps": 3,
+        "lr": 1e-2,
+        "min_lr": 1e-3,
+        "warmup": 0,
+        "weight_decay": 0.1,
+        "log_interval": 1,
+        "eval_interval": 3,
+        "eval_iters": 1,
+        "checkpoint_interval": 2,
+        "threads": 1,
+        "progress": False,
+        "init_from": None if init_from is None else str(init_from),
+        "stage": stage,
+    }
     settings.update(train_overrides)
     return {"name": "continued", "model": {"max_seq_len": SEQ}, "data": {"dir": str(data_dir)}, "train": settings}
 
@@ -120,8 +142,11 @@ def test_vocabulary_mismatch_and_bad_stages_fail_clearly(tmp_path, data_dir, coc
     vocab = data_vocab(data_dir)
     bigger = tmp_path / "bigger"
     convert_llama(tiny_llama(vocab + 8)).save_pretrained(bigger)
-    with pytest.raises(ValueError, match=rf"data.dir=.* is not valid: expected a data directory tokenized with the "
-                                         rf"vocabulary of train.init_from=.*{vocab + 8} token embeddings.*{vocab} tokens"):
+    with pytest.raises(
+        ValueError,
+        match=rf"data.dir=.* is not valid: expected a data directory tokenized with the "
+        rf"vocabulary of train.init_from=.*{vocab + 8} token embeddings.*{vocab} tokens",
+    ):
         train(run_config(data_dir, bigger, 1), tmp_path / "a")
 
     other_tokenizer = tmp_path / "other"  # same size, another tokenizer: compared token by token
@@ -153,12 +178,28 @@ def test_native_coca_model_stage1_via_the_cli(tmp_path, data_dir, capsys):
     ckpt.save_model(tmp_path / "native", GPT(cfg), tokenizer=data_dir / "tokenizer.json")
     file = tmp_path / "run.yaml"
     file.write_text(yaml.safe_dump(run_config(data_dir, None, None)))
-    assert main(["train", "--config", str(file), "--init-from", str(tmp_path / "native"), "--stage", "1",
-                 "--print-config"]) == 0
+    assert (
+        main(
+            ["train", "--config", str(file), "--init-from", str(tmp_path / "native"), "--stage", "1", "--print-config"]
+        )
+        == 0
+    )
     printed = json.loads(capsys.readouterr().out)["train"]
     assert printed["init_from"] == str(tmp_path / "native") and printed["stage"] == 1
-    code = main(["train", "--config", str(file), "--init-from", str(tmp_path / "native"), "--stage", "1",
-                 "--out", str(tmp_path / "run"), "--no-progress"])
+    code = main(
+        [
+            "train",
+            "--config",
+            str(file),
+            "--init-from",
+            str(tmp_path / "native"),
+            "--stage",
+            "1",
+            "--out",
+            str(tmp_path / "run"),
+            "--no-progress",
+        ]
+    )
     assert code == 0 and "trained 3 steps" in capsys.readouterr().out
     before, _ = ckpt.load_model(tmp_path / "native")
     after, _ = ckpt.load_model(tmp_path / "run" / "model")

@@ -76,8 +76,8 @@ def test_fused_tied_tau_with_cached_keys_and_batched_positions(variant):
         assert rel(gf, gt) <= 1e-5
     ref = {"slack": R.coca_slack_reference, "strict": R.coca_strict_reference}[variant]
     for row in range(2):  # the reference takes one row of positions at a time
-        full = ref(*(x[row:row + 1].double().cpu() for x in (q, t, v)), positions=pos[row].cpu())
-        assert rel(out_f[row:row + 1].cpu(), full[:, :, 12:]) <= 1e-5
+        full = ref(*(x[row : row + 1].double().cpu() for x in (q, t, v)), positions=pos[row].cpu())
+        assert rel(out_f[row : row + 1].cpu(), full[:, :, 12:]) <= 1e-5
 
 
 def test_odd_half_width_and_gqa():

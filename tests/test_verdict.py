@@ -35,8 +35,10 @@ def results(tmp_path_factory):
         lm.name = kind
         write_results(out / f"ppl-{kind}-plain.json", evaluate_perplexity(lm, docs, LENGTHS, progress=False))
         if kind == "rope":
-            write_results(out / "passkey-rope-plain.json",
-                          evaluate_passkey(lm, [200, 256], cases=6, max_new_tokens=1, progress=False))
+            write_results(
+                out / "passkey-rope-plain.json",
+                evaluate_passkey(lm, [200, 256], cases=6, max_new_tokens=1, progress=False),
+            )
     return out
 
 
@@ -44,8 +46,9 @@ def report(source: Path, *args: str, new_process: bool = False) -> tuple[int, st
     """`cocattn report SOURCE ARGS` (in a new process, or through the CLI's main function to save
     the start-up time): (exit code, report.md or '', stderr)."""
     if new_process:
-        done = subprocess.run([sys.executable, "-m", "cocattn", "report", str(source), *args], capture_output=True,
-                              text=True, timeout=600)
+        done = subprocess.run(
+            [sys.executable, "-m", "cocattn", "report", str(source), *args], capture_output=True, text=True, timeout=600
+        )
         code, err = done.returncode, done.stderr
     else:
         buffer = io.StringIO()
@@ -58,7 +61,7 @@ def report(source: Path, *args: str, new_process: bool = False) -> tuple[int, st
 
 def verdict(md: str) -> str:
     start = md.index("## Verdict")
-    return md[start:md.index("\n## ", start + 1)]
+    return md[start : md.index("\n## ", start + 1)]
 
 
 def set_nll(path: Path, length: int, nll_sums: list[float]) -> None:
@@ -136,20 +139,29 @@ def test_verdict_at_another_confidence_level(results, tmp_path):
     assert "95% paired bootstrap" in md95 and "(2,000 resamples)" in md95
 
 
-@pytest.mark.parametrize("args, match", [
-    (["--ci-resamples", "0"], "--ci-resamples=0 is not valid"),
-    (["--confidence", "1.5"], "--confidence=1.5 is not valid: expected a number strictly between 0 and 1"),
-    (["--confidence", "0"], "--confidence=0.0 is not valid")])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--ci-resamples", "0"], "--ci-resamples=0 is not valid"),
+        (["--confidence", "1.5"], "--confidence=1.5 is not valid: expected a number strictly between 0 and 1"),
+        (["--confidence", "0"], "--confidence=0.0 is not valid"),
+    ],
+)
 def test_report_rejects_bad_interval_options(results, tmp_path, args, match):
     code, _, err = report(results, "--out", str(tmp_path / "out"), *args)
     assert code == 2 and match in err
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("low, high, words", [
-    (0.77, 0.85, "lower than RoPE's"), (1.01, 1.2, "higher than RoPE's"),
-    (0.95, 1.02, "not distinguishable from RoPE's at this sample size"),
-    (1.0, 1.0, "not distinguishable from RoPE's at this sample size")])
+@pytest.mark.parametrize(
+    "low, high, words",
+    [
+        (0.77, 0.85, "lower than RoPE's"),
+        (1.01, 1.2, "higher than RoPE's"),
+        (0.95, 1.02, "not distinguishable from RoPE's at this sample size"),
+        (1.0, 1.0, "not distinguishable from RoPE's at this sample size"),
+    ],
+)
 def test_ratio_words_follow_the_interval_only(low, high, words):
     assert ratio_words(low, high, "RoPE") == words
 

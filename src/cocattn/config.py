@@ -415,7 +415,9 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
-        raise ValueError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: not UTF-8 text ({err})") from None
+        raise ValueError(
+            f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: not UTF-8 text ({err})"
+        ) from None
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as err:
