@@ -123,9 +123,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DATA",
         help="transfer text: a cocattn data directory (training split), a .jsonl or .txt file",
     )
-    group.add_argument("--tokens", type=int, default=None, metavar="N", help="transfer tokens (default 8192)")
+    group.add_argument("--tokens", type=int, default=None, metavar="N", help="transfer tokens (default 65536)")
     group.add_argument("--seq-len", type=int, default=None, metavar="N", help="sequence length (default 512)")
-    group.add_argument("--steps", type=int, default=None, metavar="N", help="optimiser steps per layer (default 60)")
+    group.add_argument("--steps", type=int, default=None, metavar="N", help="optimiser steps per layer (default 300)")
     group.add_argument("--lr", type=float, default=None, help="Adam learning rate, cosine to 10%% (default 1e-2)")
     group.add_argument("--batch-size", type=int, default=None, metavar="N", help="sequences per step (default 1)")
     group.add_argument(

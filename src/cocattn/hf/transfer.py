@@ -67,9 +67,9 @@ class TransferSettings:
     """How to fit the CoCA attention (defaults: the ones that measured best on SmolLM2-135M,
     docs/HF.md)."""
 
-    tokens: int = 8_192
+    tokens: int = 65_536
     seq_len: int = 512
-    steps: int = 60
+    steps: int = 300
     lr: float = 1e-2
     batch_size: int = 1
     fit: tuple[str, ...] = ("t", "q", "gain")
