@@ -334,19 +334,15 @@ def _initial_model(run: RunConfig, tokenizer, data_dir: str):
     declared = io.load_json(init / "config.json").get("vocab_size")
     if isinstance(declared, int):  # fail before loading the weights
         _check_vocabulary(init, declared, tokenizer, data_dir)
-    try:
-        model = AutoModelForCausalLM.from_pretrained(
-            init, dtype=torch.float32, local_files_only=True, use_safetensors=True, trust_remote_code=False
-        )
-    except (KeyboardInterrupt, MemoryError):
-        raise
-    except Exception as err:  # truncated safetensors, impossible configs (num_attention_heads=3), ...
-        raise bad_value(
-            "train.init_from",
-            str(init),
-            "a Hugging Face causal-LM directory with safetensors weights "
-            f"(or a cocattn model directory); transformers said: {type(err).__name__}: {err}",
-        ) from None
+    from cocattn.hf.load import from_pretrained_checked
+
+    model = from_pretrained_checked(
+        AutoModelForCausalLM,
+        init,
+        name="train.init_from",
+        dtype=torch.float32,
+        expected="a Hugging Face causal-LM directory with safetensors weights (or a cocattn model directory)",
+    )
     if not isinstance(declared, int):
         _check_vocabulary(init, model.get_input_embeddings().num_embeddings, tokenizer, data_dir)
     return model, None, kind

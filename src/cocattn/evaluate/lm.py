@@ -534,19 +534,15 @@ def load_lm(
     refuse_remote_code(path)
     import cocattn.hf  # noqa: F401  registers the coca_llama model type with the Auto classes
 
-    try:
-        model = AutoModelForCausalLM.from_pretrained(
-            path, local_files_only=True, dtype=dtype or torch.float32, use_safetensors=True, trust_remote_code=False
-        )
-    except (KeyboardInterrupt, MemoryError):
-        raise
-    except Exception as err:  # truncated safetensors, impossible configs (num_attention_heads=3), ...
-        raise bad_value(
-            "checkpoint",
-            str(path),
-            "a loadable Hugging Face causal-LM directory with safetensors "
-            f"weights; transformers said: {type(err).__name__}: {err}",
-        ) from None
+    from cocattn.hf.load import from_pretrained_checked
+
+    model = from_pretrained_checked(
+        AutoModelForCausalLM,
+        path,
+        name="checkpoint",
+        dtype=dtype or torch.float32,
+        expected="a loadable Hugging Face causal-LM directory with safetensors weights",
+    )
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
     except (OSError, ValueError):

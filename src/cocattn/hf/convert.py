@@ -80,19 +80,15 @@ def load_llama(path: str | Path, dtype: torch.dtype | None = None) -> LlamaForCa
     if not any(path.glob("*.safetensors")):
         raise bad_value("checkpoint", str(path), "a directory with model weights in *.safetensors")
     refuse_pickles(path)
-    try:
-        return LlamaForCausalLM.from_pretrained(
-            path, local_files_only=True, use_safetensors=True, dtype=dtype or "auto", trust_remote_code=False
-        )
-    except (KeyboardInterrupt, MemoryError):
-        raise
-    except Exception as err:  # truncated safetensors, impossible configs (num_attention_heads=3), ...
-        raise bad_value(
-            "checkpoint",
-            str(path),
-            "a loadable LlamaForCausalLM directory with safetensors weights; "
-            f"transformers said: {type(err).__name__}: {err}",
-        ) from None
+    from cocattn.hf.load import from_pretrained_checked
+
+    return from_pretrained_checked(
+        LlamaForCausalLM,
+        path,
+        name="checkpoint",
+        dtype=dtype or "auto",
+        expected="a loadable LlamaForCausalLM directory with safetensors weights",
+    )
 
 
 def convert_llama(

@@ -133,21 +133,13 @@ def _windows(stream: np.ndarray, count: int, seq_len: int, where: str) -> torch.
 
 
 def _read_texts(path: Path) -> list[str]:
+    """A ``.txt`` file whole, or a ``.jsonl`` file read as ``cocattn data build`` reads one
+    (``jsonl:`` source; documents marked ``"split": "eval"`` are held out, so left out here)."""
     if path.suffix == ".txt":
         return [path.read_text(encoding="utf-8")]
-    texts = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{number} is not a JSON line ({err.msg})") from None
-            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                raise bad_value("transfer data", f"{path}:{number}", 'JSON lines of the form {"text": "..."}')
-            texts.append(record["text"])
-    return texts
+    from cocattn.data.sources import jsonl_file
+
+    return [d.text for d in jsonl_file(path).documents if d.meta.get("split") != "eval"]
 
 
 def _encode(tokenizer: Any, text: str) -> list[int]:
