@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+from dataclasses import dataclass, field
 import sys
 import time
 from pathlib import Path
@@ -113,6 +114,26 @@ def reproduce(
         return _reproduce(preset, out_dir, data_dir=data_dir, overrides=overrides, progress=progress, log=log)
 
 
+@dataclass
+class _Run:
+    """What the stages of one ``reproduce`` call share."""
+
+    preset: str
+    overrides: list[str]
+    config: Any  # RunConfig
+    settings: EvalConfig
+    out: Path
+    progress: bool
+    log: Callable[[str], None]
+    device: str = field(default_factory=lambda: "cuda" if torch.cuda.is_available() else "cpu")
+    data_path: Path = Path()
+    work: Any = None  # plan.RunPlan, counted after the data stage
+    done: dict[str, Any] = field(
+        default_factory=lambda: {"train_flops": 0.0, "eval_flops": 0.0, "train_resumed": False}
+    )
+    timings: dict[str, float] = field(default_factory=dict)
+
+
 def _reproduce(
     preset: str,
     out_dir: str | os.PathLike,
@@ -126,76 +147,85 @@ def _reproduce(
 
     start = time.perf_counter()
     run_config = load_config(preset, list(overrides))
-    settings = settings_for(run_config)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
+    run = _Run(preset, list(overrides), run_config, settings_for(run_config), Path(out_dir), progress, log)
+    run.out.mkdir(parents=True, exist_ok=True)
+    for name, stage in (("data_s", _stage_data), ("train_s", _stage_train), ("eval_s", _stage_eval)):
+        t0 = time.perf_counter()
+        stage(run, data_dir) if stage is _stage_data else stage(run)
+        run.timings[name] = time.perf_counter() - t0
+    report = _stage_report(run)
+    log(f"report: {report} (total {time.perf_counter() - start:.0f} s)")
+    return report
 
-    # 1. data ------------------------------------------------------------------------------
-    t0 = time.perf_counter()
-    data_path = Path(data_dir or run_config.data.dir or _default_data_dir(settings))
-    if not (data_path / "manifest.json").is_file():
+
+def _stage_data(run: _Run, data_dir: str | os.PathLike | None) -> None:
+    """1. Build or reuse the data directory; count the run's work (and fail now if the data holds
+    no held-out documents, not after training)."""
+    settings = run.settings
+    run.data_path = Path(data_dir or run.config.data.dir or _default_data_dir(settings))
+    if not (run.data_path / "manifest.json").is_file():
         from cocattn.data import build_dataset
 
-        log(f"data: building the '{settings.data_preset}' corpus into {data_path}")
+        run.log(f"data: building the '{settings.data_preset}' corpus into {run.data_path}")
         build_dataset(
             preset=settings.data_preset,
-            out_dir=data_path,
+            out_dir=run.data_path,
             vocab_size=settings.vocab_size,
             eval_documents=settings.eval_documents,
-            progress=progress,
+            progress=run.progress,
         )
     else:
-        log(f"data: reusing {data_path}")
-    timings["data_s"] = time.perf_counter() - t0
+        run.log(f"data: reusing {run.data_path}")
     from cocattn.plan import plan_config
 
-    work = plan_config(run_config, preset, data_dir=data_path)  # counted work: achieved FLOP rates in the report
-    if not work.documents:  # fail before training, not after it
-        raise bad_value("data", str(data_path), "a data directory with held-out evaluation documents (eval.jsonl)")
-    log(
+    work = run.work = plan_config(run.config, run.preset, data_dir=run.data_path)  # achieved FLOP rates
+    if not work.documents:
+        raise bad_value("data", str(run.data_path), "a data directory with held-out evaluation documents (eval.jsonl)")
+    run.log(
         f"work (cocattn reproduce --plan): training {work.train_flops / 1e15:.3g} PFLOP, evaluation "
         f"{work.eval_flops / 1e15:.3g} PFLOP in {len(work.settings)} settings × {len(work.lengths)} lengths"
     )
-    done: dict[str, Any] = {"train_flops": 0.0, "eval_flops": 0.0, "train_resumed": False}
 
-    # 2. train -----------------------------------------------------------------------------
+
+def _stage_train(run: _Run) -> None:
+    """2. Train every kind not trained yet, side by side (cocattn.parallel); a killed run resumes."""
     from cocattn.parallel import plan_jobs, run_jobs
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    t0 = time.perf_counter()
-    model_dirs = {kind: out / "runs" / kind / "model" for kind in settings.kinds}
     to_train = []
-    for kind in settings.kinds:
-        run_dir = out / "runs" / kind
-        if (run_dir / "train_result.json").is_file() and (model_dirs[kind] / "model.safetensors").is_file():
-            log(f"train {kind}: done already ({run_dir})")
+    for kind in run.settings.kinds:
+        run_dir = run.out / "runs" / kind
+        if (run_dir / "train_result.json").is_file() and (run_dir / "model" / "model.safetensors").is_file():
+            run.log(f"train {kind}: done already ({run_dir})")
         else:
             to_train.append(kind)
-    jobs, threads = plan_jobs(len(to_train), settings.jobs, device)
-    done["train_jobs"] = {"processes": jobs, "threads_each": threads}
+    jobs, threads = plan_jobs(len(to_train), run.settings.jobs, run.device)
+    run.done["train_jobs"] = {"processes": jobs, "threads_each": threads}
     if jobs > 1:
-        log(f"train: {', '.join(to_train)} side by side ({jobs} processes, {threads} thread(s) each)")
-    bar = _TrainBar([out / "runs" / k for k in to_train], run_config.train.steps, progress and jobs > 1)
+        run.log(f"train: {', '.join(to_train)} side by side ({jobs} processes, {threads} thread(s) each)")
+    bar = _TrainBar([run.out / "runs" / k for k in to_train], run.config.train.steps, run.progress and jobs > 1)
     calls = [
-        (preset, list(overrides), kind, out / "runs" / kind, data_path, progress and jobs == 1) for kind in to_train
+        (run.preset, run.overrides, kind, run.out / "runs" / kind, run.data_path, run.progress and jobs == 1)
+        for kind in to_train
     ]
     for kind, result in zip(to_train, run_jobs(_train_kind, calls, jobs=jobs, threads=threads, poll=bar.update)):
-        done["train_flops"] += work.train_flops_per_kind
-        done["train_resumed"] |= result["resumed"]  # part of its steps ran before: no rate for this stage
-        log(
+        run.done["train_flops"] += run.work.train_flops_per_kind
+        run.done["train_resumed"] |= result["resumed"]  # part of its steps ran before: no rate for this stage
+        run.log(
             f"train {kind}: {result['steps']} steps, final loss {_num(result, 'final_loss', '.3f')}, "
             f"{_num(result, 'tokens_per_s', ',.0f')} tokens/s, {_num(result, 'seconds', '.0f')} s"
         )
     bar.close()
-    timings["train_s"] = time.perf_counter() - t0
 
-    # 3. evaluate --------------------------------------------------------------------------
+
+def _stage_eval(run: _Run) -> None:
+    """3. Perplexity, passkey (and retrieval tasks) of every kind, plain and at every scaling,
+    side by side; result files that exist are kept."""
     from cocattn.data import load_eval_documents
+    from cocattn.parallel import plan_jobs, run_jobs
 
-    t0 = time.perf_counter()
-    docs = [d.text for d in load_eval_documents(data_path)][: settings.documents]  # not empty: checked above
-    results = out / "results"
+    settings, work = run.settings, run.work
+    docs = [d.text for d in load_eval_documents(run.data_path)][: settings.documents]  # not empty: checked
+    results = run.out / "results"
     results.mkdir(exist_ok=True)
     expected = {
         kind: [
@@ -206,50 +236,38 @@ def _reproduce(
         for kind in settings.kinds
     }
     to_eval = [kind for kind in settings.kinds if not all(p.is_file() for p in expected[kind])]
-    jobs, threads = plan_jobs(len(to_eval), settings.jobs, device)
-    done["eval_jobs"] = {"processes": jobs, "threads_each": threads}
+    jobs, threads = plan_jobs(len(to_eval), settings.jobs, run.device)
+    run.done["eval_jobs"] = {"processes": jobs, "threads_each": threads}
     if jobs > 1:
-        log(f"eval: {', '.join(to_eval)} side by side ({jobs} processes, {threads} thread(s) each)")
-    bar = _FileBar([p for k in to_eval for p in expected[k]], progress and jobs > 1)
-    calls = [
-        (
-            kind,
-            model_dirs[kind],
-            settings,
-            work.lengths,
-            run_config.model["max_seq_len"],
-            docs,
-            results,
-            device,
-            progress and jobs == 1,
-        )
-        for kind in to_eval
-    ]
+        run.log(f"eval: {', '.join(to_eval)} side by side ({jobs} processes, {threads} thread(s) each)")
+    bar = _FileBar([p for k in to_eval for p in expected[k]], run.progress and jobs > 1)
+    l0, show = run.config.model["max_seq_len"], run.progress and jobs == 1
+    model_dir = {kind: run.out / "runs" / kind / "model" for kind in to_eval}
+    calls = [(kind, model_dir[kind], settings, work.lengths, l0, docs, results, run.device, show) for kind in to_eval]
     flops = {"ppl": work.ppl_flops, "passkey": work.passkey_flops, "retrieval": work.retrieval_flops}
     for written in run_jobs(_evaluate_kind, calls, jobs=jobs, threads=threads, poll=bar.update):
-        done["eval_flops"] += sum(sum(flops[metric].values()) for metric in written)
+        run.done["eval_flops"] += sum(sum(flops[metric].values()) for metric in written)
     bar.close()
-    timings["eval_s"] = time.perf_counter() - t0
 
-    # 4. report ----------------------------------------------------------------------------
-    meta = {
-        "title": f"cocattn reproduce --preset {preset}",
-        "preset": preset,
-        "overrides": list(overrides),
-        "notes": deviations(run_config, settings, data_path),
-        "hardware": hardware_line(),
-        "date": time.strftime("%Y-%m-%d"),
-        "timings_s": {k: round(v, 1) for k, v in timings.items()},
-        "work": {**work.to_dict(), "done_this_run": done},
-        "train_results": {k: _read_json(out / "runs" / k / "train_result.json") for k in settings.kinds},
-        "config": run_config.to_dict(),
-    }
+
+def _stage_report(run: _Run) -> Path:
+    """4. ``reproduce.json`` (what ran, how long, how it departs from the paper), then the report."""
     from cocattn.io import write_json
 
-    write_json(out / DEVIATIONS_FILE, meta)
-    report = write_reproduce_report(out)
-    log(f"report: {report} (total {time.perf_counter() - start:.0f} s)")
-    return report
+    meta = {
+        "title": f"cocattn reproduce --preset {run.preset}",
+        "preset": run.preset,
+        "overrides": run.overrides,
+        "notes": deviations(run.config, run.settings, run.data_path),
+        "hardware": hardware_line(),
+        "date": time.strftime("%Y-%m-%d"),
+        "timings_s": {k: round(v, 1) for k, v in run.timings.items()},
+        "work": {**run.work.to_dict(), "done_this_run": run.done},
+        "train_results": {k: _read_json(run.out / "runs" / k / "train_result.json") for k in run.settings.kinds},
+        "config": run.config.to_dict(),
+    }
+    write_json(run.out / DEVIATIONS_FILE, meta)
+    return write_reproduce_report(run.out)
 
 
 def _eval_autocast(settings: ReproduceSettings, device: str) -> torch.dtype | None:
