@@ -149,9 +149,13 @@ def _reproduce(
     run_config = load_config(preset, list(overrides))
     run = _Run(preset, list(overrides), run_config, settings_for(run_config), Path(out_dir), progress, log)
     run.out.mkdir(parents=True, exist_ok=True)
-    for name, stage in (("data_s", _stage_data), ("train_s", _stage_train), ("eval_s", _stage_eval)):
+    for name, stage, args in (
+        ("data_s", _stage_data, (data_dir,)),
+        ("train_s", _stage_train, ()),
+        ("eval_s", _stage_eval, ()),
+    ):
         t0 = time.perf_counter()
-        stage(run, data_dir) if stage is _stage_data else stage(run)
+        stage(run, *args)
         run.timings[name] = time.perf_counter() - t0
     report = _stage_report(run)
     log(f"report: {report} (total {time.perf_counter() - start:.0f} s)")
