@@ -14,21 +14,12 @@ import torch
 
 from cocattn.cli import main
 from conftest import build_text_data
-from test_eval_fixtures import gpt, llama, text, tokenizer
+from test_eval_fixtures import save_cli_models, text
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    from cocattn.checkpoint import save_model
-
-    root = tmp_path_factory.mktemp("models")
-    save_model(root / "gpt", gpt("coca", training_length=32).module, tokenizer())
-    hf = llama(training_length=32)
-    hf.module.save_pretrained(root / "hf")
-    hf.tokenizer.save_pretrained(root / "hf")
-    docs = root / "docs.jsonl"
-    docs.write_text("".join(json.dumps({"id": i, "text": text(300, seed=i)}) + "\n" for i in range(2)))
-    return root
+    return save_cli_models(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")

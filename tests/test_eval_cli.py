@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
@@ -10,21 +9,12 @@ from cocattn.cli import main
 from cocattn.evaluate.lm import CocattnLanguageModel, HFLanguageModel, load_lm, model_dir_kind
 from cocattn.evaluate.results import read_results
 from cocattn.evaluate.scaling import parse_scaling
-from test_eval_fixtures import gpt, llama, text, tokenizer
+from test_eval_fixtures import gpt, save_cli_models
 
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
-    from cocattn.checkpoint import save_model
-
-    root = tmp_path_factory.mktemp("ckpt")
-    save_model(root / "gpt", gpt("coca", training_length=32).module, tokenizer())
-    hf = llama(training_length=32)
-    hf.module.save_pretrained(root / "hf")
-    hf.tokenizer.save_pretrained(root / "hf")
-    docs = root / "docs.jsonl"
-    docs.write_text("".join(json.dumps({"id": i, "text": text(300, seed=i)}) + "\n" for i in range(2)))
-    return root
+    return save_cli_models(tmp_path_factory.mktemp("ckpt"))
 
 
 def test_load_both_kinds_of_checkpoint(checkpoints):

@@ -118,3 +118,19 @@ def gpt(attention: str = "rope", training_length: int = 64, seed: int = 0):
                 if proj is not None:
                     proj.weight.mul_(8)
     return CocattnLanguageModel(model, tokenizer(), name=f"tiny-{attention}")
+
+
+def save_cli_models(root):
+    """A native CoCA checkpoint (``root/gpt``), a Hugging Face LLaMA (``root/hf``) and two
+    documents (``root/docs.jsonl``): what the CLI tests load in their own processes."""
+    import json
+
+    from cocattn.checkpoint import save_model
+
+    save_model(root / "gpt", gpt("coca", training_length=32).module, tokenizer())
+    hf = llama(training_length=32)
+    hf.module.save_pretrained(root / "hf")
+    hf.tokenizer.save_pretrained(root / "hf")
+    docs = root / "docs.jsonl"
+    docs.write_text("".join(json.dumps({"id": i, "text": text(300, seed=i)}) + "\n" for i in range(2)))
+    return root
