@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from cocattn.cli import main
-from cocattn.evaluate.lm import CocattnLanguageModel, HFLanguageModel, load_lm, model_dir_kind
+from cocattn.checkpoint import model_dir_kind
+from cocattn.evaluate.lm import CocattnLanguageModel, HFLanguageModel, load_lm
 from cocattn.evaluate.results import read_results
 from cocattn.evaluate.scaling import parse_scaling
 from test_eval_fixtures import gpt, save_cli_models

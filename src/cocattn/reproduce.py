@@ -27,16 +27,18 @@ import torch
 
 from cocattn._checks import bad_value
 from cocattn.attention.kinds import KINDS, ROTARY_KINDS
+from cocattn._moved import moved
 from cocattn.config import EvalConfig, eval_config, eval_scalings, scaling_slug
 
-__all__ = ["ReproduceSettings", "reproduce", "settings_for", "PRESETS", "DEVIATIONS_FILE"]
+__all__ = ["reproduce", "PRESETS", "DEVIATIONS_FILE"]
 
 PRESETS = ("tiny-cpu", "cpu-30m", "small-gpu", "paper-350m")
 ALL_KINDS = KINDS
 ROTARY = ROTARY_KINDS
 DEVIATIONS_FILE = "reproduce.json"
-ReproduceSettings = EvalConfig  # its name before it moved to config.py
-settings_for = eval_config
+__getattr__ = moved(
+    __name__, {"ReproduceSettings": "cocattn.config.EvalConfig", "settings_for": "cocattn.config.eval_config"}
+)
 _scalings = eval_scalings
 _scaling_slug = scaling_slug
 
@@ -48,7 +50,7 @@ def hardware_line() -> str:
     return f"{hardware_name(device)}; torch {torch.__version__}; Python {platform.python_version()}"
 
 
-def deviations(run_config, settings: ReproduceSettings, data_dir: Path) -> list[str]:
+def deviations(run_config, settings: EvalConfig, data_dir: Path) -> list[str]:
     """How this run departs from the paper's protocol (PAPER.md), stated in the report."""
     m, t = run_config.model, run_config.train
     l0 = m["max_seq_len"]
@@ -108,7 +110,7 @@ def reproduce(
     from cocattn import io
     from cocattn.config import load_config
 
-    settings_for(load_config(preset, list(overrides)))  # settings are checked before anything is created
+    eval_config(load_config(preset, list(overrides)))  # settings are checked before anything is created
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     with io.DirectoryLock(out_dir, "reproduce directory"):
         return _reproduce(preset, out_dir, data_dir=data_dir, overrides=overrides, progress=progress, log=log)
@@ -147,7 +149,7 @@ def _reproduce(
 
     start = time.perf_counter()
     run_config = load_config(preset, list(overrides))
-    run = _Run(preset, list(overrides), run_config, settings_for(run_config), Path(out_dir), progress, log)
+    run = _Run(preset, list(overrides), run_config, eval_config(run_config), Path(out_dir), progress, log)
     run.out.mkdir(parents=True, exist_ok=True)
     for name, stage, args in (
         ("data_s", _stage_data, (data_dir,)),
@@ -274,14 +276,14 @@ def _stage_report(run: _Run) -> Path:
     return write_reproduce_report(run.out)
 
 
-def _eval_autocast(settings: ReproduceSettings, device: str) -> torch.dtype | None:
+def _eval_autocast(settings: EvalConfig, device: str) -> torch.dtype | None:
     name = settings.dtype
     if name == "auto":
         name = "bfloat16" if device == "cuda" else "float32"
     return None if name == "float32" else getattr(torch, name)
 
 
-def _metrics(settings: ReproduceSettings) -> tuple[str, ...]:
+def _metrics(settings: EvalConfig) -> tuple[str, ...]:
     return ("ppl", "passkey", "retrieval") if settings.retrieval_tasks else ("ppl", "passkey")
 
 
@@ -301,7 +303,7 @@ def _train_kind(
 def _evaluate_kind(
     kind: str,
     model_dir: Path,
-    settings: ReproduceSettings,
+    settings: EvalConfig,
     lengths: list[int],
     l0: int,
     docs: list[str],
@@ -488,6 +490,6 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def _default_data_dir(settings: ReproduceSettings) -> Path:
+def _default_data_dir(settings: EvalConfig) -> Path:
     root = Path(os.environ.get("COCATTN_CACHE") or Path.home() / ".cache" / "cocattn")
     return root / "data" / f"{settings.data_preset}-v{settings.vocab_size}"

@@ -68,7 +68,7 @@ def scaling_from_args(args: argparse.Namespace) -> dict | None:
 
 def check_checkpoint(args: argparse.Namespace) -> str:
     """Fail fast (before reading data) when CKPT is not a model directory; returns its kind."""
-    from cocattn.evaluate.lm import model_dir_kind
+    from cocattn.checkpoint import model_dir_kind
 
     return model_dir_kind(args.checkpoint)
 

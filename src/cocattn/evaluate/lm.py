@@ -32,9 +32,11 @@ import torch.nn.functional as F
 
 from cocattn._checks import bad_value, check
 from cocattn.attention.kinds import coca_kind, is_rope_free
-from cocattn.checkpoint import model_dir_kind  # re-exported: its old home
+from cocattn._moved import moved
+from cocattn.checkpoint import model_dir_kind as _model_dir_kind
 
-__all__ = ["LanguageModel", "CocattnLanguageModel", "HFLanguageModel", "load_lm", "model_dir_kind"]
+__all__ = ["LanguageModel", "CocattnLanguageModel", "HFLanguageModel", "load_lm"]
+__getattr__ = moved(__name__, {"model_dir_kind": "cocattn.checkpoint.model_dir_kind"})
 
 _LENGTH_DEPENDENT = ("dynamic", "longrope")
 
@@ -508,7 +510,7 @@ def load_lm(
     ``dtype`` converts the weights; ``autocast`` (cocattn checkpoints) keeps them and runs every
     forward pass under ``torch.autocast`` in that dtype, as training did on a GPU."""
     path = Path(path)
-    kind = model_dir_kind(path)
+    kind = _model_dir_kind(path)
     label = name or path.name
     if kind == "cocattn":
         from cocattn.checkpoint import load_model
