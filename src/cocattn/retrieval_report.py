@@ -176,56 +176,74 @@ def format_retrieval(records: Sequence[dict], ratio: float = DEFAULT_RATIO, head
         return ""
     parts = [f"Scoring: {SCORING}", ""]
     for task in sorted({r["task"] for r in records}, key=_task_order):
-        rs = [r for r in records if r["task"] == task]
-        lengths = sorted({n for r in rs for n in r["lengths"]})
-        metric = rs[0]["details"]["metric"]
-        options = ", ".join(
-            f"{k}={'auto' if v is None else v}" for k, v in rs[0]["settings"].get("options", {}).items()
+        parts += _task_section([r for r in records if r["task"] == task], task, heading)
+    parts += _aggregate_section(records, heading)
+    parts += _effective_section(records, ratio, heading)
+    parts += _mix_section(records)
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def _task_section(rs: Sequence[dict], task: str, heading: str) -> list[str]:
+    """A task's heading, its score table by length and its truncation notes."""
+    lengths = sorted({n for r in rs for n in r["lengths"]})
+    metric = rs[0]["details"]["metric"]
+    options = ", ".join(f"{k}={'auto' if v is None else v}" for k, v in rs[0]["settings"].get("options", {}).items())
+    body = []
+    for r in rs:
+        d = r["details"]
+        cells = {n: _cell(v, lo, hi) for n, v, lo, hi in zip(r["lengths"], r["values"], d["ci_low"], d["ci_high"])}
+        body.append([_row(r), *(cells.get(n, "–") for n in lengths)])
+    return [
+        f"{heading} {task} ({options}; score: {metric}, {METRIC_TEXT[metric]})",
+        "",
+        "Score [Wilson 95% interval] by length:",
+        "",
+        _table(["model + scaling", *map(_length_label, lengths)], body),
+        "",
+        "Truncation: " + "; ".join(_truncation_note(r) for r in rs) + ".",
+        "",
+    ]
+
+
+def _truncation_note(r: dict) -> str:
+    """How many of a record's prompts fell short, outputs hit the budget, haystacks wrapped, lengths were skipped."""
+    d = r["details"]
+    short, trunc = sum(d["short_prompts"]), sum(d["truncated_outputs"])
+    wrapped = sum(d.get("wrapped_haystacks") or [])
+    return (
+        f"{_row(r)}: {sum(r['counts'])} cases, {short} prompts shorter than their length (by at most "
+        f"{max(d['max_shortfall'])} tokens), {trunc} outputs stopped by the token budget before a "
+        f"line break"
+        + (f", {wrapped} haystacks reusing the corpus" if wrapped else "")
+        + "".join(
+            f"; not measured at {n} (too short: the fixed text needs more tokens)" for n in (d.get("skipped") or {})
         )
-        parts += [
-            f"{heading} {task} ({options}; score: {metric}, {METRIC_TEXT[metric]})",
-            "",
-            "Score [Wilson 95% interval] by length:",
-            "",
-        ]
-        body = []
-        for r in rs:
-            d = r["details"]
-            cells = {n: _cell(v, lo, hi) for n, v, lo, hi in zip(r["lengths"], r["values"], d["ci_low"], d["ci_high"])}
-            body.append([_row(r), *(cells.get(n, "–") for n in lengths)])
-        parts += [_table(["model + scaling", *map(_length_label, lengths)], body), ""]
-        notes = []
-        for r in rs:
-            d = r["details"]
-            short, trunc = sum(d["short_prompts"]), sum(d["truncated_outputs"])
-            wrapped = sum(d.get("wrapped_haystacks") or [])
-            notes.append(
-                f"{_row(r)}: {sum(r['counts'])} cases, {short} prompts shorter than their length (by at most "
-                f"{max(d['max_shortfall'])} tokens), {trunc} outputs stopped by the token budget before a "
-                f"line break"
-                + (f", {wrapped} haystacks reusing the corpus" if wrapped else "")
-                + "".join(
-                    f"; not measured at {n} (too short: the fixed text needs more tokens)"
-                    for n in (d.get("skipped") or {})
-                )
-            )
-        parts += ["Truncation: " + "; ".join(notes) + ".", ""]
+    )
+
+
+def _aggregate_section(records: Sequence[dict], heading: str) -> list[str]:
+    """The aggregate table (see :data:`AGGREGATE_TEXT`); [] when no model + scaling has one."""
     agg = aggregate_rows(records)
-    if agg:
-        lengths = sorted({n for _, _, means in agg for n in means})
-        parts += [
-            f"{heading} Aggregate",
-            "",
-            AGGREGATE_TEXT + ".",
-            "",
-            _table(
-                ["model + scaling", "tasks", *map(_length_label, lengths)],
-                [[label, ", ".join(tasks), *(_cell(means.get(n)) for n in lengths)] for label, tasks, means in agg],
-            ),
-            "",
-        ]
+    if not agg:
+        return []
+    lengths = sorted({n for _, _, means in agg for n in means})
+    return [
+        f"{heading} Aggregate",
+        "",
+        AGGREGATE_TEXT + ".",
+        "",
+        _table(
+            ["model + scaling", "tasks", *map(_length_label, lengths)],
+            [[label, ", ".join(tasks), *(_cell(means.get(n)) for n in lengths)] for label, tasks, means in agg],
+        ),
+        "",
+    ]
+
+
+def _effective_section(records: Sequence[dict], ratio: float, heading: str) -> list[str]:
+    """The effective-length table (:func:`effective_rows`) with its definition."""
     eff = effective_rows(records, ratio)
-    parts += [
+    return [
         f"{heading} Effective length",
         "",
         f"The largest evaluated length up to which the score's lower 95% bound stays above {ratio:g} × the "
@@ -247,17 +265,19 @@ def format_retrieval(records: Sequence[dict], ratio: float = DEFAULT_RATIO, head
         ),
         "",
     ]
+
+
+def _mix_section(records: Sequence[dict]) -> list[str]:
+    """The models' training warm-up (retrieval rows), when any record says it had one."""
     mixes = sorted({_mix_text(r.get("training_mix")) for r in records})
-    if any(mixes):
-        parts += [
-            "Training warm-up of the models: "
-            + "; ".join(
-                f"`{m}`: {_mix_text(r.get('training_mix'))}" for m, r in {r["model"]: r for r in records}.items()
-            )
-            + ".",
-            "",
-        ]
-    return "\n".join(parts).rstrip() + "\n"
+    if not any(mixes):
+        return []
+    return [
+        "Training warm-up of the models: "
+        + "; ".join(f"`{m}`: {_mix_text(r.get('training_mix'))}" for m, r in {r["model"]: r for r in records}.items())
+        + ".",
+        "",
+    ]
 
 
 def _mix_text(mix: dict | None) -> str:

@@ -382,33 +382,8 @@ def _passkey_args(p: argparse.ArgumentParser, batch_tokens: bool = True) -> None
     p.add_argument("--seed", type=int, default=0, help="seed of keys (default 0)")
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "eval",
-        help="perplexity, passkey retrieval and scaling sweeps",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sub = parser.add_subparsers(dest="eval_command", metavar="METRIC", required=True)
-
-    p = sub.add_parser("ppl", help="sliding-window perplexity at several context lengths")
-    _common(p)
-    _ppl_args(p)
-    p.set_defaults(func=run_ppl)
-
-    p = sub.add_parser("passkey", help="passkey retrieval at several lengths (the paper's prompt)")
-    _common(p)
-    _passkey_args(p)
-    p.set_defaults(func=run_passkey)
-
-    p = sub.add_parser(
-        "retrieval",
-        help="RULER-style retrieval tasks: several needles, variable tracking, common words (docs/RETRIEVAL.md)",
-        description="Needle-in-a-haystack variants, variable tracking and common-word extraction at "
-        "exact token lengths (prompt + gold answer), scored in one place, with Wilson intervals, "
-        "per-case records and effective lengths. Tasks and their definitions: docs/RETRIEVAL.md.",
-    )
-    _common(p)
+def _retrieval_args(p: argparse.ArgumentParser) -> None:
+    """The options of ``eval retrieval`` besides the common ones."""
     _batch_tokens_arg(p)
     p.add_argument(
         "--tasks",
@@ -451,6 +426,36 @@ def register(subparsers) -> None:
         default=0.8,
         help="effective length: the lower 95%% bound must stay above this share of the 1x score (default 0.8)",
     )
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="perplexity, passkey retrieval and scaling sweeps",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="eval_command", metavar="METRIC", required=True)
+
+    p = sub.add_parser("ppl", help="sliding-window perplexity at several context lengths")
+    _common(p)
+    _ppl_args(p)
+    p.set_defaults(func=run_ppl)
+
+    p = sub.add_parser("passkey", help="passkey retrieval at several lengths (the paper's prompt)")
+    _common(p)
+    _passkey_args(p)
+    p.set_defaults(func=run_passkey)
+
+    p = sub.add_parser(
+        "retrieval",
+        help="RULER-style retrieval tasks: several needles, variable tracking, common words (docs/RETRIEVAL.md)",
+        description="Needle-in-a-haystack variants, variable tracking and common-word extraction at "
+        "exact token lengths (prompt + gold answer), scored in one place, with Wilson intervals, "
+        "per-case records and effective lengths. Tasks and their definitions: docs/RETRIEVAL.md.",
+    )
+    _common(p)
+    _retrieval_args(p)
     p.set_defaults(func=run_retrieval)
 
     p = sub.add_parser("sweep", help="perplexity and passkey over RoPE scalings (one row per scaling)")

@@ -237,8 +237,54 @@ def evaluate_passkey(
     many tokens per batch (speed only, see :func:`score_cases`). ``confidence``: the level of the
     Wilson intervals (``ci95``)."""
     start = time.perf_counter()
-    l0 = lm.training_length
-    lengths = list(lengths) if lengths is not None else default_lengths(l0)
+    lengths = list(lengths) if lengths is not None else default_lengths(lm.training_length)
+    _check_options(lengths, cases, max_new_tokens, batch_tokens, confidence)
+    for n in lengths:  # every length's batch: short prompts run many rows at once
+        check_fits(
+            lm.dims(), n + max_new_tokens, _per_batch(n, cases, max_new_tokens, batch_tokens), lm.device, max_memory
+        )
+
+    with lm.rope_scaling(scaling):
+        bar = tqdm(
+            total=cases * len(lengths),
+            disable=not progress,
+            unit="case",
+            desc=f"passkey {lm.name} [{scaling['rope_type'] if scaling else 'none'}]",
+        )
+        all_cases = []
+        for length in lengths:
+            prompts = _prompts(lm, length, cases, seed, tolerance)
+            step = _per_batch(length, cases, max_new_tokens, batch_tokens)
+            all_cases.append(_length_cases(lm, prompts, length, max_new_tokens, step, bar))
+        bar.close()
+        generation = lm.generation_mode
+    settings = {
+        "cases": cases,
+        "max_new_tokens": max_new_tokens,
+        "seed": seed,
+        "tolerance": tolerance,
+        "answer_prefix": ANSWER_PREFIX,
+    }
+    if batch_tokens is not None:
+        settings["batch_tokens"] = batch_tokens
+    record = make_result(
+        "passkey",
+        lm,
+        scaling,
+        lengths,
+        [_mean([r["correct"] for r in rows]) for rows in all_cases],
+        counts=[len(rows) for rows in all_cases],
+        settings=settings,
+        details=_details(all_cases, generation),
+        wall_s=time.perf_counter() - start,
+    )
+    return attach_intervals(record, confidence)
+
+
+def _check_options(
+    lengths: list[int], cases: int, max_new_tokens: int, batch_tokens: int | None, confidence: float
+) -> None:
+    """:func:`evaluate_passkey`'s options checked."""
     check(
         len(lengths) > 0 and all(isinstance(n, int) and n > 0 for n in lengths),
         "lengths",
@@ -257,75 +303,47 @@ def evaluate_passkey(
     )
     check_confidence(confidence)
 
-    def per_batch(n: int) -> int:
-        return 1 if batch_tokens is None else min(cases, max(1, batch_tokens // (n + max_new_tokens)))
 
-    for n in lengths:  # every length's batch: short prompts run many rows at once
-        check_fits(lm.dims(), n + max_new_tokens, per_batch(n), lm.device, max_memory)
+def _per_batch(n: int, cases: int, max_new_tokens: int, batch_tokens: int | None) -> int:
+    """Cases of length ``n`` per batch: 1, or as many as fit in ``batch_tokens`` with their generation."""
+    return 1 if batch_tokens is None else min(cases, max(1, batch_tokens // (n + max_new_tokens)))
 
-    acc, exact, logprob, counts = [], [], [], []
-    by_depth: dict[str, list[float | None]] = {b: [] for b in DEPTH_BUCKETS}
-    within, beyond, all_cases = [], [], []
-    with lm.rope_scaling(scaling):
-        bar = tqdm(
-            total=cases * len(lengths),
-            disable=not progress,
-            unit="case",
-            desc=f"passkey {lm.name} [{scaling['rope_type'] if scaling else 'none'}]",
-        )
-        for length in lengths:
-            rng = random.Random(seed * 1_000_003 + length)
-            prompts = [
-                build_prompt(lm, length, rng.randint(10_000, 99_999), (i + 0.5) / cases, tolerance)
-                for i in range(cases)
-            ]
-            rows = []
-            step = per_batch(length)
-            for first in range(0, cases, step):  # progress per batch; each call batches by exact length
-                batch = prompts[first : first + step]
-                for prompt, row in zip(batch, score_cases(lm, batch, max_new_tokens, step)):
-                    row["within_training"] = prompt.key_position >= len(prompt.ids) - l0
-                    rows.append(row)
-                bar.update(len(batch))
-                bar.set_postfix(length=length, acc=f"{sum(r['correct'] for r in rows) / len(rows):.2f}")
-            acc.append(_mean([r["correct"] for r in rows]))
-            exact.append(_mean([r["exact"] for r in rows]))
-            logprob.append(_mean([r["logprob"] for r in rows]))
-            counts.append(len(rows))
-            for b in DEPTH_BUCKETS:
-                by_depth[b].append(_mean([r["correct"] for r in rows if _bucket(r["depth"]) == b]))
-            within.append(_mean([r["correct"] for r in rows if r["within_training"]]))
-            beyond.append(_mean([r["correct"] for r in rows if not r["within_training"]]))
-            all_cases.append(rows)
-        bar.close()
-        generation = lm.generation_mode
-    settings = {
-        "cases": cases,
-        "max_new_tokens": max_new_tokens,
-        "seed": seed,
-        "tolerance": tolerance,
-        "answer_prefix": ANSWER_PREFIX,
-    }
-    if batch_tokens is not None:
-        settings["batch_tokens"] = batch_tokens
-    details = {
-        "exact": exact,
+
+def _prompts(lm: LanguageModel, length: int, cases: int, seed: int, tolerance: int) -> list[PasskeyPrompt]:
+    """The ``cases`` prompts of a length: seeded keys, depths evenly spaced in (0, 1)."""
+    rng = random.Random(seed * 1_000_003 + length)
+    return [build_prompt(lm, length, rng.randint(10_000, 99_999), (i + 0.5) / cases, tolerance) for i in range(cases)]
+
+
+def _length_cases(
+    lm: LanguageModel, prompts: list[PasskeyPrompt], length: int, max_new_tokens: int, step: int, bar: Any
+) -> list[dict[str, Any]]:
+    """The per-case records of one length, scored ``step`` cases at a time (with ``within_training``)."""
+    l0 = lm.training_length
+    rows = []
+    for first in range(0, len(prompts), step):  # progress per batch; each call batches by exact length
+        batch = prompts[first : first + step]
+        for prompt, row in zip(batch, score_cases(lm, batch, max_new_tokens, step)):
+            row["within_training"] = prompt.key_position >= len(prompt.ids) - l0
+            rows.append(row)
+        bar.update(len(batch))
+        bar.set_postfix(length=length, acc=f"{sum(r['correct'] for r in rows) / len(rows):.2f}")
+    return rows
+
+
+def _details(all_cases: list[list[dict[str, Any]]], generation: str) -> dict[str, Any]:
+    """The record's ``details``: exact-match rate, answer log-probability, accuracy by depth bucket
+    and by whether the key lies within the training length, per length; and every case."""
+    logprob = [_mean([r["logprob"] for r in rows]) for rows in all_cases]
+    return {
+        "exact": [_mean([r["exact"] for r in rows]) for rows in all_cases],
         "logprob": [None if x is None or not math.isfinite(x) else x for x in logprob],
-        "by_depth": by_depth,
-        "within_training": within,
-        "beyond_training": beyond,
+        "by_depth": {
+            b: [_mean([r["correct"] for r in rows if _bucket(r["depth"]) == b]) for rows in all_cases]
+            for b in DEPTH_BUCKETS
+        },
+        "within_training": [_mean([r["correct"] for r in rows if r["within_training"]]) for rows in all_cases],
+        "beyond_training": [_mean([r["correct"] for r in rows if not r["within_training"]]) for rows in all_cases],
         "generation": generation,
         "cases": all_cases,
     }
-    record = make_result(
-        "passkey",
-        lm,
-        scaling,
-        lengths,
-        acc,
-        counts=counts,
-        settings=settings,
-        details=details,
-        wall_s=time.perf_counter() - start,
-    )
-    return attach_intervals(record, confidence)

@@ -128,6 +128,66 @@ def evaluate_perplexity(
     and bootstrap resamples of the per-length interval ``ci95``.
     """
     start = time.perf_counter()
+    lengths, stride, max_tokens = _checked_options(
+        lm, lengths, stride, max_tokens, batch_size, batch_tokens, too_long, confidence, ci_resamples
+    )
+    doc_ids, docs = _tokenized(lm, documents, max_tokens)
+    run_lengths = _runnable_lengths(lengths, docs, max_tokens, too_long)
+    for n in run_lengths:  # every length's batch, not only the longest: short windows run many rows at once
+        check_fits(lm.dims(), n, _rows(n, batch_size, batch_tokens), lm.device, max_memory)
+
+    with lm.rope_scaling(scaling):
+        plans = {
+            n: [(doc, *w, i) for i, doc in enumerate(docs) for w in window_plan(len(doc), n, stride)]
+            for n in run_lengths
+        }
+        bar = tqdm(
+            total=sum(len(p) for p in plans.values()),
+            disable=not progress,
+            unit="win",
+            desc=f"ppl {lm.name} [{scaling['rope_type'] if scaling else 'none'}]",
+        )
+        scored = [
+            _score_length(lm, docs, n, plans[n], _rows(n, batch_size, batch_tokens), bar) if n in plans else None
+            for n in lengths
+        ]
+        bar.close()
+    settings = {
+        "stride": stride,
+        "max_tokens": max_tokens,
+        "documents": len(docs),
+        "batch_size": batch_size,
+        "too_long": too_long,
+    }
+    if batch_tokens is not None:
+        settings["batch_tokens"] = batch_tokens
+    values, details = _curves(lengths, docs, doc_ids, scored)
+    record = make_result(
+        "ppl",
+        lm,
+        scaling,
+        lengths,
+        values,
+        counts=[0 if s is None else sum(s[1]) for s in scored],
+        settings=settings,
+        details=details,
+        wall_s=time.perf_counter() - start,
+    )
+    return attach_intervals(record, confidence, ci_resamples)
+
+
+def _checked_options(
+    lm: LanguageModel,
+    lengths: Sequence[int] | None,
+    stride: int | None,
+    max_tokens: int | None,
+    batch_size: int,
+    batch_tokens: int | None,
+    too_long: str,
+    confidence: float,
+    ci_resamples: int,
+) -> tuple[list[int], int, int]:
+    """:func:`evaluate_perplexity`'s options checked: (lengths, stride, max_tokens), defaults filled in."""
     l0 = lm.training_length
     lengths = list(lengths) if lengths is not None else default_lengths(l0)
     check(
@@ -155,19 +215,30 @@ def evaluate_perplexity(
         batch_tokens,
         "None or a positive integer",
     )
-
-    def rows(n: int) -> int:
-        return batch_size if batch_tokens is None else max(1, batch_tokens // n)
-
     check(too_long in ("error", "skip"), "too_long", too_long, "'error' or 'skip'")
     check_ci_options(confidence, ci_resamples)
-    check(len(documents) > 0, "documents", documents, "at least one document")
+    return lengths, stride, max_tokens
 
+
+def _rows(n: int, batch_size: int, batch_tokens: int | None) -> int:
+    """Windows of length ``n`` per batch: ``batch_size``, or as many as fit in ``batch_tokens`` (at least one)."""
+    return batch_size if batch_tokens is None else max(1, batch_tokens // n)
+
+
+def _tokenized(
+    lm: LanguageModel, documents: Sequence[str] | Sequence[Sequence[int]], max_tokens: int
+) -> tuple[list[str], list[list[int]]]:
+    """(ids, token lists) of the documents with at least 2 tokens, each truncated to ``max_tokens``."""
+    check(len(documents) > 0, "documents", documents, "at least one document")
     tokenized = [(lm.begin_ids + lm.encode(d) if isinstance(d, str) else list(d))[:max_tokens] for d in documents]
     kept = [(i, d) for i, d in enumerate(tokenized) if len(d) >= 2]
     check(len(kept) > 0, "documents", "(all shorter than 2 tokens)", "documents of at least 2 tokens")
-    doc_ids = [document_id(i, d) for i, d in kept]
-    docs = [d for _, d in kept]
+    return [document_id(i, d) for i, d in kept], [d for _, d in kept]
+
+
+def _runnable_lengths(lengths: list[int], docs: list[list[int]], max_tokens: int, too_long: str) -> list[int]:
+    """The lengths some document reaches; the others raise (``too_long="error"``) or are skipped with
+    a warning (``"skip"``)."""
     longest = max(len(d) for d in docs)
     too_long_lengths = [n for n in lengths if n > longest]
     if too_long_lengths and too_long == "error":
@@ -179,82 +250,61 @@ def evaluate_perplexity(
             "use shorter lengths, longer documents, or too_long='skip' (--skip-too-long)",
         )
     if too_long_lengths:
-        warnings.warn(
-            f"skipping lengths {too_long_lengths}: longer than every document ({longest} tokens)", stacklevel=2
+        warnings.warn(  # stacklevel 3: the warning names evaluate_perplexity's caller
+            f"skipping lengths {too_long_lengths}: longer than every document ({longest} tokens)", stacklevel=3
         )
-    run_lengths = [n for n in lengths if n <= longest]
-    for n in run_lengths:  # every length's batch, not only the longest: short windows run many rows at once
-        check_fits(lm.dims(), n, rows(n), lm.device, max_memory)
+    return [n for n in lengths if n <= longest]
 
+
+def _score_length(
+    lm: LanguageModel, docs: list[list[int]], n: int, plan: list[tuple], rows: int, bar: Any
+) -> tuple[list[float], list[int]]:
+    """Each document's (NLL sum, tokens scored) at length ``n``: ``plan``'s windows (``(doc, begin,
+    end, first_target, doc_index)``) run in batches of up to ``rows`` windows of equal length."""
+    bar.set_postfix(length=n)
+    groups: dict[int, list] = defaultdict(list)
+    for item in plan:
+        groups[item[2] - item[1]].append(item)
+    windows: list[list[float]] = [[] for _ in docs]  # each document's window NLL sums
+    tokens = [0] * len(docs)
+    for items in groups.values():
+        for i in range(0, len(items), rows):
+            chunk = items[i : i + rows]
+            for (*_, d), (nll, k) in zip(chunk, _score(lm, [item[:4] for item in chunk])):
+                windows[d].append(nll)
+                tokens[d] += k
+            bar.update(len(chunk))
+    return [math.fsum(w) for w in windows], tokens  # exact sums: independent of the windows' batching order
+
+
+def _curves(
+    lengths: list[int],
+    docs: list[list[int]],
+    doc_ids: list[str],
+    scored: list[tuple[list[float], list[int]] | None],
+) -> tuple[list[float | None], dict[str, Any]]:
+    """(perplexity per length, the record's ``details``) from each length's per-document sums
+    (None: a skipped length)."""
     values: list[float | None] = []
     nlls: list[float | None] = []
-    counts: list[int] = []
     full_docs: list[int] = []
-    doc_nll: list[list[float] | None] = []  # per length, per document: NLL sum
-    doc_tokens: list[list[int] | None] = []  # per length, per document: tokens scored
-    with lm.rope_scaling(scaling):
-        plans = {
-            n: [(doc, *w, i) for i, doc in enumerate(docs) for w in window_plan(len(doc), n, stride)]
-            for n in run_lengths
-        }
-        bar = tqdm(
-            total=sum(len(p) for p in plans.values()),
-            disable=not progress,
-            unit="win",
-            desc=f"ppl {lm.name} [{scaling['rope_type'] if scaling else 'none'}]",
-        )
-        for n in lengths:
-            if n not in plans:
-                values.append(None), nlls.append(None), counts.append(0), full_docs.append(0)
-                doc_nll.append(None), doc_tokens.append(None)
-                continue
-            bar.set_postfix(length=n)
-            groups: dict[int, list] = defaultdict(list)
-            for item in plans[n]:
-                groups[item[2] - item[1]].append(item)
-            windows: list[list[float]] = [[] for _ in docs]  # each document's window NLL sums
-            tokens = [0] * len(docs)
-            for items in groups.values():
-                for i in range(0, len(items), rows(n)):
-                    chunk = items[i : i + rows(n)]
-                    for (*_, d), (nll, k) in zip(chunk, _score(lm, [item[:4] for item in chunk])):
-                        windows[d].append(nll)
-                        tokens[d] += k
-                    bar.update(len(chunk))
-            sums = [math.fsum(w) for w in windows]  # exact sums: independent of the windows' batching order
-            doc_nll.append(sums)
-            doc_tokens.append(tokens)
-            total, count = math.fsum(sums), sum(tokens)  # the pooled totals are the documents' sums added up
-            mean = total / count
-            nlls.append(mean)
-            values.append(math.exp(mean) if mean < 700 else math.inf)
-            counts.append(count)
-            full_docs.append(sum(len(d) > n for d in docs))
-        bar.close()
-    settings = {
-        "stride": stride,
-        "max_tokens": max_tokens,
-        "documents": len(docs),
-        "batch_size": batch_size,
-        "too_long": too_long,
-    }
-    if batch_tokens is not None:
-        settings["batch_tokens"] = batch_tokens
+    for n, length_sums in zip(lengths, scored):
+        if length_sums is None:
+            values.append(None), nlls.append(None), full_docs.append(0)
+            continue
+        sums, tokens = length_sums
+        mean = math.fsum(sums) / sum(tokens)  # the pooled totals are the documents' sums added up
+        nlls.append(mean)
+        values.append(math.exp(mean) if mean < 700 else math.inf)
+        full_docs.append(sum(len(d) > n for d in docs))
     details = {
         "nll": nlls,
         "full_window_docs": full_docs,
         "documents": len(docs),
-        "per_document": {"ids": doc_ids, "nll_sum": doc_nll, "tokens": doc_tokens},
+        "per_document": {
+            "ids": doc_ids,
+            "nll_sum": [None if s is None else s[0] for s in scored],  # per length, per document: NLL sum
+            "tokens": [None if s is None else s[1] for s in scored],  # per length, per document: tokens scored
+        },
     }
-    record = make_result(
-        "ppl",
-        lm,
-        scaling,
-        lengths,
-        values,
-        counts=counts,
-        settings=settings,
-        details=details,
-        wall_s=time.perf_counter() - start,
-    )
-    return attach_intervals(record, confidence, ci_resamples)
+    return values, details

@@ -549,8 +549,28 @@ def evaluate_retrieval(
     scalings of one model)."""
     check_choice("too_short", too_short, ("error", "skip"))
     specs = parse_tasks(tasks) if isinstance(tasks, str) else parse_tasks(list(tasks))
-    l0 = lm.training_length
-    lengths = list(lengths) if lengths is not None else default_lengths(l0)
+    lengths = list(lengths) if lengths is not None else default_lengths(lm.training_length)
+    _check_options(lengths, cases, max_new_tokens, answer_slack, batch_tokens)
+    run = _Run(
+        hay=Haystack(haystack, documents),
+        cases=cases,
+        seed=seed,
+        haystack=haystack,
+        tolerance=tolerance,
+        max_new_tokens=max_new_tokens,
+        answer_slack=answer_slack,
+        batch_tokens=batch_tokens,
+    )
+    for n in lengths:
+        check_fits(lm.dims(), n + run.budget_guess, run.per_batch(n), lm.device, max_memory)
+    with lm.rope_scaling(scaling):
+        return [_evaluate_task(lm, spec, scaling, lengths, run, too_short, prompt_cache, progress) for spec in specs]
+
+
+def _check_options(
+    lengths: list[int], cases: int, max_new_tokens: int | None, answer_slack: int, batch_tokens: int | None
+) -> None:
+    """:func:`evaluate_retrieval`'s numeric options checked."""
     check(
         len(lengths) > 0 and all(isinstance(n, int) and n > 0 for n in lengths),
         "lengths",
@@ -571,75 +591,119 @@ def evaluate_retrieval(
         batch_tokens,
         "None or a positive integer",
     )
-    hay = Haystack(haystack, documents)
-    budget_guess = max_new_tokens or 64
 
-    def per_batch(n: int) -> int:
-        return 1 if batch_tokens is None else min(cases, max(1, batch_tokens // (n + budget_guess)))
 
-    for n in lengths:
-        check_fits(lm.dims(), n + budget_guess, per_batch(n), lm.device, max_memory)
-    records = []
-    with lm.rope_scaling(scaling):
-        for spec in specs:
-            start = time.perf_counter()
-            metric = TASK_METRIC[spec.name]
-            bar = tqdm(
-                total=cases * len(lengths),
-                disable=not progress,
-                unit="case",
-                desc=f"{spec.name} {lm.name} [{scaling['rope_type'] if scaling else 'none'}]",
-            )
-            per_length: list[list[dict[str, Any]]] = []
-            skipped: dict[int, str] = {}
-            for length in lengths:
-                key = (lm, spec, length, seed, cases, haystack, tolerance)
-                try:
-                    prompts = prompt_cache.get(key) if prompt_cache is not None else None
-                    if prompts is None:
-                        prompts = _prompts(lm, spec, length, cases, seed, hay, tolerance)
-                    if prompt_cache is not None:
-                        prompt_cache[key] = prompts
-                except LengthTooShort as err:
-                    if too_short == "error":
-                        raise
-                    skipped[length] = str(err)
-                    per_length.append([])
-                    bar.update(cases)
-                    continue
-                budgets = [max_new_tokens or len(p.answer_ids) + answer_slack for p in prompts]
-                step = per_batch(length)
-                rows = []
-                for first in range(0, cases, step):
-                    chunk = range(first, min(cases, first + step))
-                    outputs = _generate(lm, [prompts[i] for i in chunk], [budgets[i] for i in chunk], step)
-                    rows += [_record(prompts[i], out, lm, budgets[i], l0).to_dict() for i, out in zip(chunk, outputs)]
-                    bar.update(len(chunk))
-                    bar.set_postfix(length=length, score=f"{_score(rows, metric):.2f}")
-                per_length.append(rows)
-            bar.close()
-            records.append(
-                _task_record(
-                    lm,
-                    spec,
-                    scaling,
-                    lengths,
-                    per_length,
-                    metric,
-                    time.perf_counter() - start,
-                    settings={
-                        "cases": cases,
-                        "seed": seed,
-                        "haystack": haystack,
-                        "tolerance": tolerance,
-                        "max_new_tokens": max_new_tokens,
-                        "answer_slack": answer_slack,
-                        "batch_tokens": batch_tokens,
-                    },
-                    skipped=skipped,
-                )
-            )
-    return records
+@dataclass(frozen=True)
+class _Run:
+    """The options of one :func:`evaluate_retrieval` call that every task and length shares."""
+
+    hay: Haystack
+    cases: int
+    seed: int
+    haystack: str
+    tolerance: int
+    max_new_tokens: int | None
+    answer_slack: int
+    batch_tokens: int | None
+
+    @property
+    def budget_guess(self) -> int:
+        """Generation tokens assumed per case when sizing batches (the budget itself is per case)."""
+        return self.max_new_tokens or 64
+
+    def per_batch(self, n: int) -> int:
+        """Cases of length ``n`` decoded together: 1, or as many as fit in ``batch_tokens``."""
+        return 1 if self.batch_tokens is None else min(self.cases, max(1, self.batch_tokens // (n + self.budget_guess)))
+
+    def settings(self) -> dict[str, Any]:
+        """The record's settings from these options."""
+        return {
+            "cases": self.cases,
+            "seed": self.seed,
+            "haystack": self.haystack,
+            "tolerance": self.tolerance,
+            "max_new_tokens": self.max_new_tokens,
+            "answer_slack": self.answer_slack,
+            "batch_tokens": self.batch_tokens,
+        }
+
+
+def _evaluate_task(
+    lm: LanguageModel,
+    spec: TaskSpec,
+    scaling: dict[str, Any] | None,
+    lengths: list[int],
+    run: _Run,
+    too_short: str,
+    prompt_cache: dict | None,
+    progress: bool,
+) -> dict[str, Any]:
+    """One task at every length: its result record (lengths too short for it skipped or raised,
+    as ``too_short`` says)."""
+    start = time.perf_counter()
+    metric = TASK_METRIC[spec.name]
+    bar = tqdm(
+        total=run.cases * len(lengths),
+        disable=not progress,
+        unit="case",
+        desc=f"{spec.name} {lm.name} [{scaling['rope_type'] if scaling else 'none'}]",
+    )
+    per_length: list[list[dict[str, Any]]] = []
+    skipped: dict[int, str] = {}
+    for length in lengths:
+        try:
+            prompts = _cached_prompts(lm, spec, length, run, prompt_cache)
+        except LengthTooShort as err:
+            if too_short == "error":
+                raise
+            skipped[length] = str(err)
+            per_length.append([])
+            bar.update(run.cases)
+            continue
+        per_length.append(_length_cases(lm, prompts, length, metric, run, bar))
+    bar.close()
+    return _task_record(
+        lm,
+        spec,
+        scaling,
+        lengths,
+        per_length,
+        metric,
+        time.perf_counter() - start,
+        settings=run.settings(),
+        skipped=skipped,
+    )
+
+
+def _cached_prompts(
+    lm: LanguageModel, spec: TaskSpec, length: int, run: _Run, prompt_cache: dict | None
+) -> list[RetrievalPrompt]:
+    """The task's prompts at a length, from ``prompt_cache`` when it holds them (stored there when built)."""
+    key = (lm, spec, length, run.seed, run.cases, run.haystack, run.tolerance)
+    prompts = prompt_cache.get(key) if prompt_cache is not None else None
+    if prompts is None:
+        prompts = _prompts(lm, spec, length, run.cases, run.seed, run.hay, run.tolerance)
+    if prompt_cache is not None:
+        prompt_cache[key] = prompts
+    return prompts
+
+
+def _length_cases(
+    lm: LanguageModel, prompts: list[RetrievalPrompt], length: int, metric: str, run: _Run, bar: Any
+) -> list[dict[str, Any]]:
+    """The case records of one task at one length, decoded ``run.per_batch(length)`` cases at a time."""
+    budgets = [run.max_new_tokens or len(p.answer_ids) + run.answer_slack for p in prompts]
+    step = run.per_batch(length)
+    rows: list[dict[str, Any]] = []
+    for first in range(0, run.cases, step):
+        chunk = range(first, min(run.cases, first + step))
+        outputs = _generate(lm, [prompts[i] for i in chunk], [budgets[i] for i in chunk], step)
+        rows += [
+            _record(prompts[i], out, lm, budgets[i], lm.training_length).to_dict() for i, out in zip(chunk, outputs)
+        ]
+        bar.update(len(chunk))
+        bar.set_postfix(length=length, score=f"{_score(rows, metric):.2f}")
+    return rows
 
 
 def _prompts(
@@ -665,6 +729,35 @@ def _task_record(
     settings: dict[str, Any],
     skipped: dict[int, str] | None = None,
 ) -> dict:
+    """A task's result record from its case records per length (empty: a length skipped as too short)."""
+    intervals = _intervals(per_length, metric)
+    values, lows, highs = intervals["values"], intervals["ci_low"], intervals["ci_high"]
+    settings = {
+        "task": spec.name,
+        "options": spec_options(spec),
+        **settings,
+        "length_counts": "prompt and gold answer tokens (begin_ids included)",
+    }
+    record = make_result(
+        "retrieval",
+        lm,
+        scaling,
+        lengths,
+        values,
+        counts=[len(r) for r in per_length],
+        settings=settings,
+        details=_task_details(lm, spec, per_length, metric, intervals, skipped),
+        wall_s=wall_s,
+    )
+    record["task"] = spec.name
+    record["ci95"] = [None if lo is None else [lo, hi] for lo, hi in zip(lows, highs)]  # Wilson, as passkey's
+    record["settings"].setdefault("confidence", 0.95)
+    return record
+
+
+def _intervals(per_length: list[list[dict[str, Any]]], metric: str) -> dict[str, list]:
+    """Per length: score, Wilson 95% bounds, successes and trials (None, None, None, 0, 0 for a
+    length without cases)."""
     values, lows, highs, successes, trials = [], [], [], [], []
     for rows in per_length:
         s, n = _score_counts(rows, metric)
@@ -680,19 +773,32 @@ def _task_record(
         highs.append(high)
         successes.append(s)
         trials.append(n)
+    return {"values": values, "ci_low": lows, "ci_high": highs, "successes": successes, "trials": trials}
+
+
+def _task_details(
+    lm: LanguageModel,
+    spec: TaskSpec,
+    per_length: list[list[dict[str, Any]]],
+    metric: str,
+    intervals: dict[str, list],
+    skipped: dict[int, str] | None,
+) -> dict[str, Any]:
+    """A task record's ``details``: the scoring, intervals, splits by depth and training window,
+    prompt and output truncation counts, and every case, per length."""
 
     def mean(rows: list[dict[str, Any]], key: str) -> float | None:
         return sum(float(r[key]) for r in rows) / len(rows) if rows else None
 
     has_depth = not isinstance(spec, CweSpec)
-    details = {
+    return {
         "metric": metric,
         "metric_definition": METRIC_TEXT[metric],
         "scoring": SCORING,
-        "successes": successes,
-        "trials": trials,
-        "ci_low": lows,
-        "ci_high": highs,
+        "successes": intervals["successes"],
+        "trials": intervals["trials"],
+        "ci_low": intervals["ci_low"],
+        "ci_high": intervals["ci_high"],
         "confidence": 0.95,
         "correct": [mean(rows, "correct") for rows in per_length],
         "recall": [mean(rows, "recall") for rows in per_length],
@@ -714,24 +820,3 @@ def _task_record(
         "skipped": {str(n): reason for n, reason in (skipped or {}).items()},
         "cases": per_length,
     }
-    settings = {
-        "task": spec.name,
-        "options": spec_options(spec),
-        **settings,
-        "length_counts": "prompt and gold answer tokens (begin_ids included)",
-    }
-    record = make_result(
-        "retrieval",
-        lm,
-        scaling,
-        lengths,
-        values,
-        counts=[len(r) for r in per_length],
-        settings=settings,
-        details=details,
-        wall_s=wall_s,
-    )
-    record["task"] = spec.name
-    record["ci95"] = [None if lo is None else [lo, hi] for lo, hi in zip(lows, highs)]  # Wilson, as passkey's
-    record["settings"].setdefault("confidence", 0.95)
-    return record
