@@ -24,7 +24,6 @@ MARKER = re.compile(r"Not split:\s*(\S.{9,})", re.DOTALL)  # the marker and a re
 PENDING = {
     "cocattn.train._train",
     "cocattn.data.build.build_dataset",
-    "cocattn.hf.transfer.transfer_attention",
     "cocattn.rope.rope_parameters",
 }
 

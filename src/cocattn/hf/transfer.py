@@ -440,6 +440,47 @@ def _open_state(state_dir: Path | None, fingerprint: str) -> list[dict]:
     return []
 
 
+def _transfer_layer(
+    stack: _Stack, layer_idx: int, settings: TransferSettings, bar: Any | None
+) -> tuple[dict[str, torch.Tensor], dict]:
+    """Fit layer ``layer_idx`` of ``stack.coca`` (in place) on the current teacher pair; returns the
+    layer's new attention weights and its record (errors before and after, last loss, seconds)."""
+    start = time.perf_counter()
+    x, y = stack.teacher()
+    attn = stack.coca.model.layers[layer_idx].self_attn
+    k = settings.check_sequences
+    before = _relative_error(stack, attn, x[:k], y[:k])
+
+    def show(step: int, loss: float) -> None:
+        if bar is not None and (step % 10 == 0 or step == settings.steps - 1):
+            bar.set_postfix_str(f"layer {layer_idx} step {step + 1}/{settings.steps} loss {loss:.4f}")
+
+    weights, last = _fit_layer(stack, layer_idx, x, y, settings, show if bar is not None else None)
+    _load_layer(stack.coca, layer_idx, weights)
+    if "o" in settings.fit:
+        weights["o_proj.weight"] = _refit_o(stack, attn, x, y)
+        _load_layer(stack.coca, layer_idx, weights)
+    after = _relative_error(stack, attn, x[:k], y[:k])
+    if bar is not None:
+        bar.write(f"layer {layer_idx:3d}: relative error {before:.4f} -> {after:.4f}")
+    record = {
+        "layer": layer_idx,
+        "error_before": before,
+        "error_after": after,
+        "last_batch_loss": last,
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+    return weights, record
+
+
+def _save_layer(state_path: Path, layer_idx: int, weights: dict[str, torch.Tensor], records: list[dict]) -> None:
+    """A finished layer into the state directory: its weights, then the progress record."""
+    write_safetensors(state_path / f"layer_{layer_idx:04d}.safetensors", weights)
+    state = load_json(state_path / "progress.json")
+    state["layers"] = records
+    write_json(state_path / "progress.json", state)
+
+
 def transfer_attention(
     source: LlamaForCausalLM,
     coca: CocaLlamaForCausalLM,
@@ -489,37 +530,9 @@ def transfer_attention(
             records.append(done[layer_idx])
             stack.advance()
             continue
-        start = time.perf_counter()
-        x, y = stack.teacher()
-        attn = coca.model.layers[layer_idx].self_attn
-        k = settings.check_sequences
-        before = _relative_error(stack, attn, x[:k], y[:k])
-
-        def show(step: int, loss: float) -> None:
-            if step % 10 == 0 or step == settings.steps - 1:
-                bar.set_postfix_str(f"layer {layer_idx} step {step + 1}/{settings.steps} loss {loss:.4f}")  # noqa: B023
-
-        weights, last = _fit_layer(stack, layer_idx, x, y, settings, show if progress else None)
-        _load_layer(coca, layer_idx, weights)
-        if "o" in settings.fit:
-            weights["o_proj.weight"] = _refit_o(stack, attn, x, y)
-            _load_layer(coca, layer_idx, weights)
-        after = _relative_error(stack, attn, x[:k], y[:k])
-        record = {
-            "layer": layer_idx,
-            "error_before": before,
-            "error_after": after,
-            "last_batch_loss": last,
-            "seconds": round(time.perf_counter() - start, 3),
-        }
-        if progress:
-            bar.write(f"layer {layer_idx:3d}: relative error {before:.4f} -> {after:.4f}")
-        del x, y
+        weights, record = _transfer_layer(stack, layer_idx, settings, bar if progress else None)
         if state_path is not None:
-            write_safetensors(state_path / f"layer_{layer_idx:04d}.safetensors", weights)
-            state = load_json(state_path / "progress.json")
-            state["layers"] = records + [record]
-            write_json(state_path / "progress.json", state)
+            _save_layer(state_path, layer_idx, weights, records + [record])
         records.append(record)
         stack.advance()
         if on_layer is not None:
