@@ -133,7 +133,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=_fit,
         default=None,
         metavar="LIST",
-        help="what to fit, comma-separated from t, q, gain, o (t always; o: o_proj by least squares after the steps; default t,q,gain)",
+        help="what to fit, comma-separated from t, q, gain (t always; default t,q,gain)",
     )
     group.add_argument("--quiet", action="store_true", help="no progress bar")
     llama.set_defaults(func=_llama)
