@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cocattn.config import SECTIONS, RunConfig, load_config, parse_override
+from cocattn.errors import InputError
 
 CLEAN = (ValueError, FileNotFoundError)
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -131,11 +132,12 @@ _UNKNOWN = re.compile(
 
 
 def _assert_clear_config_error(err: Exception, keys: set[str]) -> None:
-    """A config error is a ValueError (FileNotFoundError only for a missing file) that either names
-    ``arg=value`` and what is accepted, with ``arg`` a section path (or the whole ``config`` /
-    ``override``), or names an unknown key the input really holds and lists the valid keys."""
+    """A config error is a ValueError or cocattn's InputError, no other subclass (FileNotFoundError
+    only for a missing file), that either names ``arg=value`` and what is accepted, with ``arg`` a
+    section path (or the whole ``config`` / ``override``), or names an unknown key the input really
+    holds and lists the valid keys."""
     msg = str(err)
-    assert type(err) is ValueError, f"{type(err).__name__}: {msg}"
+    assert type(err) in (ValueError, InputError), f"{type(err).__name__}: {msg}"
     bad, unknown = _BAD_VALUE.match(msg), _UNKNOWN.match(msg)
     assert bad or unknown, f"unclear error: {msg}"
     if bad:
@@ -461,7 +463,7 @@ def test_fuzzed_attention_shapes_and_dtypes(shapes, dtypes, kind, causal, positi
         out = call()
     except Exception as err:  # noqa: BLE001 - the type is the property under test
         msg = str(err)
-        assert type(err) is ValueError, f"{type(err).__name__}: {msg}"
+        assert type(err) in (ValueError, InputError), f"{type(err).__name__}: {msg}"
         bad = _BAD_VALUE.match(msg)
         assert bad, f"unclear error: {msg}"
         assert re.match(r"(q|k|t|v|positions|key_positions|dtypes)\b", bad["arg"]), msg  # names the argument

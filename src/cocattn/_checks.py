@@ -9,13 +9,16 @@ from __future__ import annotations
 import difflib
 from typing import Any, Iterable
 
+from cocattn.errors import InputError
 
-def bad_value(arg: str, value: Any, accepted: str) -> ValueError:
-    """A ValueError of the form ``arg=value is not valid: expected <accepted>``."""
+
+def bad_value(arg: str, value: Any, accepted: str) -> InputError:
+    """An :class:`~cocattn.errors.InputError` (a ValueError) of the form
+    ``arg=value is not valid: expected <accepted>``."""
     shown = repr(value)
     if len(shown) > 200:
         shown = shown[:197] + "..."
-    return ValueError(f"{arg}={shown} is not valid: expected {accepted}")
+    return InputError(f"{arg}={shown} is not valid: expected {accepted}")
 
 
 def check(condition: bool, arg: str, value: Any, accepted: str) -> None:
@@ -34,12 +37,12 @@ def check_choice(arg: str, value: Any, choices: Iterable[str]) -> None:
     raise bad_value(arg, value, "one of " + ", ".join(map(repr, choices)) + hint)
 
 
-def unknown_key(where: str, key: str, valid: Iterable[str]) -> ValueError:
+def unknown_key(where: str, key: str, valid: Iterable[str]) -> InputError:
     """Error for an unknown configuration key, naming the closest valid keys."""
     valid = sorted(valid)
     close = difflib.get_close_matches(key, valid, n=3, cutoff=0.5)
     hint = f"; closest valid: {', '.join(close)}" if close else ""
-    return ValueError(f"unknown key {key!r} in {where}{hint}. Valid keys: {', '.join(valid)}")
+    return InputError(f"unknown key {key!r} in {where}{hint}. Valid keys: {', '.join(valid)}")
 
 
 def check_ci_options(

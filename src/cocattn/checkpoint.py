@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from cocattn import io
-from cocattn._checks import bad_value
+from cocattn._checks import bad_value, check
 
 FORMAT = "cocattn"
 FORMAT_VERSION = 1
@@ -63,7 +63,7 @@ def model_config(model: torch.nn.Module):
         cfg = getattr(model, name, None)
         if cfg is not None and hasattr(cfg, "to_dict"):
             return cfg
-    raise ValueError(f"model={type(model).__name__} is not valid: expected a cocattn GPT (with a .config)")
+    raise bad_value("model", type(model).__name__, "a cocattn GPT (with a .config)")
 
 
 def _state_for_saving(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -99,9 +99,8 @@ def _write_tokenizer(directory: Path, tokenizer: Any) -> None:
     elif hasattr(tokenizer, "to_str"):
         (directory / TOKENIZER_FILE).write_text(tokenizer.to_str(), encoding="utf-8")
     else:
-        raise ValueError(
-            f"tokenizer={type(tokenizer).__name__} is not valid: expected None, "
-            "a tokenizers.Tokenizer or the path of a tokenizer.json"
+        raise bad_value(
+            "tokenizer", type(tokenizer).__name__, "None, a tokenizers.Tokenizer or the path of a tokenizer.json"
         )
 
 
@@ -173,8 +172,7 @@ def _write_model_files(directory: Path, model: torch.nn.Module, tokenizer: Any, 
         "files": _file_records(directory, (MODEL_FILE, TOKENIZER_FILE)),
     }
     for key, value in (extra or {}).items():
-        if key in config:
-            raise ValueError(f"extra[{key!r}] is not valid: expected a key other than {sorted(config)}")
+        check(key not in config, f"extra[{key!r}]", value, f"a key other than {sorted(config)}")
         config[key] = value
     (directory / CONFIG_FILE).write_text(io.dumps_json(config), encoding="utf-8")
 
@@ -399,8 +397,7 @@ def save_checkpoint(
     ``trainer_state`` is any nested state (optimizer ``state_dict()``, RNG, sampler generator,
     counters, the run config); tensors go to safetensors, the rest to JSON.
     """
-    if keep < 1:
-        raise ValueError(f"keep={keep!r} is not valid: expected an integer >= 1")
+    check(keep >= 1, "keep", keep, "an integer >= 1")
     root = Path(run_dir) / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
     io.clean_temporaries(root)

@@ -191,10 +191,7 @@ class RunConfig:
         values = dict(self.model)
         if values.get("vocab_size") is None:
             if vocab_size is None:
-                raise ValueError(
-                    "model.vocab_size=None is not valid: expected an integer (or a data "
-                    "directory whose tokenizer gives it)"
-                )
+                raise bad_value("model.vocab_size", None, "an integer (or a data directory whose tokenizer gives it)")
             values["vocab_size"] = int(vocab_size)
         return GPTConfig.from_dict(values)
 

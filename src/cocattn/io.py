@@ -23,6 +23,9 @@ import tempfile
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Iterator
 
+from cocattn._checks import check
+from cocattn.errors import AtomicWriteError, DirectoryBusyError, OutputNotWritableError, UnsafeFileError
+
 if TYPE_CHECKING:
     import torch
 
@@ -31,14 +34,6 @@ PathLike = str | os.PathLike
 # Suffixes torch / pickle files use; a checkpoint directory holding one is refused.
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy", ".npz")
 _TMP_PREFIX = ".tmp-"
-
-
-class AtomicWriteError(OSError):
-    """A write that could not complete; the destination is untouched and no temporary is left."""
-
-
-class UnsafeFileError(ValueError):
-    """A file that could run code when loaded (a pickle) or is not in a safe format."""
 
 
 def _reason(err: BaseException) -> str:
@@ -76,8 +71,7 @@ def atomic_write(path: PathLike, mode: str = "wb", encoding: str | None = None) 
     :class:`AtomicWriteError` naming ``path`` is raised (disk full and read-only directories
     included).
     """
-    if mode not in ("w", "wb"):
-        raise ValueError(f"mode={mode!r} is not valid: expected 'w' or 'wb'")
+    check(mode in ("w", "wb"), "mode", mode, "'w' or 'wb'")
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     try:
@@ -282,13 +276,14 @@ def is_pickle_bytes(head: bytes) -> bool:
 def check_writable(path: PathLike, arg: str = "--out") -> None:
     """Fail before any work when ``path`` (a file or directory to create or replace) could not be
     written: the nearest existing ancestor must be a directory on a writable file system that
-    this process may write into. Raises :class:`AtomicWriteError` naming ``arg`` and the path."""
+    this process may write into. Raises :class:`~cocattn.errors.OutputNotWritableError` (an
+    :class:`AtomicWriteError` and an input error: exit code 2) naming ``arg`` and the path."""
     path = Path(path)
     probe = path
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if probe != path and not probe.is_dir():
-        raise AtomicWriteError(
+        raise OutputNotWritableError(
             errno.ENOTDIR, f"{arg}={str(path)!r} cannot be written: {probe} is a file, not a directory"
         )
     where = probe if probe.is_dir() else probe.parent
@@ -297,22 +292,18 @@ def check_writable(path: PathLike, arg: str = "--out") -> None:
     except OSError:
         read_only = False
     if read_only:
-        raise AtomicWriteError(
+        raise OutputNotWritableError(
             errno.EROFS,
             f"{arg}={str(path)!r} cannot be written: the file system of {where} is read-only (checked before starting)",
         )
     if not os.access(where, os.W_OK | os.X_OK):
-        raise AtomicWriteError(
+        raise OutputNotWritableError(
             errno.EACCES,
             f"{arg}={str(path)!r} cannot be written: no permission to write in {where} (checked before starting)",
         )
 
 
 LOCK_FILE = ".cocattn.lock"
-
-
-class DirectoryBusyError(ValueError):
-    """Another process holds the exclusive lock of a run or reproduce directory."""
 
 
 class DirectoryLock:

@@ -44,15 +44,12 @@ from cocattn import checkpoint as ckpt
 from cocattn import io
 from cocattn._checks import bad_value
 from cocattn.config import RunConfig, load_config
+from cocattn.errors import NonFiniteLossError
 
 METRICS_FILE = "metrics.jsonl"
 RESULT_FILE = "train_result.json"
 MODEL_DIR = "model"
 HF_RUN_FILE = "cocattn_train.json"  # the run config and result, next to a Hugging Face model's files
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss or gradient norm became NaN/inf; the run stopped before the bad update."""
 
 
 @dataclass

@@ -1,12 +1,18 @@
 """The ``cocattn`` command. Each sub-command lives in its own module of this package and exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` (a function taking the parsed
-``argparse.Namespace`` and returning an exit code). The functions it calls are the Python API."""
+``argparse.Namespace`` and returning an exit code); a sub-command with actions of its own stores
+the action in ``<command>_command``. The functions it calls are the Python API.
+
+Errors are turned into one line on stderr and an exit code here, for every sub-command alike, by
+the table in :mod:`cocattn.errors` (0 success, 1 the work failed, 2 bad input, 130 interrupted)."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+
+from cocattn.errors import USAGE, describe, exit_code
 
 # Sub-command modules, in the order `cocattn --help` lists them.
 COMMANDS = ["data", "train", "eval", "analyze", "reproduce", "report", "bench", "convert"]
@@ -32,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _name(args: argparse.Namespace) -> str:
+    """``cocattn train``, ``cocattn data build``: the command as typed, for its error line."""
+    action = getattr(args, f"{args.command}_command", None)
+    return " ".join(["cocattn", args.command, *([action] if isinstance(action, str) else [])])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
@@ -44,19 +56,19 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extras)}")
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        return USAGE
     try:
         if isinstance(getattr(args, "out", None), str):  # every --out: writable, checked before any work
             from cocattn.io import check_writable
 
             check_writable(args.out, "--out")
         return int(args.func(args) or 0)
-    except (ValueError, OSError) as err:
-        print(f"cocattn {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"cocattn {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except (Exception, KeyboardInterrupt) as err:
+        code = exit_code(err)
+        if code is None:  # not an error the command expects: a defect, keep the traceback
+            raise
+        print(f"{_name(args)}: {describe(err)}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":  # pragma: no cover

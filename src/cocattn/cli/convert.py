@@ -95,7 +95,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="target", metavar="TARGET", required=True)
+    sub = parser.add_subparsers(dest="convert_command", metavar="TARGET", required=True)
 
     llama = sub.add_parser("llama", help="LlamaForCausalLM directory -> CoCA (coca_llama) directory")
     llama.add_argument("src", help="LLaMA model directory (config.json + *.safetensors)")

@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from cocattn.data.build import PRESETS, build_dataset, dataset_info, format_info
-from cocattn.data.fetch import FetchError
 
 
 def _build(args: argparse.Namespace) -> int:
-    try:
-        result = _run_build(args)
-    except FetchError as err:
-        print(f"cocattn data build: error: {err}", file=sys.stderr)
-        return 2
+    result = _run_build(args)
     state = "built" if result.rebuilt else "up to date (nothing to do)"
     print(f"{result.path}: {state} in {result.seconds:.1f} s")
     print(format_info(dataset_info(result.path)))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 
 
@@ -60,7 +59,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from cocattn import io
     from cocattn.config import load_config
-    from cocattn.train import NonFiniteLossError, train
+    from cocattn.train import train
 
     overrides = list(args.overrides)
     if args.data:
@@ -83,14 +82,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         default_out = f"runs/{config.name or 'run'}-{config.model['attention']}"
     out = args.out or default_out
-    try:
-        result = train(config, out, resume=args.resume, progress=False if args.no_progress else None)
-    except NonFiniteLossError as err:
-        print(f"cocattn train: stopped: {err}", file=sys.stderr)
-        return 1
-    except io.AtomicWriteError as err:
-        print(f"cocattn train: error: {err}", file=sys.stderr)
-        return 1
+    result = train(config, out, resume=args.resume, progress=False if args.no_progress else None)
     if result.world_size == 1 or _rank() == 0:
         val = f", val loss {result.val_loss:.4f}" if result.val_loss is not None else ""
         print(

@@ -16,11 +16,9 @@ import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from cocattn.errors import FetchError
+
 PathLike = str | os.PathLike
-
-
-class FetchError(RuntimeError):
-    """A package could not be fetched (no network, no apt-get, unknown version...)."""
 
 
 def cache_root(cache_dir: PathLike | None = None) -> Path:

@@ -48,6 +48,7 @@ from typing import Any, Sequence
 from tqdm.auto import tqdm
 
 from cocattn._checks import bad_value, check, check_choice
+from cocattn.errors import LengthTooShort
 from cocattn.evaluate.lm import LanguageModel
 from cocattn.evaluate.memory import check_fits
 from cocattn.evaluate.perplexity import default_lengths
@@ -229,10 +230,6 @@ def _fit(size, lo: int, hi: int, length: int) -> int:
         else:
             hi = mid - 1
     return lo
-
-
-class LengthTooShort(ValueError):
-    """A length shorter than a case's fixed text (its message says the minimum)."""
 
 
 def _too_short(task: str, length: int, shortest: int) -> ValueError:
