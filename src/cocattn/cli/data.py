@@ -6,8 +6,9 @@ import argparse
 import json
 import sys
 
-from cocattn.data.build import PRESETS, build_dataset, dataset_info, format_info
-from cocattn.data.fetch import FetchError
+from cocattn.corpus.build import PRESETS, build_dataset
+from cocattn.corpus.fetch import FetchError
+from cocattn.data.info import dataset_info, format_info
 
 
 def _build(args: argparse.Namespace) -> int:
