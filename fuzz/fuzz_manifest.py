@@ -20,7 +20,7 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports(include=["cocattn"]):
-    from cocattn.data.build import dataset_info
+    from cocattn.data.info import dataset_info
     from cocattn.data.shards import load_eval_documents, load_manifest, load_tokens
 
 _DIR = Path(tempfile.mkdtemp(prefix="cocattn-fuzz-manifest-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))

@@ -178,7 +178,7 @@ def test_overrides_after_an_option_are_kept(capsys):
 
 
 def test_text_source_does_not_follow_symlinks_out_of_its_directory(tmp_path):
-    from cocattn.data import build_dataset
+    from cocattn.corpus import build_dataset
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()

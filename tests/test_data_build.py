@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from cocattn.cli import main
+from cocattn.corpus import build_dataset
 from cocattn.data import (
     EOT,
-    build_dataset,
     dataset_info,
     load_eval_documents,
     load_manifest,

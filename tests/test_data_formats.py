@@ -12,9 +12,9 @@ import zlib
 import pytest
 
 from cocattn.data.document import normalize_text
-from cocattn.data.fetch import read_archive
-from cocattn.data.rdata import read_rdb, unserialize
-from cocattn.data.sword import block_label, osis_to_text, sword_blocks
+from cocattn.corpus.fetch import read_archive
+from cocattn.corpus.rdata import read_rdb, unserialize
+from cocattn.corpus.sword import block_label, osis_to_text, sword_blocks
 
 
 def sword_module(blocks: list[str]) -> tuple[bytes, bytes]:

@@ -7,8 +7,9 @@ import shutil
 
 import pytest
 
-from cocattn.data import build_dataset, load_eval_documents, load_manifest
-from cocattn.data.sources import load_source
+from cocattn.corpus import build_dataset
+from cocattn.corpus.sources import load_source
+from cocattn.data import load_eval_documents, load_manifest
 
 pytestmark = pytest.mark.slow
 

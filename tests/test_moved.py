@@ -13,7 +13,17 @@ import pytest
 from cocattn import _moved
 
 # The modules that register moved names; importing them fills _moved.MOVED.
-OLD_MODULES = ["cocattn.reproduce", "cocattn.evaluate.lm"]
+OLD_MODULES = [
+    "cocattn.reproduce",
+    "cocattn.evaluate.lm",
+    "cocattn.data",
+    "cocattn.data.build",
+    "cocattn.data.fetch",
+    "cocattn.data.rdata",
+    "cocattn.data.sources",
+    "cocattn.data.splits",
+    "cocattn.data.sword",
+]
 for _name in OLD_MODULES:
     importlib.import_module(_name)
 
@@ -54,3 +64,15 @@ def test_unknown_names_still_raise_attribute_error():
         warnings.simplefilter("error")
         with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
             module.no_such_name  # noqa: B018
+
+
+def test_a_package_with_lazy_names_serves_them_quietly_and_warns_at_the_callers_line():
+    data = importlib.import_module("cocattn.data")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert data.load_tokens is importlib.import_module("cocattn.data.shards").load_tokens
+        with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
+            data.no_such_name  # noqa: B018
+    with pytest.warns(DeprecationWarning) as caught:
+        data.build_dataset  # noqa: B018
+    assert caught[0].filename == __file__

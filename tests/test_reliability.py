@@ -78,7 +78,7 @@ def data_dir(tmp_path_factory) -> Path:
     """A real data directory built by cocattn's builder from a few of Python's own modules."""
     import json as json_module
 
-    from cocattn.data import build_dataset
+    from cocattn.corpus import build_dataset
 
     root = tmp_path_factory.mktemp("rel-data")
     texts = root / "texts"

@@ -20,13 +20,17 @@ REMOVED_IN = "0.3.0"
 MOVED: dict[str, dict[str, str]] = {}
 
 
-def moved(module: str, names: dict[str, str]) -> Callable[[str], Any]:
+def moved(module: str, names: dict[str, str], fallback: Callable[[str], Any] | None = None) -> Callable[[str], Any]:
     """A module-level ``__getattr__`` that serves ``names`` (``{old: "package.module.new"}``) with a
-    DeprecationWarning and raises the usual AttributeError for anything else."""
+    DeprecationWarning and raises the usual AttributeError for anything else, or hands it to
+    ``fallback`` (a package's own lazy ``__getattr__``, so that the warning still points at the
+    caller's line)."""
     MOVED.setdefault(module, {}).update(names)
 
     def __getattr__(name: str) -> Any:
         target = names.get(name)
+        if target is None and fallback is not None:
+            return fallback(name)
         if target is None:
             raise AttributeError(f"module {module!r} has no attribute {name!r}")
         new_module, _, new_name = target.rpartition(".")

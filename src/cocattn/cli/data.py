@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from cocattn.data.build import PRESETS, build_dataset, dataset_info, format_info
+from cocattn.corpus.build import PRESETS, build_dataset
+from cocattn.data.info import dataset_info, format_info
 
 
 def _build(args: argparse.Namespace) -> int:

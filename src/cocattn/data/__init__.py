@@ -1,8 +1,11 @@
-"""Real-text data: corpus sources from registry packages and local files, held-out long
-documents, a byte-level BPE tokenizer, memory-mapped token shards, training batches and
-retrieval warm-up rows. See docs/DATA.md.
+"""The training data path: a data directory's token shards and manifest, its byte-level BPE
+tokenizer, held-out documents (``eval.jsonl``), training batches, retrieval warm-up rows and the
+directory's summary. Building a data directory (sources, splits, fetching) is
+:mod:`cocattn.corpus`. See docs/DATA.md.
 
-Names are imported lazily, so ``cocattn.data.tokenizer`` and friends load without torch.
+Names are imported lazily, so ``cocattn.data.tokenizer`` and friends load without torch. The
+builder's names once exported here (``build_dataset``, ``BuildResult``, ``PRESETS``, ``REGISTRY``,
+``load_source``) warn (DeprecationWarning) and come from :mod:`cocattn.corpus` for one release.
 """
 
 from __future__ import annotations
@@ -10,14 +13,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from cocattn._moved import moved
+
 _EXPORTS = {
     "sample_batch": "batches",
-    "PRESETS": "build",
-    "BuildResult": "build",
-    "build_dataset": "build",
-    "dataset_info": "build",
-    "format_info": "build",
     "Document": "document",
+    "dataset_info": "info",
+    "format_info": "info",
     "make_retrieval_row": "retrieval",
     "mix_retrieval_rows": "retrieval",
     "passkey_texts": "retrieval",
@@ -25,8 +27,6 @@ _EXPORTS = {
     "load_manifest": "shards",
     "load_tokens": "shards",
     "verify_file": "shards",
-    "REGISTRY": "sources",
-    "load_source": "sources",
     "EOT": "tokenizer",
     "eot_id": "tokenizer",
     "load_tokenizer": "tokenizer",
@@ -35,13 +35,26 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
+def _export(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'cocattn.data' has no attribute {name!r}")
     value = getattr(importlib.import_module(f"cocattn.data.{module}"), name)
     globals()[name] = value
     return value
+
+
+__getattr__ = moved(
+    __name__,
+    {
+        "PRESETS": "cocattn.corpus.build.PRESETS",
+        "BuildResult": "cocattn.corpus.build.BuildResult",
+        "build_dataset": "cocattn.corpus.build.build_dataset",
+        "REGISTRY": "cocattn.corpus.sources.REGISTRY",
+        "load_source": "cocattn.corpus.sources.load_source",
+    },
+    fallback=_export,
+)
 
 
 def __dir__() -> list[str]:

@@ -24,6 +24,8 @@ from cocattn.io import dumps_json, load_json, sha256_file, write_text
 PathLike = str | os.PathLike
 FORMAT = "cocattn-data"
 FORMAT_VERSION = 1
+#: The splits a manifest puts documents in (cocattn.corpus.splits); the first two have token shards.
+SPLITS = ("train", "val", "eval", "excluded")
 TOKEN_SPLITS = ("train", "val")
 MARKER = ".verified.json"
 VERIFY = ("auto", "full", "size")

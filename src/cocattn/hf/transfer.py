@@ -139,7 +139,7 @@ def _read_texts(path: Path) -> list[str]:
     (``jsonl:`` source; documents marked ``"split": "eval"`` are held out, so left out here)."""
     if path.suffix == ".txt":
         return [path.read_text(encoding="utf-8")]
-    from cocattn.data.sources import jsonl_file
+    from cocattn.corpus.sources import jsonl_file
 
     return [d.text for d in jsonl_file(path).documents if d.meta.get("split") != "eval"]
 

@@ -1,0 +1,36 @@
+"""Building a data directory from a corpus: sources (registry packages read with the project's
+own readers for R data, SWORD modules and archives; local text and JSONL files; Hugging Face
+``datasets``), the split rules, and the builder that trains the tokenizer and writes the token
+shards, ``eval.jsonl`` and ``manifest.json``. Reading a built directory is :mod:`cocattn.data`,
+which never imports this package. See docs/DATA.md.
+
+Names are imported lazily, so ``cocattn.corpus.rdata`` and friends load on their own.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "PRESETS": "build",
+    "BuildResult": "build",
+    "build_dataset": "build",
+    "REGISTRY": "sources",
+    "SourceResult": "sources",
+    "load_source": "sources",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cocattn.corpus' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"cocattn.corpus.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
