@@ -13,7 +13,7 @@ import pytest
 from cocattn import _moved
 
 # The modules that register moved names; importing them fills _moved.MOVED.
-OLD_MODULES = ["cocattn.reproduce", "cocattn.evaluate.lm"]
+OLD_MODULES = ["cocattn.reproduce", "cocattn.evaluate.lm", "cocattn.hf", "cocattn.hf.stages"]
 for _name in OLD_MODULES:
     importlib.import_module(_name)
 
