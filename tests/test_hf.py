@@ -10,13 +10,9 @@ from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, LlamaFor
 
 from cocattn.attention import Attention, coca_attention
 from cocattn.cli import main as cli_main
-from cocattn.hf import (
-    CocaLlamaConfig,
-    CocaLlamaForCausalLM,
-    convert_llama,
-    trainable_parameters_for_stage,
-)
+from cocattn.hf import CocaLlamaConfig, CocaLlamaForCausalLM, convert_llama
 from cocattn.hf.modeling import coca_rope_parameters
+from cocattn.train import trainable_parameters_for_stage
 
 VOCAB = 61
 

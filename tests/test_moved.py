@@ -23,6 +23,8 @@ OLD_MODULES = [
     "cocattn.data.sources",
     "cocattn.data.splits",
     "cocattn.data.sword",
+    "cocattn.hf",
+    "cocattn.hf.stages",
 ]
 for _name in OLD_MODULES:
     importlib.import_module(_name)

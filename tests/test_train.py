@@ -315,6 +315,33 @@ def test_train_refuses_a_foreign_output_directory_and_touches_nothing(tmp_path, 
     assert (empty / "model" / "model.safetensors").is_file()
 
 
+NATIVE_RUN = r"""
+import json, sys
+from cocattn.train import train
+config = json.loads(sys.argv[1])
+train(config, sys.argv[2] + "/new")
+config["train"].update(init_from=sys.argv[2] + "/new/model", stage=1)
+train(config, sys.argv[2] + "/stage1")
+print(sorted(m for m in sys.modules if m == "transformers" or m.startswith(("transformers.", "cocattn.hf"))))
+"""
+
+
+def test_a_native_run_does_not_import_transformers(tmp_path, data_dir):
+    """transformers is imported only for a Hugging Face model: a new native GPT and a native CoCA
+    model continued at stage 1 (the stage selection lives in cocattn.train.stages) train without it."""
+    config = _config(data_dir, steps=2, warmup=1, eval_interval=0, checkpoint_interval=0)
+    done = subprocess.run(
+        [sys.executable, "-c", NATIVE_RUN, json.dumps(config), str(tmp_path)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "stage1" / "model" / "model.safetensors").is_file()
+
+
 @pytest.mark.slow
 def test_repeated_sigkills_at_random_moments_lose_nothing(tmp_path, data_dir):
     """Issue 7: kill at random moments (mid-step, mid-checkpoint write), resume each time; the

@@ -1,5 +1,7 @@
-"""transformers integration: the ``coca_llama`` model type, conversion of LLaMA checkpoints, staged
-continued training and the offline SmolLM2 import.
+"""transformers integration: the ``coca_llama`` model type, conversion of LLaMA checkpoints,
+attention transfer and the offline SmolLM2 import. (The stage selection of continued training,
+``STAGES`` and ``trainable_parameters_for_stage``, moved to :mod:`cocattn.train.stages`; the old
+names here warn until cocattn 0.3.0.)
 
 Importing this package registers ``coca_llama`` with ``AutoConfig``, ``AutoModel`` and
 ``AutoModelForCausalLM``, so ``AutoModelForCausalLM.from_pretrained(dir)`` loads a saved CoCA
@@ -10,11 +12,11 @@ from __future__ import annotations
 
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
+from cocattn._moved import moved
 from cocattn.hf.config import COCA_VARIANTS, CocaLlamaConfig
 from cocattn.hf.convert import T_INITS, convert_llama, convert_llama_dir, load_llama
 from cocattn.hf.gguf import gguf_to_hf, smollm2_gguf
 from cocattn.hf.modeling import CocaLlamaForCausalLM, CocaLlamaModel
-from cocattn.hf.stages import STAGES, trainable_parameters_for_stage
 from cocattn.hf.transfer import (
     FITS,
     TransferSettings,
@@ -32,7 +34,6 @@ __all__ = [
     "transfer_attention",
     "transfer_llama_dir",
     "transfer_tokens",
-    "STAGES",
     "T_INITS",
     "CocaLlamaConfig",
     "CocaLlamaModel",
@@ -42,7 +43,6 @@ __all__ = [
     "load_llama",
     "gguf_to_hf",
     "smollm2_gguf",
-    "trainable_parameters_for_stage",
 ]
 
 
@@ -60,3 +60,12 @@ def _register() -> None:
 
 
 _register()
+
+
+__getattr__ = moved(
+    __name__,
+    {
+        "STAGES": "cocattn.train.stages.STAGES",
+        "trainable_parameters_for_stage": "cocattn.train.stages.trainable_parameters_for_stage",
+    },
+)
