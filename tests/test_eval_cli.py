@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+import cocattn
 from cocattn.cli import main
 from cocattn.checkpoint import model_dir_kind
-from cocattn.evaluate.lm import CocattnLanguageModel, HFLanguageModel, load_lm
+from cocattn.evaluate.lm import load_lm
+from cocattn.evaluate.lm_hf import HFLanguageModel
+from cocattn.evaluate.lm_native import CocattnLanguageModel
 from cocattn.evaluate.results import read_results
 from cocattn.evaluate.scaling import parse_scaling
 from test_eval_fixtures import gpt, save_cli_models
@@ -24,6 +31,25 @@ def test_load_both_kinds_of_checkpoint(checkpoints):
     hf = load_lm(checkpoints / "hf")
     assert isinstance(hf, HFLanguageModel) and hf.training_length == 32 and hf.attention == "rope"
     assert hf.decode(hf.encode("The sky is blue.")) == "The sky is blue."
+
+
+def test_a_native_evaluation_never_imports_transformers(checkpoints, tmp_path):
+    """Only the Hugging Face adapter imports transformers, and only when it loads a model: `cocattn
+    eval` on a cocattn checkpoint runs in a process where transformers was never imported."""
+    out = tmp_path / "ppl.json"
+    args = ["eval", "ppl", str(checkpoints / "gpt"), "--data", str(checkpoints / "docs.jsonl")]
+    args += ["--lengths", "32", "--rope", "dynamic:2", "--out", str(out), "--no-progress"]
+    code = (
+        "import sys\n"
+        "from cocattn.cli import main\n"
+        f"assert main({args!r}) == 0\n"
+        "print('transformers imported:', 'transformers' in sys.modules)\n"
+    )
+    src = str(Path(cocattn.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert result.stdout.splitlines()[-1] == "transformers imported: False"
+    assert [(r["metric"], r["kind"]) for r in read_results(out)] == [("ppl", "cocattn")]
 
 
 def test_a_path_that_is_not_a_model_is_a_clear_error(tmp_path, checkpoints):

@@ -73,7 +73,7 @@ def llama(training_length: int = 64, seed: int = 0, layers: int = 2):
     """A tiny random LLaMA (hidden 32, 4 heads, 2 KV heads) as an HFLanguageModel."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from cocattn.evaluate.lm import HFLanguageModel
+    from cocattn.evaluate.lm_hf import HFLanguageModel
 
     torch.manual_seed(seed)
     cfg = LlamaConfig(
@@ -99,7 +99,7 @@ def llama(training_length: int = 64, seed: int = 0, layers: int = 2):
 def gpt(attention: str = "rope", training_length: int = 64, seed: int = 0):
     """A tiny random cocattn GPT as a CocattnLanguageModel (skips until cocattn.model exists)."""
     model_mod = pytest.importorskip("cocattn.model")
-    from cocattn.evaluate.lm import CocattnLanguageModel
+    from cocattn.evaluate.lm_native import CocattnLanguageModel
 
     torch.manual_seed(seed)
     cfg = model_mod.GPTConfig(

@@ -194,7 +194,7 @@ class ScriptedLM:
     A = 4.0
 
     def __new__(cls, script: str, n: int):
-        from cocattn.evaluate.lm import LanguageModel
+        from cocattn.evaluate.protocol import LanguageModel
 
         class _LM(LanguageModel):
             name, kind, training_length = "scripted", "scripted", 64

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cocattn.evaluate.lm import LanguageModel
+from cocattn.evaluate.protocol import LanguageModel
 from cocattn.evaluate.results import read_results, write_results
 from cocattn.evaluate.retrieval import (
     DEFAULT_TOLERANCE,

@@ -155,3 +155,18 @@ def test_cached_tables_equal_fresh_ones_and_survive_inference_mode():
     q.requires_grad_(True)
     coca_attention(q, t, v).sum().backward()
     assert q.grad is not None and torch.isfinite(q.grad).all()
+
+
+@pytest.mark.parametrize("name", sorted(CASES) + ["ntk"])
+def test_is_length_dependent_says_whether_the_frequencies_follow_the_length(name):
+    """The registry's ``length_dependent`` (what the transformers adapter's cache decision and the
+    attention functions read) agrees with the formulas: only dynamic NTK and LongRoPE change with L."""
+    from cocattn.rope import is_length_dependent
+
+    case = CASES.get(name, {"rope_type": "ntk", "rope_theta": 10000.0, "factor": 4.0})
+    params = rope_parameters(case, original_max_position_embeddings=L0)
+    short = inv_freq_and_scaling(params, HEAD_DIM, L0)
+    long = inv_freq_and_scaling(params, HEAD_DIM, 4 * L0)
+    follows_length = not torch.equal(short[0], long[0]) or short[1] != long[1]
+    assert is_length_dependent(params) == is_length_dependent(case) == follows_length
+    assert follows_length == (params.rope_type in ("dynamic", "longrope"))

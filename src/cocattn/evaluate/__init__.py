@@ -1,6 +1,7 @@
 """Length-extrapolation evaluation for cocattn checkpoints and Hugging Face causal LMs.
 
-- :mod:`.lm`: the adapter every evaluator uses (``load_lm``);
+- :mod:`.protocol`: the interface every evaluator uses (``LanguageModel``);
+- :mod:`.lm`: ``load_lm``, a model directory through its adapter (:mod:`.lm_native`, :mod:`.lm_hf`);
 - :mod:`.perplexity`: sliding-window, token-weighted perplexity;
 - :mod:`.passkey`: the paper's passkey retrieval;
 - :mod:`.retrieval`: the RULER-style retrieval suite (tasks in :mod:`cocattn.retrieval_tasks`);
@@ -10,9 +11,12 @@
 """
 
 from cocattn.evaluate.documents import load_documents
-from cocattn.evaluate.lm import CocattnLanguageModel, HFLanguageModel, LanguageModel, load_lm
+from cocattn.evaluate.lm import load_lm
+from cocattn.evaluate.lm_hf import HFLanguageModel
+from cocattn.evaluate.lm_native import CocattnLanguageModel
 from cocattn.evaluate.passkey import build_prompt, evaluate_passkey
 from cocattn.evaluate.perplexity import evaluate_perplexity, window_plan
+from cocattn.evaluate.protocol import LanguageModel
 from cocattn.evaluate.results import SCHEMA, read_results, write_results
 from cocattn.evaluate.retrieval import effective_length, evaluate_retrieval
 from cocattn.evaluate.scaling import DEFAULT_SWEEP, parse_scaling, scaling_name

@@ -19,7 +19,7 @@ import torch
 
 from cocattn._checks import check
 from cocattn.attention.kinds import is_rope_free
-from cocattn.evaluate.lm import LanguageModel
+from cocattn.evaluate.protocol import LanguageModel
 from cocattn.evaluate.memory import check_fits
 from cocattn.evaluate.scaling import parse_scaling, scaling_name
 from cocattn.plotting import distance_panel, pyplot, save_figure

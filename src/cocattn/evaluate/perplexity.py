@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 from cocattn._checks import check
 from cocattn.evaluate.intervals import attach_intervals, check_ci_options, document_id
-from cocattn.evaluate.lm import LanguageModel, token_nll
+from cocattn.evaluate.protocol import LanguageModel, token_nll
 from cocattn.evaluate.memory import check_fits
 from cocattn.evaluate.results import make_result
 from cocattn.evaluate.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES

@@ -49,7 +49,7 @@ from tqdm.auto import tqdm
 
 from cocattn._checks import bad_value, check, check_choice
 from cocattn.errors import LengthTooShort
-from cocattn.evaluate.lm import LanguageModel
+from cocattn.evaluate.protocol import LanguageModel
 from cocattn.evaluate.memory import check_fits
 from cocattn.evaluate.perplexity import default_lengths
 from cocattn.evaluate.results import make_result

@@ -34,7 +34,7 @@ import torch
 from cocattn._checks import check
 from cocattn.attention.kinds import is_coca
 from cocattn.evaluate.attention import ANALYSIS_SCHEMA, attention_by_distance
-from cocattn.evaluate.lm import LanguageModel
+from cocattn.evaluate.protocol import LanguageModel
 from cocattn.plotting import distance_panel, pyplot, save_figure
 
 __all__ = ["initial_angles", "anomaly_stats", "analyze_rope", "plot_rope"]

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from cocattn._checks import check
 from cocattn.attention.kinds import is_rope_free
-from cocattn.evaluate.lm import LanguageModel
+from cocattn.evaluate.protocol import LanguageModel
 from cocattn.evaluate.passkey import evaluate_passkey
 from cocattn.evaluate.perplexity import evaluate_perplexity
 from cocattn.evaluate.scaling import DEFAULT_SWEEP, parse_scaling
