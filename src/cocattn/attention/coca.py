@@ -334,8 +334,7 @@ def coca_attention(
            (eager path).
     """
     # keys at the queries' positions: opening rejects key_positions (coca_attention_tied takes them)
-    options_ = cast(AttentionOptions, options)
-    call = opening(q, t, v, options_, caller="coca_attention", k_name="t", self_attention=True)
+    call = opening(q, t, v, cast(AttentionOptions, options), caller="coca_attention", k_name="t", self_attention=True)
     check(t.shape[2] == q.shape[2], "t.shape[2]", t.shape[2], f"q's seq length {q.shape[2]} (self-attention)")
     check_choice("variant", variant, VARIANTS)
     return _coca(q, t, v, variant, call, raw=True)

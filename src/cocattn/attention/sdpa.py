@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, TypedDict
+from typing import Any, Mapping, NamedTuple, TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -26,9 +26,6 @@ from cocattn.rope import (
     rope_cos_sin,
     rope_parameters,
 )
-
-if TYPE_CHECKING:
-    from typing_extensions import Unpack  # noqa: F401 (the kinds' signatures name it)
 
 __all__ = [
     "RopeLike",
@@ -81,6 +78,10 @@ class AttentionOptions(SelfAttentionOptions, total=False):
 
     key_positions: torch.Tensor | None
     """The keys' integer positions ``[S]`` or ``[B, S]`` (``None``: ``0 … S − 1``)."""
+
+
+_SELF_OPTIONS: frozenset[str] = SelfAttentionOptions.__optional_keys__
+_OPTIONS: frozenset[str] = AttentionOptions.__optional_keys__
 
 
 def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_name: str, k_dim: int | None = None) -> None:
@@ -253,10 +254,6 @@ def opening(
         options.get("causal", True),
         options.get("need_weights", False),
     )
-
-
-_SELF_OPTIONS: frozenset[str] = SelfAttentionOptions.__optional_keys__
-_OPTIONS: frozenset[str] = AttentionOptions.__optional_keys__
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, call: Call) -> Attended:
