@@ -29,13 +29,15 @@ test: setup kernels
 test-fast: setup kernels
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# ruff (pinned in the dev extra): the lint rules and the formatting of pyproject.toml's [tool.ruff]
+# ruff and mypy (pinned in the dev extra): the lint rules and the formatting of pyproject.toml's
+# [tool.ruff], and the type check of the typed core ([tool.mypy]: the files it covers)
 lint: setup
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
 
 bench: setup
 	$(BIN)/cocattn bench attention
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache

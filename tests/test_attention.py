@@ -211,6 +211,34 @@ def test_bad_input_names_argument(make, needle):
 
 
 @pytest.mark.parametrize(
+    "make, needle",
+    [
+        (lambda q, t, v: nope_attention(q, t, v, causel=False), r"nope_attention\(\).*'causel'"),
+        (lambda q, t, v: alibi_attention(q, t, v, need_weight=True), r"alibi_attention\(\).*'need_weight'"),
+        (lambda q, t, v: rope_attention(q, t, v, variant="slack"), r"rope_attention\(\).*'variant'"),
+        (
+            lambda q, t, v: coca_attention(q, t, v, key_positions=torch.arange(7)),
+            r"coca_attention\(\).*'key_positions'",
+        ),
+    ],
+)
+def test_a_keyword_the_kind_does_not_take_is_a_type_error(make, needle):
+    """The kinds share their keyword options (``sdpa.AttentionOptions``): any other keyword is a
+    TypeError naming the function and the keyword, never silently ignored (NoPE and ALiBi used to
+    swallow every unknown keyword, a misspelt ``causal`` included)."""
+    q, t, v = inputs(n=7)
+    with pytest.raises(TypeError, match=needle):
+        make(q, t, v)
+
+
+def test_nope_and_alibi_take_and_ignore_rope():
+    q, k, v = inputs(n=7)
+    rope = {"rope_type": "linear", "factor": 2.0}
+    assert torch.equal(nope_attention(q, k, v, rope=rope), nope_attention(q, k, v))
+    assert torch.equal(alibi_attention(q, k, v, rope=rope), alibi_attention(q, k, v))
+
+
+@pytest.mark.parametrize(
     "kind, rope",
     [(k, r) for k in ("slack", "strict", "rope") for r in SCALINGS] + [("alibi", None), ("nope", None)],
     ids=lambda x: x if isinstance(x, str) else ("none" if x is None else x["rope_type"]),

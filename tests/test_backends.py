@@ -58,6 +58,25 @@ def test_environment_variables_are_read_and_checked_in_a_new_process():
     assert "COCATTN_FEATURES='fast' is not valid: expected one of ('torch', 'triton')" in bad.stderr
 
 
+def test_triton_kernels_take_cpu_tensors_only_when_built_for_the_interpreter():
+    """Triton reads TRITON_INTERPRET when the kernels are defined (on import): setting it later
+    must not send CPU tensors to compiled kernels (it did, and failed with "0 active drivers");
+    they take the PyTorch path."""
+    pytest.importorskip("triton", reason="Triton is not installed")
+    code = (
+        "import os, torch\n"
+        "from cocattn.attention import backends, coca_attention, triton_features\n"
+        "os.environ['TRITON_INTERPRET'] = '1'\n"
+        "x = torch.randn(1, 2, 4, 8, generator=torch.Generator().manual_seed(0))\n"
+        "with backends.use_backends(features='triton'):\n"
+        "    fused = coca_attention(x, x, x)\n"
+        "print(triton_features.available(x), torch.equal(fused, coca_attention(x, x, x)))\n"
+    )
+    res = _run(code, TRITON_INTERPRET="0")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["False", "True"]
+
+
 def test_clear_caches_rebuilds_identical_tables():
     inv_freq, scaling = inv_freq_and_scaling(rope_parameters(None), 16, None)
     first = arange_tables(32, inv_freq, scaling, torch.float32, "cpu")[0]

@@ -18,13 +18,6 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "cocattn"
 MAX_LINES = 80
 MARKER = re.compile(r"Not split:\s*(\S.{9,})", re.DOTALL)  # the marker and a reason of at least 10 characters
 
-# Functions still too long in this branch, split on other branches of the restructuring (issue 15).
-# The lead empties this set when merging them; an entry that is no longer a long function fails
-# below, so the set only shrinks.
-PENDING = {
-    "cocattn.rope.rope_parameters",
-}
-
 
 def long_functions(source: str, module: str, max_lines: int = MAX_LINES) -> dict[str, int]:
     """``{qualified name: lines}`` of the functions in ``source`` longer than ``max_lines`` whose
@@ -60,16 +53,11 @@ def _all_long_functions() -> dict[str, int]:
 
 
 def test_no_function_is_longer_than_the_limit_without_a_reason():
-    too_long = {name: n for name, n in _all_long_functions().items() if name not in PENDING}
+    too_long = _all_long_functions()
     assert not too_long, (
         f"functions longer than {MAX_LINES} lines: {too_long}; split them into well-named helpers, "
         "or say in the docstring 'Not split: <why it cannot be>'"
     )
-
-
-def test_pending_functions_are_still_long():
-    stale = sorted(PENDING - set(_all_long_functions()))
-    assert not stale, f"no longer long functions (or gone): {stale}; remove them from PENDING"
 
 
 def _function(lines: int, docstring: str = "") -> str:

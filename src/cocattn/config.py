@@ -18,12 +18,17 @@ import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Union
+from typing import TYPE_CHECKING, Any, Iterable, TypeVar, Union
 
 import yaml
 
 from cocattn._checks import bad_value, check, check_choice, check_ci_options, unknown_key
 from cocattn.attention.kinds import KINDS, ROTARY_KINDS
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    from cocattn.model import GPTConfig
 
 SCHEDULES = ("cosine", "linear", "constant")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -184,7 +189,7 @@ class RunConfig:
     """Preset or run name (recorded with results)."""
     description: str = ""
 
-    def model_config(self, vocab_size: int | None = None):
+    def model_config(self, vocab_size: int | None = None) -> GPTConfig:
         """The ``GPTConfig``; ``vocab_size`` fills a ``null`` vocabulary size."""
         from cocattn.model import GPTConfig
 
@@ -327,12 +332,15 @@ def _type_name(hint: Any) -> str:
     )
 
 
-def _section(cls: type, values: Any, where: str):
+_Section = TypeVar("_Section", bound="DataclassInstance")
+
+
+def _section(cls: type[_Section], values: Any, where: str) -> _Section:
     if not isinstance(values, dict):
         raise bad_value(where, values, f"a mapping of {where} settings")
     hints = _hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     for key, value in values.items():
         if key not in names:
             raise unknown_key(f"section {where!r}", str(key), names)
@@ -348,7 +356,7 @@ def _model_section(values: dict[str, Any]) -> dict[str, Any]:
         return dict(values)
     hints = _hints(GPTConfig)
     names = [f.name for f in dataclasses.fields(GPTConfig)]
-    out = {}
+    out: dict[str, Any] = {}
     for key, value in values.items():
         if key not in names:
             raise unknown_key("section 'model'", str(key), names)
@@ -569,7 +577,7 @@ class EvalConfig:
         return s
 
 
-def eval_config(run_config) -> EvalConfig:
+def eval_config(run_config: RunConfig) -> EvalConfig:
     values = dict(run_config.eval or {})
     lengths = values.pop("lengths", None)
     settings = EvalConfig.from_dict(values)

@@ -12,8 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from cocattn._checks import bad_value, check, check_choice, unknown_key
-from cocattn.attention import KINDS, Attention, KVCache
+from cocattn.attention import KINDS, Attention, KVCache, LayerCache
 from cocattn.attention.kinds import is_rope_free
+from cocattn.attention.sdpa import Attended
 from cocattn.rope import RopeParameters, rope_parameters
 
 __all__ = ["GPTConfig", "GPT"]
@@ -146,21 +147,21 @@ class Block(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.parallel = cfg.parallel_residual
 
-    def forward(self, x, cache=None, need_weights=False):
+    def forward(self, x: torch.Tensor, cache: LayerCache | None = None, need_weights: bool = False) -> Attended:
         res = self.attn(self.ln1(x), cache=cache, need_weights=need_weights)
-        a, probs = res if need_weights else (res, None)
+        a, probs = res if isinstance(res, tuple) else (res, None)
         if self.parallel:
             x = x + self.drop(a) + self.drop(self.mlp(self.ln2(x)))
         else:
             x = x + self.drop(a)
             x = x + self.drop(self.mlp(self.ln2(x)))
-        return (x, probs) if need_weights else x
+        return x if probs is None else (x, probs)
 
 
 class GPT(nn.Module):
     """Decoder-only transformer. ``logits, loss = model(idx, targets)``."""
 
-    def __init__(self, config: GPTConfig) -> None:
+    def __init__(self, config: GPTConfig | Mapping[str, Any]) -> None:
         super().__init__()
         if isinstance(config, Mapping):
             config = GPTConfig.from_dict(config)
@@ -194,7 +195,7 @@ class GPT(nn.Module):
     @property
     def rope(self) -> RopeParameters:
         """The RoPE parameters in force (all layers share them)."""
-        return self.blocks[0].attn.rope
+        return self._attention_layers()[0].rope
 
     def set_rope_parameters(self, rope: RopeParameters | Mapping[str, Any] | None) -> None:
         """Use these RoPE parameters in every layer from now on (``None``: the trained ones).
@@ -204,8 +205,12 @@ class GPT(nn.Module):
                 "rope", rope, f"no RoPE scaling: attention {self.config.attention!r} has no rotary embedding"
             )
         rope = self.config.rope_parameters if rope is None else rope
-        for block in self.blocks:
-            block.attn.set_rope(rope)
+        for attn in self._attention_layers():
+            attn.set_rope(rope)
+
+    def _attention_layers(self) -> list[Attention]:
+        """Every block's attention module, first block first."""
+        return [m for m in self.modules() if isinstance(m, Attention)]
 
     # -- forward ---------------------------------------------------------------------------------
 

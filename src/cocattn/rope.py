@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import AbstractSet, Any, Callable, Mapping, TypeVar
 
 import torch
 
@@ -91,9 +91,13 @@ class RopeParameters:
         return self
 
 
+RopeScaling = Callable[[RopeParameters, int, int | None], tuple[torch.Tensor, float]]
+"""``fn(params, head_dim, seq_len) -> (inv_freq, attention_scaling)``: one scaling method."""
+
+
 @dataclass(frozen=True)
 class _RopeType:
-    fn: Callable[[RopeParameters, int, int | None], tuple[torch.Tensor, float]]
+    fn: RopeScaling
     required: frozenset[str]
     optional: frozenset[str]
     length_dependent: bool = False
@@ -105,19 +109,38 @@ _NEEDS_L0 = {"dynamic", "yarn", "longrope", "llama3"}
 
 
 def register_rope_type(
-    name: str, required: set[str] = frozenset(), optional: set[str] = frozenset(), length_dependent: bool = False
-):
+    name: str,
+    required: AbstractSet[str] = frozenset(),
+    optional: AbstractSet[str] = frozenset(),
+    length_dependent: bool = False,
+) -> Callable[[RopeScaling], RopeScaling]:
     """Decorator registering ``fn(params, head_dim, seq_len) -> (inv_freq, attention_scaling)``.
 
     ``length_dependent``: the frequencies depend on the current length ``seq_len`` (dynamic NTK,
     LongRoPE); for the others the attention functions never compute it, which on a GPU saves a
     device-to-host synchronisation per call."""
 
-    def wrap(fn):
+    def wrap(fn: RopeScaling) -> RopeScaling:
         _REGISTRY[name] = _RopeType(fn, frozenset(required), frozenset(optional) | {"rope_theta"}, length_dependent)
         return fn
 
     return wrap
+
+
+_T = TypeVar("_T")
+
+
+def _required(value: _T | None, name: str) -> _T:
+    """A field the rope type requires (:func:`inv_freq_and_scaling` checks that they are all set
+    before any scaling runs; this names the field if a scaling is called without that check)."""
+    if value is None:
+        raise bad_value(f"rope_parameters.{name}", None, "a value (required by this rope_type)")
+    return value
+
+
+def _l0(p: RopeParameters) -> int:
+    """The training length of a rope type that requires it."""
+    return _required(p.original_max_position_embeddings, "original_max_position_embeddings")
 
 
 def is_length_dependent(params: RopeParameters | Mapping[str, Any] | None) -> bool:
@@ -146,30 +169,30 @@ def _base_inv_freq(base: float, head_dim: int) -> torch.Tensor:
 
 
 @register_rope_type("default")
-def _default(p: RopeParameters, head_dim: int, seq_len: int | None):
+def _default(p: RopeParameters, head_dim: int, seq_len: int | None) -> tuple[torch.Tensor, float]:
     return _base_inv_freq(p.rope_theta, head_dim), 1.0
 
 
 @register_rope_type("linear", required={"factor"})
-def _linear(p: RopeParameters, head_dim: int, seq_len: int | None):
+def _linear(p: RopeParameters, head_dim: int, seq_len: int | None) -> tuple[torch.Tensor, float]:
     """Position interpolation (Chen et al. 2023): all frequencies divided by ``factor``."""
-    return _base_inv_freq(p.rope_theta, head_dim) / p.factor, 1.0
+    return _base_inv_freq(p.rope_theta, head_dim) / _required(p.factor, "factor"), 1.0
 
 
 @register_rope_type("ntk", required={"factor"})
-def _ntk(p: RopeParameters, head_dim: int, seq_len: int | None):
+def _ntk(p: RopeParameters, head_dim: int, seq_len: int | None) -> tuple[torch.Tensor, float]:
     """Static NTK-aware scaling: ``base' = base * factor ** (d / (d - 2))`` at every length."""
-    base = p.rope_theta * p.factor ** (head_dim / (head_dim - 2))
+    base = p.rope_theta * _required(p.factor, "factor") ** (head_dim / (head_dim - 2))
     return _base_inv_freq(base, head_dim), 1.0
 
 
 @register_rope_type("dynamic", required={"factor", "original_max_position_embeddings"}, length_dependent=True)
-def _dynamic(p: RopeParameters, head_dim: int, seq_len: int | None):
+def _dynamic(p: RopeParameters, head_dim: int, seq_len: int | None) -> tuple[torch.Tensor, float]:
     """Dynamic NTK (transformers' formula): for the current length L > L0,
     ``base' = base * (factor * L / L0 - (factor - 1)) ** (d / (d - 2))``; unchanged up to L0."""
-    l0 = p.original_max_position_embeddings
+    l0, factor = _l0(p), _required(p.factor, "factor")
     length = max(int(seq_len) if seq_len is not None else l0, l0)
-    base = p.rope_theta * ((p.factor * length / l0) - (p.factor - 1)) ** (head_dim / (head_dim - 2))
+    base = p.rope_theta * ((factor * length / l0) - (factor - 1)) ** (head_dim / (head_dim - 2))
     return _base_inv_freq(base, head_dim), 1.0
 
 
@@ -182,10 +205,10 @@ def _yarn_mscale(scale: float, mscale: float = 1.0) -> float:
     required={"factor", "original_max_position_embeddings"},
     optional={"attention_factor", "beta_fast", "beta_slow", "mscale", "mscale_all_dim", "truncate"},
 )
-def _yarn(p: RopeParameters, head_dim: int, seq_len: int | None):
+def _yarn(p: RopeParameters, head_dim: int, seq_len: int | None) -> tuple[torch.Tensor, float]:
     """YaRN (Peng et al. 2023): interpolate low-frequency planes, keep high-frequency ones, ramp
     in between; cos/sin scaled by ``attention_factor`` (default ``0.1 ln(factor) + 1``)."""
-    base, dim, factor = p.rope_theta, head_dim, p.factor
+    base, dim, factor = p.rope_theta, head_dim, _required(p.factor, "factor")
     attention = p.attention_factor
     if attention is None:
         if p.mscale and p.mscale_all_dim:
@@ -194,7 +217,7 @@ def _yarn(p: RopeParameters, head_dim: int, seq_len: int | None):
             attention = _yarn_mscale(factor)
     beta_fast = p.beta_fast or 32
     beta_slow = p.beta_slow or 1
-    l0 = p.original_max_position_embeddings
+    l0 = _l0(p)
 
     def correction_dim(rotations: float) -> float:
         return (dim * math.log(l0 / (rotations * 2 * math.pi))) / (2 * math.log(base))
@@ -218,14 +241,15 @@ def _yarn(p: RopeParameters, head_dim: int, seq_len: int | None):
     optional={"factor", "attention_factor"},
     length_dependent=True,
 )
-def _longrope(p: RopeParameters, head_dim: int, seq_len: int | None):
+def _longrope(p: RopeParameters, head_dim: int, seq_len: int | None) -> tuple[torch.Tensor, float]:
     """LongRoPE (Ding et al. 2024): per-plane divisors, ``long_factor`` once L exceeds L0."""
-    l0 = p.original_max_position_embeddings
+    l0 = _l0(p)
     factor = p.factor if p.factor is not None else 1.0
     attention = p.attention_factor
     if attention is None:
         attention = 1.0 if factor <= 1.0 else math.sqrt(1 + math.log(factor) / math.log(l0))
-    ext = p.long_factor if seq_len is not None and seq_len > l0 else p.short_factor
+    long = seq_len is not None and seq_len > l0
+    ext = _required(p.long_factor, "long_factor") if long else _required(p.short_factor, "short_factor")
     ext_t = torch.tensor(ext, dtype=torch.float64, device="cpu")
     if ext_t.numel() != head_dim // 2:
         raise bad_value(
@@ -237,15 +261,17 @@ def _longrope(p: RopeParameters, head_dim: int, seq_len: int | None):
 @register_rope_type(
     "llama3", required={"factor", "original_max_position_embeddings", "low_freq_factor", "high_freq_factor"}
 )
-def _llama3(p: RopeParameters, head_dim: int, seq_len: int | None):
+def _llama3(p: RopeParameters, head_dim: int, seq_len: int | None) -> tuple[torch.Tensor, float]:
     """Llama 3.1: long wavelengths divided by ``factor``, short ones kept, smooth in between."""
     inv_freq = _base_inv_freq(p.rope_theta, head_dim)
-    l0, factor = p.original_max_position_embeddings, p.factor
-    low_wavelen = l0 / p.low_freq_factor
-    high_wavelen = l0 / p.high_freq_factor
+    l0, factor = _l0(p), _required(p.factor, "factor")
+    low = _required(p.low_freq_factor, "low_freq_factor")
+    high = _required(p.high_freq_factor, "high_freq_factor")
+    low_wavelen = l0 / low
+    high_wavelen = l0 / high
     wavelen = 2 * math.pi / inv_freq
     scaled = torch.where(wavelen > low_wavelen, inv_freq / factor, inv_freq)
-    smooth = (l0 / wavelen - p.low_freq_factor) / (p.high_freq_factor - p.low_freq_factor)
+    smooth = (l0 / wavelen - low) / (high - low)
     smoothed = (1 - smooth) * scaled / factor + smooth * scaled
     medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
     return torch.where(medium, smoothed, scaled), 1.0
@@ -260,6 +286,20 @@ def rope_parameters(value: RopeParameters | Mapping[str, Any] | None = None, **o
     Accepts ``type`` as an alias of ``rope_type`` (transformers v4 ``rope_scaling``); rejects unknown
     types, unknown fields and missing required fields with a message naming them.
     """
+    data = _given_fields(value, overrides)
+    rope_type = data.setdefault("rope_type", "default")
+    check_choice("rope_parameters.rope_type", rope_type, _REGISTRY)
+    _check_field_names(data, rope_type)
+    _check_scalars(data)
+    _check_lengths_and_factors(data)
+    if rope_type == "llama3":
+        _check_llama3_band(data)
+    return RopeParameters(**data)
+
+
+def _given_fields(value: RopeParameters | Mapping[str, Any] | None, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings as a plain dict: ``value``'s fields, then the overrides that are not ``None``,
+    with ``type`` renamed ``rope_type``."""
     if value is None:
         data: dict[str, Any] = {}
     elif isinstance(value, RopeParameters):
@@ -271,8 +311,11 @@ def rope_parameters(value: RopeParameters | Mapping[str, Any] | None = None, **o
     data.update({k: v for k, v in overrides.items() if v is not None})
     if "type" in data:
         data.setdefault("rope_type", data.pop("type"))
-    rope_type = data.setdefault("rope_type", "default")
-    check_choice("rope_parameters.rope_type", rope_type, _REGISTRY)
+    return data
+
+
+def _check_field_names(data: Mapping[str, Any], rope_type: str) -> None:
+    """Every field is a :class:`RopeParameters` field, and one that ``rope_type`` takes (or unset)."""
     spec = _REGISTRY[rope_type]
     for key in data:
         if key not in _FIELDS:
@@ -286,33 +329,45 @@ def rope_parameters(value: RopeParameters | Mapping[str, Any] | None = None, **o
                 f"no {key!r} for rope_type {rope_type!r} (it takes {sorted(allowed - {'rope_type'})})",
             )
 
-    def number(x: Any) -> bool:  # a finite real number (not a bool, not a string, not inf/NaN)
-        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
+def _number(x: Any) -> bool:
+    """A finite real number (not a bool, not a string, not inf/NaN)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+_POSITIVE_FLOATS = (
+    "attention_factor",
+    "beta_fast",
+    "beta_slow",
+    "mscale",
+    "mscale_all_dim",
+    "low_freq_factor",
+    "high_freq_factor",
+)
+
+
+def _check_scalars(data: dict[str, Any]) -> None:
+    """Check the real-valued fields (and the truncate flag); store the numbers as floats."""
     if "rope_theta" in data:
         theta = data["rope_theta"]
-        check(number(theta) and theta > 1, "rope_parameters.rope_theta", theta, "a finite number > 1")
+        check(_number(theta) and theta > 1, "rope_parameters.rope_theta", theta, "a finite number > 1")
         data["rope_theta"] = float(theta)
     if data.get("factor") is not None:
         f = data["factor"]
-        check(number(f) and f >= 1, "rope_parameters.factor", f, "a finite number >= 1")
+        check(_number(f) and f >= 1, "rope_parameters.factor", f, "a finite number >= 1")
         data["factor"] = float(f)
-    for key in (
-        "attention_factor",
-        "beta_fast",
-        "beta_slow",
-        "mscale",
-        "mscale_all_dim",
-        "low_freq_factor",
-        "high_freq_factor",
-    ):
+    for key in _POSITIVE_FLOATS:
         if data.get(key) is not None:
             low = 0 if key.startswith("mscale") else None  # mscale fields may be 0 (DeepSeek form off)
-            ok = number(data[key]) and (data[key] >= 0 if low == 0 else data[key] > 0)
+            ok = _number(data[key]) and (data[key] >= 0 if low == 0 else data[key] > 0)
             check(ok, f"rope_parameters.{key}", data[key], f"a finite number {'>= 0' if low == 0 else '> 0'}")
             data[key] = float(data[key])
     if data.get("truncate") is not None:
         check(isinstance(data["truncate"], bool), "rope_parameters.truncate", data["truncate"], "true or false")
+
+
+def _check_lengths_and_factors(data: dict[str, Any]) -> None:
+    """Check the training length and LongRoPE's per-plane factors (stored as tuples of floats)."""
     if data.get("original_max_position_embeddings") is not None:
         l0 = data["original_max_position_embeddings"]
         check(
@@ -325,21 +380,23 @@ def rope_parameters(value: RopeParameters | Mapping[str, Any] | None = None, **o
         if data.get(key) is not None:
             seq = data[key]
             check(
-                isinstance(seq, (list, tuple)) and all(number(x) and x > 0 for x in seq),
+                isinstance(seq, (list, tuple)) and all(_number(x) and x > 0 for x in seq),
                 f"rope_parameters.{key}",
                 seq,
                 "a list of positive numbers, one per RoPE plane",
             )
             data[key] = tuple(float(x) for x in seq)
-    if rope_type == "llama3" and all(data.get(k) is not None for k in ("low_freq_factor", "high_freq_factor")):
+
+
+def _check_llama3_band(data: Mapping[str, Any]) -> None:
+    """Llama 3: the high-frequency factor lies above the low one (when both are given)."""
+    if all(data.get(k) is not None for k in ("low_freq_factor", "high_freq_factor")):
         check(
             data["high_freq_factor"] > data["low_freq_factor"],
             "rope_parameters.high_freq_factor",
             data["high_freq_factor"],
             f"a number greater than low_freq_factor={data['low_freq_factor']}",
         )
-    params = RopeParameters(**data)
-    return params
 
 
 def _check_complete(params: RopeParameters) -> None:

@@ -43,7 +43,7 @@ _MASKS: LRU[object] = backends.register_cache(LRU(16))
 _SCORE_MODS: dict[int, Callable] = backends.register_cache({}, compiled=True)
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> str | None:
     if name == "_BROKEN":  # the reason FlexAttention was disabled; kept in backends.flex_failure()
         return backends.flex_failure()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -91,7 +91,7 @@ def _causal(b, h, q_idx, kv_idx):
     return q_idx >= kv_idx
 
 
-def _block_mask(n: int, device: torch.device):
+def _block_mask(n: int, device: torch.device) -> object:
     return _MASKS.get(
         (n, str(device)), lambda: _flex_module().create_block_mask(_causal, None, None, n, n, device=device)
     )

@@ -26,22 +26,24 @@ class LayerCache:
         """Add ``[B, Hkv, T, *]`` new entries; return views of everything cached so far."""
         new = keys.shape[2]
         need = self.length + new
-        if self._keys is None or need > self._keys.shape[2] or self._keys.dtype != keys.dtype:
-            cap = max(need, 2 * (self._keys.shape[2] if self._keys is not None else 0), 16)
-            k_buf = keys.new_empty(*keys.shape[:2], cap, keys.shape[3])
-            v_buf = values.new_empty(*values.shape[:2], cap, values.shape[3])
-            if self._keys is not None and self.length:
-                k_buf[:, :, : self.length] = self._keys[:, :, : self.length]
-                v_buf[:, :, : self.length] = self._values[:, :, : self.length]
+        k_buf, v_buf = self._keys, self._values
+        if k_buf is None or v_buf is None or need > k_buf.shape[2] or k_buf.dtype != keys.dtype:
+            cap = max(need, 2 * (k_buf.shape[2] if k_buf is not None else 0), 16)
+            grown_k = keys.new_empty(*keys.shape[:2], cap, keys.shape[3])
+            grown_v = values.new_empty(*values.shape[:2], cap, values.shape[3])
+            if k_buf is not None and v_buf is not None and self.length:
+                grown_k[:, :, : self.length] = k_buf[:, :, : self.length]
+                grown_v[:, :, : self.length] = v_buf[:, :, : self.length]
+            k_buf, v_buf = grown_k, grown_v
             self._keys, self._values = k_buf, v_buf
-        self._keys[:, :, self.length : need] = keys
-        self._values[:, :, self.length : need] = values
+        k_buf[:, :, self.length : need] = keys
+        v_buf[:, :, self.length : need] = values
         self.length = need
-        return self._keys[:, :, :need], self._values[:, :, :need]
+        return k_buf[:, :, :need], v_buf[:, :, :need]
 
     def nbytes(self) -> int:
         """Bytes of the cached entries (not the spare capacity)."""
-        if self._keys is None:
+        if self._keys is None or self._values is None:
             return 0
         per_token = (self._keys[:, :, :1].numel() * self._keys.element_size()) + (
             self._values[:, :, :1].numel() * self._values.element_size()

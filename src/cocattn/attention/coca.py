@@ -23,15 +23,28 @@ model in :mod:`cocattn.hf.modeling`) computes them with ONE autograd op, :func:`
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 import torch
 
 from cocattn._checks import bad_value, check, check_choice
 from cocattn.attention import backends
 from cocattn.attention.kinds import VARIANTS
-from cocattn.attention.sdpa import Layout, RopeLike, attend, compute_dtype, fit_fp16, opening, rope_tables
+from cocattn.attention.sdpa import (
+    Attended,
+    AttentionOptions,
+    Call,
+    SelfAttentionOptions,
+    attend,
+    compute_dtype,
+    fit_fp16,
+    opening,
+    rope_tables,
+)
 from cocattn.rope import TableDerivation, apply_rope
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "tie_t",
@@ -125,7 +138,17 @@ class CocaFeatures(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, q, t, q_a, q_b, k_table, variant: str, out_dtype: torch.dtype, raw: bool):
+    def forward(
+        ctx: Any,
+        q: torch.Tensor,
+        t: torch.Tensor,
+        q_a: torch.Tensor,
+        q_b: torch.Tensor,
+        k_table: torch.Tensor,
+        variant: str,
+        out_dtype: torch.dtype,
+        raw: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         cd = k_table.dtype
         qp = _planes(q)
         q_feat = torch.empty(qp.shape, dtype=out_dtype, device=q.device)
@@ -181,7 +204,18 @@ class _FusedCocaFeatures(torch.autograd.Function):
     on the half tables ``C, S`` of queries and keys; returns ``K'`` itself (no factor 2)."""
 
     @staticmethod
-    def forward(ctx, q, t, qc, qs, kc, ks, variant: str, out_dtype: torch.dtype, raw: bool):
+    def forward(
+        ctx: Any,
+        q: torch.Tensor,
+        t: torch.Tensor,
+        qc: torch.Tensor,
+        qs: torch.Tensor,
+        kc: torch.Tensor,
+        ks: torch.Tensor,
+        variant: str,
+        out_dtype: torch.dtype,
+        raw: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         from cocattn.attention import triton_features as TF
 
         ctx.strict, ctx.raw = variant == "strict", raw
@@ -209,7 +243,7 @@ def given_tables(q_cos: torch.Tensor, q_sin: torch.Tensor, k_cos: torch.Tensor, 
     """A :data:`TableSource` for tables already computed, full width ``[B or 1, 1, N, d]`` (what the
     transformers model's rotary module gives); derived tables are formed at each call."""
 
-    def source(derive: TableDerivation | None):
+    def source(derive: TableDerivation | None) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
         if derive is None:
             return (q_cos, q_sin), (k_cos, k_sin)
         return tuple(derive(q_cos, q_sin)), tuple(derive(k_cos, k_sin))
@@ -247,39 +281,32 @@ def coca_feature_maps(
 
 
 def coca_attention_tied(
-    q: torch.Tensor,
-    tau: torch.Tensor,
-    v: torch.Tensor,
-    *,
-    variant: str = "slack",
-    positions: torch.Tensor | None = None,
-    key_positions: torch.Tensor | None = None,
-    rope: RopeLike = None,
-    causal: bool = True,
-    scale: float | None = None,
-    need_weights: bool = False,
-):
+    q: torch.Tensor, tau: torch.Tensor, v: torch.Tensor, *, variant: str = "slack", **options: Unpack[AttentionOptions]
+) -> Attended:
     """:func:`coca_attention` on an already tied ``tau [B, Hkv, S, d/2]`` (what the KV cache holds).
 
     ``positions`` are the queries' (default ``S − N … S − 1``), ``key_positions`` the keys'
-    (default ``0 … S − 1``).
+    (default ``0 … S − 1``); the options are :class:`~cocattn.attention.sdpa.AttentionOptions`.
     """
     check_choice("variant", variant, VARIANTS)
     if not isinstance(tau, torch.Tensor) or tau.dim() != 4:
         raise bad_value("t.shape", tuple(getattr(tau, "shape", ())), "4 dims [batch, kv_heads, seq, head_dim]")
-    where, scale = opening(q, tau, v, "t", positions, key_positions, scale, k_dim=q.shape[-1] // 2)
-    return _coca(q, tau, v, variant, where, rope, causal, scale, need_weights, raw=False)
+    call = opening(q, tau, v, options, caller="coca_attention_tied", k_name="t", k_dim=q.shape[-1] // 2)
+    return _coca(q, tau, v, variant, call, raw=False)
 
 
-def _coca(
-    q, t, v, variant: str, where: Layout, rope: RopeLike, causal: bool, scale: float, need_weights: bool, raw: bool
-):
+def _coca(q: torch.Tensor, t: torch.Tensor, v: torch.Tensor, variant: str, call: Call, raw: bool) -> Attended:
     """CoCA on checked inputs; ``t`` raw (``[..., d]``, tied inside) or already tied (``[..., d/2]``)."""
     d, cd = q.shape[-1], compute_dtype(q.dtype)
     q_feat, k_feat, scale = coca_feature_maps(
-        q, t, lambda derive: rope_tables(rope, d, where, cd, derive), variant=variant, raw=raw, scale=scale
+        q,
+        t,
+        lambda derive: rope_tables(call.rope, d, call.where, cd, derive),
+        variant=variant,
+        raw=raw,
+        scale=call.scale,
     )
-    return attend(q_feat, k_feat, v, where, causal=causal, scale=scale, need_weights=need_weights)
+    return attend(q_feat, k_feat, v, call._replace(scale=scale))
 
 
 def coca_attention(
@@ -288,12 +315,8 @@ def coca_attention(
     v: torch.Tensor,
     *,
     variant: str = "slack",
-    positions: torch.Tensor | None = None,
-    rope: RopeLike = None,
-    causal: bool = True,
-    scale: float | None = None,
-    need_weights: bool = False,
-):
+    **options: Unpack[SelfAttentionOptions],
+) -> Attended:
     """Collinear Constrained Attention, one fused SDPA call, no N×N tensor.
 
     Args:
@@ -303,13 +326,15 @@ def coca_attention(
         v: values ``[batch, kv_heads, seq, head_dim]``.
         variant: ``"slack"`` (paper eq. 10, the released code, default) or ``"strict"`` (eq. 9,
            purely relative in m − n).
-        positions: integer positions ``[seq]`` or ``[batch, seq]`` (default ``0 … seq − 1``).
-        rope: RoPE parameters (dict in transformers' ``rope_parameters`` form); default base 10,000.
-        causal: causal mask.
-        scale: score multiplier, default ``1 / sqrt(head_dim)``.
-        need_weights: also return the attention probabilities (eager path).
+        options: :class:`~cocattn.attention.sdpa.SelfAttentionOptions`:
+           ``positions``: integer positions ``[seq]`` or ``[batch, seq]`` (default ``0 … seq − 1``);
+           ``rope``: RoPE parameters (dict in transformers' ``rope_parameters`` form), default base
+           10,000; ``causal``: causal mask (default on); ``scale``: score multiplier, default
+           ``1 / sqrt(head_dim)``; ``need_weights``: also return the attention probabilities
+           (eager path).
     """
-    where, scale = opening(q, t, v, "t", positions, None, scale)  # keys at the queries' positions
+    # keys at the queries' positions: opening rejects key_positions (coca_attention_tied takes them)
+    call = opening(q, t, v, cast(AttentionOptions, options), caller="coca_attention", k_name="t", self_attention=True)
     check(t.shape[2] == q.shape[2], "t.shape[2]", t.shape[2], f"q's seq length {q.shape[2]} (self-attention)")
     check_choice("variant", variant, VARIANTS)
-    return _coca(q, t, v, variant, where, rope, causal, scale, need_weights, raw=True)
+    return _coca(q, t, v, variant, call, raw=True)

@@ -10,8 +10,9 @@ from torch import nn
 
 from cocattn._checks import check
 from cocattn.attention import functional as AF
-from cocattn.attention.cache import LayerCache
 from cocattn.attention import kinds
+from cocattn.attention.cache import LayerCache
+from cocattn.attention.sdpa import Attended, AttentionOptions
 from cocattn.rope import RopeParameters, rope_parameters
 
 __all__ = ["Attention"]
@@ -92,21 +93,27 @@ class Attention(nn.Module):
         positions: torch.Tensor | None,
         key_positions: torch.Tensor | None,
         need_weights: bool = False,
-    ):
+    ) -> Attended:
         """Attention output ``[B, H, T, d]`` (and probabilities with ``need_weights``). ``keys``: un-rotated
         ``k``, tied ``τ``, or for CoCA without a cache the raw ``t`` (tied inside the fused function)."""
-        kw = dict(positions=positions, key_positions=key_positions, causal=True, need_weights=need_weights)
         if self.is_coca and keys.shape[-1] == q.shape[-1]:  # raw t (no cache): tied inside the fused function
             return AF.coca_attention(
                 q, keys, values, variant=self.variant, rope=self.rope, positions=positions, need_weights=need_weights
             )
+        options: AttentionOptions = {
+            "positions": positions,
+            "key_positions": key_positions,
+            "rope": self.rope,  # ALiBi and NoPE ignore it
+            "causal": True,
+            "need_weights": need_weights,
+        }
         if self.is_coca:
-            return AF.coca_attention_tied(q, keys, values, variant=self.variant, rope=self.rope, **kw)
+            return AF.coca_attention_tied(q, keys, values, variant=self.variant, **options)
         if self.kind == "rope":
-            return AF.rope_attention(q, keys, values, rope=self.rope, **kw)
+            return AF.rope_attention(q, keys, values, **options)
         if self.kind == "alibi":
-            return AF.alibi_attention(q, keys, values, **kw)
-        return AF.nope_attention(q, keys, values, **kw)
+            return AF.alibi_attention(q, keys, values, **options)
+        return AF.nope_attention(q, keys, values, **options)
 
     def forward(
         self,
@@ -115,7 +122,7 @@ class Attention(nn.Module):
         cache: LayerCache | None = None,
         positions: torch.Tensor | None = None,
         need_weights: bool = False,
-    ):
+    ) -> Attended:
         """``x [B, T, dim]`` → ``[B, T, dim]`` (and ``[B, H, T, S]`` probabilities with
         ``need_weights``). With a cache, new entries are appended and attention covers all of it."""
         b, t, _ = x.shape
@@ -129,6 +136,6 @@ class Attention(nn.Module):
         else:
             key_positions = AF.default_positions(k.shape[2], x.device) if cache is not None else positions
         res = self.attend(q, k, v, positions, key_positions, need_weights)
-        out, probs = res if need_weights else (res, None)
+        out, probs = res if isinstance(res, tuple) else (res, None)
         y = self.o_proj(out.transpose(1, 2).reshape(b, t, self.n_head * self.head_dim))
-        return (y, probs) if need_weights else y
+        return y if probs is None else (y, probs)

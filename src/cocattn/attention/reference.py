@@ -39,16 +39,29 @@ def rotate_planes(
     return torch.cat([a * c - b * s, a * s + b * c], dim=-1)
 
 
-def _setup(q, k, positions, rope):
-    n, s, d = q.shape[2], k.shape[2], q.shape[-1]
+def _positions(q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Queries' and keys' positions: the last ``N`` of the keys' ``0 … S − 1`` (or of ``positions``)."""
+    n, s = q.shape[2], k.shape[2]
     q_pos = torch.arange(s - n, s) if positions is None else positions[-n:]
     k_pos = torch.arange(s) if positions is None else positions
+    return q_pos, k_pos
+
+
+def _scale(scale: float | None, d: int) -> float:
+    return 1.0 / math.sqrt(d) if scale is None else scale
+
+
+def _setup(q, k, positions, rope):
+    d = q.shape[-1]
+    q_pos, k_pos = _positions(q, k, positions)
     params = rope_parameters(rope)
     inv_freq, scaling = inv_freq_and_scaling(params, d, int(k_pos.max()) + 1)
     return q_pos, k_pos, inv_freq, scaling
 
 
-def _finish(scores: torch.Tensor, v: torch.Tensor, q_pos, k_pos, causal: bool):
+def _finish(
+    scores: torch.Tensor, v: torch.Tensor, q_pos: torch.Tensor, k_pos: torch.Tensor, causal: bool
+) -> torch.Tensor:
     heads = scores.shape[1]
     v = v.repeat_interleave(heads // v.shape[1], dim=1)
     if causal:
@@ -56,6 +69,12 @@ def _finish(scores: torch.Tensor, v: torch.Tensor, q_pos, k_pos, causal: bool):
         scores = scores.masked_fill(~allowed, float("-inf"))
     probs = torch.softmax(scores, dim=-1)
     return probs @ v
+
+
+def _dot_scores(q: torch.Tensor, k: torch.Tensor, scale: float | None) -> torch.Tensor:
+    """``q_m·k_n`` times the scale, every query head against its key head (GQA)."""
+    kk = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
+    return torch.einsum("bhmd,bhnd->bhmn", q, kk) * _scale(scale, q.shape[-1])
 
 
 def _tie(t: torch.Tensor) -> torch.Tensor:
@@ -72,7 +91,7 @@ def coca_slack_reference(q, t, v, *, positions=None, rope=None, causal=True, sca
     rq = rotate_planes(q, q_pos, inv_freq, scaling)  # R_m q_m
     rt = rotate_planes(tt, k_pos, inv_freq, scaling)  # R_n tt_n
     triple = q[:, :, :, None, :] * rt[:, :, None, :, :] * rq[:, :, :, None, :]  # [B, H, M, N, d]
-    scores = triple.sum(-1) * (1.0 / math.sqrt(d) if scale is None else scale)
+    scores = triple.sum(-1) * _scale(scale, d)
     return _finish(scores, v, q_pos, k_pos, causal)
 
 
@@ -88,7 +107,7 @@ def coca_strict_reference(q, t, v, *, positions=None, rope=None, causal=True, sc
         b, h, m, n, d
     )
     rq = rotate_planes(q, q_pos, inv_freq, scaling)
-    scores = (rq[:, :, :, None, :] * rk).sum(-1) * (1.0 / math.sqrt(d) if scale is None else scale)
+    scores = (rq[:, :, :, None, :] * rk).sum(-1) * _scale(scale, d)
     return _finish(scores, v, q_pos, k_pos, causal)
 
 
@@ -99,18 +118,15 @@ def rope_reference(q, k, v, *, positions=None, rope=None, causal=True, scale=Non
     kk = k.repeat_interleave(heads // k.shape[1], dim=1)
     rq = rotate_planes(q, q_pos, inv_freq, scaling)
     rk = rotate_planes(kk, k_pos, inv_freq, scaling)
-    scores = torch.einsum("bhmd,bhnd->bhmn", rq, rk) * (1.0 / math.sqrt(d) if scale is None else scale)
+    scores = torch.einsum("bhmd,bhnd->bhmn", rq, rk) * _scale(scale, d)
     return _finish(scores, v, q_pos, k_pos, causal)
 
 
 def alibi_reference(q, k, v, *, positions=None, causal=True, scale=None, **_):
     """ALiBi (Press et al.): ``a(m, n) = q_m·k_n / sqrt(d) − slope_h (m − n)``."""
-    n, s, heads, d = q.shape[2], k.shape[2], q.shape[1], q.shape[-1]
-    q_pos = torch.arange(s - n, s) if positions is None else positions[-n:]
-    k_pos = torch.arange(s) if positions is None else positions
-    kk = k.repeat_interleave(heads // k.shape[1], dim=1)
-    scores = torch.einsum("bhmd,bhnd->bhmn", q, kk) * (1.0 / math.sqrt(d) if scale is None else scale)
-    slopes = alibi_slopes(heads).to(q.dtype)
+    q_pos, k_pos = _positions(q, k, positions)
+    scores = _dot_scores(q, k, scale)
+    slopes = alibi_slopes(q.shape[1]).to(q.dtype)
     dist = (q_pos[:, None] - k_pos[None, :]).to(q.dtype)
     scores = scores - slopes[None, :, None, None] * dist[None, None]
     return _finish(scores, v, q_pos, k_pos, causal)
@@ -118,12 +134,8 @@ def alibi_reference(q, k, v, *, positions=None, causal=True, scale=None, **_):
 
 def nope_reference(q, k, v, *, positions=None, causal=True, scale=None, **_):
     """No positions: ``a(m, n) = q_m·k_n / sqrt(d)`` with the causal mask."""
-    n, s, heads, d = q.shape[2], k.shape[2], q.shape[1], q.shape[-1]
-    q_pos = torch.arange(s - n, s) if positions is None else positions[-n:]
-    k_pos = torch.arange(s) if positions is None else positions
-    kk = k.repeat_interleave(heads // k.shape[1], dim=1)
-    scores = torch.einsum("bhmd,bhnd->bhmn", q, kk) * (1.0 / math.sqrt(d) if scale is None else scale)
-    return _finish(scores, v, q_pos, k_pos, causal)
+    q_pos, k_pos = _positions(q, k, positions)
+    return _finish(_dot_scores(q, k, scale), v, q_pos, k_pos, causal)
 
 
 def coca_slack_einsum(q, t, v, *, positions=None, rope=None, causal=True, scale=None):
@@ -135,7 +147,7 @@ def coca_slack_einsum(q, t, v, *, positions=None, rope=None, causal=True, scale=
     tt = _tie(t).repeat_interleave(heads // t.shape[1], dim=1)
     rq = rotate_planes(q, q_pos.to(q.device), inv_freq.to(q.device), scaling)
     rt = rotate_planes(tt, k_pos.to(q.device), inv_freq.to(q.device), scaling)
-    scores = torch.matmul(q * rq, rt.transpose(-1, -2)) * (1.0 / math.sqrt(d) if scale is None else scale)
+    scores = torch.matmul(q * rq, rt.transpose(-1, -2)) * _scale(scale, d)
     heads_v = v.repeat_interleave(heads // v.shape[1], dim=1)
     if causal:
         allowed = k_pos.to(q.device)[None, :] <= q_pos.to(q.device)[:, None]

@@ -1,6 +1,7 @@
-"""What every attention kind shares: input checks, the positions' layout and the RoPE tables for
-it, the causal masks, the one SDPA call (with GQA and an eager path that returns probabilities)
-and the float16 guard for feature maps.
+"""What every attention kind shares: its keyword options (:class:`AttentionOptions`) and its
+opening (:func:`opening`: the options and input checks, the positions' layout, the score scale),
+the RoPE tables for the layout, the causal masks, the one SDPA call (with GQA and an eager path
+that returns probabilities) and the float16 guard for feature maps.
 
 Notation: ``q [B, H, N, d]``, ``k``/``v [B, Hkv, S, d]``; queries sit at ``S − N … S − 1`` and keys
 at ``0 … S − 1`` unless positions are given (the default layout, known on the host).
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Mapping, NamedTuple, TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +29,11 @@ from cocattn.rope import (
 
 __all__ = [
     "RopeLike",
+    "Attended",
+    "SelfAttentionOptions",
+    "AttentionOptions",
     "Layout",
+    "Call",
     "check_qkv",
     "default_positions",
     "layout",
@@ -45,6 +50,38 @@ __all__ = [
 FP16_LIMIT = 2.0**14  # feature magnitude above which float16 features are rescaled
 
 RopeLike = RopeParameters | Mapping[str, Any] | None
+
+Attended = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+"""An attention kind's result: the output ``[B, H, N, d]``, and with ``need_weights`` the
+probabilities ``[B, H, N, S]`` too."""
+
+
+class SelfAttentionOptions(TypedDict, total=False):
+    """The keyword options every attention kind takes (shaped like ``F.scaled_dot_product_attention``;
+    the defaults in brackets)."""
+
+    positions: torch.Tensor | None
+    """The queries' integer positions ``[N]`` or ``[B, N]`` (``None``: ``S − N … S − 1``)."""
+    rope: RopeLike
+    """RoPE parameters in transformers' ``rope_parameters`` form (``None``: base 10,000); ALiBi
+    and NoPE ignore them."""
+    causal: bool
+    """Apply the causal mask (``True``)."""
+    scale: float | None
+    """The score multiplier (``None``: ``1 / sqrt(head_dim)``)."""
+    need_weights: bool
+    """Also return the attention probabilities, from the eager path (``False``)."""
+
+
+class AttentionOptions(SelfAttentionOptions, total=False):
+    """:class:`SelfAttentionOptions` plus the keys' own positions (attention over cached keys)."""
+
+    key_positions: torch.Tensor | None
+    """The keys' integer positions ``[S]`` or ``[B, S]`` (``None``: ``0 … S − 1``)."""
+
+
+_SELF_OPTIONS: frozenset[str] = SelfAttentionOptions.__optional_keys__
+_OPTIONS: frozenset[str] = AttentionOptions.__optional_keys__
 
 
 def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_name: str, k_dim: int | None = None) -> None:
@@ -174,43 +211,63 @@ def default_scale(scale: float | None, head_dim: int) -> float:
     return 1.0 / math.sqrt(head_dim) if scale is None else float(scale)
 
 
+class Call(NamedTuple):
+    """One attention call after its opening: where queries and keys sit, and its options."""
+
+    where: Layout
+    scale: float
+    rope: RopeLike
+    causal: bool
+    need_weights: bool
+
+
+def _check_option_names(options: Mapping[str, Any], accepted: frozenset[str], caller: str) -> None:
+    """A ``TypeError`` for a keyword the attention function does not take, as Python raises for
+    any function (``**options`` receives every keyword)."""
+    for key in options:
+        if key not in accepted:
+            raise TypeError(f"{caller}() got an unexpected keyword argument {key!r} (it takes {sorted(accepted)})")
+
+
 def opening(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
-    k_name: str,
-    positions: torch.Tensor | None,
-    key_positions: torch.Tensor | None,
-    scale: float | None,
-    k_dim: int | None = None,
-) -> tuple[Layout, float]:
-    """What every kind does first: check the inputs, lay out the positions, fix the score scale."""
-    check_qkv(q, k, v, k_name, k_dim)
-    where = layout(positions, key_positions, q.shape[2], k.shape[2], q.shape[0], q.device)
-    return where, default_scale(scale, q.shape[-1])
-
-
-def attend(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    where: Layout,
+    options: AttentionOptions,
     *,
-    causal: bool,
-    scale: float,
-    need_weights: bool,
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """:func:`dot_product_attention` at the positions of ``where``."""
+    caller: str,
+    k_name: str = "k",
+    k_dim: int | None = None,
+    self_attention: bool = False,
+) -> Call:
+    """What every kind does first: check the keyword options and the inputs, lay out the
+    positions, fix the score scale. ``self_attention``: the kind takes no ``key_positions``
+    (:class:`SelfAttentionOptions`; keys sit at the queries' positions)."""
+    _check_option_names(options, _SELF_OPTIONS if self_attention else _OPTIONS, caller)
+    check_qkv(q, k, v, k_name, k_dim)
+    positions, key_positions = options.get("positions"), options.get("key_positions")
+    where = layout(positions, key_positions, q.shape[2], k.shape[2], q.shape[0], q.device)
+    return Call(
+        where,
+        default_scale(options.get("scale"), q.shape[-1]),
+        options.get("rope"),
+        options.get("causal", True),
+        options.get("need_weights", False),
+    )
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, call: Call) -> Attended:
+    """:func:`dot_product_attention` at the positions and with the options of ``call``."""
     return dot_product_attention(
         q,
         k,
         v,
-        q_pos=where.q_pos,
-        k_pos=where.k_pos,
-        causal=causal,
-        scale=scale,
-        need_weights=need_weights,
-        default_layout=where.default,
+        q_pos=call.where.q_pos,
+        k_pos=call.where.k_pos,
+        causal=call.causal,
+        scale=call.scale,
+        need_weights=call.need_weights,
+        default_layout=call.where.default,
     )
 
 
@@ -256,7 +313,7 @@ def dot_product_attention(
     bias: torch.Tensor | None = None,
     need_weights: bool = False,
     default_layout: bool = False,
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+) -> Attended:
     """``softmax(scale · q kᵀ + bias + causal mask) v`` with GQA.
 
     The default path is one ``F.scaled_dot_product_attention`` call (fused kernels where the

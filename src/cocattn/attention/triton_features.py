@@ -14,12 +14,13 @@ when the raw T was given) directly.
 
 Select it with ``COCATTN_FEATURES=triton`` or :func:`cocattn.attention.set_feature_backend`; it
 applies to CUDA tensors of float32 / bfloat16 / float16 (float64 and CPU tensors keep the PyTorch
-path), and under ``TRITON_INTERPRET=1`` to CPU tensors too (how the tests check it without a GPU).
+path), and to CPU tensors too when ``TRITON_INTERPRET=1`` was set before this module was imported
+(Triton then builds the kernels for its interpreter: how the tests check them without a GPU).
 """
 
 from __future__ import annotations
 
-import os
+from typing import Any
 
 import torch
 
@@ -36,10 +37,20 @@ _DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
 def available(x: torch.Tensor) -> bool:
-    """True when the kernels can run on ``x`` (Triton installed; CUDA, or the interpreter)."""
+    """True when the kernels can run on ``x`` (Triton installed; CUDA, or kernels built for the
+    interpreter, which runs them on CPU tensors too)."""
     if triton is None or x.dtype not in _DTYPES:
         return False
-    return x.is_cuda or os.environ.get("TRITON_INTERPRET") == "1"
+    return x.is_cuda or _interpreted()
+
+
+def _interpreted() -> bool:
+    """Whether Triton built the kernels for its interpreter. Triton reads ``TRITON_INTERPRET`` when
+    a kernel is defined (on importing this module), so the kernels themselves say it: the variable
+    set or cleared later changes nothing they do."""
+    from triton.runtime.interpreter import InterpretedFunction
+
+    return isinstance(_query_features_kernel, InterpretedFunction)
 
 
 if triton is not None:
@@ -238,7 +249,7 @@ if triton is not None:
             tl.store(p, gt.to(out.dtype.element_ty), mask=mask)
 
 
-def _launch_shape(x: torch.Tensor, h: int) -> tuple[tuple[int, int], dict]:
+def _launch_shape(x: torch.Tensor, h: int) -> tuple[tuple[int, int], dict[str, int]]:
     b, heads, n, _ = x.shape
     block_h = triton.next_power_of_2(h)
     block_n = max(1, min(64, 4096 // block_h))
@@ -257,94 +268,67 @@ def _tables(cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.T
     return cos, sin
 
 
-def query_features(q: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, strict: bool, out_dtype: torch.dtype):
-    """``Q'`` ``[B, H, N, d]`` in ``out_dtype`` from ``q`` and the half tables ``[B|1, 1, N, d/2]``."""
-    b, heads, n, d = q.shape
-    h = d // 2
+def _launch(
+    kernel: Any,
+    inputs: tuple[torch.Tensor, ...],
+    out: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    h: int,
+    **flags: bool,
+) -> torch.Tensor:
+    """Run ``kernel`` over the rows of ``inputs[0]`` ``[B, H, N, *]`` (``h`` planes a row) with the
+    arguments every kernel here takes in this order: the input tensors, ``out``, the half tables,
+    ``H, N, h``, each input's four strides, ``out``'s first three, the tables' two; then ``flags``."""
+    x = inputs[0]
     cos, sin = _tables(cos, sin)
-    out = torch.empty((b, heads, n, d), dtype=out_dtype, device=q.device)
-    grid, meta = _launch_shape(q, h)
-    _query_features_kernel[grid](
-        q, out, cos, sin, heads, n, h, *q.stride(), *out.stride()[:3], *_table_strides(cos), STRICT=strict, **meta
+    grid, meta = _launch_shape(x, h)
+    strides = [stride for tensor in inputs for stride in tensor.stride()]
+    kernel[grid](
+        *inputs,
+        out,
+        cos,
+        sin,
+        x.shape[1],
+        x.shape[2],
+        h,
+        *strides,
+        *out.stride()[:3],
+        *_table_strides(cos),
+        **flags,
+        **meta,
     )
     return out
+
+
+def query_features(
+    q: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, strict: bool, out_dtype: torch.dtype
+) -> torch.Tensor:
+    """``Q'`` ``[B, H, N, d]`` in ``out_dtype`` from ``q`` and the half tables ``[B|1, 1, N, d/2]``."""
+    out = torch.empty(q.shape, dtype=out_dtype, device=q.device)
+    return _launch(_query_features_kernel, (q,), out, cos, sin, q.shape[-1] // 2, STRICT=strict)
 
 
 def key_features(
     t: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, strict: bool, raw: bool, out_dtype: torch.dtype
-):
+) -> torch.Tensor:
     """``K'`` ``[B, Hkv, N, d]`` from τ ``[..., d/2]`` or, with ``raw``, the raw T ``[..., d]``."""
     b, heads, n, width = t.shape
     h = width // 2 if raw else width
-    cos, sin = _tables(cos, sin)
     out = torch.empty((b, heads, n, 2 * h), dtype=out_dtype, device=t.device)
-    grid, meta = _launch_shape(t, h)
-    _key_features_kernel[grid](
-        t,
-        out,
-        cos,
-        sin,
-        heads,
-        n,
-        h,
-        *t.stride(),
-        *out.stride()[:3],
-        *_table_strides(cos),
-        RAW=raw,
-        STRICT=strict,
-        **meta,
-    )
-    return out
+    return _launch(_key_features_kernel, (t,), out, cos, sin, h, RAW=raw, STRICT=strict)
 
 
-def query_grad(q: torch.Tensor, g: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, strict: bool):
+def query_grad(q: torch.Tensor, g: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, strict: bool) -> torch.Tensor:
     """``∂L/∂q`` in q's dtype from ``g = ∂L/∂Q'``."""
-    b, heads, n, d = q.shape
-    h = d // 2
-    cos, sin = _tables(cos, sin)
     out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
-    grid, meta = _launch_shape(q, h)
-    _query_grad_kernel[grid](
-        q,
-        g,
-        out,
-        cos,
-        sin,
-        heads,
-        n,
-        h,
-        *q.stride(),
-        *g.stride(),
-        *out.stride()[:3],
-        *_table_strides(cos),
-        STRICT=strict,
-        **meta,
-    )
-    return out
+    return _launch(_query_grad_kernel, (q, g), out, cos, sin, q.shape[-1] // 2, STRICT=strict)
 
 
-def key_grad(t: torch.Tensor, g: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, strict: bool, raw: bool):
+def key_grad(
+    t: torch.Tensor, g: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, strict: bool, raw: bool
+) -> torch.Tensor:
     """``∂L/∂t`` (raw T, through the tie) or ``∂L/∂τ`` in t's dtype from ``g = ∂L/∂K'``."""
-    b, heads, n, width = t.shape
-    h = width // 2 if raw else width
-    cos, sin = _tables(cos, sin)
+    h = t.shape[-1] // 2 if raw else t.shape[-1]
     out = torch.empty(t.shape, dtype=t.dtype, device=t.device)
-    grid, meta = _launch_shape(t, h)
-    _key_grad_kernel[grid](
-        t,
-        g,
-        out,
-        cos,
-        sin,
-        heads,
-        n,
-        h,
-        *t.stride(),
-        *g.stride(),
-        *out.stride()[:3],
-        *_table_strides(cos),
-        RAW=raw,
-        STRICT=strict,
-        **meta,
-    )
-    return out
+    return _launch(_key_grad_kernel, (t, g), out, cos, sin, h, RAW=raw, STRICT=strict)
