@@ -37,6 +37,18 @@ def check_choice(arg: str, value: Any, choices: Iterable[str]) -> None:
     raise bad_value(arg, value, "one of " + ", ".join(map(repr, choices)) + hint)
 
 
+def check_lengths_and_cases(lengths: Any, cases: Any) -> None:
+    """The prompt evaluators' shared options: ``lengths`` a non-empty list of positive integers,
+    ``cases`` a positive integer."""
+    check(
+        len(lengths) > 0 and all(isinstance(n, int) and n > 0 for n in lengths),
+        "lengths",
+        lengths,
+        "a non-empty list of positive integers",
+    )
+    check(isinstance(cases, int) and cases > 0, "cases", cases, "a positive integer")
+
+
 def unknown_key(where: str, key: str, valid: Iterable[str]) -> InputError:
     """Error for an unknown configuration key, naming the closest valid keys."""
     valid = sorted(valid)

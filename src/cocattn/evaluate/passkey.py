@@ -43,7 +43,7 @@ from typing import Any, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from cocattn._checks import check
+from cocattn._checks import check_lengths_and_cases, check
 from cocattn.evaluate.intervals import attach_intervals
 from cocattn.evaluate.protocol import LanguageModel
 from cocattn.evaluate.memory import check_fits
@@ -285,13 +285,7 @@ def _check_options(
     lengths: list[int], cases: int, max_new_tokens: int, batch_tokens: int | None, confidence: float
 ) -> None:
     """:func:`evaluate_passkey`'s options checked."""
-    check(
-        len(lengths) > 0 and all(isinstance(n, int) and n > 0 for n in lengths),
-        "lengths",
-        lengths,
-        "a non-empty list of positive integers",
-    )
-    check(isinstance(cases, int) and cases > 0, "cases", cases, "a positive integer")
+    check_lengths_and_cases(lengths, cases)
     check(
         isinstance(max_new_tokens, int) and max_new_tokens > 0, "max_new_tokens", max_new_tokens, "a positive integer"
     )

@@ -47,7 +47,7 @@ from typing import Any, Sequence
 
 from tqdm.auto import tqdm
 
-from cocattn._checks import bad_value, check, check_choice
+from cocattn._checks import check_lengths_and_cases, bad_value, check, check_choice
 from cocattn.errors import LengthTooShort
 from cocattn.evaluate.protocol import LanguageModel
 from cocattn.evaluate.memory import check_fits
@@ -568,13 +568,7 @@ def _check_options(
     lengths: list[int], cases: int, max_new_tokens: int | None, answer_slack: int, batch_tokens: int | None
 ) -> None:
     """:func:`evaluate_retrieval`'s numeric options checked."""
-    check(
-        len(lengths) > 0 and all(isinstance(n, int) and n > 0 for n in lengths),
-        "lengths",
-        lengths,
-        "a non-empty list of positive integers",
-    )
-    check(isinstance(cases, int) and cases > 0, "cases", cases, "a positive integer")
+    check_lengths_and_cases(lengths, cases)
     check(
         max_new_tokens is None or (isinstance(max_new_tokens, int) and max_new_tokens > 0),
         "max_new_tokens",
