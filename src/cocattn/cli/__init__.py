@@ -15,7 +15,7 @@ import sys
 from cocattn.errors import USAGE, describe, exit_code
 
 # Sub-command modules, in the order `cocattn --help` lists them.
-COMMANDS = ["data", "train", "eval", "analyze", "reproduce", "report", "bench", "convert"]
+COMMANDS = ["data", "train", "eval", "analyze", "reproduce", "lab", "report", "bench", "convert"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,7 +24,11 @@ def run(args: argparse.Namespace) -> int:
     )
     ci = {"confidence": args.confidence, "resamples": args.ci_resamples}
     source = Path(args.source[0])
-    if (
+    from cocattn.lab.report import is_lab_dir, write_lab_report
+
+    if len(args.source) == 1 and is_lab_dir(source) and args.out in (None, args.source[0]) and args.title is None:
+        path = write_lab_report(source, args.confidence, args.ci_resamples)  # a `cocattn lab` directory
+    elif (
         len(args.source) == 1
         and (source / DEVIATIONS_FILE).is_file()
         and args.out in (None, args.source[0])

@@ -7,6 +7,9 @@
   A resample draws documents with replacement and recomputes the token-weighted perplexity
   ``exp(Σ NLL / Σ tokens)`` of the drawn documents, so long documents weigh as much as in the
   point estimate.
+- **A mean over independently trained models** (seeds of one kind in the retrieval lab): a
+  percentile bootstrap over the models, which carries the variation between training runs that
+  an interval over one model's cases cannot show.
 - **Ratios between two models** (or two lengths of one model) scored on the *same* documents: a
   paired bootstrap, where one resample draws a set of documents and both perplexities are
   recomputed on it. Document difficulty, which moves both numerators together, cancels.
@@ -32,6 +35,7 @@ __all__ = [
     "wilson_interval",
     "bootstrap_ppl_interval",
     "paired_ratio_interval",
+    "bootstrap_mean_interval",
     "check_confidence",
     "check_resamples",
 ]
@@ -150,3 +154,27 @@ def paired_ratio_interval(
     log_ratio = a[idx].sum(1) / ca[idx].sum(1) - b[idx].sum(1) / cb[idx].sum(1)
     low, high = _percentiles(np.exp(log_ratio), confidence)
     return ratio, low, high
+
+
+def bootstrap_mean_interval(
+    values: Sequence[float],
+    *,
+    confidence: float = DEFAULT_CONFIDENCE,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """``(mean, low, high)``: the mean of ``values`` (e.g. one accuracy per seed) and its
+    percentile bootstrap interval, drawing the values with replacement. One value, or equal
+    values, give a zero-width interval."""
+    check_confidence(confidence)
+    check_resamples(resamples)
+    x = np.asarray(values, dtype=np.float64)
+    check(
+        x.ndim == 1 and x.size >= 1 and bool(np.all(np.isfinite(x))),
+        "values",
+        list(values),
+        "a non-empty list of finite numbers",
+    )
+    idx = _draws(x.size, resamples, seed)
+    low, high = _percentiles(x[idx].mean(1), confidence)
+    return float(x.mean()), low, high

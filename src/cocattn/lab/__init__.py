@@ -1,0 +1,54 @@
+"""The retrieval lab: small GPTs of any attention kind trained on synthetic retrieval tasks in
+minutes on a CPU, scored at 1-16x their training length, with intervals over seeds.
+
+- :mod:`cocattn.lab.tasks`: the tasks (``copy``, ``copy-fixed``, ``mqar``, ``needle``), each in one place;
+- :mod:`cocattn.lab.score`: a case is right when all of its answer tokens are the argmax;
+- :mod:`cocattn.lab.fit`: one model trained with the project's ``GPT``, AdamW groups and schedule;
+- :mod:`cocattn.lab.study`: the studies (extrapolation, learning, capacity) and their units;
+- :mod:`cocattn.lab.run`: running a study side by side, resumably, with progress lines;
+- :mod:`cocattn.lab.summary`, :mod:`cocattn.lab.report`, :mod:`cocattn.lab.plots`: the numbers
+  with intervals, ``report.md`` and the plots.
+
+``cocattn lab STUDY --out DIR`` is the command; ``run_lab`` below is the same call from Python.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cocattn.lab.fit import Recipe, fit
+from cocattn.lab.report import write_lab_report
+from cocattn.lab.run import run_study
+from cocattn.lab.score import model_predictions, score_predictions
+from cocattn.lab.study import STUDIES, Study, make_study, parse_scaling
+from cocattn.lab.tasks import TASKS, TaskSpec, fixed_offset_predictions, generate, make_task
+
+__all__ = [
+    "STUDIES",
+    "TASKS",
+    "Recipe",
+    "Study",
+    "TaskSpec",
+    "fit",
+    "fixed_offset_predictions",
+    "generate",
+    "make_study",
+    "make_task",
+    "model_predictions",
+    "parse_scaling",
+    "run_lab",
+    "score_predictions",
+    "write_lab_report",
+]
+
+
+def run_lab(
+    study: str | Study, out: str | Path, jobs: int | None = None, progress: bool = True, **options: Any
+) -> Path:
+    """Run (or resume) a study into ``out`` and write its report; returns ``report.md``'s path.
+    ``options``: :func:`make_study`'s (kinds, seeds, widths, pairs, multiples, scalings, recipe, ...)."""
+    if not isinstance(study, Study):
+        study = make_study(study, **options)
+    run_study(study, out, jobs=jobs, progress=progress)
+    return write_lab_report(out)

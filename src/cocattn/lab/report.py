@@ -1,0 +1,256 @@
+"""The lab's report: ``report.md``, ``summary.json`` and plots, from ``lab.json`` alone.
+
+The same ``lab.json`` gives the same files (the bootstrap is seeded), so ``cocattn report DIR``
+rebuilds a lab directory's report exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from cocattn import io
+from cocattn.evaluate.results import KIND_NAMES
+from cocattn.lab.summary import summarize
+from cocattn.lab.tasks import RELATIVE_SOLVABLE
+
+__all__ = ["write_lab_report", "is_lab_dir"]
+
+TASK_LINES = {
+    "copy": "a marked segment, a random gap, the marker and the segment again: the repeat is scored. The distance is uniform over the row, so only content lookup (an induction head) solves it.",
+    "copy-fixed": "the copy task with the segment always at the start and the repeat at the end: in-window a fixed-offset head solves it, so a collapse at 2x exposes a positional shortcut.",
+    "mqar": "Zoology's multi-query associative recall: key-value pairs, then the keys asked again in random order at power-law gaps; each query is a case.",
+    "needle": "one marked value at a uniform depth of noise tokens, asked for at the end by a second marker (passkey reduced to tokens).",
+}
+
+
+def is_lab_dir(path: Path) -> bool:
+    return (Path(path) / "lab.json").is_file()
+
+
+def _label(kind: str) -> str:
+    return KIND_NAMES.get(kind, kind)
+
+
+def _cell(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return "–"
+    return f"{row['mean']:.2f} [{row['low']:.2f}–{row['high']:.2f}]"
+
+
+def _acc(
+    summary: dict[str, Any], kind: str, scaling: str, multiple: int, width: int | None = None, pairs: int | None = None
+) -> dict[str, Any] | None:
+    for r in summary["accuracy"]:
+        if (
+            r["kind"] == kind
+            and r["scaling"] == scaling
+            and r["multiple"] == multiple
+            and (width is None or r["width"] == width)
+            and (pairs is None or r["pairs"] == pairs)
+        ):
+            return r
+    return None
+
+
+def _extrapolation_table(study: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    mults = study["multiples"]
+    lines = [
+        "| kind | scaling | " + " | ".join(f"{m}× ({m * study['task']['train_length']})" for m in mults) + " |",
+        "|---|---|" + "---|" * len(mults),
+    ]
+    for kind in study["kinds"]:
+        for scaling in study["scalings"]:
+            cells = [_acc(summary, kind, scaling, m) for m in mults]
+            if all(c is None for c in cells):
+                continue
+            lines.append(f"| {_label(kind)} | {scaling} | " + " | ".join(_cell(c) for c in cells) + " |")
+    return lines
+
+
+def _learning_table(summary: dict[str, Any], steps: int) -> list[str]:
+    lines = [
+        f"| kind | width | pairs | seeds at ≥ {summary['target']:.0%} | mean steps to {summary['target']:.0%} [95% interval over seeds] | per seed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in summary["learning"]:
+        bound = "≥ " if r["lower_bound"] else ""
+        per_seed = ", ".join("never" if s is None else str(s) for s in r["steps_to_target"])
+        lines.append(
+            f"| {_label(r['kind'])} | {r['width']} | {r['pairs'] or '–'} | {r['reached']}/{r['seeds']} | {bound}{r['mean']:.0f} [{r['low']:.0f}–{r['high']:.0f}] | {per_seed} |"
+        )
+    lines.append("")
+    lines.append(
+        f"A seed that never reached the target counts as {steps} steps (the run's length), so a mean marked ≥ is a lower bound."
+    )
+    return lines
+
+
+def _extrapolation_verdict(study: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    out = []
+    mults = [m for m in study["multiples"] if m > 1]
+    inwin = {k: _acc(summary, k, "plain", 1) for k in study["kinds"]}
+    learned = [k for k, r in inwin.items() if r and r["mean"] >= summary["target"]]
+    missed = [k for k in study["kinds"] if k not in learned]
+    out.append(
+        f"In-window (1×), the seeds' mean accuracy reached {summary['target']:.0%} for "
+        + (", ".join(_label(k) for k in learned) or "no kind")
+        + ("" if not missed else "; not for " + ", ".join(f"{_label(k)} ({_cell(inwin[k])})" for k in missed))
+        + "."
+    )
+    for kind in study["kinds"]:
+        plain = [(m, _acc(summary, kind, "plain", m)) for m in mults]
+        scaled = [s for s in study["scalings"] if s != "plain" and _acc(summary, kind, s, 1) is not None]
+        best = []
+        for m in mults:
+            options = [(s, _acc(summary, kind, s, m)) for s in scaled]
+            options = [(s, r) for s, r in options if r is not None]
+            if options:
+                s, r = max(options, key=lambda o: o[1]["mean"])
+                best.append(f"{m}× {r['mean']:.2f} ({s})")
+        text = f"{_label(kind)}: " + ", ".join(
+            f"{m}× {r['mean']:.2f} [{r['low']:.2f}–{r['high']:.2f}]" for m, r in plain if r
+        )
+        if best:
+            text += "; best scaling: " + ", ".join(best)
+        out.append(text + ".")
+    return out
+
+
+def _capacity_section(study: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    widths, pairs = study["widths"], study["pairs"]
+    lines = []
+    for kind in study["kinds"]:
+        lines += [
+            f"**{_label(kind)}** (rows: width, columns: key-value pairs)",
+            "",
+            "| width | " + " | ".join(str(p) for p in pairs) + " | mean |",
+            "|---|" + "---|" * (len(pairs) + 1),
+        ]
+        for w in widths:
+            cells = [_acc(summary, kind, "plain", 1, w, p) for p in pairs]
+            mean = _mean_over_pairs(summary, kind, w, pairs)
+            lines.append(
+                f"| {w} | " + " | ".join(_cell(c) for c in cells) + f" | {mean:.2f} |"
+                if mean is not None
+                else f"| {w} | " + " | ".join(_cell(c) for c in cells) + " | – |"
+            )
+        lines.append("")
+    lines += _su_sentence(study, summary)
+    return lines
+
+
+def _mean_over_pairs(summary: dict[str, Any], kind: str, width: int, pairs: list[int]) -> float | None:
+    cells = [_acc(summary, kind, "plain", 1, width, p) for p in pairs]
+    if any(c is None for c in cells):
+        return None
+    return sum(c["mean"] for c in cells) / len(cells)
+
+
+def _su_sentence(study: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    """Su's prediction: a CoCA head fits what a standard head of half its size fits."""
+    if "rope" not in study["kinds"]:
+        return []
+    widths, pairs = study["widths"], study["pairs"]
+    out = [
+        "Su's prediction (a CoCA head holds what a RoPE head of half its width holds), from the means over pair counts:",
+        "",
+    ]
+    for kind in (k for k in study["kinds"] if k in ("coca", "coca-strict")):
+        for w in widths:
+            coca = _mean_over_pairs(summary, kind, w, pairs)
+            same = _mean_over_pairs(summary, "rope", w, pairs)
+            half = _mean_over_pairs(summary, "rope", w // 2, pairs) if w // 2 in widths else None
+            if coca is None or same is None:
+                continue
+            closer = ""
+            if half is not None:
+                closer = (
+                    "closer to RoPE at half the width"
+                    if abs(coca - half) < abs(coca - same)
+                    else "closer to RoPE at the same width"
+                )
+            out.append(
+                f"- {_label(kind)} at width {w}: {coca:.2f}; RoPE at {w}: {same:.2f}"
+                + (f", at {w // 2}: {half:.2f} ({closer})" if half is not None else "")
+                + "."
+            )
+    return out
+
+
+def _cost_lines(lab: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    run, cost = lab["run"], summary["cost"]
+    return [
+        f"- Cost: {cost['models']} models, {cost['cpu_minutes']:.1f} CPU-minutes; the last invocation took {run['wall_seconds_last_invocation'] / 60:.1f} min wall "
+        f"({run['jobs']} worker(s), {run['threads_per_job'] or 'default'} thread(s) each).",
+        f"- Hardware: {run['hardware']}. Commit: {run['commit'] or 'unknown'}. Date: {run['date']}.",
+    ]
+
+
+def _setup_lines(study: dict[str, Any]) -> list[str]:
+    task, recipe = study["task"], study["recipe"]
+    solvable = RELATIVE_SOLVABLE[task["name"]]
+    settings = {
+        "copy": f"segment {task['segment']}",
+        "copy-fixed": f"segment {task['segment']}",
+        "needle": f"value of {task['segment']} tokens",
+        "mqar": f"pairs {task['pairs']}{' (scaled with length)' if task['scale_pairs'] else ''}, power_a {task['power_a']}",
+    }[task["name"]]
+    return [
+        f"- Task `{task['name']}` ({settings}, vocabulary {task['vocab_size']}, training length {task['train_length']}): {TASK_LINES[task['name']]}",
+        f"- A pure relative-position head {'can' if solvable else 'cannot'} solve it{' in-window' if solvable else ''}.",
+        f"- Models: {study['n_layer']} layers, {study['n_head']} heads, width {', '.join(map(str, study['widths']))}, MLP ×{study['mlp_ratio']:g}, init std {study['init_std']:g}; "
+        f"{recipe['steps']} steps × {recipe['batch_size']} rows, AdamW lr {recipe['lr']:g} → {recipe['min_lr']:g} (warm-up {recipe['warmup']}), weight decay {recipe['weight_decay']:g}; {study['seeds']} seeds.",
+        f"- Scoring: {study['eval_cases']} fresh cases per length; a case is right when every answer token is the model's argmax. "
+        "Cells: the mean over seeds [95% percentile bootstrap over seeds]; each model's Wilson interval over its cases is in summary.json.",
+    ]
+
+
+def _report_lines(lab: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    study = lab["study"]
+    lines = [f"# cocattn lab: {study['study']} ({study['task']['name']})", ""]
+    if study["study"] != "capacity":
+        lines += ["## Answer", "", *[f"- {s}" for s in _extrapolation_verdict(study, summary)], ""]
+    lines += ["## Setup", "", *_setup_lines(study), *_cost_lines(lab, summary), ""]
+    if study["study"] == "capacity":
+        lines += [
+            "## Capacity: in-window accuracy",
+            "",
+            *_capacity_section(study, summary),
+            "",
+            "![capacity](capacity.png)",
+            "",
+        ]
+    else:
+        lines += [
+            "## Accuracy against length",
+            "",
+            *_extrapolation_table(study, summary),
+            "",
+            "![accuracy against length](extrapolation.png)",
+            "",
+        ]
+    lines += [
+        "## Learning speed (in-window accuracy during training)",
+        "",
+        *_learning_table(summary, study["recipe"]["steps"]),
+        "",
+        "![learning curves](learning.png)",
+        "",
+    ]
+    return lines
+
+
+def write_lab_report(directory: str | Path, confidence: float | None = None, resamples: int | None = None) -> Path:
+    """``report.md``, ``summary.json`` and the plots of the lab run in ``directory``."""
+    from cocattn.lab.plots import plot_lab
+
+    directory = Path(directory)
+    lab = json.loads((directory / "lab.json").read_text())
+    summary = summarize(lab["study"], lab["units"], confidence, resamples)
+    io.write_json(directory / "summary.json", summary)
+    plot_lab(directory, lab["study"], summary)
+    path = directory / "report.md"
+    io.write_text(path, "\n".join(_report_lines(lab, summary)) + "\n")
+    return path
