@@ -28,6 +28,7 @@ import torch
 
 from cocattn import io
 from cocattn._checks import bad_value, check
+from cocattn.safeparse import loads_json
 
 FORMAT = "cocattn"
 FORMAT_VERSION = 1
@@ -462,7 +463,7 @@ def model_dir_kind(path: str | Path) -> str:
             "a model directory holding config.json (a cocattn checkpoint or a Hugging Face model)",
         )
     try:
-        data = json.loads(config.read_text(encoding="utf-8"))
+        data = loads_json(config.read_text(encoding="utf-8"), str(config))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise bad_value("checkpoint", str(path), f"a directory with a valid config.json ({err})") from None
     if isinstance(data, dict) and data.get("format") == "cocattn":

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Iterator
 
 from cocattn._checks import check
-from cocattn.errors import AtomicWriteError, DirectoryBusyError, OutputNotWritableError, UnsafeFileError
+from cocattn.errors import AtomicWriteError, DirectoryBusyError, InputError, OutputNotWritableError, UnsafeFileError
+from cocattn.safeparse import loads_json
 
 if TYPE_CHECKING:
     import torch
@@ -156,7 +157,7 @@ def read_jsonl(path: PathLike) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            records.append(loads_json(line, f"{path}: line {i + 1}"))
         except json.JSONDecodeError:
             if i == len(lines) - 1:  # torn last line
                 break
@@ -361,7 +362,9 @@ def refuse_remote_code(directory: PathLike) -> None:
         if not file.is_file():
             continue
         try:
-            data = json.loads(file.read_text(encoding="utf-8"))
+            data = loads_json(file.read_text(encoding="utf-8"), str(file))
+        except InputError:
+            raise  # nested past the bound: transformers would recurse without end on it
         except (OSError, ValueError):
             continue  # the loaders name unreadable files themselves
         if isinstance(data, dict) and "auto_map" in data:
@@ -417,7 +420,7 @@ def load_json(path: PathLike) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return loads_json(path.read_text(encoding="utf-8"), str(path))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is not valid JSON (corrupt or truncated?): {err}") from None
 

@@ -14,7 +14,6 @@ Stages, each reading the previous stage's files and skipped when its output alre
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from cocattn._checks import bad_value
 from cocattn.attention.kinds import KINDS, ROTARY_KINDS
 from cocattn._moved import moved
 from cocattn.config import EvalConfig, eval_config, eval_scalings, scaling_slug
+from cocattn.safeparse import loads_json
 
 __all__ = ["reproduce", "PRESETS", "DEVIATIONS_FILE"]
 
@@ -426,7 +426,7 @@ def _last_step(metrics: Path) -> int:
         with open(metrics, "rb") as f:
             f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
             lines = f.read().decode("utf-8", "replace").strip().splitlines()
-        return int(json.loads(lines[-1]).get("step", 0)) if lines else 0
+        return int(loads_json(lines[-1], str(metrics)).get("step", 0)) if lines else 0
     except (OSError, ValueError, IndexError, AttributeError):
         return 0
 
@@ -485,7 +485,7 @@ def _achieved_rates(meta: dict) -> str:
 
 def _read_json(path: Path) -> dict | None:
     try:
-        return json.loads(path.read_text())
+        return loads_json(path.read_text(), str(path))
     except (OSError, ValueError):
         return None
 
