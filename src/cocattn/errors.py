@@ -109,4 +109,6 @@ def describe(err: BaseException) -> str:
     ``stopped: <message>`` (non-finite loss) or ``interrupted``."""
     if isinstance(err, KeyboardInterrupt):
         return "interrupted"
-    return f"{getattr(err, 'label', 'error')}: {err}"
+    # one line whatever the message holds (transformers' validation errors span several lines)
+    text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+    return f"{getattr(err, 'label', 'error')}: {text}"

@@ -171,9 +171,36 @@ def make_result(
     }
 
 
-def write_results(path: str | Path, results: dict | Iterable[dict]) -> Path:
-    """Write one record or a list of records as JSON (atomically), and a CSV beside it."""
+_CSV_HEADER = "model,attention,scaling,metric"
+
+
+def check_results_path(path: str | Path, arg: str = "out") -> Path:
+    """Refuse a results path whose CSV twin (``r.json`` → ``r.csv``) is a file cocattn did not
+    write: it would be replaced. A ``.csv`` path is refused too (the CSV would replace the JSON)."""
     path = Path(path)
+    if path.suffix.lower() == ".csv":
+        raise bad_value(arg, str(path), "a .json file (the CSV is written beside it, with the same name)")
+    twin = path.with_suffix(".csv")
+    if twin.exists():
+        try:
+            with open(twin, encoding="utf-8") as handle:
+                first = handle.readline(4096)
+        except (OSError, UnicodeDecodeError):
+            first = ""
+        if not (twin.is_file() and first.startswith(_CSV_HEADER)):
+            raise bad_value(
+                arg,
+                str(path),
+                f"a path whose CSV twin {twin} is absent or written by cocattn: that file is not a cocattn "
+                "results CSV and would be replaced; move it or choose another name",
+            )
+    return path
+
+
+def write_results(path: str | Path, results: dict | Iterable[dict]) -> Path:
+    """Write one record or a list of records as JSON (atomically), and a CSV beside it (refused
+    when that CSV is a file cocattn did not write: :func:`check_results_path`)."""
+    path = check_results_path(path)
     records = [results] if isinstance(results, dict) else list(results)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, records[0] if len(records) == 1 else {"schema": SCHEMA, "results": records})
