@@ -71,22 +71,19 @@ def loads_json(text: str | bytes, where: str) -> Any:
     return json.loads(text)
 
 
-class _TooDeep(Exception):
-    pass
-
-
 class _BoundedLoader(yaml.SafeLoader):
     """PyYAML's safe loader whose composer stops past :data:`MAX_DEPTH` levels."""
 
-    def __init__(self, stream: str) -> None:
+    def __init__(self, stream: str, where: str) -> None:
         super().__init__(stream)
         self._depth = 0
+        self._where = where
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                raise _TooDeep
+                raise _too_deep(self._where)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -130,12 +127,9 @@ def _expanded(
 
 def loads_yaml(text: str, where: str) -> Any:
     """``yaml.safe_load(text)`` within the bounds above (nesting, expanded size, no cycles)."""
-    loader = _BoundedLoader(text)
+    loader = _BoundedLoader(text, where)
     try:
-        try:
-            node = loader.get_single_node()
-        except _TooDeep:
-            raise _too_deep(where) from None
+        node = loader.get_single_node()
         if node is None:
             return None
         _expanded(node, where, {}, set())
