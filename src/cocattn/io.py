@@ -269,7 +269,9 @@ def check_replaceable(
     if not overwrite:
         raise FileExistsError(f"{dst} already exists (pass overwrite=True / --overwrite to replace it)")
     if dst.is_symlink() or not dst.is_dir():
-        raise bad_value(arg, str(dst), f"a directory written by {tool} to replace ({dst} is a file or a link)")
+        raise bad_value(
+            arg, str(dst), f"a directory written by {tool} to replace ({dst} is a file or a link). Nothing was deleted"
+        )
     entries = sorted(p.name for p in dst.iterdir())
     if not entries:
         return
