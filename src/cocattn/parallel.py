@@ -63,13 +63,17 @@ STOP_GRACE_S = 5.0
 """How long stopped workers get to exit after SIGTERM before they are killed."""
 
 
-def _stop_workers(grace_s: float) -> None:
-    """SIGTERM to every worker process of this process, a bounded wait, then SIGKILL: their locks
-    go with them (flock), their checkpoints are atomic, so a rerun resumes."""
+def _stop_workers(pool: ProcessPoolExecutor, grace_s: float) -> None:
+    """Stop the pool's worker processes: queued jobs cancelled, SIGINT to each running one (its
+    job ends with KeyboardInterrupt and the worker exits cleanly), a bounded wait, then SIGKILL
+    for any still alive. Their locks go with them (flock) and their checkpoints are atomic, so a
+    rerun resumes."""
     workers = multiprocessing.active_children()
+    pool.shutdown(wait=False, cancel_futures=True)
     for proc in workers:
-        with contextlib.suppress(OSError):
-            proc.terminate()
+        if proc.pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(proc.pid, signal.SIGINT)
     deadline = time.monotonic() + grace_s
     for proc in workers:
         proc.join(max(0.0, deadline - time.monotonic()))
@@ -80,7 +84,7 @@ def _stop_workers(grace_s: float) -> None:
 
 
 @contextlib.contextmanager
-def _workers_stop_with_this_process(grace_s: float = STOP_GRACE_S) -> Iterator[None]:
+def _workers_stop_with_this_process(pool: ProcessPoolExecutor, grace_s: float = STOP_GRACE_S) -> Iterator[None]:
     """While worker processes run: SIGINT or SIGTERM to this process stops them too, and it then
     raises ``KeyboardInterrupt`` (exit 130) or :class:`~cocattn.errors.Terminated` (exit 143). Before,
     SIGTERM left the workers training as orphans holding their locks, and SIGINT waited for them."""
@@ -96,7 +100,7 @@ def _workers_stop_with_this_process(grace_s: float = STOP_GRACE_S) -> Iterator[N
         yield
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # a second Ctrl-C waits for the stop
-        _stop_workers(grace_s)
+        _stop_workers(pool, grace_s)
         if received:
             raise Terminated(
                 "SIGTERM: the worker processes were stopped; a rerun resumes from their checkpoints"
@@ -134,7 +138,7 @@ def run_jobs(
         ProcessPoolExecutor(
             max_workers=jobs, mp_context=context, initializer=_init_worker, initargs=(threads,)
         ) as pool,
-        _workers_stop_with_this_process(),
+        _workers_stop_with_this_process(pool),
     ):
         futures: list[Future] = [pool.submit(fn, *args) for args in calls]
         pending = set(futures)
