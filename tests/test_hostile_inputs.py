@@ -323,7 +323,18 @@ def test_training_length_sets_the_rope_scaling_of_native_checkpoints(models, tmp
     values = {}
     for extra in ([], ["--training-length", "8"]):
         out = tmp_path / f"r{len(extra)}.json"
-        args = ["eval", "ppl", models / "gpt", "--data", models / "docs.jsonl", "--lengths", "32", "64"]
+        args = [
+            "eval",
+            "ppl",
+            models / "gpt",
+            "--data",
+            models / "docs.jsonl",
+            "--lengths",
+            "32",
+            "64",
+            "--stride",
+            "16",
+        ]
         done = cocattn(*args, "--rope", "dynamic", "--factor", "4", "--no-progress", "--out", out, *extra)
         assert done.returncode == 0, done.stderr[-2000:]
         record = json.loads(out.read_text())
