@@ -448,7 +448,13 @@ def test_sigterm_to_reproduce_stops_its_workers_and_the_rerun_resumes(reproduce_
             proc.kill()
             proc.wait()
     assert proc.returncode == 143, stderr
-    assert stderr.strip().splitlines()[-1].startswith("cocattn reproduce: terminated: SIGTERM"), stderr
+    # Python's resource tracker (a helper process of multiprocessing, not cocattn) may add a
+    # "leaked semaphore" warning when a worker had to be killed; every line of cocattn's is checked
+    ours = [line for line in stderr.splitlines() if "resource_tracker" not in line and "warnings.warn" not in line]
+    assert [line for line in ours if line.strip()] == [
+        "cocattn reproduce: terminated: SIGTERM: the worker processes were stopped; a rerun resumes from their "
+        "checkpoints"
+    ], stderr
     metrics = (out / "runs" / "rope" / "metrics.jsonl").read_text().splitlines()
     steps = [json.loads(line)["step"] for line in metrics if line]
     assert max(steps) < 400  # killed mid-training
