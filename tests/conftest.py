@@ -37,6 +37,7 @@ RELIABILITY_FILES = (
     "test_reliability.py",
     "test_fuzz.py",
     "test_bad_inputs.py",
+    "test_hostile_inputs.py",
     "test_hf_subprocess.py",
     "test_train.py",
     "test_data_build.py",

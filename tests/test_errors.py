@@ -61,7 +61,7 @@ def test_every_error_class_lives_in_errors_and_has_its_own_exit_code():
     for cls in classes:
         assert issubclass(cls, errors.CocattnError), cls
         assert cls in EXIT_CODES, f"{cls.__name__} has no entry in EXIT_CODES"
-    assert set(EXIT_CODES.values()) == {errors.FAILED, errors.USAGE, errors.INTERRUPTED}
+    assert set(EXIT_CODES.values()) == {errors.FAILED, errors.USAGE, errors.INTERRUPTED, errors.TERMINATED}
 
 
 def test_old_names_are_the_same_classes_and_keep_their_builtin_bases():

@@ -552,3 +552,101 @@ def test_non_utf8_config_file_is_a_valueerror_naming_it(tmp_path, suffix):
     with pytest.raises(ValueError, match=re.escape(str(path)) + r" is not valid (YAML|JSON): not UTF-8") as info:
         load_config(path)
     assert type(info.value) is ValueError
+
+
+# -- issue 26: nesting depth and YAML aliases, through every parser entry point -------------------
+
+_DEEP_MESSAGE = "nested more than 100 levels deep"
+
+
+def _nested(depth: int, opener: str) -> str:
+    close = {"[": "]", '{"a": ': "}", "- ": ""}[opener]
+    if opener == "- ":  # YAML block sequences, one indentation level per depth
+        return "".join("  " * i + "- \n" for i in range(depth)) + "  " * depth + "- 1\n"
+    return opener * depth + "1" + close * depth
+
+
+def _through(entry: str, text: str, tmp: Path):
+    """Feed ``text`` to one parser entry point the way a user's input reaches it."""
+    from cocattn.evaluate.results import read_results
+    from cocattn.evaluate.scaling import parse_scaling
+
+    if entry == "config.json":
+        (tmp / "run.json").write_text('{"model": ' + text + "}")
+        return load_config(tmp / "run.json")
+    if entry == "config.yaml":
+        (tmp / "run.yaml").write_text("model:\n  x:\n" + "".join("    " + line + "\n" for line in text.splitlines()))
+        return load_config(tmp / "run.yaml")
+    if entry == "override":
+        return load_config("tiny-cpu", ["train.betas=" + text.replace("\n", " ")])
+    if entry == "rope-json":
+        return parse_scaling('{"rope_type": "dynamic", "factor": 2, "x": ' + text + "}", "--rope-json")
+    (tmp / "r.json").write_text('{"schema": "cocattn.eval/1", "x": ' + text + "}")
+    return read_results(tmp / "r.json")
+
+
+@FUZZ
+@given(
+    st.integers(min_value=0, max_value=4000),
+    st.sampled_from(["[", '{"a": ', "- "]),
+    st.sampled_from(["config.json", "config.yaml", "override", "rope-json", "result.json"]),
+)
+def test_fuzzed_nesting_depth_is_bounded_at_every_entry_point(depth, opener, entry):
+    """Guarantee (fuzzing, issue 26 A): nesting of any depth, in a config file (JSON, YAML flow or
+    block), an override, ``--rope-json`` or a result JSON, gives a result or a ValueError; past 100
+    levels the error names the input and the bound (never a RecursionError)."""
+    if opener == "- " and entry not in ("config.yaml",):
+        opener = "["
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            _through(entry, _nested(depth, opener), Path(tmp))
+        except ValueError as err:
+            deep = _DEEP_MESSAGE in str(err)  # the wrapping adds up to 3 levels
+            assert deep if depth > 100 else (not deep if depth <= 97 else True), (depth, entry, str(err)[:200])
+            return
+        except RecursionError:  # pragma: no cover - the defect this test guards
+            raise AssertionError(f"RecursionError at depth {depth} through {entry}") from None
+    assert depth <= 100
+
+
+def _laughs(levels: int, fanout: int, inline: bool) -> str:
+    """Anchors ``l0 … l{levels-1}``, each a list of ``fanout`` aliases of the one before."""
+    parts = [f"&l0 [{', '.join(['x'] * fanout)}]"]
+    parts += [f"&l{i} [{', '.join([f'*l{i - 1}'] * fanout)}]" for i in range(1, levels)]
+    if inline:
+        return "[" + ", ".join(parts) + "]"
+    return "\n".join(f"k{i}: {p}" for i, p in enumerate(parts)) + "\n"
+
+
+@FUZZ
+@given(
+    st.integers(min_value=1, max_value=12),
+    st.integers(min_value=1, max_value=12),
+    st.sampled_from(["config.yaml", "override", "eval-section"]),
+)
+def test_fuzzed_yaml_aliases_are_bounded(levels, fanout, entry):
+    """Guarantee (fuzzing, issue 26 B): YAML anchors and aliases of any fan-out and depth, in a
+    config file, an override value or the eval section, give a result or a ValueError at once;
+    what would expand past 100,000 values is refused naming the input, in well under a second."""
+    import time
+
+    expanded = sum(fanout**i for i in range(1, levels + 1)) + levels
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "run.yaml"
+        try:
+            if entry == "override":
+                load_config("tiny-cpu", ["eval.extra=" + _laughs(levels, fanout, inline=True)])
+            else:
+                body = _laughs(levels, fanout, inline=entry == "eval-section")
+                text = f"eval:\n  extra: {body}\n" if entry == "eval-section" else body
+                path.write_text(text)
+                load_config(path)
+        except ValueError as err:
+            bound = "aliases expanded" in str(err)
+            assert bound or expanded <= 100_000, (levels, fanout, str(err)[:200])
+            if bound:
+                assert expanded > 50_000, (levels, fanout)
+        else:
+            assert expanded <= 100_000
+    assert time.perf_counter() - start < 5

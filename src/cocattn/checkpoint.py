@@ -28,6 +28,7 @@ import torch
 
 from cocattn import io
 from cocattn._checks import bad_value, check
+from cocattn.safeparse import loads_json
 
 FORMAT = "cocattn"
 FORMAT_VERSION = 1
@@ -229,18 +230,71 @@ def load_model(directory: str | os.PathLike, map_location: str | torch.device = 
     check_compatible(config["model"], expected_config, str(directory))
     verify_files(directory, config.get("files"), directory / CONFIG_FILE)
     cfg = GPTConfig.from_dict(config["model"])
+    check_config_against_weights(cfg, directory / MODEL_FILE, directory / CONFIG_FILE)
+    tokenizer = _load_tokenizer(directory / TOKENIZER_FILE, cfg.vocab_size)
     model = GPT(cfg)
     load_weights(model, directory / MODEL_FILE)
     model.to(map_location)
-    tokenizer = None
-    if (directory / TOKENIZER_FILE).is_file():
-        from tokenizers import Tokenizer
-
-        try:
-            tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
-        except Exception as err:  # tokenizers raises its own exception type
-            raise ValueError(f"{directory / TOKENIZER_FILE} is not a valid tokenizer file: {err}") from None
     return model, tokenizer
+
+
+def _load_tokenizer(path: Path, vocab_size: int) -> Any:
+    """The model directory's tokenizer (None when absent); every id it can produce must be an
+    id of the model's vocabulary (a larger one would index past the embedding)."""
+    if not path.is_file():
+        return None
+    from tokenizers import Tokenizer
+
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as err:  # tokenizers raises its own exception type
+        raise ValueError(f"{path} is not a valid tokenizer file: {err}") from None
+    top = max(tokenizer.get_vocab(with_added_tokens=True).values(), default=-1)
+    if top >= vocab_size:
+        raise ValueError(
+            f"{path} holds token id {top}, beyond the model's vocabulary (vocab_size={vocab_size} in "
+            f"{path.parent / CONFIG_FILE}): the tokenizer does not belong to this model"
+        )
+    return tokenizer
+
+
+def weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Name → shape of every tensor in a safetensors file, from its header alone (no tensor data
+    is read; the parser bounds the header's size)."""
+    from safetensors import SafetensorError, safe_open
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        with safe_open(str(path), "pt") as handle:
+            return {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
+    except (SafetensorError, OSError, RuntimeError, ValueError) as err:
+        raise ValueError(f"{path} is not a valid safetensors file (corrupt or truncated?): {err}") from None
+
+
+def check_config_against_weights(cfg: Any, weights: Path, config_file: Path) -> None:
+    """Refuse a model config whose shapes are not those of the tensors in ``weights``, from the
+    safetensors header, before the model is built: the layer count first (a config asking for a
+    million layers would build them), then every tensor's shape on a model built on the meta
+    device (no memory), so a vocabulary or width edited in ``config.json`` is named, not
+    allocated."""
+    from cocattn.model import GPT
+
+    shapes = weight_shapes(weights)
+    layers = {int(name.split(".")[1]) for name in shapes if name.startswith("blocks.") and name.split(".")[1].isdigit()}
+    if cfg.n_layer != len(layers):
+        raise ValueError(
+            f"{config_file}: model.n_layer={cfg.n_layer} does not match {weights}, which holds {len(layers)} "
+            "layers: the config does not describe these weights"
+        )
+    with torch.device("meta"):
+        skeleton = GPT(cfg)
+    for name, tensor in skeleton.state_dict().items():
+        if name in shapes and shapes[name] != tuple(tensor.shape):
+            raise ValueError(
+                f"{config_file} describes {name} of shape {tuple(tensor.shape)}, but {weights} holds "
+                f"{shapes[name]}: the config does not describe these weights"
+            )
 
 
 def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:
@@ -462,7 +516,7 @@ def model_dir_kind(path: str | Path) -> str:
             "a model directory holding config.json (a cocattn checkpoint or a Hugging Face model)",
         )
     try:
-        data = json.loads(config.read_text(encoding="utf-8"))
+        data = loads_json(config.read_text(encoding="utf-8"), str(config))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise bad_value("checkpoint", str(path), f"a directory with a valid config.json ({err})") from None
     if isinstance(data, dict) and data.get("format") == "cocattn":

@@ -24,6 +24,7 @@ import yaml
 
 from cocattn._checks import bad_value, check, check_choice, check_ci_options, unknown_key
 from cocattn.attention.kinds import KINDS, ROTARY_KINDS
+from cocattn.safeparse import loads_json, loads_yaml
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -312,7 +313,7 @@ def coerce(name: str, value: Any, hint: Any) -> Any:
     if origin in (list, tuple) or hint in (list, tuple):
         if isinstance(value, str):
             try:
-                value = yaml.safe_load(value)
+                value = loads_yaml(value, name)
             except yaml.YAMLError:
                 raise bad_value(name, value, "a list, e.g. [0.9, 0.95]") from None
         if not isinstance(value, (list, tuple)):
@@ -424,7 +425,7 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
             f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: not UTF-8 text ({err})"
         ) from None
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        data = loads_json(text, str(path)) if path.suffix == ".json" else loads_yaml(text, str(path))
     except (json.JSONDecodeError, yaml.YAMLError) as err:
         raise ValueError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {err}") from None
     if not isinstance(data, dict):
@@ -441,7 +442,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if len(parts) < 2 or not all(parts):
         raise bad_value("override", text, "section.key=value, e.g. train.lr=3e-4")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = loads_yaml(raw, f"override {text[:60]!r}") if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     if isinstance(value, str):  # YAML 1.1 reads 5e4 (no dot) as a string

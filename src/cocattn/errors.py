@@ -19,6 +19,8 @@ hierarchy, most specific class first; every sub-command uses this one table):
   be written (checked before any work), a directory locked by another cocattn process, an unsafe
   (pickled) file. argparse's own usage errors exit 2 as well.
 - ``130``: interrupted (Ctrl-C).
+- ``143``: terminated (SIGTERM, as schedulers stop jobs) while ``reproduce`` ran its worker
+  processes: the workers were stopped first (:mod:`cocattn.parallel`); a rerun resumes.
 
 Anything else is a defect: Python prints the traceback and exits 1.
 
@@ -32,6 +34,7 @@ SUCCESS = 0
 FAILED = 1
 USAGE = 2
 INTERRUPTED = 130
+TERMINATED = 143
 
 
 class CocattnError(Exception):
@@ -76,6 +79,12 @@ class NonFiniteLossError(CocattnError, RuntimeError):
     label = "stopped"
 
 
+class Terminated(CocattnError):
+    """SIGTERM reached a process that stopped its worker processes before exiting."""
+
+    label = "terminated"
+
+
 EXIT_CODES: dict[type[BaseException], int] = {
     # every class above, explicitly (tests/test_errors.py checks that none is missing)
     CocattnError: FAILED,
@@ -87,6 +96,7 @@ EXIT_CODES: dict[type[BaseException], int] = {
     OutputNotWritableError: USAGE,
     FetchError: FAILED,
     NonFiniteLossError: FAILED,
+    Terminated: TERMINATED,
     # built-in errors that reach the command line
     ValueError: USAGE,  # a value or a file's content that is not accepted
     OSError: USAGE,  # a path that cannot be read: missing, a directory, no permission
@@ -109,4 +119,6 @@ def describe(err: BaseException) -> str:
     ``stopped: <message>`` (non-finite loss) or ``interrupted``."""
     if isinstance(err, KeyboardInterrupt):
         return "interrupted"
-    return f"{getattr(err, 'label', 'error')}: {err}"
+    # one line whatever the message holds (transformers' validation errors span several lines)
+    text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+    return f"{getattr(err, 'label', 'error')}: {text}"

@@ -23,8 +23,9 @@ import tempfile
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Iterator
 
-from cocattn._checks import check
-from cocattn.errors import AtomicWriteError, DirectoryBusyError, OutputNotWritableError, UnsafeFileError
+from cocattn._checks import bad_value, check
+from cocattn.errors import AtomicWriteError, DirectoryBusyError, InputError, OutputNotWritableError, UnsafeFileError
+from cocattn.safeparse import loads_json
 
 if TYPE_CHECKING:
     import torch
@@ -156,7 +157,7 @@ def read_jsonl(path: PathLike) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            records.append(loads_json(line, f"{path}: line {i + 1}"))
         except json.JSONDecodeError:
             if i == len(lines) - 1:  # torn last line
                 break
@@ -237,6 +238,68 @@ def atomic_directory(path: PathLike, overwrite: bool = True) -> Iterator[Path]:
                 err.errno, f"cannot write {path}: {_reason(err)}; the previous content (if any) is unchanged"
             ) from err
         raise
+
+
+OUTPUT_MARKER = ".cocattn-output.json"
+"""Written last into a directory a command publishes whole (``cocattn convert``): the command and
+the entries it wrote, so that ``--overwrite`` replaces only what cocattn created."""
+
+
+def check_replaceable(
+    dst: PathLike, *, arg: str, overwrite: bool, sources: tuple[PathLike, ...] = (), tool: str = "cocattn"
+) -> None:
+    """The rule for every command that writes or replaces a directory: only what the tool created.
+
+    ``dst`` may not be one of ``sources`` nor hold one (replacing a parent of the source deletes
+    the source and everything beside it). An existing ``dst`` is kept unless ``overwrite``; then
+    it must be an empty directory, or one holding :data:`OUTPUT_MARKER` and nothing beyond the
+    entries that marker lists. Anything else (a file, a user's directory) is refused, untouched.
+    """
+    dst = Path(dst)
+    target = dst.resolve()
+    for src in sources:
+        source = Path(src).resolve()
+        if target == source or target in source.parents:
+            relation = "is" if target == source else "holds"
+            raise bad_value(
+                arg, str(dst), f"a directory apart from the source ({dst} {relation} {src}, which it would delete)"
+            )
+    if not dst.exists() and not dst.is_symlink():
+        return
+    if not overwrite:
+        raise FileExistsError(f"{dst} already exists (pass overwrite=True / --overwrite to replace it)")
+    if dst.is_symlink() or not dst.is_dir():
+        raise bad_value(
+            arg, str(dst), f"a directory written by {tool} to replace ({dst} is a file or a link). Nothing was deleted"
+        )
+    entries = sorted(p.name for p in dst.iterdir())
+    if not entries:
+        return
+    try:
+        marker = load_json(dst / OUTPUT_MARKER)
+    except (OSError, ValueError):
+        marker = None
+    written = set(marker.get("entries", [])) if isinstance(marker, dict) else set()
+    foreign = [name for name in entries if name not in written and name != OUTPUT_MARKER]
+    if marker is None or foreign:
+        what = (
+            f"it holds {', '.join(foreign[:5])}{', …' if len(foreign) > 5 else ''}, which cocattn did not create"
+            if marker is not None
+            else f"cocattn did not create it (it has no {OUTPUT_MARKER})"
+        )
+        raise bad_value(
+            arg,
+            str(dst),
+            f"a new or empty directory, or one written by {tool} to replace; {what}. Nothing was deleted: "
+            "choose another destination or remove it yourself",
+        )
+
+
+def mark_output(directory: PathLike, tool: str) -> None:
+    """Record in ``directory`` (being built) that ``tool`` wrote it, with its entries."""
+    directory = Path(directory)
+    entries = sorted(p.name for p in directory.iterdir() if p.name != OUTPUT_MARKER)
+    (directory / OUTPUT_MARKER).write_text(dumps_json({"written_by": tool, "entries": entries}), encoding="utf-8")
 
 
 def _umask() -> int:
@@ -361,7 +424,9 @@ def refuse_remote_code(directory: PathLike) -> None:
         if not file.is_file():
             continue
         try:
-            data = json.loads(file.read_text(encoding="utf-8"))
+            data = loads_json(file.read_text(encoding="utf-8"), str(file))
+        except InputError:
+            raise  # nested past the bound: transformers would recurse without end on it
         except (OSError, ValueError):
             continue  # the loaders name unreadable files themselves
         if isinstance(data, dict) and "auto_map" in data:
@@ -417,7 +482,7 @@ def load_json(path: PathLike) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return loads_json(path.read_text(encoding="utf-8"), str(path))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is not valid JSON (corrupt or truncated?): {err}") from None
 

@@ -15,10 +15,16 @@ resumes.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import signal
+import threading
+import time
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
+
+from cocattn.errors import Terminated
 
 __all__ = ["cpu_cores", "plan_jobs", "run_jobs"]
 
@@ -53,6 +59,59 @@ def _init_worker(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+STOP_GRACE_S = 5.0
+"""How long stopped workers get to exit after SIGTERM before they are killed."""
+
+
+def _stop_workers(pool: ProcessPoolExecutor, grace_s: float) -> None:
+    """Stop the pool's worker processes: queued jobs cancelled, SIGINT to each running one (its
+    job ends with KeyboardInterrupt and the worker exits cleanly), a bounded wait, then SIGKILL
+    for any still alive. Their locks go with them (flock) and their checkpoints are atomic, so a
+    rerun resumes."""
+    workers = multiprocessing.active_children()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in workers:
+        if proc.pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(proc.pid, signal.SIGINT)
+    deadline = time.monotonic() + grace_s
+    for proc in workers:
+        proc.join(max(0.0, deadline - time.monotonic()))
+    for proc in workers:
+        if proc.is_alive():
+            proc.kill()
+            proc.join(1.0)
+
+
+@contextlib.contextmanager
+def _workers_stop_with_this_process(pool: ProcessPoolExecutor, grace_s: float = STOP_GRACE_S) -> Iterator[None]:
+    """While worker processes run: SIGINT or SIGTERM to this process stops them too, and it then
+    raises ``KeyboardInterrupt`` (exit 130) or :class:`~cocattn.errors.Terminated` (exit 143). Before,
+    SIGTERM left the workers training as orphans holding their locks, and SIGINT waited for them."""
+    received: list[int] = []
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = (signal.signal(signal.SIGTERM, on_sigterm), signal.getsignal(signal.SIGINT)) if main else None
+    try:
+        yield
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # a second Ctrl-C waits for the stop
+        _stop_workers(pool, grace_s)
+        if received:
+            raise Terminated(
+                "SIGTERM: the worker processes were stopped; a rerun resumes from their checkpoints"
+            ) from None
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous[0])
+            signal.signal(signal.SIGINT, previous[1])
+
+
 def run_jobs(
     fn: Callable[..., Any],
     calls: Sequence[tuple[Any, ...]],
@@ -75,9 +134,12 @@ def run_jobs(
                 poll()
         return results
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        max_workers=jobs, mp_context=context, initializer=_init_worker, initargs=(threads,)
-    ) as pool:
+    with (
+        ProcessPoolExecutor(
+            max_workers=jobs, mp_context=context, initializer=_init_worker, initargs=(threads,)
+        ) as pool,
+        _workers_stop_with_this_process(pool),
+    ):
         futures: list[Future] = [pool.submit(fn, *args) for args in calls]
         pending = set(futures)
         while pending:

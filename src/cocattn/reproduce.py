@@ -14,7 +14,6 @@ Stages, each reading the previous stage's files and skipped when its output alre
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from cocattn._checks import bad_value
 from cocattn.attention.kinds import KINDS, ROTARY_KINDS
 from cocattn._moved import moved
 from cocattn.config import EvalConfig, eval_config, eval_scalings, scaling_slug
+from cocattn.safeparse import loads_json
 
 __all__ = ["reproduce", "PRESETS", "DEVIATIONS_FILE"]
 
@@ -109,10 +109,13 @@ def reproduce(
     holder's PID; the lock goes with the process, so a killed run resumes)."""
     from cocattn import io
     from cocattn.config import load_config
+    from cocattn.preflight import check_plan, check_stages, data_dir_for
 
-    eval_config(load_config(preset, list(overrides)))  # settings are checked before anything is created
+    cfg = load_config(preset, list(overrides))
+    check_plan(cfg, data_dir_for(cfg, data_dir))  # the whole plan is checked before anything is created
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     with io.DirectoryLock(out_dir, "reproduce directory"):
+        check_stages(out_dir, preset, list(overrides), cfg)  # finished stages were built with these settings
         return _reproduce(preset, out_dir, data_dir=data_dir, overrides=overrides, progress=progress, log=log)
 
 
@@ -183,7 +186,9 @@ def _stage_data(run: _Run, data_dir: str | os.PathLike | None) -> None:
     else:
         run.log(f"data: reusing {run.data_path}")
     from cocattn.plan import plan_config
+    from cocattn.preflight import check_plan
 
+    check_plan(run.config, run.data_path)  # with the data's tokenizer now, before any training
     work = run.work = plan_config(run.config, run.preset, data_dir=run.data_path)  # achieved FLOP rates
     if not work.documents:
         raise bad_value("data", str(run.data_path), "a data directory with held-out evaluation documents (eval.jsonl)")
@@ -230,6 +235,9 @@ def _stage_eval(run: _Run) -> None:
     from cocattn.parallel import plan_jobs, run_jobs
 
     settings, work = run.settings, run.work
+    from cocattn.preflight import record_eval_stage
+
+    record_eval_stage(run.out, run.config)
     docs = [d.text for d in load_eval_documents(run.data_path)][: settings.documents]  # not empty: checked
     results = run.out / "results"
     results.mkdir(exist_ok=True)
@@ -426,7 +434,7 @@ def _last_step(metrics: Path) -> int:
         with open(metrics, "rb") as f:
             f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
             lines = f.read().decode("utf-8", "replace").strip().splitlines()
-        return int(json.loads(lines[-1]).get("step", 0)) if lines else 0
+        return int(loads_json(lines[-1], str(metrics)).get("step", 0)) if lines else 0
     except (OSError, ValueError, IndexError, AttributeError):
         return 0
 
@@ -485,11 +493,12 @@ def _achieved_rates(meta: dict) -> str:
 
 def _read_json(path: Path) -> dict | None:
     try:
-        return json.loads(path.read_text())
+        return loads_json(path.read_text(), str(path))
     except (OSError, ValueError):
         return None
 
 
 def _default_data_dir(settings: EvalConfig) -> Path:
-    root = Path(os.environ.get("COCATTN_CACHE") or Path.home() / ".cache" / "cocattn")
-    return root / "data" / f"{settings.data_preset}-v{settings.vocab_size}"
+    from cocattn.preflight import default_data_dir
+
+    return default_data_dir(settings)

@@ -27,7 +27,7 @@ def _document(args: argparse.Namespace, lm, length: int) -> list[int]:
         raise bad_value("--data", None, "a data directory (cocattn data build), a .jsonl or .txt file of documents")
     long_enough = []
     for text in load_documents(args.data):
-        ids = lm.begin_ids + lm.encode(text)
+        ids = lm.encode_prefix(text, length)
         if len(ids) >= length:
             long_enough.append(ids)
             if len(long_enough) > args.doc:

@@ -67,9 +67,13 @@ def scaling_from_args(args: argparse.Namespace) -> dict | None:
 
 
 def check_checkpoint(args: argparse.Namespace) -> str:
-    """Fail fast (before reading data) when CKPT is not a model directory; returns its kind."""
+    """Fail fast (before reading data) when CKPT is not a model directory, or when ``--out``'s CSV
+    twin is a file cocattn did not write; returns the directory's kind."""
     from cocattn.checkpoint import model_dir_kind
+    from cocattn.evaluate.results import check_results_path
 
+    if args.command == "eval" and getattr(args, "out", None):
+        check_results_path(args.out, "--out")
     return model_dir_kind(args.checkpoint)
 
 

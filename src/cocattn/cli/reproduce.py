@@ -44,8 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     if args.plan:
+        from cocattn.config import load_config
         from cocattn.plan import format_plan, plan_run
+        from cocattn.preflight import check_plan, data_dir_for
 
+        cfg = load_config(args.preset, list(args.overrides))
+        check_plan(cfg, data_dir_for(cfg, args.data))  # refused as the run itself would be
         print(format_plan(plan_run(args.preset, args.overrides, data_dir=args.data)))
         return 0
     from cocattn.reproduce import reproduce

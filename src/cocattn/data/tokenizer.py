@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterable
 
 from cocattn._checks import check
+from cocattn.safeparse import loads_json
 
 EOT = "<|endoftext|>"
 MIN_VOCAB = 256 + 1 + 1  # the 256 bytes, the end-of-text token, at least one merge
@@ -102,7 +103,7 @@ def pretrained_tokenizer(path: str | os.PathLike):
     config = file.parent / "tokenizer_config.json"
     if config.is_file():
         try:
-            eos = json.loads(config.read_text(encoding="utf-8")).get("eos_token")
+            eos = loads_json(config.read_text(encoding="utf-8"), str(config)).get("eos_token")
         except (json.JSONDecodeError, AttributeError):
             eos = None
         if isinstance(eos, dict):  # AddedToken serialisation

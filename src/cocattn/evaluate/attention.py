@@ -60,7 +60,8 @@ def analyze_attention(
     """
     start = time.perf_counter()
     length = 4 * lm.training_length if length is None else length
-    ids = (lm.begin_ids + lm.encode(document)) if isinstance(document, str) else list(document)
+    needed = length if isinstance(length, int) and length >= 2 else 2  # (checked below)
+    ids = lm.encode_prefix(document, needed) if isinstance(document, str) else list(document)
     check(
         isinstance(length, int) and 2 <= length <= len(ids),
         "length",

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from cocattn._checks import bad_value, check
+from cocattn.safeparse import loads_json
 
 __all__ = ["load_documents"]
 
@@ -25,7 +26,7 @@ def _read_jsonl(path: Path) -> list[str]:
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = loads_json(line, f"{path}:{number}")
             except json.JSONDecodeError as err:
                 raise ValueError(f"{path}:{number} is not valid JSON: {err}") from None
             if not isinstance(row, dict) or not isinstance(row.get("text"), str):

@@ -13,7 +13,6 @@ with a DeprecationWarning naming their new home.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from cocattn.checkpoint import model_dir_kind as _model_dir_kind
 from cocattn.evaluate.lm_hf import load_hf
 from cocattn.evaluate.lm_native import load_native
 from cocattn.evaluate.protocol import LanguageModel as _LanguageModel
+from cocattn.safeparse import loads_json
 
 __all__ = ["load_lm", "training_mix"]
 __getattr__ = moved(
@@ -46,7 +46,7 @@ def training_mix(path: str | Path) -> dict[str, Any] | None:
     path = Path(path)
     for name in ("config.json", "cocattn_train.json"):
         try:
-            data = json.loads((path / name).read_text(encoding="utf-8"))
+            data = loads_json((path / name).read_text(encoding="utf-8"), str(path / name))
         except (OSError, ValueError):
             continue
         run = data.get("run") if isinstance(data, dict) else None

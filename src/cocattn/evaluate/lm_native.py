@@ -17,6 +17,7 @@ from cocattn._checks import bad_value, check
 from cocattn.attention.kinds import is_rope_free
 from cocattn.checkpoint import load_model
 from cocattn.evaluate.protocol import LanguageModel
+from cocattn.rope import rope_parameters
 
 __all__ = ["CocattnLanguageModel", "load_native"]
 
@@ -128,6 +129,8 @@ class CocattnLanguageModel(LanguageModel):
             raise bad_value("rope", params, f"no RoPE scaling: a {self.attention!r} model has no rotary embedding")
         if not is_rope_free(self.attention):
             merged = {"rope_theta": self.base_rope.get("rope_theta", 10000.0), **params} if params else None
+            if merged is not None:  # the scaling's L0 is this adapter's training_length (--training-length)
+                merged = rope_parameters(merged).with_training_length(self.training_length).to_dict()
             self.module.set_rope_parameters(merged)  # None: the trained parameters
         self.scaling = params
 

@@ -86,19 +86,43 @@ def available_bytes(device: torch.device | str) -> int | None:
     return None
 
 
+TOKENIZE_BYTES_PER_CHAR = 64
+"""Bytes a tokenizer holds per character it tokenises (the normalised text, its alignments and
+the pieces: tokenizers keeps several machine words per character)."""
+
+
+def tokenize_bytes(max_tokens: int, longest_chars: int) -> int:
+    """Upper-bound bytes of tokenising what an evaluation needs: at most ``max_tokens`` tokens of
+    each document, from a prefix of it (``LanguageModel.encode_prefix``, doubled at most once for
+    text of the usual density), never more than the longest document."""
+    from cocattn.evaluate.protocol import PREFIX_MARGIN
+
+    chars = min(int(longest_chars), 2 * (4 * (max_tokens + PREFIX_MARGIN) + 64))
+    return TOKENIZE_BYTES_PER_CHAR * chars
+
+
 def check_fits(
-    dims: dict[str, int], length: int, batch: int, device: torch.device | str, max_memory: int | None = None
+    dims: dict[str, int],
+    length: int,
+    batch: int,
+    device: torch.device | str,
+    max_memory: int | None = None,
+    *,
+    extra: int = 0,
+    what: str | None = None,
 ) -> int:
-    """The estimate for ``length``; a ValueError quoting it when it exceeds the limit.
+    """The estimate for ``length`` (plus ``extra`` bytes: tokenising the documents); a ValueError
+    quoting it when it exceeds the limit. ``what`` names the step when it is not the forward pass.
 
     The limit is ``max_memory`` when given, else the memory free on ``device`` now.
     """
-    need = estimate_forward_bytes(dims, length, batch)
+    need = (0 if what else estimate_forward_bytes(dims, length, batch)) + int(extra)
     limit = max_memory if max_memory is not None else available_bytes(device)
     if limit is not None and need > limit:
         source = "max_memory" if max_memory is not None else f"free memory on {torch.device(device)}"
+        step = what or f"length={length} (batch {batch})" + (" with tokenising the documents" if extra else "")
         raise ValueError(
-            f"length={length} (batch {batch}) needs about {format_bytes(need)}, more than the "
+            f"{step} needs about {format_bytes(need)}, more than the "
             f"{format_bytes(limit)} allowed ({source}); use shorter --lengths, --batch-size 1, or raise --max-memory"
         )
     return need

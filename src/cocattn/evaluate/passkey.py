@@ -38,7 +38,7 @@ import random
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -301,6 +301,15 @@ def _check_options(
 def _per_batch(n: int, cases: int, max_new_tokens: int, batch_tokens: int | None) -> int:
     """Cases of length ``n`` per batch: 1, or as many as fit in ``batch_tokens`` with their generation."""
     return 1 if batch_tokens is None else min(cases, max(1, batch_tokens // (n + max_new_tokens)))
+
+
+def shortest_prompt(encode: Callable[[str], list[int]], length: int, cases: int, seed: int = 0) -> int:
+    """Tokens (with ``encode``) of the longest of the prompts :func:`evaluate_passkey` builds at
+    ``length`` (the same seeded keys), without filler: :func:`build_prompt` refuses a shorter
+    ``length``. What ``cocattn reproduce`` checks its plan against before any work."""
+    rng = random.Random(seed * 1_000_003 + length)
+    keys = [rng.randint(10_000, 99_999) for _ in range(cases)]
+    return max(len(encode(_compose(0, (i + 0.5) / cases, key)[1])) for i, key in enumerate(keys))
 
 
 def _prompts(lm: LanguageModel, length: int, cases: int, seed: int, tolerance: int) -> list[PasskeyPrompt]:

@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 from cocattn._checks import check
 from cocattn.evaluate.intervals import attach_intervals, check_ci_options, document_id
 from cocattn.evaluate.protocol import LanguageModel, token_nll
-from cocattn.evaluate.memory import check_fits
+from cocattn.evaluate.memory import check_fits, tokenize_bytes
 from cocattn.evaluate.results import make_result
 from cocattn.evaluate.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
 
@@ -131,10 +131,13 @@ def evaluate_perplexity(
     lengths, stride, max_tokens = _checked_options(
         lm, lengths, stride, max_tokens, batch_size, batch_tokens, too_long, confidence, ci_resamples
     )
+    longest = max((len(d) for d in documents if isinstance(d, str)), default=0)
+    tokenizing = tokenize_bytes(max_tokens, longest)
+    check_fits(lm.dims(), 1, 1, lm.device, max_memory, extra=tokenizing, what="tokenising the documents")
     doc_ids, docs = _tokenized(lm, documents, max_tokens)
     run_lengths = _runnable_lengths(lengths, docs, max_tokens, too_long)
     for n in run_lengths:  # every length's batch, not only the longest: short windows run many rows at once
-        check_fits(lm.dims(), n, _rows(n, batch_size, batch_tokens), lm.device, max_memory)
+        check_fits(lm.dims(), n, _rows(n, batch_size, batch_tokens), lm.device, max_memory, extra=tokenizing)
 
     with lm.rope_scaling(scaling):
         plans = {
@@ -230,7 +233,8 @@ def _tokenized(
 ) -> tuple[list[str], list[list[int]]]:
     """(ids, token lists) of the documents with at least 2 tokens, each truncated to ``max_tokens``."""
     check(len(documents) > 0, "documents", documents, "at least one document")
-    tokenized = [(lm.begin_ids + lm.encode(d) if isinstance(d, str) else list(d))[:max_tokens] for d in documents]
+    # a prefix of each text, not the text: one long document must not cost its whole size (issue 26)
+    tokenized = [lm.encode_prefix(d, max_tokens) if isinstance(d, str) else list(d)[:max_tokens] for d in documents]
     kept = [(i, d) for i, d in enumerate(tokenized) if len(d) >= 2]
     check(len(kept) > 0, "documents", "(all shorter than 2 tokens)", "documents of at least 2 tokens")
     return [document_id(i, d) for i, d in kept], [d for _, d in kept]

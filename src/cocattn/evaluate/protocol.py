@@ -24,7 +24,11 @@ import torch.nn.functional as F
 
 from cocattn._checks import check
 
-__all__ = ["LanguageModel", "token_nll"]
+__all__ = ["LanguageModel", "token_nll", "PREFIX_MARGIN"]
+
+PREFIX_MARGIN = 16
+"""Tokens :meth:`LanguageModel.encode_prefix` tokenises beyond those it returns (the cut's)."""
+_PREFIX_CHARS_PER_TOKEN = 4
 
 
 class LanguageModel:
@@ -46,6 +50,21 @@ class LanguageModel:
     def decode(self, ids: list[int]) -> str:
         """Text of ``ids``."""
         raise NotImplementedError
+
+    def encode_prefix(self, text: str, max_tokens: int) -> list[int]:
+        """``begin_ids`` and the first token ids of ``text``, ``max_tokens`` in all (fewer for a
+        shorter text), without tokenising the whole text: a prefix is tokenised, doubled until it
+        yields :data:`PREFIX_MARGIN` tokens more than needed (the last ones, which the cut may
+        split differently, are dropped). So a document of any size costs the evaluation what
+        ``max_tokens`` need (:func:`prefix_chars_bound` characters), not the document's size."""
+        chars = _PREFIX_CHARS_PER_TOKEN * (max_tokens + PREFIX_MARGIN) + 64
+        while True:
+            if chars >= len(text):
+                return (self.begin_ids + self.encode(text))[:max_tokens]
+            ids = self.begin_ids + self.encode(text[:chars])
+            if len(ids) >= max_tokens + PREFIX_MARGIN:
+                return ids[:max_tokens]
+            chars *= 2
 
     @property
     def begin_ids(self) -> list[int]:

@@ -81,7 +81,8 @@ def analyze_rope(
     """Per layer: Θ statistics (RoPE models) and mean attention against distance (any model)."""
     start = time.perf_counter()
     length = lm.training_length if length is None else length
-    ids = (lm.begin_ids + lm.encode(document)) if isinstance(document, str) else list(document)
+    needed = length if isinstance(length, int) and length >= 2 else 2  # (checked below)
+    ids = lm.encode_prefix(document, needed) if isinstance(document, str) else list(document)
     check(
         isinstance(length, int) and 2 <= length <= len(ids),
         "length",

@@ -19,6 +19,7 @@ from typing import Any, Mapping
 
 from cocattn._checks import bad_value, check
 from cocattn.rope import ROPE_TYPES, rope_parameters
+from cocattn.safeparse import loads_json
 
 __all__ = ["parse_scaling", "scaling_name", "DEFAULT_SWEEP"]
 
@@ -39,7 +40,7 @@ def parse_scaling(spec: str | Mapping[str, Any] | None, arg: str = "rope") -> di
             return None
         if text.startswith("{"):
             try:
-                data = json.loads(text)
+                data = loads_json(text, arg)
             except json.JSONDecodeError as err:
                 raise bad_value(arg, spec, f"a JSON object of rope_parameters ({err})") from None
             check(isinstance(data, dict), arg, spec, "a JSON object of rope_parameters")

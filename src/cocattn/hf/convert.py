@@ -25,7 +25,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from cocattn._checks import bad_value, check, check_choice
 from cocattn.hf.config import COCA_VARIANTS, CocaLlamaConfig
 from cocattn.hf.modeling import CocaLlamaForCausalLM
-from cocattn.io import atomic_directory, load_json, refuse_pickles, refuse_remote_code
+from cocattn.io import atomic_directory, check_replaceable, load_json, mark_output, refuse_pickles, refuse_remote_code
 
 __all__ = ["T_INITS", "convert_llama", "convert_llama_dir", "load_llama", "TOKENIZER_FILES"]
 
@@ -173,12 +173,12 @@ def convert_llama_dir(
     """Convert the LLaMA directory ``src`` and save the CoCA model (safetensors + config.json +
     the tokenizer files of ``src``) to ``dst``, atomically. What ``cocattn convert llama`` runs."""
     src, dst = Path(src), Path(dst)
-    if dst.exists() and not overwrite:
-        raise FileExistsError(f"{dst} already exists (pass overwrite=True / --overwrite to replace it)")
+    check_replaceable(dst, arg="dst", overwrite=overwrite, sources=(src,), tool="cocattn convert")
     model = convert_llama(src, variant=variant, t_init=t_init, seed=seed)
     with atomic_directory(dst, overwrite=overwrite) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         for name in TOKENIZER_FILES:
             if (src / name).is_file():
                 shutil.copy2(src / name, tmp / name)
+        mark_output(tmp, "cocattn convert llama")
     return dst

@@ -14,7 +14,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from cocattn._checks import bad_value, check
-from cocattn.io import atomic_directory
+from cocattn.io import atomic_directory, check_replaceable, mark_output
 
 __all__ = ["SMOLLM2_PACKAGE", "smollm2_gguf", "gguf_to_hf"]
 
@@ -47,8 +47,7 @@ def gguf_to_hf(
     if not gguf.is_file():
         raise FileNotFoundError(f"GGUF file {gguf} does not exist")
     check(gguf.suffix == ".gguf", "gguf", str(gguf), "a .gguf file")
-    if dst.exists() and not overwrite:
-        raise FileExistsError(f"{dst} already exists (pass overwrite=True / --overwrite to replace it)")
+    check_replaceable(dst, arg="dst", overwrite=overwrite, sources=(gguf,), tool="cocattn convert")
     loaded = AutoModelForCausalLM.from_pretrained(
         gguf.parent, gguf_file=gguf.name, dtype=dtype, local_files_only=True, trust_remote_code=False
     )
@@ -67,4 +66,5 @@ def gguf_to_hf(
     with atomic_directory(dst, overwrite=overwrite) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        mark_output(tmp, "cocattn convert gguf-to-hf")
     return dst

@@ -47,7 +47,16 @@ from transformers.masking_utils import create_causal_mask
 from cocattn._checks import bad_value, check, check_choice
 from cocattn.hf.convert import TOKENIZER_FILES, convert_llama, load_llama
 from cocattn.hf.modeling import CocaLlamaForCausalLM
-from cocattn.io import atomic_directory, dumps_json, load_json, load_safetensors, write_json, write_safetensors
+from cocattn.io import (
+    atomic_directory,
+    check_replaceable,
+    dumps_json,
+    load_json,
+    load_safetensors,
+    mark_output,
+    write_json,
+    write_safetensors,
+)
 
 __all__ = [
     "FITS",
@@ -568,8 +577,7 @@ def transfer_llama_dir(
 
     settings = settings or TransferSettings()
     src, dst = Path(src), Path(dst)
-    if dst.exists() and not overwrite:
-        raise FileExistsError(f"{dst} already exists (pass overwrite=True / --overwrite to replace it)")
+    check_replaceable(dst, arg="dst", overwrite=overwrite, sources=(src, data), tool="cocattn convert")
     if not Path(data).exists():
         raise FileNotFoundError(f"transfer data {data} does not exist")
     start = time.perf_counter()
@@ -606,5 +614,6 @@ def transfer_llama_dir(
             if (src / name).is_file():
                 shutil.copy2(src / name, tmp / name)
         (tmp / RECORD_FILE).write_text(dumps_json(record), encoding="utf-8")
+        mark_output(tmp, "cocattn convert llama --transfer")
     shutil.rmtree(state_dir_for(dst), ignore_errors=True)
     return dst
