@@ -291,7 +291,10 @@ def _train_kind(
     preset: str, overrides: list[str], kind: str, run_dir: Path, data_path: Path, progress: bool
 ) -> dict[str, Any]:
     """Train one kind into ``run_dir`` (resuming from its checkpoints); a worker of stage 2."""
+    from cocattn._malloc import keep_freed_memory
     from cocattn.config import load_config
+
+    keep_freed_memory()  # a spawned worker does not pass through the command's start
     from cocattn.train import train
 
     resume = (run_dir / "checkpoints").is_dir()
@@ -313,7 +316,10 @@ def _evaluate_kind(
 ) -> list[str]:
     """Evaluate one kind plain and at every scaling into ``results`` (skipping files that exist);
     returns the metrics written. A worker of stage 3."""
+    from cocattn._malloc import keep_freed_memory
     from cocattn.evaluate.lm import load_lm
+
+    keep_freed_memory()
     from cocattn.evaluate.passkey import evaluate_passkey
     from cocattn.evaluate.perplexity import evaluate_perplexity
     from cocattn.evaluate.results import write_results
