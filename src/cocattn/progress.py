@@ -107,7 +107,7 @@ class RunLog:
     def __call__(self, msg: str) -> None:
         line = self._line(msg)
         if self.log is None:
-            print(line, flush=True)
+            print(line + "\n", end="", flush=True)  # one write: never run together with a worker's
         else:
             self.log(msg)
         self._append(line)

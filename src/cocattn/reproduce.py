@@ -91,7 +91,8 @@ def deviations(run_config, settings: EvalConfig, data_dir: Path) -> list[str]:
 
 
 def _log(msg: str) -> None:
-    print(f"[reproduce {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+    # one write with its newline: lines of workers printing at once never run together
+    print(f"[reproduce {time.strftime('%H:%M:%S')}] {msg}\n", end="", flush=True)
 
 
 def reproduce(
