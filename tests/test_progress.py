@@ -140,3 +140,12 @@ def test_progress_lines_come_every_interval_and_a_failing_line_is_skipped(tmp_pa
     written = (tmp_path / "reproduce.log").read_text().splitlines()
     assert written[0].endswith("] line 1") and written[1].endswith("] line 3")
     assert all(line.startswith("[reproduce ") for line in written)
+
+
+def test_a_progress_interval_that_is_not_positive_is_refused_before_anything_runs(tmp_path, capsys):
+    from cocattn.cli import main
+
+    out = tmp_path / "out"
+    assert main(["reproduce", "--out", str(out), "--progress-every", "0", "--data", str(tmp_path)]) == 2
+    assert "--progress-every=0.0 is not valid: expected a positive number of seconds" in capsys.readouterr().err
+    assert not out.exists()
