@@ -115,3 +115,27 @@ def test_cpu_peak_memory_measures_a_known_allocation():
     size = 64 * 2**20
     base, grown = peak(0), peak(size)
     assert abs((grown - base) - size) <= 4 * 2**20, (base, grown)
+
+
+def test_bench_train_reports_throughput_faults_system_time_and_flops_as_json():
+    """Issue 25: `cocattn bench train` rows carry tokens/s, minor page faults per step, the
+    system-time share, the model FLOP/s against the machine's measured matmul rate and the
+    allocator setting, all finite numbers that JSON records."""
+    import json
+    import math
+
+    from cocattn.bench import bench_train
+
+    model = {"vocab_size": 256, "n_layer": 1, "n_head": 2, "n_embd": 32, "max_seq_len": 32}
+    rows = bench_train(model, ("rope", "coca"), batch_size=2, steps=2, device="cpu", progress=False)
+    chunked = bench_train(model, ("rope",), batch_size=2, steps=2, device="cpu", chunked_loss=True, progress=False)
+    assert [r["kind"] for r in rows + chunked] == ["rope", "coca", "rope"] and chunked[0]["chunked_loss"]
+    for r in rows + chunked:
+        for key in ("tokens_per_s", "flops_per_s", "matmul_flops_per_s", "matmul_fraction", "page_faults_per_step"):
+            assert math.isfinite(r[key]) and r[key] >= 0, key
+        assert r["tokens_per_s"] > 0 and r["matmul_flops_per_s"] > 1e8
+        assert 0.0 <= r["system_time_share"] <= 1.0
+        assert r["flops_per_s"] == pytest.approx(r["flops_per_step"] * r["tokens_per_s"] / (2 * 32))
+        assert r["allocator"] in ("default", "keep", "unavailable")
+    json.dumps(rows, allow_nan=False)
+    assert "faults/step" in format_table(rows)

@@ -397,6 +397,70 @@ def _cpu_memory_gib() -> float:
         return 16.0
 
 
+def matmul_rate(device: str = "cpu", n: int = 1024, repeats: int = 5) -> float:
+    """The machine's measured float32 matrix-product rate (FLOP/s): the best of ``repeats``
+    [n, n] @ [n, n] products with this process's threads, the yardstick of ``bench train``'s
+    FLOP/s (on a GPU, ``n`` = 4096)."""
+    n = 4096 if device.startswith("cuda") else n
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    best = float("inf")
+    for _ in range(repeats + 1):  # the first one warms up
+        _sync(device)
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        _sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n**3 / best
+
+
+class _Usage:
+    """CPU time, system time and minor page faults of this process over a stretch of steps."""
+
+    def __init__(self) -> None:
+        self.start = resource.getrusage(resource.RUSAGE_SELF)
+
+    def per_step(self, steps: int) -> dict[str, float]:
+        end = resource.getrusage(resource.RUSAGE_SELF)
+        user, system = end.ru_utime - self.start.ru_utime, end.ru_stime - self.start.ru_stime
+        return {
+            "page_faults_per_step": (end.ru_minflt - self.start.ru_minflt) / steps,
+            "cpu_ms_per_step": 1e3 * (user + system) / steps,
+            "system_time_share": system / (user + system) if user + system > 0 else 0.0,
+        }
+
+
+def _train_steps(model, cfg, batch_size: int, steps: int, device: str, dtype: str, compile: bool, chunked: bool):
+    """Warm-up (2 steps, compilation included) and ``steps`` timed optimizer steps of ``model``:
+    ``(warm-up seconds, step times, usage over the timed steps)``."""
+    cuda = device.startswith("cuda")
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=cuda)
+    fwd = torch.compile(model) if compile else model
+    x = torch.randint(0, cfg.vocab_size, (batch_size, cfg.max_seq_len + 1), device=device)
+    autocast = (
+        torch.autocast("cuda", dtype=getattr(torch, dtype))
+        if cuda and dtype != "float32"
+        else torch.autocast("cpu", enabled=False)
+    )
+    times, warmup, usage = [], 0.0, _Usage()
+    for i in range(steps + 2):
+        if i == 2:
+            usage = _Usage()
+        _sync(device)
+        t0 = time.perf_counter()
+        with autocast:
+            _, loss = fwd(x[:, :-1], x[:, 1:], return_logits=not chunked)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        _sync(device)
+        if i >= 2:
+            times.append(time.perf_counter() - t0)
+        else:
+            warmup += time.perf_counter() - t0
+    return warmup, times, usage.per_step(steps)
+
+
 def bench_train(
     model_config: dict[str, Any],
     kinds: tuple[str, ...] = KINDS,
@@ -406,15 +470,23 @@ def bench_train(
     device: str | None = None,
     dtype: str | None = None,
     compile: bool = False,
+    chunked_loss: bool = False,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Training tokens/s and peak memory of one config for each attention kind (random tokens,
-    AdamW, forward + backward + step; median step time after two warm-up steps)."""
+    AdamW, forward + backward + step; median step time after two warm-up steps, whose time,
+    compilation included, is ``warmup_s``). Each row also has the model FLOP/s (the count of
+    ``cocattn reproduce --plan``) against the machine's measured matmul rate, the minor page
+    faults per step, the CPU time per step and the system-time share of the timed steps, and the
+    allocator setting in force (:mod:`cocattn._malloc`)."""
+    from cocattn._malloc import allocator_setting
     from cocattn.model import GPT, GPTConfig
+    from cocattn.plan import ModelShape
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     cuda = device.startswith("cuda")
     dtype = dtype or ("bfloat16" if cuda else "float32")
+    rate = matmul_rate(device)
     results = []
     from tqdm import tqdm
 
@@ -422,29 +494,11 @@ def bench_train(
         torch.manual_seed(0)
         cfg = GPTConfig.from_dict({**model_config, "attention": kind})
         model = GPT(cfg).to(device)
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=cuda)
-        fwd = torch.compile(model) if compile else model
-        x = torch.randint(0, cfg.vocab_size, (batch_size, cfg.max_seq_len + 1), device=device)
-        autocast = (
-            torch.autocast("cuda", dtype=getattr(torch, dtype))
-            if cuda and dtype != "float32"
-            else torch.autocast("cpu", enabled=False)
-        )
         if cuda:
             torch.cuda.reset_peak_memory_stats()
-        times = []
-        for i in range(steps + 2):
-            _sync(device)
-            t0 = time.perf_counter()
-            with autocast:
-                _, loss = fwd(x[:, :-1], x[:, 1:])
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            _sync(device)
-            if i >= 2:
-                times.append(time.perf_counter() - t0)
+        warmup, times, usage = _train_steps(model, cfg, batch_size, steps, device, dtype, compile, chunked_loss)
         sec = statistics.median(times)
+        flops = 3.0 * batch_size * ModelShape.from_config(cfg.to_dict()).forward_flops(cfg.max_seq_len, cfg.max_seq_len)
         results.append(
             {
                 "kind": kind,
@@ -453,12 +507,22 @@ def bench_train(
                 "batch_size": batch_size,
                 "seq_len": cfg.max_seq_len,
                 "parameters": sum(p.numel() for p in model.parameters()),
+                "compile": compile,
+                "chunked_loss": chunked_loss,
+                "allocator": allocator_setting(),
+                "threads": torch.get_num_threads(),
                 "ms_per_step": sec * 1e3,
                 "tokens_per_s": batch_size * cfg.max_seq_len / sec,
+                "warmup_s": warmup,
+                "flops_per_step": flops,
+                "flops_per_s": flops / sec,
+                "matmul_flops_per_s": rate,
+                "matmul_fraction": flops / sec / rate,
+                **usage,
                 "peak_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
             }
         )
-        del model, opt
+        del model
     return results
 
 
@@ -468,12 +532,7 @@ def format_table(rows: list[dict[str, Any]], baseline: str = "rope", by: str = "
         return "(no results)"
     if "tokens_per_s" in rows[0]:
         base = next((r for r in rows if r["kind"] == baseline), None)
-        lines = ["| kind | ms/step | tokens/s | × " + baseline + " tokens/s | peak MiB |", "|---|---|---|---|---|"]
-        for r in rows:
-            ratio = r["tokens_per_s"] / base["tokens_per_s"] if base else float("nan")
-            peak = "–" if r["peak_mib"] is None else f"{r['peak_mib']:.0f}"
-            lines.append(f"| {r['kind']} | {r['ms_per_step']:.1f} | {r['tokens_per_s']:.0f} | {ratio:.2f} | {peak} |")
-        return "\n".join(lines)
+        return _train_table(rows, base, baseline)
     kinds = list(dict.fromkeys(r["kind"] for r in rows))
     lengths = sorted({r[by] for r in rows})
     cell = {(r["kind"], r[by]): r for r in rows}
@@ -499,6 +558,24 @@ def format_table(rows: list[dict[str, Any]], baseline: str = "rope", by: str = "
             ops = "" if not with_ops else f" / {'–' if r.get('ops') is None else r['ops']}"
             parts.append(f"{r['ms']:.1f} (×{tr:.2f}) / {mem}{ops}")
         lines.append(f"| {n} | " + " | ".join(parts) + " |")
+    return "\n".join(lines)
+
+
+def _train_table(rows: list[dict[str, Any]], base: dict[str, Any] | None, baseline: str) -> str:
+    lines = [
+        f"| kind | ms/step | tokens/s | × {baseline} tokens/s | GFLOP/s (of matmul) | faults/step | system time | peak MiB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ratio = r["tokens_per_s"] / base["tokens_per_s"] if base else float("nan")
+        peak = "–" if r["peak_mib"] is None else f"{r['peak_mib']:.0f}"
+        flops = f"{r['flops_per_s'] / 1e9:.1f} ({r['matmul_fraction']:.0%})" if "flops_per_s" in r else "–"
+        faults = f"{r['page_faults_per_step']:,.0f}" if "page_faults_per_step" in r else "–"
+        system = f"{r['system_time_share']:.1%}" if "system_time_share" in r else "–"
+        lines.append(
+            f"| {r['kind']} | {r['ms_per_step']:.1f} | {r['tokens_per_s']:.0f} | {ratio:.2f} | {flops} | {faults} | "
+            f"{system} | {peak} |"
+        )
     return "\n".join(lines)
 
 

@@ -103,6 +103,10 @@ class TrainConfig:
     """auto (bf16 autocast on CUDA, fp32 on CPU) | float32 | bfloat16 | float16 (autocast dtype)."""
     compile: bool = False
     """Wrap the model in torch.compile."""
+    chunked_loss: bool = False
+    """Compute the loss of a native model a chunk of positions at a time (``cocattn.chunked_loss``):
+    the full [batch, length, vocab] logits never exist. The same loss and gradients to float32
+    rounding, not bit for bit; float32 without autocast only (otherwise the full logits)."""
     device: str = "auto"
     """auto | cpu | cuda | cuda:N (under torchrun, cuda means cuda:LOCAL_RANK)."""
     distributed: str = "ddp"

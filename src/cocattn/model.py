@@ -15,6 +15,7 @@ from cocattn._checks import bad_value, check, check_choice, unknown_key
 from cocattn.attention import KINDS, Attention, KVCache, LayerCache
 from cocattn.attention.kinds import is_rope_free
 from cocattn.attention.sdpa import Attended
+from cocattn.chunked_loss import linear_cross_entropy
 from cocattn.rope import RopeParameters, rope_parameters
 
 __all__ = ["GPTConfig", "GPT"]
@@ -231,11 +232,15 @@ class GPT(nn.Module):
         *,
         cache: KVCache | None = None,
         logits_from: int | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return_logits: bool = True,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Logits ``[B, T, vocab]`` and, with ``targets [B, T]``, the mean cross-entropy
         (targets of -100 are ignored). With a cache, ``idx`` continues the cached sequence.
         ``logits_from``: logits only for positions ``logits_from:`` (``-1``: the last one, what
-        generation needs; a 32K-token prompt's full logits are 2 GB in float32)."""
+        generation needs; a 32K-token prompt's full logits are 2 GB in float32).
+        ``return_logits=False`` (with ``targets``): ``(None, loss)``, the loss computed by
+        :func:`cocattn.chunked_loss.linear_cross_entropy` a chunk of positions at a time, so the
+        full logits never exist (what training uses; under autocast the full logits as before)."""
         self._check_idx(idx)
         if logits_from is not None:
             check(targets is None, "targets", "given with logits_from", "targets only with every position's logits")
@@ -250,11 +255,19 @@ class GPT(nn.Module):
             x = block(x, cache=cache.layers[i] if cache is not None else None)
         if logits_from is not None:
             x = x[:, logits_from:]
+        if targets is not None and not return_logits and self._chunked_loss_applies(x):
+            h = self.ln_f(x)
+            return None, linear_cross_entropy(h.reshape(-1, h.size(-1)), self.lm_head.weight, targets.reshape(-1))
         logits = self.lm_head(self.ln_f(x))
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100)
         return logits, loss
+
+    def _chunked_loss_applies(self, x: torch.Tensor) -> bool:
+        """The chunked loss computes in float32: float32 hidden states and output weight, no autocast."""
+        w = self.lm_head.weight
+        return x.dtype == w.dtype == torch.float32 and not torch.is_autocast_enabled(x.device.type)
 
     @torch.no_grad()
     def attention_maps(self, idx: torch.Tensor) -> list[torch.Tensor]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import platform
 from dataclasses import dataclass, field
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -92,7 +91,8 @@ def deviations(run_config, settings: EvalConfig, data_dir: Path) -> list[str]:
 
 
 def _log(msg: str) -> None:
-    print(f"[reproduce {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+    # one write with its newline: lines of workers printing at once never run together
+    print(f"[reproduce {time.strftime('%H:%M:%S')}] {msg}\n", end="", flush=True)
 
 
 def reproduce(
@@ -103,10 +103,13 @@ def reproduce(
     overrides: Iterable[str] = (),
     progress: bool = True,
     log: Callable[[str], None] = _log,
+    progress_every: float = 30.0,
 ) -> Path:
     """Run every stage (skipping finished ones) and return the path of ``report.md``. The process
     holds an exclusive lock on ``out_dir`` (a second ``reproduce`` into it is refused, naming the
-    holder's PID; the lock goes with the process, so a killed run resumes)."""
+    holder's PID; the lock goes with the process, so a killed run resumes). Every line logged also
+    goes to ``OUT/reproduce.log``; while the kinds train and are evaluated, a progress line every
+    ``progress_every`` seconds (:mod:`cocattn.progress`), to the run log only without ``progress``."""
     from cocattn import io
     from cocattn.config import load_config
     from cocattn.preflight import check_plan, check_stages, data_dir_for
@@ -116,7 +119,9 @@ def reproduce(
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     with io.DirectoryLock(out_dir, "reproduce directory"):
         check_stages(out_dir, preset, list(overrides), cfg)  # finished stages were built with these settings
-        return _reproduce(preset, out_dir, data_dir=data_dir, overrides=overrides, progress=progress, log=log)
+        return _reproduce(
+            preset, out_dir, data_dir=data_dir, overrides=overrides, progress=progress, log=log, every=progress_every
+        )
 
 
 @dataclass
@@ -137,6 +142,7 @@ class _Run:
         default_factory=lambda: {"train_flops": 0.0, "eval_flops": 0.0, "train_resumed": False}
     )
     timings: dict[str, float] = field(default_factory=dict)
+    progress_every: float = 30.0
 
 
 def _reproduce(
@@ -147,13 +153,16 @@ def _reproduce(
     overrides: Iterable[str],
     progress: bool,
     log: Callable[[str], None],
+    every: float = 30.0,
 ) -> Path:
     from cocattn.config import load_config
+    from cocattn.progress import LOG_FILE, RunLog
 
     start = time.perf_counter()
     run_config = load_config(preset, list(overrides))
     run = _Run(preset, list(overrides), run_config, eval_config(run_config), Path(out_dir), progress, log)
     run.out.mkdir(parents=True, exist_ok=True)
+    run.log, run.progress_every = RunLog(None if log is _log else log, run.out / LOG_FILE), every
     for name, stage, args in (
         ("data_s", _stage_data, (data_dir,)),
         ("train_s", _stage_train, ()),
@@ -201,6 +210,7 @@ def _stage_data(run: _Run, data_dir: str | os.PathLike | None) -> None:
 def _stage_train(run: _Run) -> None:
     """2. Train every kind not trained yet, side by side (cocattn.parallel); a killed run resumes."""
     from cocattn.parallel import plan_jobs, run_jobs
+    from cocattn.progress import TrainWatch
 
     to_train = []
     for kind in run.settings.kinds:
@@ -213,19 +223,17 @@ def _stage_train(run: _Run) -> None:
     run.done["train_jobs"] = {"processes": jobs, "threads_each": threads}
     if jobs > 1:
         run.log(f"train: {', '.join(to_train)} side by side ({jobs} processes, {threads} thread(s) each)")
-    bar = _TrainBar([run.out / "runs" / k for k in to_train], run.config.train.steps, run.progress and jobs > 1)
-    calls = [
-        (run.preset, run.overrides, kind, run.out / "runs" / kind, run.data_path, run.progress and jobs == 1)
-        for kind in to_train
-    ]
-    for kind, result in zip(to_train, run_jobs(_train_kind, calls, jobs=jobs, threads=threads, poll=bar.update)):
+    calls = [(run.preset, run.overrides, kind, run.out / "runs" / kind, run.data_path, False) for kind in to_train]
+    watch = TrainWatch({k: run.out / "runs" / k for k in to_train}, run.config.train.steps)
+    with _progress_lines(run, watch, bool(to_train)):
+        results = run_jobs(_train_kind, calls, jobs=jobs, threads=threads)
+    for kind, result in zip(to_train, results):
         run.done["train_flops"] += run.work.train_flops_per_kind
         run.done["train_resumed"] |= result["resumed"]  # part of its steps ran before: no rate for this stage
         run.log(
             f"train {kind}: {result['steps']} steps, final loss {_num(result, 'final_loss', '.3f')}, "
             f"{_num(result, 'tokens_per_s', ',.0f')} tokens/s, {_num(result, 'seconds', '.0f')} s"
         )
-    bar.close()
 
 
 def _stage_eval(run: _Run) -> None:
@@ -233,6 +241,7 @@ def _stage_eval(run: _Run) -> None:
     side by side; result files that exist are kept."""
     from cocattn.data import load_eval_documents
     from cocattn.parallel import plan_jobs, run_jobs
+    from cocattn.progress import EvalWatch
 
     settings, work = run.settings, run.work
     from cocattn.preflight import record_eval_stage
@@ -254,14 +263,14 @@ def _stage_eval(run: _Run) -> None:
     run.done["eval_jobs"] = {"processes": jobs, "threads_each": threads}
     if jobs > 1:
         run.log(f"eval: {', '.join(to_eval)} side by side ({jobs} processes, {threads} thread(s) each)")
-    bar = _FileBar([p for k in to_eval for p in expected[k]], run.progress and jobs > 1)
-    l0, show = run.config.model["max_seq_len"], run.progress and jobs == 1
+    l0, show = run.config.model["max_seq_len"], False  # progress: the lines of cocattn.progress
     model_dir = {kind: run.out / "runs" / kind / "model" for kind in to_eval}
     calls = [(kind, model_dir[kind], settings, work.lengths, l0, docs, results, run.device, show) for kind in to_eval]
     flops = {"ppl": work.ppl_flops, "passkey": work.passkey_flops, "retrieval": work.retrieval_flops}
-    for written in run_jobs(_evaluate_kind, calls, jobs=jobs, threads=threads, poll=bar.update):
+    with _progress_lines(run, EvalWatch({k: expected[k] for k in to_eval}), bool(to_eval)):
+        results = run_jobs(_evaluate_kind, calls, jobs=jobs, threads=threads)
+    for written in results:
         run.done["eval_flops"] += sum(sum(flops[metric].values()) for metric in written)
-    bar.close()
 
 
 def _stage_report(run: _Run) -> Path:
@@ -299,7 +308,10 @@ def _train_kind(
     preset: str, overrides: list[str], kind: str, run_dir: Path, data_path: Path, progress: bool
 ) -> dict[str, Any]:
     """Train one kind into ``run_dir`` (resuming from its checkpoints); a worker of stage 2."""
+    from cocattn._malloc import keep_freed_memory
     from cocattn.config import load_config
+
+    keep_freed_memory()  # a spawned worker does not pass through the command's start
     from cocattn.train import train
 
     resume = (run_dir / "checkpoints").is_dir()
@@ -321,7 +333,10 @@ def _evaluate_kind(
 ) -> list[str]:
     """Evaluate one kind plain and at every scaling into ``results`` (skipping files that exist);
     returns the metrics written. A worker of stage 3."""
+    from cocattn._malloc import keep_freed_memory
     from cocattn.evaluate.lm import load_lm
+
+    keep_freed_memory()
     from cocattn.evaluate.passkey import evaluate_passkey
     from cocattn.evaluate.perplexity import evaluate_perplexity
     from cocattn.evaluate.results import write_results
@@ -381,62 +396,17 @@ def _evaluate_kind(
     return written
 
 
-class _TrainBar:
-    """One progress bar over the training steps of runs going on in other processes (read from
-    their metrics.jsonl, written every ``train.log_interval`` steps)."""
+def _progress_lines(run: _Run, describe: Callable[[float], str], enabled: bool):
+    """Progress lines while a stage's jobs run: to the terminal and the run log, or only to the run
+    log without ``progress`` (``--no-progress``)."""
+    import contextlib
 
-    def __init__(self, run_dirs: list[Path], steps: int, enabled: bool):
-        from tqdm.auto import tqdm
+    from cocattn.progress import ProgressLines
 
-        self.run_dirs = run_dirs
-        self.bar = tqdm(
-            total=steps * len(run_dirs),
-            unit="step",
-            desc="train (all kinds)",
-            dynamic_ncols=True,
-            disable=not (enabled and run_dirs and sys.stderr.isatty()),
-        )
-
-    def update(self) -> None:
-        if self.bar.disable:
-            return
-        self.bar.n = sum(_last_step(d / "metrics.jsonl") for d in self.run_dirs)
-        self.bar.refresh()
-
-    def close(self) -> None:
-        self.update()
-        self.bar.close()
-
-
-class _FileBar(_TrainBar):
-    """One progress bar over result files written by other processes."""
-
-    def __init__(self, paths: list[Path], enabled: bool):
-        from tqdm.auto import tqdm
-
-        self.paths = paths
-        self.bar = tqdm(
-            total=len(paths),
-            unit="result",
-            desc="eval (all kinds)",
-            dynamic_ncols=True,
-            disable=not (enabled and paths and sys.stderr.isatty()),
-        )
-
-    def update(self) -> None:
-        if not self.bar.disable:
-            self.bar.n = sum(p.is_file() for p in self.paths)
-            self.bar.refresh()
-
-
-def _last_step(metrics: Path) -> int:
-    try:
-        with open(metrics, "rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
-            lines = f.read().decode("utf-8", "replace").strip().splitlines()
-        return int(loads_json(lines[-1], str(metrics)).get("step", 0)) if lines else 0
-    except (OSError, ValueError, IndexError, AttributeError):
-        return 0
+    if not enabled:
+        return contextlib.nullcontext()
+    log = run.log if run.progress or not hasattr(run.log, "to_file") else run.log.to_file
+    return ProgressLines(describe, log, run.progress_every)
 
 
 def write_reproduce_report(

@@ -60,7 +60,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--batch-size", type=int, default=None, help="default: the config's train.batch_size")
     t.add_argument("--steps", type=int, default=10)
     t.add_argument("--device", default=None)
-    t.add_argument("--compile", action="store_true")
+    t.add_argument(
+        "--threads", type=int, default=None, help="CPU threads (default torch's; reproduce's workers use 1 on 2 cores)"
+    )
+    t.add_argument("--compile", action="store_true", help="torch.compile the model (warmup_s includes the compilation)")
+    t.add_argument(
+        "--chunked-loss", action="store_true", help="the loss a chunk of positions at a time (train.chunked_loss)"
+    )
     t.add_argument("--out", default="bench-train.json")
     t.set_defaults(func=_train)
 
@@ -107,6 +113,10 @@ def _train(args: argparse.Namespace) -> int:
     from cocattn.config import load_config
 
     cfg = load_config(args.config)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     model = dict(cfg.model)
     model["vocab_size"] = model.get("vocab_size") or 4096  # the pypi data preset's tokenizer size
     batch = args.batch_size or cfg.train.batch_size
@@ -117,8 +127,14 @@ def _train(args: argparse.Namespace) -> int:
         steps=args.steps,
         device=args.device,
         compile=args.compile,
+        chunked_loss=args.chunked_loss,
     )
-    print(f"\n{hardware_name(rows[0]['device'])}, config {args.config}, batch {batch} × {rows[0]['seq_len']} tokens\n")
+    r = rows[0]
+    print(
+        f"\n{hardware_name(r['device'])}, config {args.config}, batch {batch} × {r['seq_len']} tokens, "
+        f"allocator {r['allocator']}{', compiled' if args.compile else ''}{', chunked loss' if args.chunked_loss else ''}; "
+        f"matmul rate {r['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s; median of {args.steps} steps\n"
+    )
     print(format_table(rows))
     write_results(args.out, "train", rows, "cocattn " + shlex.join(sys.argv[1:]))
     print(f"\nwrote {args.out}")

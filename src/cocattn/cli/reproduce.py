@@ -27,7 +27,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="an existing `cocattn data build` directory (default: build/reuse one in the cache)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--no-progress",
+        "--quiet",
+        dest="quiet",
+        action="store_true",
+        help="no progress lines on the terminal (OUT/reproduce.log still gets them)",
+    )
+    p.add_argument(
+        "--progress-every",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="a progress line (each kind's step, loss, tokens/s, the stage's ETA) every SECONDS while "
+        "the kinds train and are evaluated (default 30)",
+    )
     p.add_argument(
         "--plan",
         action="store_true",
@@ -54,6 +68,17 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     from cocattn.reproduce import reproduce
 
-    path = reproduce(args.preset, args.out, data_dir=args.data, overrides=args.overrides, progress=not args.quiet)
+    if not args.progress_every > 0:
+        from cocattn._checks import bad_value
+
+        raise bad_value("--progress-every", args.progress_every, "a positive number of seconds")
+    path = reproduce(
+        args.preset,
+        args.out,
+        data_dir=args.data,
+        overrides=args.overrides,
+        progress=not args.quiet,
+        progress_every=args.progress_every,
+    )
     print(f"report: {path}")
     return 0

@@ -6,13 +6,13 @@ rebuilds a lab directory's report exactly.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from cocattn import io
 from cocattn.evaluate.results import KIND_NAMES
 from cocattn.lab.summary import summarize
+from cocattn.safeparse import loads_json
 from cocattn.lab.tasks import RELATIVE_SOLVABLE
 
 __all__ = ["write_lab_report", "is_lab_dir"]
@@ -247,7 +247,7 @@ def write_lab_report(directory: str | Path, confidence: float | None = None, res
     from cocattn.lab.plots import plot_lab
 
     directory = Path(directory)
-    lab = json.loads((directory / "lab.json").read_text())
+    lab = loads_json((directory / "lab.json").read_text(), str(directory / "lab.json"))
     summary = summarize(lab["study"], lab["units"], confidence, resamples)
     io.write_json(directory / "summary.json", summary)
     plot_lab(directory, lab["study"], summary)

@@ -21,6 +21,7 @@ from cocattn import io
 from cocattn._checks import check
 from cocattn.errors import InputError
 from cocattn.lab.study import UNITS_DIR, Study, load_units, run_unit, units
+from cocattn.safeparse import loads_json
 from cocattn.parallel import cpu_cores, plan_jobs, run_jobs
 
 __all__ = ["run_study", "LAB_FILE", "STUDY_FILE"]
@@ -40,7 +41,7 @@ def _claim_directory(out: Path, study: Study) -> None:
                 f"--out={str(out)!r} is not valid: expected a new or empty directory, or one a `cocattn lab` run wrote (it holds {len(entries)} other entries)"
             )
         if STUDY_FILE in entries:
-            before = json.loads((out / STUDY_FILE).read_text())
+            before = loads_json((out / STUDY_FILE).read_text(), str(out / STUDY_FILE))
             if before != json.loads(io.dumps_json(spec)):
                 changed = sorted(k for k in spec if json.loads(io.dumps_json(spec.get(k))) != before.get(k))
                 raise InputError(
@@ -94,7 +95,8 @@ class _Progress:
         for n in self.names:
             if n not in self.done and (self.out / UNITS_DIR / f"{n}.json").is_file():
                 self.done.add(n)
-                rec = json.loads((self.out / UNITS_DIR / f"{n}.json").read_text())
+                path = self.out / UNITS_DIR / f"{n}.json"
+                rec = loads_json(path.read_text(), str(path))
                 inwin = [r for r in rec["results"] if r["multiple"] == 1 and r["scaling"] == "plain"]
                 acc = f"{inwin[0]['correct'] / inwin[0]['cases']:.2f}" if inwin else "-"
                 self._line(

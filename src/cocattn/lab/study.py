@@ -16,7 +16,6 @@ a finished one is summarised again from its files alone.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from cocattn.lab.score import model_predictions, score_predictions
 from cocattn.lab.tasks import TaskSpec, generate, make_task, min_length
 from cocattn.model import GPTConfig
 from cocattn.rope import ROPE_TYPES, rope_parameters
+from cocattn.safeparse import loads_json
 
 __all__ = ["STUDIES", "Study", "make_study", "parse_scaling", "unit_names", "run_unit", "UNITS_DIR"]
 
@@ -250,6 +250,9 @@ def evaluate_unit(model: Any, s: Study, u: Unit, task: TaskSpec) -> list[dict[st
 
 def run_unit(study: dict[str, Any], unit: dict[str, Any], out: str) -> dict[str, Any]:
     """Train and score one unit (a worker process's job); writes and returns its record."""
+    from cocattn._malloc import keep_freed_memory
+
+    keep_freed_memory()  # a spawned worker: glibc keeps freed blocks (no mmap churn per step)
     s = Study.from_dict(study)
     u = Unit(**unit)
     task = dataclasses.replace(s.task, pairs=u.pairs) if u.pairs is not None else s.task
@@ -294,5 +297,5 @@ def load_units(out: Path) -> dict[str, dict[str, Any]]:
     """The finished units' records under ``out``, by name."""
     found = {}
     for path in sorted((out / UNITS_DIR).glob("*.json")):
-        found[path.stem] = json.loads(path.read_text())
+        found[path.stem] = loads_json(path.read_text(), str(path))
     return found

@@ -110,7 +110,7 @@ def _forward_backward(s: Session, micro: list[tuple[torch.Tensor, torch.Tensor]]
     for i, (xm, ym) in enumerate(micro):
         with gradient_sync(s.model, s.raw_model, s.dist, last=i == len(micro) - 1):
             with s.autocast():
-                loss = lm_loss(s.model, xm, ym, s.hf)
+                loss = lm_loss(s.model, xm, ym, s.hf, s.tc.chunked_loss)
             (loss / s.tc.grad_accum).backward()
         loss_sum += loss.detach().double().cpu()
     return float(all_reduce_mean(loss_sum / s.tc.grad_accum, s.dist))

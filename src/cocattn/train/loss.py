@@ -10,10 +10,11 @@ from cocattn.train.batches import Batches
 from cocattn.train.distributed import all_reduce_mean
 
 
-def lm_loss(model, x: torch.Tensor, y: torch.Tensor, hf: bool) -> torch.Tensor:
-    """Mean next-token cross-entropy; ``y`` is already shifted (targets of -100 are ignored)."""
+def lm_loss(model, x: torch.Tensor, y: torch.Tensor, hf: bool, chunked: bool = False) -> torch.Tensor:
+    """Mean next-token cross-entropy; ``y`` is already shifted (targets of -100 are ignored).
+    ``chunked`` (a native model): the loss without the full logits (``train.chunked_loss``)."""
     if not hf:
-        return model(x, y)[1]
+        return model(x, y, return_logits=not chunked)[1]
     logits = model(input_ids=x, use_cache=False).logits  # no labels=: transformers would shift again
     return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=-100)
 
@@ -30,7 +31,7 @@ def validation_loss(model, batches: Batches, run: RunConfig, autocast, hf: bool 
         parts = batches.local_micro_batches(x, y, run.train.grad_accum)
         for xm, ym in parts:
             with autocast():
-                loss = lm_loss(model, xm, ym, hf)
+                loss = lm_loss(model, xm, ym, hf, run.train.chunked_loss)
             total += loss.detach().double().cpu()
     total = all_reduce_mean(total / (run.train.eval_iters * len(parts)), batches.dist)
     model.train(was_training)
