@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 OUT ?= runs/demo
 PRESET ?= tiny-cpu
 
-.PHONY: setup kernels demo test test-fast lint bench clean
+.PHONY: setup kernels demo lab test test-fast lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -22,6 +22,10 @@ $(VENV)/.kernels: $(VENV)/.installed
 
 demo: setup
 	$(BIN)/cocattn reproduce --preset $(PRESET) --out $(OUT)
+
+# the retrieval lab's default study: copy task, rope / coca / coca-strict / alibi, 5 seeds, 1-16x
+lab: setup
+	$(BIN)/cocattn lab extrapolation --out runs/lab-extrapolation
 
 test: setup kernels
 	$(BIN)/python -m pytest -q

@@ -32,7 +32,7 @@ class Recipe:
     """How a lab model trains. ``steps`` optimizer steps of ``batch_size`` rows at the task's
     training length; AdamW ``lr`` with ``warmup`` linear steps then cosine to ``min_lr``."""
 
-    steps: int = 2000
+    steps: int = 1000
     batch_size: int = 64
     lr: float = 3e-3
     min_lr: float = 3e-4

@@ -125,6 +125,8 @@ def make_study(study: str, **options: Any) -> Study:
     if study == "capacity":
         task_options.setdefault("vocab_size", 128)  # 63 keys: room for every pair count
         task_options.setdefault("pairs", max(defaults.get("pairs") or (8,)))
+    if task_name in ("copy", "copy-fixed"):
+        task_options.setdefault("segment", 2)  # marker + 2 tokens: every kind learns it in the budget (docs/LAB.md)
     train_length = int(task_options.pop("train_length", defaults.pop("train_length", 64)))
     task = make_task(task_name, train_length=train_length, **task_options)
     s = Study(study=study, task=task, **defaults)
