@@ -42,7 +42,7 @@ def _extrapolation(path: Path, study: dict[str, Any], summary: dict[str, Any]) -
         ax.set_xlabel("length (tokens)")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("accuracy (mean over seeds, 95% band)")
-    axes[0][-1].legend(fontsize=7, loc="upper right")
+    axes[0][0].legend(fontsize=7, loc="lower left")  # the plain panel has every kind
     fig.suptitle(f"{study['task']['name']}: accuracy against length", fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)

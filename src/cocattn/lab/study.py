@@ -140,7 +140,8 @@ def _study_defaults(study: str) -> dict[str, Any]:
     if study == "capacity":
         return {
             "widths": (16, 32, 64),
-            "pairs": (4, 8, 16),
+            "pairs": (2, 4, 8),
+            "train_length": 32,
             "n_head": 2,
             "multiples": (1,),
             "scalings": ("plain",),
