@@ -198,3 +198,39 @@ def test_cli_refuses_a_directory_it_did_not_write(tmp_path):
     done = _cli("lab", "extrapolation", "--out", str(tmp_path), *TINY)
     assert done.returncode == 2 and "one a `cocattn lab` run wrote" in done.stderr
     assert (tmp_path / "precious.txt").read_text() == "keep" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_capacity_study_writes_heatmap_and_answers_su(tmp_path):
+    from cocattn.lab import run_lab
+
+    report = run_lab(
+        "capacity",
+        tmp_path / "cap",
+        jobs=1,
+        progress=False,
+        kinds=("rope", "coca"),
+        widths=(8, 16),
+        pairs=(2, 4),
+        seeds=1,
+        eval_cases=8,
+        recipe_options={"steps": 6, "curve_every": 3, "warmup": 1},
+    )
+    text = report.read_text()
+    assert (tmp_path / "cap" / "capacity.png").stat().st_size > 0
+    lab = json.loads((tmp_path / "cap" / "lab.json").read_text())
+    assert sorted({(u["kind"], u["width"], u["pairs"]) for u in lab["units"]}) == [
+        (k, w, p) for k in ("coca", "rope") for w in (8, 16) for p in (2, 4)
+    ]
+    assert lab["study"]["task"]["name"] == "mqar" and all(
+        r["multiple"] == 1 for u in lab["units"] for r in u["results"]
+    )
+    assert "- CoCA-Slack at width 16:" in text and "at 8" in text and "nearest: RoPE at" in text
+
+
+def test_steps_to_target_interpolates_between_checks():
+    from cocattn.lab.summary import steps_to
+
+    curve = [{"step": 0, "accuracy": 0.0}, {"step": 100, "accuracy": 0.5}, {"step": 200, "accuracy": 1.0}]
+    assert steps_to(curve) == pytest.approx(180.0)
+    assert steps_to(curve, target=0.5) == 100.0
+    assert steps_to(curve[:2]) is None

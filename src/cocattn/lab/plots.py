@@ -76,7 +76,8 @@ def _learning(path: Path, summary: dict[str, Any]) -> None:
 def _capacity(path: Path, study: dict[str, Any], summary: dict[str, Any]) -> None:
     plt = pyplot()
     kinds, widths, pairs = study["kinds"], study["widths"], study["pairs"]
-    fig, axes = plt.subplots(1, len(kinds), figsize=(3.0 * len(kinds) + 0.8, 2.9), squeeze=False)
+    fig, axes = plt.subplots(1, len(kinds), figsize=(3.0 * len(kinds) + 0.8, 3.3), squeeze=False)
+    fig.subplots_adjust(left=0.08, right=0.86, top=0.8, bottom=0.18, wspace=0.3)
     image = None
     for ax, kind in zip(axes[0], kinds):
         grid = [[float("nan")] * len(pairs) for _ in widths]

@@ -76,13 +76,14 @@ def _learning_table(summary: dict[str, Any], steps: int) -> list[str]:
     ]
     for r in summary["learning"]:
         bound = "≥ " if r["lower_bound"] else ""
-        per_seed = ", ".join("never" if s is None else str(s) for s in r["steps_to_target"])
+        per_seed = ", ".join("never" if s is None else f"{s:.0f}" for s in r["steps_to_target"])
         lines.append(
             f"| {_label(r['kind'])} | {r['width']} | {r['pairs'] or '–'} | {r['reached']}/{r['seeds']} | {bound}{r['mean']:.0f} [{r['low']:.0f}–{r['high']:.0f}] | {per_seed} |"
         )
     lines.append("")
     lines.append(
-        f"A seed that never reached the target counts as {steps} steps (the run's length), so a mean marked ≥ is a lower bound."
+        f"Steps are interpolated linearly between the curve's checks. A seed that never reached the target "
+        f"counts as {steps} steps (the run's length), so a mean marked ≥ is a lower bound."
     )
     return lines
 
@@ -149,7 +150,8 @@ def _mean_over_pairs(summary: dict[str, Any], kind: str, width: int, pairs: list
 
 
 def _su_sentence(study: dict[str, Any], summary: dict[str, Any]) -> list[str]:
-    """Su's prediction: a CoCA head fits what a standard head of half its size fits."""
+    """Su's prediction: a CoCA head fits what a standard head of half its size fits. Each CoCA
+    width against RoPE at half, the same and double that width (means over the pair counts)."""
     if "rope" not in study["kinds"]:
         return []
     widths, pairs = study["widths"], study["pairs"]
@@ -160,21 +162,32 @@ def _su_sentence(study: dict[str, Any], summary: dict[str, Any]) -> list[str]:
     for kind in (k for k in study["kinds"] if k in ("coca", "coca-strict")):
         for w in widths:
             coca = _mean_over_pairs(summary, kind, w, pairs)
-            same = _mean_over_pairs(summary, "rope", w, pairs)
-            half = _mean_over_pairs(summary, "rope", w // 2, pairs) if w // 2 in widths else None
-            if coca is None or same is None:
+            if coca is None:
                 continue
-            closer = ""
-            if half is not None:
-                closer = (
-                    "closer to RoPE at half the width"
-                    if abs(coca - half) < abs(coca - same)
-                    else "closer to RoPE at the same width"
-                )
+            rope = {f: _mean_over_pairs(summary, "rope", f, pairs) for f in (w // 2, w, 2 * w) if f in widths}
+            rope = {f: v for f, v in rope.items() if v is not None}
+            if not rope:
+                continue
+            nearest = min(rope, key=lambda f: abs(rope[f] - coca))
+            named = {w // 2: "half the width", w: "the same width", 2 * w: "double the width"}
+            shown = ", ".join(f"{v:.2f} at {f}" for f, v in sorted(rope.items()))
+            out.append(f"- {_label(kind)} at width {w}: {coca:.2f}; RoPE: {shown}; nearest: RoPE at {named[nearest]}.")
+    return out + _not_capacity(study, summary)
+
+
+def _not_capacity(study: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    """Where capacity cannot bind (fewest pairs, widest model), a CoCA kind clearly below RoPE
+    is short of something else: learning the lookup in this budget."""
+    pairs, width = min(study["pairs"]), max(study["widths"])
+    rope = _acc(summary, "rope", "plain", 1, width, pairs)
+    out = []
+    for kind in (k for k in study["kinds"] if k in ("coca", "coca-strict")):
+        coca = _acc(summary, kind, "plain", 1, width, pairs)
+        if rope is not None and coca is not None and rope["low"] > coca["high"]:
             out.append(
-                f"- {_label(kind)} at width {w}: {coca:.2f}; RoPE at {w}: {same:.2f}"
-                + (f", at {w // 2}: {half:.2f} ({closer})" if half is not None else "")
-                + "."
+                f"- With {pairs} pairs at width {width}, where a head's capacity does not bind, {_label(kind)} scores "
+                f"{_cell(coca)} against RoPE's {_cell(rope)}: that gap is not capacity; in this budget {_label(kind)} "
+                "has not learned the lookup (see the learning table)."
             )
     return out
 

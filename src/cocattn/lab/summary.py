@@ -2,8 +2,9 @@
 
 - one model at one setting: accuracy over cases, with the Wilson interval;
 - a kind (several seeds): the mean accuracy of its seeds, with a percentile bootstrap over seeds;
-- learning speed: the first curve step at which a seed's in-window accuracy reaches 90 %; a seed
-  that never does counts as the study's step count (a lower bound: the mean is then marked ``>=``).
+- learning speed: the step at which a seed's in-window accuracy reaches 90 % (interpolated between
+  the curve's checks); a seed that never does counts as the study's step count (a lower bound: the
+  mean is then marked ``>=``).
 """
 
 from __future__ import annotations
@@ -18,11 +19,17 @@ __all__ = ["summarize", "steps_to", "TARGET"]
 TARGET = 0.9
 
 
-def steps_to(curve: list[dict[str, Any]], target: float = TARGET) -> int | None:
-    """The first step of ``curve`` whose in-window accuracy is at least ``target`` (None: never)."""
+def steps_to(curve: list[dict[str, Any]], target: float = TARGET) -> float | None:
+    """The step at which ``curve``'s in-window accuracy first reaches ``target``, interpolated
+    linearly between the two checks around the crossing (None: never reached)."""
+    previous = None
     for point in curve:
         if point["accuracy"] >= target:
-            return int(point["step"])
+            if previous is None or point["accuracy"] == previous["accuracy"]:
+                return float(point["step"])
+            share = (target - previous["accuracy"]) / (point["accuracy"] - previous["accuracy"])
+            return float(previous["step"] + share * (point["step"] - previous["step"]))
+        previous = point
     return None
 
 
