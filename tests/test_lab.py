@@ -181,7 +181,7 @@ def test_cli_run_writes_a_report_that_cocattn_report_rebuilds(tmp_path):
     "args, message",
     [
         (["capacity", "--pairs", "4", "200"], "task.pairs=200 is not valid: expected at most 63"),
-        (["extrapolation", "--task-option", "train_length=8"], "length=8 is not valid: expected at least 10"),
+        (["extrapolation", "--task-option", "train_length=4"], "length=4 is not valid: expected at least 6"),
         (["extrapolation", "--kinds", "alibi", "--rope", "dynamic:4"], "none of them has a rotary embedding"),
         (["extrapolation", "--kinds", "rope", "--rope", "warp:2"], "--rope='warp:2' is not valid"),
         (["extrapolation", "--task-option", "segmnt=4"], "task setting='segmnt' is not valid"),
