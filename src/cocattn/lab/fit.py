@@ -46,20 +46,12 @@ class Recipe:
     curve_cases: int = 128
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "warmup", "curve_cases"):
+        for name in ("steps", "batch_size", "curve_cases"):
             value = getattr(self, name)
-            check(
-                isinstance(value, int) and value >= (0 if name == "warmup" else 1),
-                f"recipe.{name}",
-                value,
-                "a positive integer",
-            )
-        check(
-            isinstance(self.curve_every, int) and self.curve_every >= 0,
-            "recipe.curve_every",
-            self.curve_every,
-            "an integer >= 0",
-        )
+            check(isinstance(value, int) and value >= 1, f"recipe.{name}", value, "a positive integer")
+        for name in ("warmup", "curve_every"):
+            value = getattr(self, name)
+            check(isinstance(value, int) and value >= 0, f"recipe.{name}", value, "an integer >= 0")
         for name in ("lr", "min_lr"):
             value = getattr(self, name)
             check(

@@ -132,11 +132,8 @@ def _capacity_section(study: dict[str, Any], summary: dict[str, Any]) -> list[st
         for w in widths:
             cells = [_acc(summary, kind, "plain", 1, w, p) for p in pairs]
             mean = _mean_over_pairs(summary, kind, w, pairs)
-            lines.append(
-                f"| {w} | " + " | ".join(_cell(c) for c in cells) + f" | {mean:.2f} |"
-                if mean is not None
-                else f"| {w} | " + " | ".join(_cell(c) for c in cells) + " | – |"
-            )
+            shown = "–" if mean is None else f"{mean:.2f}"
+            lines.append(f"| {w} | " + " | ".join(_cell(c) for c in cells) + f" | {shown} |")
         lines.append("")
     lines += _su_sentence(study, summary)
     return lines

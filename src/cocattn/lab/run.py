@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cocattn import io
-from cocattn._checks import check
-from cocattn.errors import InputError
+from cocattn._checks import bad_value, check
 from cocattn.lab.study import UNITS_DIR, Study, load_units, run_unit, units
 from cocattn.safeparse import loads_json
 from cocattn.parallel import cpu_cores, plan_jobs, run_jobs
@@ -32,21 +31,24 @@ STUDY_FILE = "study.json"
 
 def _claim_directory(out: Path, study: Study) -> None:
     """Create ``out`` or accept it when it holds this very study; refuse anything else."""
-    spec = study.to_dict()
+    spec = json.loads(io.dumps_json(study.to_dict()))  # as it reads back from study.json
     if out.exists():
         check(out.is_dir(), "--out", str(out), "a directory (this path is a file)")
         entries = {p.name for p in out.iterdir()}
         if entries and STUDY_FILE not in entries:
-            raise InputError(
-                f"--out={str(out)!r} is not valid: expected a new or empty directory, or one a `cocattn lab` run wrote (it holds {len(entries)} other entries)"
+            raise bad_value(
+                "--out",
+                str(out),
+                f"a new or empty directory, or one a `cocattn lab` run wrote (it holds {len(entries)} other entries)",
             )
         if STUDY_FILE in entries:
             before = loads_json((out / STUDY_FILE).read_text(), str(out / STUDY_FILE))
-            if before != json.loads(io.dumps_json(spec)):
-                changed = sorted(k for k in spec if json.loads(io.dumps_json(spec.get(k))) != before.get(k))
-                raise InputError(
-                    f"--out={str(out)!r} is not valid: it holds a different study (changed: {', '.join(changed) or 'format'}); "
-                    "use a new --out to keep both"
+            if before != spec:
+                changed = sorted(k for k in spec if spec[k] != before.get(k)) or ["format"]
+                raise bad_value(
+                    "--out",
+                    str(out),
+                    f"a new directory or one of this study; it holds a different study (changed: {', '.join(changed)}): use a new --out to keep both",
                 )
     (out / UNITS_DIR).mkdir(parents=True, exist_ok=True)
     io.write_json(out / STUDY_FILE, spec)
