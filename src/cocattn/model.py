@@ -13,6 +13,7 @@ from torch import nn
 
 from cocattn._checks import bad_value, check, check_choice, unknown_key
 from cocattn.attention import KINDS, Attention, KVCache, LayerCache
+from cocattn.attention.coca_options import CocaOptions, init_coca_projections
 from cocattn.attention.kinds import is_rope_free
 from cocattn.attention.sdpa import Attended
 from cocattn.chunked_loss import linear_cross_entropy
@@ -57,6 +58,18 @@ class GPTConfig:
     """GPT-NeoX block: x + attn(ln1(x)) + mlp(ln2(x)) instead of sequential."""
     init_std: float = 0.02
     """Standard deviation of the weight initialisation."""
+    coca_tau: str = "relu"
+    """CoCA only: ``relu`` (paper) or ``softplus`` (deviation). See :mod:`cocattn.attention.coca_options`."""
+    coca_t_init_std: float | None = None
+    """CoCA only: init std of the T projection (``None``: ``init_std``). Same function class."""
+    coca_q_init_std: float | None = None
+    """CoCA only: init std of the Q projection (``None``: ``init_std``). Same function class."""
+    coca_t_bias: float | None = None
+    """CoCA only: a bias on T initialised to this value (deviation unless ``bias``)."""
+    coca_score_scale: float | None = None
+    """CoCA only: a learnable per-head score multiplier starting here (``None``: none). Same function class."""
+    coca_t_lr_mult: float = 1.0
+    """CoCA only: learning-rate multiplier of the T projection. Same function class."""
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "n_layer", "n_head", "n_embd", "max_seq_len"):
@@ -87,6 +100,12 @@ class GPTConfig:
         check(self.mlp_ratio > 0, "model.mlp_ratio", self.mlp_ratio, "a positive number")
         check(0.0 <= self.dropout < 1.0, "model.dropout", self.dropout, "a number in [0, 1)")
         self.rope_parameters = rope_parameters(self.rope_parameters).to_dict()
+        CocaOptions.from_prefixed(self)  # checks the coca_* fields
+
+    @property
+    def coca_options(self) -> CocaOptions:
+        """The ``coca_*`` fields as :class:`~cocattn.attention.coca_options.CocaOptions`."""
+        return CocaOptions.from_prefixed(self)
 
     @property
     def head_dim(self) -> int:
@@ -143,6 +162,7 @@ class Block(nn.Module):
             rope=cfg.rope_parameters,
             training_length=cfg.max_seq_len,
             bias=cfg.bias,
+            coca=cfg.coca_options,
         )
         self.mlp = MLP(cfg)
         self.drop = nn.Dropout(cfg.dropout)
@@ -178,6 +198,9 @@ class GPT(nn.Module):
         for name, p in self.named_parameters():
             if name.endswith("o_proj.weight") or name.endswith("down.weight"):
                 nn.init.normal_(p, mean=0.0, std=config.init_std / math.sqrt(2 * config.n_layer))
+        for attn in self._attention_layers():
+            if attn.is_coca:
+                init_coca_projections(attn.q_proj, attn.t_proj, attn.coca, config.init_std)
 
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, nn.Linear):

@@ -7,7 +7,8 @@ Notation: ``q [B, H, N, d]``, ``t``/``v [B, Hkv, S, d]``, ``h = d / 2``, plane `
 
 The equations of the paper, in the one place they live:
 
-* tied T (released code): ``τ = relu((t[:h] + t[h:]) / 2)``, ``tt = concat(τ, τ)``
+* tied T (released code): ``τ = relu((t[:h] + t[h:]) / 2)``, ``tt = concat(τ, τ)`` (softplus in
+  place of relu is an option, a deviation: :mod:`cocattn.attention.coca_options`)
 * CoCA-Slack (eq. 10):  ``a(m, n) = Σ_d q_m[d] · rope(tt_n, n)[d] · rope(q_m, m)[d]``
   computed as ``Q' = q ⊙ rope(q, m)``, ``K' = rope(tt, n)``, ``a = Q'·K'``.
 * CoCA-Strict (eq. 9):  ``a(m, n) = Σ_j τ_{n,j} (q_{m,j}² + q_{m,j+h}²) cos((m − n) θ_j)``
@@ -29,6 +30,7 @@ import torch
 
 from cocattn._checks import bad_value, check, check_choice
 from cocattn.attention import backends
+from cocattn.attention.coca_options import tau_activation
 from cocattn.attention.kinds import VARIANTS
 from cocattn.attention.sdpa import (
     Attended,
@@ -62,10 +64,11 @@ TableSource = Callable[[TableDerivation | None], tuple[tuple[torch.Tensor, ...],
 or ``derive(cos, sin)`` each; see :func:`cocattn.attention.sdpa.rope_tables` and :func:`given_tables`."""
 
 
-def tie_t(t: torch.Tensor) -> torch.Tensor:
-    """Plane-tied, non-negative T: ``τ = relu((t[..., :h] + t[..., h:]) / 2)``, shape ``[..., h]``."""
+def tie_t(t: torch.Tensor, activation: str = "relu") -> torch.Tensor:
+    """Plane-tied, non-negative T: ``τ = relu((t[..., :h] + t[..., h:]) / 2)``, shape ``[..., h]``.
+    ``activation="softplus"`` (a deviation, :mod:`.coca_options`) uses softplus instead of relu."""
     h = t.shape[-1] // 2
-    return torch.relu((t[..., :h] + t[..., h:]) / 2)
+    return tau_activation(activation)((t[..., :h] + t[..., h:]) / 2)
 
 
 def coca_features(

@@ -12,6 +12,7 @@ from cocattn._checks import check
 from cocattn.attention import functional as AF
 from cocattn.attention import kinds
 from cocattn.attention.cache import LayerCache
+from cocattn.attention.coca_options import CocaOptions, score_scale_parameter, scale_queries
 from cocattn.attention.sdpa import Attended, AttentionOptions
 from cocattn.rope import RopeParameters, rope_parameters
 
@@ -24,7 +25,9 @@ class Attention(nn.Module):
     Projections: ``q_proj``, ``k_proj`` (``t_proj`` for CoCA: the T projection that replaces the
     key), ``v_proj``, ``o_proj``. ``rope`` is the :class:`~cocattn.rope.RopeParameters` in force
     (change it for inference-time scaling); ``training_length`` fills
-    ``original_max_position_embeddings`` where a scaling needs it.
+    ``original_max_position_embeddings`` where a scaling needs it. ``coca``: CoCA's training
+    options (:class:`~cocattn.attention.coca_options.CocaOptions`; ignored by other kinds), which
+    may add ``t_proj.bias`` and ``score_log_scale [n_head]``.
     """
 
     def __init__(
@@ -37,6 +40,7 @@ class Attention(nn.Module):
         training_length: int = 512,
         bias: bool = False,
         head_dim: int | None = None,
+        coca: CocaOptions | None = None,
     ) -> None:
         super().__init__()
         kinds.get_kind(kind)  # unknown kinds: a ValueError naming "attention"
@@ -52,12 +56,14 @@ class Attention(nn.Module):
         self.kind, self.n_head, self.n_kv_head, self.head_dim = kind, n_head, n_kv_head, head_dim
         self.training_length = int(training_length)
         self.rope = rope_parameters(rope).with_training_length(self.training_length)
+        self.coca = (coca or CocaOptions()) if self.is_coca else CocaOptions()
         self.q_proj = nn.Linear(dim, n_head * head_dim, bias=bias)
-        key = nn.Linear(dim, n_kv_head * head_dim, bias=bias)
+        key = nn.Linear(dim, n_kv_head * head_dim, bias=bias or self.coca.t_bias is not None)
         if self.is_coca:
             self.t_proj = key
         else:
             self.k_proj = key
+        self.score_log_scale = score_scale_parameter(self.coca, n_head)
         self.v_proj = nn.Linear(dim, n_kv_head * head_dim, bias=bias)
         self.o_proj = nn.Linear(n_head * head_dim, dim, bias=bias)
 
@@ -69,6 +75,13 @@ class Attention(nn.Module):
     def variant(self) -> str:
         return kinds.coca_variant(self.kind) or "slack"
 
+    def lr_multipliers(self) -> dict[str, float]:
+        """Learning-rate multipliers of this module's own parameters (by name; read by
+        :func:`cocattn.train.schedule.param_groups`)."""
+        if not self.is_coca or self.coca.t_lr_mult == 1.0:
+            return {}
+        return {name: self.coca.t_lr_mult for name, _ in self.t_proj.named_parameters(prefix="t_proj")}
+
     def set_rope(self, rope: RopeParameters | Mapping[str, Any] | None) -> None:
         """Use these RoPE parameters from now on (inference-time scaling)."""
         self.rope = rope_parameters(rope).with_training_length(self.training_length)
@@ -77,12 +90,12 @@ class Attention(nn.Module):
         """``q [B, H, T, d]``, key state (un-rotated ``k``, or tied ``τ [B, Hkv, T, d/2]`` for CoCA;
         the raw ``t [B, Hkv, T, d]`` with ``tie=False``) and ``v``: what the cache stores."""
         b, t, _ = x.shape
-        q = self.q_proj(x).view(b, t, self.n_head, self.head_dim).transpose(1, 2)
+        q = scale_queries(self.q_proj(x).view(b, t, self.n_head, self.head_dim).transpose(1, 2), self.score_log_scale)
         key_layer = self.t_proj if self.is_coca else self.k_proj
         k = key_layer(x).view(b, t, self.n_kv_head, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, t, self.n_kv_head, self.head_dim).transpose(1, 2)
-        if self.is_coca and tie:
-            k = AF.tie_t(k)
+        if self.is_coca and (tie or self.coca.tau != "relu"):  # the fused raw tie is relu's
+            k = AF.tie_t(k, self.coca.tau)
         return q, k, v
 
     def attend(

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 
+from cocattn.cli._options import key_values
+
 
 def _t_init(value: str) -> str:
     return value.replace("-", "_")
@@ -38,7 +40,14 @@ def _llama(args: argparse.Namespace) -> int:
         raise ValueError(f"{flags} only apply with --transfer (attention transfer); add --transfer or drop them")
     args.t_init = args.t_init or "from_k"
     dst = convert_llama_dir(
-        args.src, args.dst, variant=args.variant, t_init=args.t_init, seed=args.seed, overwrite=args.overwrite
+        args.src,
+        args.dst,
+        variant=args.variant,
+        t_init=args.t_init,
+        seed=args.seed,
+        overwrite=args.overwrite,
+        coca=_coca(args),
+        allow_deviation=args.allow_deviation,
     )
     print(f"wrote {dst} (coca_llama, variant {args.variant}, T initialised {args.t_init})")
     return 0
@@ -70,6 +79,8 @@ def _transfer(args: argparse.Namespace) -> int:
         t_init=args.t_init,
         overwrite=args.overwrite,
         progress=not args.quiet,
+        coca=_coca(args),
+        allow_deviation=args.allow_deviation,
     )
     print(
         f"wrote {dst} (coca_llama, variant {args.variant}, T initialised {args.t_init}, attention transfer: "
@@ -77,6 +88,12 @@ def _transfer(args: argparse.Namespace) -> int:
         f"{dst}/cocattn_transfer.json)"
     )
     return 0
+
+
+def _coca(args: argparse.Namespace) -> dict:
+    from cocattn.attention.coca_options import TAU_ACTIVATIONS
+
+    return key_values(args.coca, "--coca", "score_scale=4, t_init_std=0.08", TAU_ACTIVATIONS)
 
 
 def _gguf(args: argparse.Namespace) -> int:
@@ -110,6 +127,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="how T starts: a copy of W_K (default without --transfer) or random (default with --transfer)",
     )
     llama.add_argument("--seed", type=int, default=0, help="seed of --t-init random")
+    llama.add_argument(
+        "--coca",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a CoCA training option in the converted config: tau, t_init_std, q_init_std, t_bias, score_scale, "
+        "t_lr_mult (docs/LAB.md)",
+    )
+    llama.add_argument(
+        "--allow-deviation",
+        action="store_true",
+        help="accept --coca options that change the function class (tau=softplus; t_bias without attention biases)",
+    )
     llama.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
     group = llama.add_argument_group("attention transfer (--transfer)")
     group.add_argument(

@@ -2,33 +2,16 @@
 synthetic retrieval task (generated on the fly, seeded), scores them at 1-16x their training
 length, plain and with RoPE scalings, and writes lab.json, report.md (tables with intervals over
 seeds) and plots. Studies: extrapolation (copy task, four kinds, five seeds), learning (the same,
-steps to 90 % in-window), capacity (MQAR accuracy over width x pairs). A rerun resumes."""
+steps to 90 % in-window, with attention diagnostics), capacity (MQAR accuracy over width x pairs),
+remedies (CoCA's training options against the released code's CoCA and RoPE at init std 0.02).
+A rerun resumes."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-
-def _task_options(items: list[str]) -> dict:
-    from cocattn._checks import bad_value
-
-    options: dict = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise bad_value("--task-option", item, "KEY=VALUE (e.g. segment=4, vocab_size=64, scale_pairs=true)")
-        if value.lower() in ("true", "false"):
-            options[key] = value.lower() == "true"
-        else:
-            try:
-                options[key] = int(value)
-            except ValueError:
-                try:
-                    options[key] = float(value)
-                except ValueError:
-                    raise bad_value("--task-option", item, "a number or true/false as the value") from None
-    return options
+from cocattn.cli._options import key_values
 
 
 def _recipe_options(args: argparse.Namespace) -> dict:
@@ -43,11 +26,16 @@ def _recipe_options(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cocattn.attention.coca_options import TAU_ACTIVATIONS
     from cocattn.lab import make_study, run_lab
 
     options = {
         "task": args.task,
-        "task_options": _task_options(args.task_option),
+        "task_options": key_values(
+            args.task_option, "--task-option", "segment=4, vocab_size=64, scale_pairs=true"
+        ),
+        "coca": key_values(args.coca, "--coca", "t_init_std=0.08, tau=softplus", TAU_ACTIVATIONS) or None,
+        "remedies": tuple(args.remedies) if args.remedies else None,
         "kinds": tuple(args.kinds) if args.kinds else None,
         "seeds": args.seeds,
         "widths": tuple(args.widths) if args.widths else None,
@@ -89,10 +77,27 @@ def register(subparsers) -> None:
         metavar="KEY=VALUE",
         help="a task setting (segment, vocab_size, pairs, scale_pairs, power_a, train_length)",
     )
-    p.add_argument("--kinds", nargs="+", metavar="KIND", help="attention kinds (default: rope coca coca-strict alibi)")
+    p.add_argument(
+        "--kinds",
+        nargs="+",
+        metavar="KIND",
+        help="attention kinds (default: rope coca coca-strict alibi; capacity and remedies: rope coca coca-strict)",
+    )
     p.add_argument("--seeds", type=int, help="models per kind (default 5; capacity 3)")
-    p.add_argument("--widths", nargs="+", type=int, metavar="W", help="model widths (default 64; capacity 32 64 128)")
-    p.add_argument("--pairs", nargs="+", type=int, metavar="P", help="mqar key-value pairs (capacity: 4 8 16 32)")
+    p.add_argument("--widths", nargs="+", type=int, metavar="W", help="model widths (default 64; capacity 16 32 64)")
+    p.add_argument("--pairs", nargs="+", type=int, metavar="P", help="mqar key-value pairs (capacity: 2 4 8)")
+    p.add_argument(
+        "--coca",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a CoCA training option for every CoCA model (tau, t_init_std, q_init_std, t_bias, score_scale, t_lr_mult)",
+    )
+    p.add_argument(
+        "--remedies",
+        nargs="+",
+        metavar="NAME",
+        help="named CoCA option sets, one model each per CoCA kind (remedies study default: all of cocattn.lab.REMEDIES)",
+    )
     p.add_argument(
         "--multiples",
         nargs="+",
@@ -108,8 +113,8 @@ def register(subparsers) -> None:
     )
     p.add_argument("--layers", type=int, help="transformer blocks (default 2)")
     p.add_argument("--heads", type=int, help="attention heads (default 4)")
-    p.add_argument("--init-std", type=float, help="weight init std, every kind alike (default 0.08)")
-    p.add_argument("--steps", type=int, help="training steps per model (default 2000)")
+    p.add_argument("--init-std", type=float, help="weight init std, every kind alike (default 0.08; remedies 0.02)")
+    p.add_argument("--steps", type=int, help="training steps per model (default 1000; remedies 600)")
     p.add_argument("--batch-size", type=int, help="rows per step")
     p.add_argument("--lr", type=float, help="peak learning rate (min_lr: a tenth)")
     p.add_argument("--min-lr", type=float, help="final learning rate")

@@ -36,6 +36,7 @@ __all__ = [
     "bootstrap_ppl_interval",
     "paired_ratio_interval",
     "bootstrap_mean_interval",
+    "bootstrap_two_sample_interval",
     "check_confidence",
     "check_resamples",
 ]
@@ -178,3 +179,38 @@ def bootstrap_mean_interval(
     idx = _draws(x.size, resamples, seed)
     low, high = _percentiles(x[idx].mean(1), confidence)
     return float(x.mean()), low, high
+
+
+def _two_samples(first: Sequence[float], second: Sequence[float], positive: bool) -> tuple[np.ndarray, np.ndarray]:
+    arrays = []
+    for name, values in (("first", first), ("second", second)):
+        x = np.asarray(values, dtype=np.float64)
+        ok = x.ndim == 1 and x.size >= 1 and bool(np.all(np.isfinite(x))) and (not positive or bool(np.all(x > 0)))
+        check(ok, name, list(values), f"a non-empty list of {'positive ' if positive else ''}finite numbers")
+        arrays.append(x)
+    return arrays[0], arrays[1]
+
+
+def bootstrap_two_sample_interval(
+    first: Sequence[float],
+    second: Sequence[float],
+    statistic: str = "ratio",
+    *,
+    confidence: float = DEFAULT_CONFIDENCE,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """``(value, low, high)`` for two independent samples (e.g. one number per seed of two
+    settings): ``statistic="ratio"`` is ``mean(first) / mean(second)`` (positive values only),
+    ``"difference"`` is ``mean(first) - mean(second)``; the interval is a percentile bootstrap that
+    draws each sample with replacement on its own."""
+    check_confidence(confidence)
+    check_resamples(resamples)
+    check(statistic in ("ratio", "difference"), "statistic", statistic, "'ratio' or 'difference'")
+    a, b = _two_samples(first, second, positive=statistic == "ratio")
+    ma, mb = a[_draws(a.size, resamples, seed)].mean(1), b[_draws(b.size, resamples, seed + 1)].mean(1)
+    if statistic == "ratio":
+        low, high = _percentiles(ma / mb, confidence)
+        return float(a.mean() / b.mean()), low, high
+    low, high = _percentiles(ma - mb, confidence)
+    return float(a.mean() - b.mean()), low, high

@@ -10,19 +10,29 @@ choices offered (``T_INITS``):
   query-key geometry as far as a non-negative, plane-tied key can, and starts closer to the
   pretrained model than a random T (see docs/HF.md for the measured perplexities).
 - ``"random"``: ``W_T ~ N(0, initializer_range²)`` (transformers' LLaMA initialisation, bias
-  zero), seeded. Attention starts uninformed; stage 1 of the continued training learns T alone.
+  zero; ``coca_t_init_std`` in place of ``initializer_range`` when given), seeded. Attention starts
+  uninformed; stage 1 of the continued training learns T alone.
+
+CoCA's training options (``coca``: :class:`cocattn.attention.coca_options.CocaOptions` fields) go
+into the converted config. An option that changes the function class (``tau="softplus"``, a T
+bias on a model without biases) is refused unless ``allow_deviation=True``
+(``cocattn convert llama --coca KEY=VALUE --allow-deviation``): the converted model would then not
+be the paper's CoCA.
 """
 
 from __future__ import annotations
 
+import math
 import shutil
+from dataclasses import fields
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from cocattn._checks import bad_value, check, check_choice
+from cocattn.attention.coca_options import CocaOptions
 from cocattn.hf.config import COCA_VARIANTS, CocaLlamaConfig
 from cocattn.hf.modeling import CocaLlamaForCausalLM
 from cocattn.io import atomic_directory, check_replaceable, load_json, mark_output, refuse_pickles, refuse_remote_code
@@ -48,7 +58,8 @@ def _t_from_k(k_weight: torch.Tensor, k_bias: torch.Tensor | None, config: Llama
 
 
 def _t_random(k_weight: torch.Tensor, k_bias: torch.Tensor | None, config: LlamaConfig, gen: torch.Generator):
-    w = torch.randn(k_weight.shape, generator=gen, dtype=torch.float32) * config.initializer_range
+    std = getattr(config, "coca_t_init_std", None) or config.initializer_range
+    w = torch.randn(k_weight.shape, generator=gen, dtype=torch.float32) * std
     return w.to(k_weight.dtype), None if k_bias is None else torch.zeros_like(k_bias)
 
 
@@ -97,6 +108,8 @@ def convert_llama(
     t_init: str = "from_k",
     *,
     seed: int = 0,
+    coca: Mapping[str, Any] | None = None,
+    allow_deviation: bool = False,
 ) -> CocaLlamaForCausalLM:
     """A :class:`CocaLlamaForCausalLM` with the weights of a LLaMA model and T initialised by ``t_init``.
 
@@ -105,9 +118,15 @@ def convert_llama(
         variant: ``"slack"`` or ``"strict"`` (``config.coca_variant``).
         t_init: one of :data:`T_INITS` (see the module docstring).
         seed: seed of ``t_init="random"``.
+        coca: CoCA's training options (``CocaOptions`` field names, e.g. ``{"score_scale": 4.0}``).
+        allow_deviation: accept options that change the function class (module docstring).
+
+    Returns:
+        The converted model, in eval mode, in the source's dtype.
     """
     check_choice("variant", variant, COCA_VARIANTS)
     check_choice("t_init", t_init, T_INITS)
+
     if isinstance(model_or_path, (str, Path)):
         source = load_llama(model_or_path)
     else:
@@ -126,6 +145,8 @@ def convert_llama(
     for key in ("model_type", "architectures", "transformers_version", "_name_or_path"):
         data.pop(key, None)
     data["coca_variant"] = variant
+    options = coca_options(coca, bool(getattr(source.config, "attention_bias", False)), allow_deviation)
+    data.update({f"coca_{name}": value for name, value in (coca or {}).items()})
     config = CocaLlamaConfig.from_dict(data)
     config.architectures = ["CocaLlamaForCausalLM"]
 
@@ -142,8 +163,14 @@ def convert_llama(
         k_b = state.get(prefix + "k_proj.bias")
         t_w, t_b = T_INITS[t_init](k_w, k_b, config, gen)
         converted[prefix + "t_proj.weight"] = t_w
+        if options.t_bias is not None:  # the offset on top of K's bias (or alone)
+            t_b = options.t_bias + (torch.zeros(t_w.shape[0], dtype=t_w.dtype) if t_b is None else t_b)
         if t_b is not None:
             converted[prefix + "t_proj.bias"] = t_b
+        if options.score_scale is not None:
+            converted[prefix + "score_log_scale"] = torch.full(
+                (config.num_attention_heads,), math.log(options.score_scale), dtype=t_w.dtype
+            )
 
     dtype = next(source.parameters()).dtype
     model = CocaLlamaForCausalLM(config).to(dtype)
@@ -161,6 +188,24 @@ def convert_llama(
     return model.eval()
 
 
+def coca_options(coca: Mapping[str, Any] | None, has_bias: bool, allow_deviation: bool) -> CocaOptions:
+    """``coca`` checked as :class:`CocaOptions` fields; an option that changes the function class
+    (for a model with or without attention biases) is refused unless ``allow_deviation``."""
+    names = [f.name for f in fields(CocaOptions)]
+    for key in coca or {}:
+        check(key in names, "coca", key, f"one of {names}")
+    options = CocaOptions(**(coca or {}))
+    found = options.deviations(has_bias=has_bias)
+    if found and not allow_deviation:
+        raise bad_value(
+            "coca",
+            ", ".join(found),
+            "options within the paper's function class; a deviation from it needs allow_deviation=True "
+            "(cocattn convert llama --allow-deviation)",
+        )
+    return options
+
+
 def convert_llama_dir(
     src: str | Path,
     dst: str | Path,
@@ -169,12 +214,14 @@ def convert_llama_dir(
     *,
     seed: int = 0,
     overwrite: bool = False,
+    coca: Mapping[str, Any] | None = None,
+    allow_deviation: bool = False,
 ) -> Path:
     """Convert the LLaMA directory ``src`` and save the CoCA model (safetensors + config.json +
     the tokenizer files of ``src``) to ``dst``, atomically. What ``cocattn convert llama`` runs."""
     src, dst = Path(src), Path(dst)
     check_replaceable(dst, arg="dst", overwrite=overwrite, sources=(src,), tool="cocattn convert")
-    model = convert_llama(src, variant=variant, t_init=t_init, seed=seed)
+    model = convert_llama(src, variant=variant, t_init=t_init, seed=seed, coca=coca, allow_deviation=allow_deviation)
     with atomic_directory(dst, overwrite=overwrite) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         for name in TOKENIZER_FILES:

@@ -28,6 +28,7 @@ attention mask). Cached keys take the positions of the 2D ``attention_mask`` whe
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -52,6 +53,7 @@ from transformers.models.llama.modeling_llama import (
 
 from cocattn._checks import bad_value
 from cocattn.attention.coca import coca_feature_maps, given_tables, tie_t
+from cocattn.attention.coca_options import score_scale_parameter, scale_queries
 from cocattn.hf.config import CocaLlamaConfig
 from cocattn.rope import RopeParameters, inv_freq_and_scaling, rope_cos_sin, rope_parameters
 
@@ -146,11 +148,20 @@ class CocaLlamaAttention(nn.Module):
         self.attention_dropout = config.attention_dropout
         self.is_causal = True
         self.variant = config.coca_variant
+        self.coca = config.coca_options
         bias = config.attention_bias
         self.q_proj = nn.Linear(config.hidden_size, config.num_attention_heads * self.head_dim, bias=bias)
-        self.t_proj = nn.Linear(config.hidden_size, config.num_key_value_heads * self.head_dim, bias=bias)
+        t_bias = bias or self.coca.t_bias is not None
+        self.t_proj = nn.Linear(config.hidden_size, config.num_key_value_heads * self.head_dim, bias=t_bias)
         self.v_proj = nn.Linear(config.hidden_size, config.num_key_value_heads * self.head_dim, bias=bias)
         self.o_proj = nn.Linear(config.num_attention_heads * self.head_dim, config.hidden_size, bias=bias)
+        self.score_log_scale = score_scale_parameter(self.coca, config.num_attention_heads)
+
+    def lr_multipliers(self) -> dict[str, float]:
+        """``coca_t_lr_mult`` on the T projection (read by :func:`cocattn.train.schedule.param_groups`)."""
+        if self.coca.t_lr_mult == 1.0:
+            return {}
+        return {name: self.coca.t_lr_mult for name, _ in self.t_proj.named_parameters(prefix="t_proj")}
 
     def forward(
         self,
@@ -162,13 +173,14 @@ class CocaLlamaAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         input_shape = hidden_states.shape[:-1]
         hidden_shape = (*input_shape, -1, self.head_dim)
-        q = self.q_proj(hidden_states).view(hidden_shape).transpose(1, 2)
+        q = scale_queries(self.q_proj(hidden_states).view(hidden_shape).transpose(1, 2), self.score_log_scale)
         t = self.t_proj(hidden_states).view(hidden_shape).transpose(1, 2)
         v = self.v_proj(hidden_states).view(hidden_shape).transpose(1, 2)
 
-        keys = t  # no cache (training, scoring): the raw T, tied inside the feature op as in cocattn's GPT
+        raw = cache is None and self.coca.tau == "relu"  # the fused op ties with relu only
+        keys = t if raw else tie_t(t, self.coca.tau)  # raw: tied inside the feature op as in cocattn's GPT
         if cache is not None:  # the cache keeps the un-rotated tied τ [B, Hkv, N, d/2]
-            keys, v = cache.update(tie_t(t), v, self.layer_idx)
+            keys, v = cache.update(keys, v, self.layer_idx)
         rot = position_embeddings
         if keys.shape[2] != rot.k_cos.shape[-2]:
             raise bad_value(
@@ -177,7 +189,7 @@ class CocaLlamaAttention(nn.Module):
                 "a DynamicCache (CoCA keeps un-rotated τ; preallocated caches such as StaticCache are not supported)",
             )
         q_feat, k_feat, scaling = coca_feature_maps(  # the same autograd op as the native model
-            q, keys, given_tables(*rot), variant=self.variant, raw=cache is None, scale=self.scaling
+            q, keys, given_tables(*rot), variant=self.variant, raw=raw, scale=self.scaling
         )
 
         attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(
@@ -226,9 +238,24 @@ class CocaLlamaPreTrainedModel(LlamaPreTrainedModel):
         ``from_pretrained`` builds the model on the meta device and materialises this
         non-persistent buffer uninitialised, so it is refilled here from the config."""
         super()._init_weights(module)
+        if isinstance(module, CocaLlamaAttention):
+            _init_coca_attention(module, self.config.initializer_range)
         if isinstance(module, CocaRotaryEmbedding):
             inv_freq, _ = inv_freq_and_scaling(module.rope, module.head_dim, None)
             hf_init.copy_(module.inv_freq, inv_freq.float())
+
+
+def _init_coca_attention(module: "CocaLlamaAttention", std: float) -> None:
+    """The CoCA init options of a fresh attention (``coca_t_init_std``, ``coca_q_init_std``,
+    ``coca_t_bias``, ``coca_score_scale``); LLaMA's initialisation otherwise."""
+    options = module.coca
+    for proj, proj_std in ((module.t_proj, options.t_init_std), (module.q_proj, options.q_init_std)):
+        if proj_std is not None:
+            hf_init.normal_(proj.weight, mean=0.0, std=proj_std)
+    if options.t_bias is not None:
+        hf_init.constant_(module.t_proj.bias, options.t_bias)
+    if module.score_log_scale is not None:
+        hf_init.constant_(module.score_log_scale, math.log(options.score_scale))
 
 
 def _key_positions(

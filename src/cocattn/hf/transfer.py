@@ -36,7 +36,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -334,7 +334,7 @@ def _fit_layer(
     for proj in ("t", "q"):
         if proj in settings.fit:
             for name, p in named.items():
-                if name.startswith(f"{proj}_proj."):
+                if name.startswith(f"{proj}_proj.") or (proj == "q" and name == "score_log_scale"):
                     trainable[name] = p.detach().clone().requires_grad_(True)
     gain = None
     if "gain" in settings.fit:
@@ -397,7 +397,8 @@ def _digest(*parts: Any) -> str:
 
 def _fingerprint(source, coca, input_ids: torch.Tensor, settings: TransferSettings) -> str:
     tensors = [t for _, t in sorted(source.state_dict().items())] + [t for _, t in sorted(coca.state_dict().items())]
-    return _digest(asdict(settings), coca.config.coca_variant, input_ids, *tensors)
+    options = asdict(coca.config.coca_options)
+    return _digest(asdict(settings), coca.config.coca_variant, options, input_ids, *tensors)
 
 
 def _open_state(state_dir: Path | None, fingerprint: str) -> list[dict]:
@@ -565,13 +566,16 @@ def transfer_llama_dir(
     overwrite: bool = False,
     progress: bool = True,
     on_layer: Callable[[dict], None] | None = None,
+    coca: Mapping[str, Any] | None = None,
+    allow_deviation: bool = False,
 ) -> Path:
     """Convert the LLaMA directory ``src`` to CoCA, fit its attention on ``data``
     (:func:`transfer_tokens`, :func:`transfer_attention`) and save it to ``dst`` atomically, with
     the tokenizer files of ``src`` and ``cocattn_transfer.json`` (settings, per-layer errors,
     cost). ``t_init`` is where T starts before the fit: ``"random"`` (default: near-uniform
     attention, measured to fit better than ``"from_k"``, whose large wrong scores the optimiser
-    must first undo). Resumable: rerun the same call after an interruption (the state is kept in
+    must first undo). ``coca`` and ``allow_deviation``: CoCA's training options, as in
+    :func:`~cocattn.hf.convert.convert_llama` (a deviation is refused unless asked for). Resumable: rerun the same call after an interruption (the state is kept in
     :func:`state_dir_for` ``(dst)`` and removed once ``dst`` is written)."""
     from transformers import AutoTokenizer
 
@@ -582,7 +586,10 @@ def transfer_llama_dir(
         raise FileNotFoundError(f"transfer data {data} does not exist")
     start = time.perf_counter()
     source = load_llama(src, dtype=torch.float32)
-    coca = convert_llama(source, variant=variant, t_init=t_init, seed=settings.seed)
+    options = dict(coca or {})
+    coca = convert_llama(
+        source, variant=variant, t_init=t_init, seed=settings.seed, coca=options, allow_deviation=allow_deviation
+    )
     if not any((src / name).is_file() for name in ("tokenizer.json", "tokenizer.model", "vocab.json")):
         raise bad_value(
             "src",
@@ -599,6 +606,7 @@ def transfer_llama_dir(
         "data": str(data),
         "variant": variant,
         "t_init": t_init,
+        "coca_options": options,
         "settings": asdict(settings),
         "sequences": int(input_ids.shape[0]),
         "seq_len": int(input_ids.shape[1]),

@@ -4,7 +4,9 @@ minutes on a CPU, scored at 1-16x their training length, with intervals over see
 - :mod:`cocattn.lab.tasks`: the tasks (``copy``, ``copy-fixed``, ``mqar``, ``needle``), each in one place;
 - :mod:`cocattn.lab.score`: a case is right when all of its answer tokens are the argmax;
 - :mod:`cocattn.lab.fit`: one model trained with the project's ``GPT``, AdamW groups and schedule;
-- :mod:`cocattn.lab.study`: the studies (extrapolation, learning, capacity) and their units;
+- :mod:`cocattn.lab.study`: the studies (extrapolation, learning, capacity, remedies) and their units;
+- :mod:`cocattn.lab.diagnostics`: attention entropy, score spread, zeroed τ and gradient norms;
+- :mod:`cocattn.lab.remedies`: named settings of CoCA's training options;
 - :mod:`cocattn.lab.run`: running a study side by side, resumably, with progress lines;
 - :mod:`cocattn.lab.summary`, :mod:`cocattn.lab.report`, :mod:`cocattn.lab.plots`: the numbers
   with intervals, ``report.md`` and the plots.
@@ -17,7 +19,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from cocattn.lab.diagnostics import diagnose
 from cocattn.lab.fit import Recipe, fit
+from cocattn.lab.remedies import REMEDIES
 from cocattn.lab.report import write_lab_report
 from cocattn.lab.run import run_study
 from cocattn.lab.score import model_predictions, score_predictions
@@ -25,8 +29,10 @@ from cocattn.lab.study import STUDIES, Study, make_study, parse_scaling
 from cocattn.lab.tasks import TASKS, TaskSpec, fixed_offset_predictions, generate, make_task
 
 __all__ = [
+    "REMEDIES",
     "STUDIES",
     "TASKS",
+    "diagnose",
     "Recipe",
     "Study",
     "TaskSpec",

@@ -19,10 +19,11 @@ import torch
 
 from cocattn._checks import check
 from cocattn.errors import NonFiniteLossError
+from cocattn.lab.diagnostics import diagnose
 from cocattn.lab.score import model_predictions, score_predictions
 from cocattn.lab.tasks import TaskSpec, generate
 from cocattn.model import GPT, GPTConfig
-from cocattn.train.schedule import learning_rate, param_groups
+from cocattn.train.schedule import group_lr, learning_rate, param_groups
 
 __all__ = ["Recipe", "Fitted", "fit", "batch_seed"]
 
@@ -76,20 +77,29 @@ class Fitted:
     """A trained lab model and how it got there."""
 
     model: GPT
-    curve: list[dict[str, float]]
+    curve: list[dict[str, Any]]
     final_loss: float
     seconds: float
     steps: int
 
 
-def _curve_point(model: GPT, task: TaskSpec, recipe: Recipe, seed: int, step: int) -> dict[str, float]:
+DIAGNOSTIC_ROWS = 32
+"""Rows of the batch :func:`cocattn.lab.diagnostics.diagnose` measures at each curve check."""
+
+
+def _curve_point(
+    model: GPT, task: TaskSpec, recipe: Recipe, seed: int, step: int, diagnostics: bool
+) -> dict[str, Any]:
     batch = generate(task, task.train_length, recipe.curve_cases, batch_seed(seed, 1, 0))
     scored = score_predictions(batch, model_predictions(model, batch))
-    return {
+    point: dict[str, Any] = {
         "step": step,
         "accuracy": scored["correct"] / scored["cases"],
         "token_accuracy": scored["tokens_correct"] / scored["tokens"],
     }
+    if diagnostics:
+        point["layers"] = diagnose(model, generate(task, task.train_length, DIAGNOSTIC_ROWS, batch_seed(seed, 1, 1)))
+    return point
 
 
 def fit(
@@ -98,21 +108,23 @@ def fit(
     recipe: Recipe,
     seed: int,
     on_step: Callable[[int, float], None] | None = None,
+    diagnostics: bool = False,
 ) -> Fitted:
     """Train a fresh ``GPT(config)`` (initialised from ``seed``) on ``task`` with ``recipe``.
-    ``on_step(step, loss)`` is called after every step (progress)."""
+    ``on_step(step, loss)`` is called after every step (progress). ``diagnostics``: each curve
+    check also records :func:`cocattn.lab.diagnostics.diagnose` (``"layers"``); training is unchanged."""
     torch.manual_seed(seed)
     model = GPT(config)
     optimizer = torch.optim.AdamW(param_groups(model, recipe.weight_decay), lr=recipe.lr, betas=recipe.betas)
-    curve: list[dict[str, float]] = []
+    curve: list[dict[str, Any]] = []
     start = time.perf_counter()
     loss_value = float("nan")
     model.train()
     for step in range(recipe.steps):
         if recipe.curve_every and step % recipe.curve_every == 0:
-            curve.append(_curve_point(model, task, recipe, seed, step))
+            curve.append(_curve_point(model, task, recipe, seed, step, diagnostics))
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, recipe)
+            group["lr"] = group_lr(group, learning_rate(step, recipe))
         batch = generate(task, task.train_length, recipe.batch_size, batch_seed(seed, 0, step))
         _, loss = model(batch.inputs, batch.targets)
         loss.backward()
@@ -126,5 +138,5 @@ def fit(
         if on_step is not None:
             on_step(step + 1, loss_value)
     if recipe.curve_every:
-        curve.append(_curve_point(model, task, recipe, seed, recipe.steps))
+        curve.append(_curve_point(model, task, recipe, seed, recipe.steps, diagnostics))
     return Fitted(model, curve, loss_value, time.perf_counter() - start, recipe.steps)

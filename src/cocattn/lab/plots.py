@@ -6,14 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cocattn.evaluate.results import KIND_NAMES
+from cocattn.lab.summary import display_label, study_labels
 from cocattn.plotting import KIND_COLOURS, mark_training_length, pyplot, save_figure
 
 __all__ = ["plot_lab"]
 
 
-def _label(kind: str) -> str:
-    return KIND_NAMES.get(kind, kind)
+_label = display_label
 
 
 def _extrapolation(path: Path, study: dict[str, Any], summary: dict[str, Any]) -> None:
@@ -22,7 +21,7 @@ def _extrapolation(path: Path, study: dict[str, Any], summary: dict[str, Any]) -
     fig, axes = plt.subplots(1, len(scalings), figsize=(3.4 * len(scalings) + 0.6, 3.4), sharey=True, squeeze=False)
     l0 = study["task"]["train_length"]
     for ax, scaling in zip(axes[0], scalings):
-        for kind in study["kinds"]:
+        for kind in study_labels(study):
             rows = [r for r in summary["accuracy"] if r["kind"] == kind and r["scaling"] == scaling]
             if not rows:
                 continue
@@ -109,8 +108,39 @@ def _capacity(path: Path, study: dict[str, Any], summary: dict[str, Any]) -> Non
     save_figure(fig, path)
 
 
+def _diagnostics(path: Path, summary: dict[str, Any]) -> None:
+    """The diagnostics along training, one panel each, one line per model label."""
+    rows = [r for r in summary["learning"] if "diagnostics" in r]
+    names = [("score_std", "score spread", True), ("tau_zero", "τ zeroed by the ReLU", False),
+             ("grad_q", "‖∇ Q proj.‖", True), ("grad_k", "‖∇ K / T proj.‖", True)]
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(names), figsize=(3.3 * len(names), 3.4), squeeze=False)
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, (name, title, log) in zip(axes[0], names):
+        for i, r in enumerate(rows):
+            points = [(s, v) for s, v in zip(r["curve_steps"], r["diagnostics"]["curves"][name]) if v is not None]
+            if not points:
+                continue
+            kind = r["kind"].partition("+")[0]
+            colour = KIND_COLOURS.get(r["kind"]) or cycle[i % len(cycle)]
+            style = "--" if kind == "coca-strict" else "-"
+            ax.plot(*zip(*points), color=colour, linestyle=style, linewidth=1.2, label=_label(r["kind"]))
+        if log:
+            ax.set_yscale("log")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("training step")
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=6, loc="center right", ncol=1)
+    fig.suptitle("attention diagnostics during training (mean over layers and seeds)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 0.84, 1))
+    save_figure(fig, path)
+
+
 def plot_lab(directory: Path, study: dict[str, Any], summary: dict[str, Any]) -> None:
     """Write the study's PNGs into ``directory``."""
+    if any("diagnostics" in r for r in summary["learning"]):
+        _diagnostics(directory / "diagnostics.png", summary)
     if study["study"] == "capacity":
         _capacity(directory / "capacity.png", study, summary)
     else:

@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cocattn import io
-from cocattn.evaluate.results import KIND_NAMES
-from cocattn.lab.summary import summarize
+from cocattn.lab.summary import ADOPT_SPEEDUP, display_label, study_labels, summarize
 from cocattn.safeparse import loads_json
 from cocattn.lab.tasks import RELATIVE_SOLVABLE
 
@@ -29,8 +28,7 @@ def is_lab_dir(path: Path) -> bool:
     return (Path(path) / "lab.json").is_file()
 
 
-def _label(kind: str) -> str:
-    return KIND_NAMES.get(kind, kind)
+_label = display_label
 
 
 def _cell(row: dict[str, Any] | None) -> str:
@@ -60,7 +58,7 @@ def _extrapolation_table(study: dict[str, Any], summary: dict[str, Any]) -> list
         "| kind | scaling | " + " | ".join(f"{m}× ({m * study['task']['train_length']})" for m in mults) + " |",
         "|---|---|" + "---|" * len(mults),
     ]
-    for kind in study["kinds"]:
+    for kind in study_labels(study):
         for scaling in study["scalings"]:
             cells = [_acc(summary, kind, scaling, m) for m in mults]
             if all(c is None for c in cells):
@@ -91,16 +89,17 @@ def _learning_table(summary: dict[str, Any], steps: int) -> list[str]:
 def _extrapolation_verdict(study: dict[str, Any], summary: dict[str, Any]) -> list[str]:
     out = []
     mults = [m for m in study["multiples"] if m > 1]
-    inwin = {k: _acc(summary, k, "plain", 1) for k in study["kinds"]}
+    labels = study_labels(study)
+    inwin = {k: _acc(summary, k, "plain", 1) for k in labels}
     learned = [k for k, r in inwin.items() if r and r["mean"] >= summary["target"]]
-    missed = [k for k in study["kinds"] if k not in learned]
+    missed = [k for k in labels if k not in learned]
     out.append(
         f"In-window (1×), the seeds' mean accuracy reached {summary['target']:.0%} for "
         + (", ".join(_label(k) for k in learned) or "no kind")
         + ("" if not missed else "; not for " + ", ".join(f"{_label(k)} ({_cell(inwin[k])})" for k in missed))
         + "."
     )
-    for kind in study["kinds"]:
+    for kind in labels:
         plain = [(m, _acc(summary, kind, "plain", m)) for m in mults]
         scaled = [s for s in study["scalings"] if s != "plain" and _acc(summary, kind, s, 1) is not None]
         best = []
@@ -189,6 +188,79 @@ def _not_capacity(study: dict[str, Any], summary: dict[str, Any]) -> list[str]:
     return out
 
 
+DIAGNOSTIC_NAMES = {
+    "entropy": "attention entropy (nats)",
+    "score_std": "score spread",
+    "tau_zero": "τ zeroed by the ReLU",
+    "grad_q": "‖∇ Q proj.‖",
+    "grad_k": "‖∇ K / T proj.‖",
+}
+
+
+def _diagnostics_section(summary: dict[str, Any]) -> list[str]:
+    """Per model label, each diagnostic at init and early in training (mean over layers and
+    seeds [bootstrap over seeds])."""
+    rows = [r for r in summary["learning"] if "diagnostics" in r]
+    if not rows:
+        return []
+    steps = sorted({int(s) for r in rows for s in r["diagnostics"]["at"]})
+    lines = [
+        "Mean over layers, then over seeds [95% bootstrap over seeds], at step "
+        + ", ".join(map(str, steps))
+        + " (cells: one value per step). Score spread: the standard deviation of a query's scores "
+        "over its keys; τ zeroed: the share of tied T entries the ReLU sets to 0 (CoCA with ReLU only); "
+        "gradient norms of the task loss on one batch.",
+        "",
+        "| model | " + " | ".join(DIAGNOSTIC_NAMES.values()) + " |",
+        "|---|" + "---|" * len(DIAGNOSTIC_NAMES),
+    ]
+    for r in rows:
+        cells = []
+        for name in DIAGNOSTIC_NAMES:
+            values = [r["diagnostics"]["at"].get(str(step), {}).get(name) for step in steps]
+            cells.append(" → ".join("–" if v is None else _short(v) for v in values))
+        lines.append(f"| {_label(r['kind'])} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _short(v: dict[str, Any]) -> str:
+    return f"{v['mean']:.3g} [{v['low']:.3g}–{v['high']:.3g}]"
+
+
+def _remedies_section(summary: dict[str, Any], study: dict[str, Any]) -> list[str]:
+    """Each remedy against the released code's CoCA: speed-up and accuracy change beyond the window."""
+    mults = [m for m in study["multiples"] if m > 1]
+    steps = {r["kind"]: r for r in summary["learning"]}
+    lines = [
+        "Speed-up: the released code's mean steps to "
+        f"{summary['target']:.0%} divided by the remedy's (> 1: faster), [95% bootstrap over the seeds of both]. "
+        "Δ: the remedy's mean accuracy minus the released code's at each multiple of the training length, plain "
+        "[95% bootstrap]. A remedy meets the rule for a default when its speed-up interval starts at "
+        f"≥ {ADOPT_SPEEDUP:g}× and no Δ interval lies below zero.",
+        "",
+        "| model | function class | steps to 90 % | speed-up | "
+        + " | ".join(f"Δ {m}×" for m in mults)
+        + " | meets the rule |",
+        "|---|---|---|---|" + "---|" * len(mults) + "---|",
+    ]
+    for r in summary["remedies"]:
+        label = f"{r['kind']}+{r['remedy']}"
+        learned = steps.get(label)
+        bound = "≥ " if learned and learned["lower_bound"] else ""
+        reached = f"{bound}{learned['mean']:.0f} [{learned['low']:.0f}–{learned['high']:.0f}]" if learned else "–"
+        change = {c["multiple"]: c for c in r["beyond_window"]}
+        cells = [
+            f"{change[m]['change']:+.2f} [{change[m]['low']:+.2f}–{change[m]['high']:+.2f}]" if m in change else "–"
+            for m in mults
+        ]
+        lines.append(
+            f"| {_label(label)} | {r['function_class']} | {reached} | {r['speedup']:.2f}× [{r['speedup_low']:.2f}–{r['speedup_high']:.2f}] | "
+            + " | ".join(cells)
+            + f" | {'yes' if r['adopt'] else 'no'} |"
+        )
+    return lines
+
+
 def _cost_lines(lab: dict[str, Any], summary: dict[str, Any]) -> list[str]:
     run, cost = lab["run"], summary["cost"]
     return [
@@ -249,6 +321,11 @@ def _report_lines(lab: dict[str, Any], summary: dict[str, Any]) -> list[str]:
         "![learning curves](learning.png)",
         "",
     ]
+    if summary.get("remedies"):
+        lines += ["## Remedies against the released code's CoCA", "", *_remedies_section(summary, study), ""]
+    diagnostics = _diagnostics_section(summary)
+    if diagnostics:
+        lines += ["## Attention diagnostics", "", *diagnostics, "", "![diagnostics](diagnostics.png)", ""]
     return lines
 
 

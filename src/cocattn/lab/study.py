@@ -11,6 +11,9 @@ a finished one is summarised again from its files alone.
 - ``learning``: the same models scored in-window every ``curve_every`` steps; the steps each
   kind needs to reach 90 % (also recorded by every other study).
 - ``capacity``: MQAR in-window, widths x pairs x kinds (Zoology's Figure 2 on a CPU budget).
+- ``remedies``: CoCA with each named setting of its training options (:mod:`cocattn.lab.remedies`)
+  against the released code's CoCA and RoPE, at the GPT default init std 0.02: steps to 90 %,
+  1-16x, and the attention diagnostics (:mod:`cocattn.lab.diagnostics`) along the curve.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ from typing import Any, Callable
 
 from cocattn._checks import bad_value, check, check_choice
 from cocattn.attention import KINDS
-from cocattn.attention.kinds import is_rope_free
+from cocattn.attention.coca_options import CocaOptions
+from cocattn.attention.kinds import is_coca, is_rope_free
 from cocattn.lab.fit import Recipe, batch_seed, fit
+from cocattn.lab.remedies import RELEASED, REMEDIES
 from cocattn.lab.score import model_predictions, score_predictions
 from cocattn.lab.tasks import TaskSpec, generate, make_task, min_length
 from cocattn.model import GPTConfig
@@ -34,7 +39,7 @@ from cocattn.safeparse import loads_json
 
 __all__ = ["STUDIES", "Study", "make_study", "parse_scaling", "unit_names", "run_unit", "UNITS_DIR"]
 
-STUDIES = ("extrapolation", "learning", "capacity")
+STUDIES = ("extrapolation", "learning", "capacity", "remedies")
 UNITS_DIR = "units"
 DEFAULT_KINDS = ("rope", "coca", "coca-strict", "alibi")
 
@@ -59,6 +64,12 @@ class Study:
     cubic score starts flat and CoCA-Strict stays below 0.2 in-window after 1,000 steps (docs/LAB.md)."""
     eval_cases: int = 200
     recipe: Recipe = field(default_factory=Recipe)
+    coca: dict[str, Any] = field(default_factory=dict)
+    """CoCA's training options for every CoCA model (fields of :class:`CocaOptions`; ``--coca``)."""
+    remedies: tuple[str, ...] = ()
+    """Named option sets (:data:`cocattn.lab.remedies.REMEDIES`), each a model per CoCA kind and seed."""
+    diagnostics: bool = False
+    """Record :func:`cocattn.lab.diagnostics.diagnose` at every curve check."""
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -72,8 +83,9 @@ class Study:
         recipe = dict(data["recipe"])
         recipe["betas"] = tuple(recipe["betas"])
         fields["recipe"] = Recipe(**recipe)
-        for name in ("kinds", "widths", "pairs", "multiples", "scalings"):
-            fields[name] = tuple(data[name])
+        for name in ("kinds", "widths", "pairs", "multiples", "scalings", "remedies"):
+            if name in fields:
+                fields[name] = tuple(fields[name])
         return cls(**fields)
 
 
@@ -136,7 +148,16 @@ def make_study(study: str, **options: Any) -> Study:
 
 def _study_defaults(study: str) -> dict[str, Any]:
     if study == "learning":
-        return {"multiples": (1,), "scalings": ("plain",), "recipe": Recipe(curve_every=50)}
+        return {"multiples": (1,), "scalings": ("plain",), "recipe": Recipe(curve_every=50), "diagnostics": True}
+    if study == "remedies":
+        return {
+            "kinds": ("rope", "coca", "coca-strict"),
+            "remedies": tuple(REMEDIES),
+            "init_std": 0.02,
+            "scalings": ("plain",),
+            "recipe": Recipe(steps=600, curve_every=25),
+            "diagnostics": True,
+        }
     if study == "capacity":
         return {
             "widths": (16, 32, 64),
@@ -164,6 +185,12 @@ def _check_study(s: Study) -> None:
     check(isinstance(s.seeds, int) and s.seeds >= 1, "--seeds", s.seeds, "a positive integer")
     check(isinstance(s.init_std, (int, float)) and 0 < s.init_std < 10, "--init-std", s.init_std, "a number in (0, 10)")
     check(isinstance(s.eval_cases, int) and s.eval_cases >= 1, "--eval-cases", s.eval_cases, "a positive integer")
+    for name in s.remedies:
+        check_choice("--remedies", name, tuple(REMEDIES))
+    try:
+        CocaOptions(**s.coca)
+    except TypeError:
+        raise bad_value("--coca", s.coca, f"settings among {[f.name for f in dataclasses.fields(CocaOptions)]}") from None
     _positive_ints("--widths", s.widths)
     _positive_ints("--multiples", s.multiples)
     check(1 in s.multiples, "--multiples", list(s.multiples), "a list that includes 1 (the training length)")
@@ -203,17 +230,27 @@ class Unit:
     width: int
     pairs: int | None
     seed: int
+    remedy: str = ""
+    """A name of :data:`~cocattn.lab.remedies.REMEDIES` (CoCA kinds of a remedies study; "" otherwise)."""
 
     @property
     def name(self) -> str:
         pairs = f"-p{self.pairs}" if self.pairs is not None else ""
-        return f"{self.kind}-w{self.width}{pairs}-s{self.seed}"
+        remedy = f"-{self.remedy}" if self.remedy and self.remedy != RELEASED else ""
+        return f"{self.kind}{remedy}-w{self.width}{pairs}-s{self.seed}"
 
 
 def units(s: Study) -> list[Unit]:
     """The study's models, seeds innermost-last so that an interrupted study has whole kinds."""
     pairs: tuple[int | None, ...] = s.pairs or (None,)
-    return [Unit(k, w, p, seed) for seed in range(s.seeds) for w in s.widths for p in pairs for k in s.kinds]
+    return [
+        Unit(k, w, p, seed, r)
+        for seed in range(s.seeds)
+        for w in s.widths
+        for p in pairs
+        for k in s.kinds
+        for r in (s.remedies if s.remedies and is_coca(k) else ("",))
+    ]
 
 
 def unit_names(s: Study) -> list[str]:
@@ -221,7 +258,9 @@ def unit_names(s: Study) -> list[str]:
 
 
 def _model_config(s: Study, u: Unit) -> GPTConfig:
+    coca = {**s.coca, **(REMEDIES[u.remedy] if u.remedy else {})}
     return GPTConfig(
+        **{f"coca_{name}": value for name, value in coca.items()},
         vocab_size=s.task.vocab_size,
         n_layer=s.n_layer,
         n_head=s.n_head,
@@ -260,7 +299,9 @@ def run_unit(study: dict[str, Any], unit: dict[str, Any], out: str) -> dict[str,
     u = Unit(**unit)
     task = dataclasses.replace(s.task, pairs=u.pairs) if u.pairs is not None else s.task
     cpu0 = time.process_time()
-    fitted = fit(_model_config(s, u), task, s.recipe, seed=u.seed, on_step=_progress_writer(out, u))
+    fitted = fit(
+        _model_config(s, u), task, s.recipe, seed=u.seed, on_step=_progress_writer(out, u), diagnostics=s.diagnostics
+    )
     record = {
         "unit": u.name,
         **dataclasses.asdict(u),

@@ -21,7 +21,7 @@ from cocattn.train.loss import lm_loss, validation_loss
 from cocattn.train.metrics import progress_bar
 from cocattn.train.result import TrainResult, finished_run_figures, finite_dict
 from cocattn.train.rundir import MODEL_DIR, RESULT_FILE, locked_run_dir
-from cocattn.train.schedule import learning_rate
+from cocattn.train.schedule import group_lr, learning_rate
 from cocattn.train.session import Session
 from cocattn.train.setup import set_up
 from cocattn.train.state import write_checkpoint, write_model
@@ -92,7 +92,7 @@ def _step(s: Session) -> tuple[float, float, float | None]:
     """One optimizer step; ``(lr, loss, grad_norm)`` (grad_norm None without clipping)."""
     lr = learning_rate(s.step, s.tc)
     for group in s.optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = group_lr(group, lr)
     x, y = s.batches.global_batch(s.batches.train, s.tc.batch_size, s.sampler, retrieval=True)
     loss_value = _forward_backward(s, s.batches.local_micro_batches(x, y, s.tc.grad_accum))
     grad_norm = _clip_gradients(s.model, s.tc.grad_clip)

@@ -4,7 +4,7 @@ linear or constant) and AdamW's weight-decay groups."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
@@ -24,15 +24,32 @@ def learning_rate(step: int, train_cfg) -> float:
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """AdamW groups: weight decay on matrices of linear layers only; norms, biases, embeddings
-    (and the head tied to them) are not decayed."""
+    (and the head tied to them) are not decayed. A module that declares ``lr_multipliers()``
+    (``{own parameter name: multiplier}``, e.g. CoCA's ``coca_t_lr_mult``) gets its parameters
+    in groups of their own with ``"lr_mult"``; every group carries one (1.0 by default), which the
+    training loops multiply into the scheduled learning rate (:func:`group_lr`)."""
     no_decay_ids: set[int] = set()
+    mults: dict[int, float] = {}
     for module in model.modules():
         is_norm = "norm" in type(module).__name__.lower()
         if isinstance(module, torch.nn.Embedding) or is_norm:
             no_decay_ids.update(id(p) for p in module.parameters(recurse=False))
-    decay, no_decay = [], []
+        declared = getattr(module, "lr_multipliers", None)
+        if callable(declared):
+            for name, mult in declared().items():
+                mults[id(module.get_parameter(name))] = float(mult)
+    groups: dict[tuple[bool, float], list[torch.nn.Parameter]] = {(True, 1.0): [], (False, 1.0): []}
     for _name, param in model.named_parameters():  # shared (tied) parameters appear once
         if not param.requires_grad:
             continue
-        (no_decay if param.dim() < 2 or id(param) in no_decay_ids else decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        decayed = not (param.dim() < 2 or id(param) in no_decay_ids)
+        groups.setdefault((decayed, mults.get(id(param), 1.0)), []).append(param)
+    return [
+        {"params": params, "weight_decay": weight_decay if decayed else 0.0, "lr_mult": mult}
+        for (decayed, mult), params in groups.items()
+    ]
+
+
+def group_lr(group: Mapping[str, Any], lr: float) -> float:
+    """The learning rate of one optimizer group: the scheduled ``lr`` times its ``"lr_mult"``."""
+    return lr * group.get("lr_mult", 1.0)
