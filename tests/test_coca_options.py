@@ -137,8 +137,12 @@ def test_t_lr_mult_scales_the_first_adam_step_of_t_and_nothing_else() -> None:
     for mult in (1.0, 4.0):
         model = fit(GPTConfig(**{**cfg.to_dict(), "coca_t_lr_mult": mult}), task, recipe, seed=0).model
         moved[mult] = {n: (p - start[n]).abs().sum().item() for n, p in model.state_dict().items()}
-    assert moved[4.0]["blocks.0.attn.t_proj.weight"] == pytest.approx(4 * moved[1.0]["blocks.0.attn.t_proj.weight"], rel=1e-4)
-    assert moved[4.0]["blocks.0.attn.q_proj.weight"] == pytest.approx(moved[1.0]["blocks.0.attn.q_proj.weight"], rel=1e-6)
+    assert moved[4.0]["blocks.0.attn.t_proj.weight"] == pytest.approx(
+        4 * moved[1.0]["blocks.0.attn.t_proj.weight"], rel=1e-4
+    )
+    assert moved[4.0]["blocks.0.attn.q_proj.weight"] == pytest.approx(
+        moved[1.0]["blocks.0.attn.q_proj.weight"], rel=1e-6
+    )
 
 
 # -- round trips, in new processes --------------------------------------------------------------
@@ -164,8 +168,16 @@ def test_cli_train_with_every_option_then_load_in_a_new_process(data_dir: Path, 
         "name": "options",
         "model": {"vocab_size": None, "n_layer": 2, "n_head": 2, "n_embd": 32, "max_seq_len": 64, "attention": "coca"},
         "data": {"dir": str(data_dir)},
-        "train": {"batch_size": 4, "steps": 3, "warmup": 1, "eval_interval": 3, "eval_iters": 1,
-                  "checkpoint_interval": 3, "threads": 1, "progress": False},
+        "train": {
+            "batch_size": 4,
+            "steps": 3,
+            "warmup": 1,
+            "eval_interval": 3,
+            "eval_iters": 1,
+            "checkpoint_interval": 3,
+            "threads": 1,
+            "progress": False,
+        },
     }
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -173,13 +185,19 @@ def test_cli_train_with_every_option_then_load_in_a_new_process(data_dir: Path, 
     run = tmp_path / "run"
     done = subprocess.run(
         [sys.executable, "-m", "cocattn", "train", "--config", str(path), "--out", str(run), *overrides],
-        env=_env(), capture_output=True, text=True, timeout=300,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     ids = [5, 17, 42, 9, 77, 3]
     loaded = subprocess.run(
         [sys.executable, "-c", _LOAD_NATIVE, str(run / "model"), json.dumps(ids)],
-        env=_env(), capture_output=True, text=True, timeout=120,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert loaded.returncode == 0, loaded.stderr
     out = json.loads(loaded.stdout)
@@ -213,9 +231,18 @@ def llama_dir(tmp_path_factory, data_dir) -> Path:
 
     root = tmp_path_factory.mktemp("llama")
     config = LlamaConfig(
-        vocab_size=320, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=64, tie_word_embeddings=True, bos_token_id=None,
-        eos_token_id=None, pad_token_id=None, initializer_range=0.2,
+        vocab_size=320,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=None,
+        pad_token_id=None,
+        initializer_range=0.2,
     )
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(root / "llama")
@@ -226,7 +253,10 @@ def llama_dir(tmp_path_factory, data_dir) -> Path:
 def _convert(src: Path, dst: Path, *flags: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "cocattn", "convert", "llama", str(src), str(dst), *flags],
-        env=_env(), capture_output=True, text=True, timeout=300,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -245,7 +275,10 @@ def test_convert_refuses_a_deviation_unless_asked_then_loads_in_a_new_process(ll
     ids = [5, 17, 42, 9, 77, 3]
     loaded = subprocess.run(
         [sys.executable, "-c", _LOAD_HF, str(tmp_path / "d"), json.dumps(ids), ",".join(ALL_OPTIONS)],
-        env=_env(), capture_output=True, text=True, timeout=200,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=200,
     )
     assert loaded.returncode == 0, loaded.stderr
     out = json.loads(loaded.stdout)
@@ -261,7 +294,9 @@ def test_convert_refuses_a_deviation_unless_asked_then_loads_in_a_new_process(ll
     attn = here.model.layers[0].self_attn
     source = LlamaForCausalLM.from_pretrained(llama_dir).model.layers[0].self_attn
     # loading keeps the converted weights: the init options apply to fresh weights only
-    assert torch.equal(attn.t_proj.weight, source.k_proj.weight) and torch.equal(attn.q_proj.weight, source.q_proj.weight)
+    assert torch.equal(attn.t_proj.weight, source.k_proj.weight) and torch.equal(
+        attn.q_proj.weight, source.q_proj.weight
+    )
     assert torch.allclose(attn.score_log_scale, torch.full((4,), math.log(3.0)))
     assert torch.allclose(attn.t_proj.bias, torch.full_like(attn.t_proj.bias, 0.2))
     with torch.no_grad():

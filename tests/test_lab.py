@@ -234,3 +234,81 @@ def test_steps_to_target_interpolates_between_checks():
     assert steps_to(curve) == pytest.approx(180.0)
     assert steps_to(curve, target=0.5) == 100.0
     assert steps_to(curve[:2]) is None
+
+
+# -- diagnostics and the remedies study -----------------------------------------------------------
+
+
+def test_diagnostics_of_a_zero_t_are_uniform_attention_and_no_gradient():
+    """With T's weights at zero every τ is relu(0) = 0: all scores 0, so each query attends
+    uniformly over its i + 1 keys (entropy = the mean of log(i + 1), spread 0), every τ is zeroed
+    and the ReLU passes no gradient to T; RoPE at the same weights is not flat."""
+    import math
+
+    import torch
+
+    from cocattn.lab import diagnose
+    from cocattn.model import GPT, GPTConfig
+
+    task = make_task("copy", train_length=32, segment=2)
+    batch = generate(task, 32, 4, 0)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=task.vocab_size, n_layer=2, n_head=2, n_embd=32, max_seq_len=32, attention="coca"))
+    with torch.no_grad():
+        for block in model.blocks:
+            block.attn.t_proj.weight.zero_()
+    uniform = sum(math.log(i + 1) for i in range(32)) / 32
+    for layer in diagnose(model, batch):
+        assert layer["entropy"] == pytest.approx(uniform, abs=1e-6)  # float32 probabilities
+        assert layer["score_std"] == pytest.approx(0.0, abs=1e-6)
+        assert layer["tau_zero"] == 1.0 and layer["grad_k"] == 0.0 and layer["grad_q"] == 0.0
+    torch.manual_seed(0)
+    rope = GPT(GPTConfig(vocab_size=task.vocab_size, n_layer=2, n_head=2, n_embd=32, max_seq_len=32, attention="rope"))
+    first = diagnose(rope, batch)[0]
+    assert first["tau_zero"] is None and first["score_std"] > 0 and first["entropy"] < uniform and first["grad_k"] > 0
+
+
+def test_remedies_study_in_a_new_process_compares_each_remedy_with_the_released_coca(tmp_path):
+    out = tmp_path / "rem"
+    args = ["--seeds", "2", "--steps", "12", "--curve-every", "4", "--warmup", "1", "--eval-cases", "8"]
+    args += ["--multiples", "1", "2", "--task-option", "train_length=24", "--no-progress", "--jobs", "1"]
+    plan = _cli(
+        "lab",
+        "remedies",
+        "--out",
+        str(out),
+        "--kinds",
+        "rope",
+        "coca",
+        "--remedies",
+        "released",
+        "t-lr",
+        *args,
+        "--plan",
+    )
+    assert plan.returncode == 0 and "remedies: 6 models" in plan.stdout and not out.exists()
+    done = _cli(
+        "lab", "remedies", "--out", str(out), "--kinds", "rope", "coca", "--remedies", "released", "t-lr", *args
+    )
+    assert done.returncode == 0, done.stderr
+    lab = json.loads((out / "lab.json").read_text())
+    assert sorted(u["unit"] for u in lab["units"]) == sorted(
+        f"{name}-w64-s{s}" for s in (0, 1) for name in ("rope", "coca", "coca-t-lr")
+    )
+    assert all("layers" in p for u in lab["units"] for p in u["curve"])
+    summary = json.loads((out / "summary.json").read_text())
+    (row,) = summary["remedies"]
+    assert (row["kind"], row["remedy"], row["function_class"]) == ("coca", "t-lr", "same function class")
+    assert row["speedup_low"] <= row["speedup"] <= row["speedup_high"] and [
+        c["multiple"] for c in row["beyond_window"]
+    ] == [2]
+    report = (out / "report.md").read_text()
+    assert (
+        "## Remedies against the released code's CoCA" in report
+        and "| CoCA-Slack + t-lr | same function class |" in report
+    )
+    assert "## Attention diagnostics" in report and (out / "diagnostics.png").stat().st_size > 0
+    bad = _cli("lab", "remedies", "--out", str(tmp_path / "x"), "--remedies", "warp", "--plan")
+    assert bad.returncode == 2 and "--remedies='warp' is not valid" in bad.stderr
+    bad = _cli("lab", "remedies", "--out", str(tmp_path / "x"), "--coca", "tau=tanh", "--plan")
+    assert bad.returncode == 2 and "tau=tanh" in bad.stderr

@@ -95,3 +95,16 @@ def test_paired_is_narrower_than_unpaired():
     assert (hi - lo) < 0.1 * (hi_a - lo_a) / (sum(a) / 1000)
     with pytest.raises(ValueError, match="same documents"):
         paired_ratio_interval(a[:5], tok[:5], b, tok)
+
+
+def test_two_sample_interval_known_ratio_and_difference():
+    from cocattn.evaluate.stats import bootstrap_two_sample_interval
+
+    assert bootstrap_two_sample_interval([300.0] * 5, [200.0] * 5) == (1.5, 1.5, 1.5)
+    assert bootstrap_two_sample_interval([0.5] * 3, [0.75] * 4, "difference") == (-0.25, -0.25, -0.25)
+    ratio, low, high = bootstrap_two_sample_interval([300, 320, 280, 310, 290], [200, 150, 250, 190, 210])
+    assert ratio == pytest.approx(1500 / 1000) and low < ratio < high and low > 1.0
+    with pytest.raises(ValueError, match="positive"):
+        bootstrap_two_sample_interval([1.0, 0.0], [1.0])
+    with pytest.raises(ValueError, match="statistic"):
+        bootstrap_two_sample_interval([1.0], [1.0], "product")

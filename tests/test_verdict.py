@@ -170,3 +170,28 @@ def test_change_words():
     assert change_words(1.38, 1.52) == "it degrades"
     assert change_words(0.8, 0.9) == "it improves"
     assert change_words(0.99, 1.01) == "no change distinguishable at this sample size"
+
+
+def test_verdict_gates_passkey_on_in_window_retrieval(results, tmp_path):
+    """A model below 0.9 at 1x is named as not retrieving (with the measured reason for CoCA);
+    editing the record's accuracy to 1.0 moves it to the models that retrieve."""
+    work = tmp_path / "results"
+    shutil.copytree(results, work)
+    rope = json.loads((work / "passkey-rope-plain.json").read_text())
+    for value, name, attention in ((0.0, "rope", "rope"), (0.0, "coca", "coca")):
+        record = dict(rope, model=name, attention=attention, values=[value] * len(rope["values"]))
+        record["details"] = dict(rope["details"], cases=None)
+        (work / f"passkey-{name}-plain.json").write_text(json.dumps(record))
+    code, md, err = report(work, new_process=True)
+    assert code == 0, err
+    text = verdict(md)
+    assert "- Retrieving in-window (≥ 0.90 at 1×, no scaling): no model." in text
+    coca = next(s for s in text.splitlines() if s.startswith("- CoCA-Slack does not retrieve in-window (0.00"))
+    assert "Measured reason, for CoCA:" in coca
+    rope_line = next(s for s in text.splitlines() if s.startswith("- RoPE does not retrieve in-window (0.00"))
+    assert "Measured reason" not in rope_line
+    record = json.loads((work / "passkey-rope-plain.json").read_text())
+    record["values"] = [1.0] * len(record["values"])
+    (work / "passkey-rope-plain.json").write_text(json.dumps(record))
+    _, md, _ = report(work)
+    assert "- Retrieving in-window (≥ 0.90 at 1×, no scaling): RoPE." in verdict(md)

@@ -16,7 +16,10 @@ What is compared, and how (every interval at the report's level, 95% by default)
    paper is about, paired over the same documents at the two lengths.
 3. **Passkey**: accuracy at 1× and at the longest length, with Wilson score intervals and the
    counts (correct out of cases). Accuracies are stated, not ranked: no test of a difference
-   between two accuracies is made here.
+   between two accuracies is made here. First, the in-window gate: which models retrieve at 1×
+   (accuracy ≥ :data:`IN_WINDOW`, without scaling); a model below it has not learned to retrieve,
+   so its passkey numbers beyond the window say nothing about extrapolation, and for a CoCA model
+   the sentence gives the measured reason (:data:`COCA_REASON`).
 
 Words are given only by the interval: a ratio whose interval lies wholly below 1 is "lower than
 RoPE's" (or, for a model against itself, "it improves"), wholly above 1 "higher" ("it
@@ -35,6 +38,9 @@ from cocattn.evaluate.intervals import DIFFERENT_DOCUMENTS, paired_ratio, passke
 from cocattn.evaluate.results import display_name, record_sort_key, scaling_label, scaling_sort_key
 
 __all__ = [
+    "IN_WINDOW",
+    "COCA_REASON",
+    "in_window_lines",
     "verdict_section",
     "baseline_model",
     "ratio_words",
@@ -197,6 +203,54 @@ def passkey_sentence(record: dict, confidence: float) -> str | None:
     return f"{display_name(record)} {_with_scaling(record)}: " + ", ".join(parts) + "."
 
 
+IN_WINDOW = 0.9
+"""In-window passkey accuracy (1×, no scaling) at which a model counts as retrieving."""
+
+PARTLY = 0.1
+"""A model whose 1× interval starts at or above this retrieves in part (below :data:`IN_WINDOW`)."""
+
+COCA_REASON = 'Measured reason, for CoCA: optimisation, not capacity (docs/LAB.md, "Why CoCA learns to retrieve late").'
+"""The one sentence the verdict adds when a CoCA model does not retrieve in-window."""
+
+
+def in_window_lines(passkey: Sequence[dict], confidence: float) -> list[str]:
+    """The in-window gate (module docstring): one bullet per model that does not retrieve at 1×,
+    after one that names those that do; nothing without a plain passkey record."""
+    plain = [r for r in passkey if r.get("scaling_name", "none") == "none" and reference_length(r) is not None]
+    if not plain:
+        return []
+    passed = [r for r in plain if _value(r, reference_length(r)) >= IN_WINDOW]
+    lines = [
+        f"- Retrieving in-window (≥ {IN_WINDOW:.2f} at 1×, no scaling): "
+        + (", ".join(display_name(r) for r in passed) or "no model")
+        + "."
+    ]
+    for r in plain:
+        if r in passed:
+            continue
+        n0 = reference_length(r)
+        j = r["lengths"].index(n0)
+        ci = passkey_intervals(r, confidence)["values"][j]
+        interval = f" [{ci[0]:.2f}–{ci[1]:.2f}]" if ci else ""
+        logprob = ((r.get("details") or {}).get("logprob") or [None] * len(r["lengths"]))[j]
+        key = f", key log-probability {logprob:.2f}" if logprob is not None else ""
+        value, where = _value(r, n0), f"at {_multiple(n0, r.get('training_length'))}{key}"
+        if ci and ci[0] >= PARTLY:
+            text = (
+                f"- {display_name(r)} retrieves in part ({value:.2f}{interval} {where}): below the bar, so its "
+                "accuracy beyond the window is best read against its own 1×."
+            )
+        else:
+            text = (
+                f"- {display_name(r)} does not retrieve in-window ({value:.2f}{interval} {where}): it has not "
+                "learned to copy the key, so its passkey accuracy beyond the window says nothing about extrapolation."
+            )
+        if str(r.get("attention", "")).startswith("coca"):
+            text += " " + COCA_REASON
+        lines.append(text)
+    return lines
+
+
 def baseline_model(records: Sequence[dict]) -> str | None:
     """The model the others are compared with: the one named ``rope``, else the only model with
     RoPE attention; None when there is no such single model."""
@@ -261,5 +315,6 @@ def verdict_section(records: Sequence[dict], confidence: float, resamples: int) 
         md += [f"- {s}" for s in (degradation_sentence(r, confidence, resamples) for r in ppl) if s] + [""]
     if passkey:
         md += ["**Passkey retrieval** (accuracy at 1× and at the longest length, correct of cases):", ""]
+        md += in_window_lines(passkey, confidence)
         md += [f"- {s}" for s in (passkey_sentence(r, confidence) for r in passkey) if s] + [""]
     return md

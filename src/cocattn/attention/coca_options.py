@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -39,7 +39,7 @@ TAU_ACTIVATIONS = ("relu", "softplus")
 """How the tied plane sum becomes τ: ``relu`` (the paper) or ``softplus`` (a deviation)."""
 
 
-def tau_activation(name: str):
+def tau_activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """The elementwise map of :data:`TAU_ACTIVATIONS` ``name``."""
     check_choice("coca_tau", name, TAU_ACTIVATIONS)
     return torch.relu if name == "relu" else torch.nn.functional.softplus

@@ -31,9 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = {
         "task": args.task,
-        "task_options": key_values(
-            args.task_option, "--task-option", "segment=4, vocab_size=64, scale_pairs=true"
-        ),
+        "task_options": key_values(args.task_option, "--task-option", "segment=4, vocab_size=64, scale_pairs=true"),
         "coca": key_values(args.coca, "--coca", "t_init_std=0.08, tau=softplus", TAU_ACTIVATIONS) or None,
         "remedies": tuple(args.remedies) if args.remedies else None,
         "kinds": tuple(args.kinds) if args.kinds else None,

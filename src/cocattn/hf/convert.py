@@ -102,6 +102,28 @@ def load_llama(path: str | Path, dtype: torch.dtype | None = None) -> LlamaForCa
     )
 
 
+def _converted_state(
+    state: dict[str, torch.Tensor], config: CocaLlamaConfig, options: CocaOptions, t_init: str, seed: int
+) -> dict[str, torch.Tensor]:
+    """The LLaMA state dict with each ``k_proj`` replaced by ``t_proj`` (``t_init``) and the
+    parameters CoCA's options add (T's bias offset, the per-head score scale)."""
+    gen = torch.Generator().manual_seed(int(seed))
+    converted = {name: tensor for name, tensor in state.items() if ".self_attn.k_proj." not in name}
+    for i in range(config.num_hidden_layers):
+        prefix = f"model.layers.{i}.self_attn."
+        t_w, t_b = T_INITS[t_init](state[prefix + "k_proj.weight"], state.get(prefix + "k_proj.bias"), config, gen)
+        converted[prefix + "t_proj.weight"] = t_w
+        if options.t_bias is not None:  # the offset on top of K's bias (or alone)
+            t_b = options.t_bias + (torch.zeros(t_w.shape[0], dtype=t_w.dtype) if t_b is None else t_b)
+        if t_b is not None:
+            converted[prefix + "t_proj.bias"] = t_b
+        if options.score_scale is not None:
+            converted[prefix + "score_log_scale"] = torch.full(
+                (config.num_attention_heads,), math.log(options.score_scale), dtype=t_w.dtype
+            )
+    return converted
+
+
 def convert_llama(
     model_or_path: LlamaForCausalLM | str | Path,
     variant: str = "slack",
@@ -150,28 +172,7 @@ def convert_llama(
     config = CocaLlamaConfig.from_dict(data)
     config.architectures = ["CocaLlamaForCausalLM"]
 
-    state = source.state_dict()
-    gen = torch.Generator().manual_seed(int(seed))
-    converted: dict[str, torch.Tensor] = {}
-    for name, tensor in state.items():
-        if ".self_attn.k_proj." in name:
-            continue
-        converted[name] = tensor
-    for i in range(config.num_hidden_layers):
-        prefix = f"model.layers.{i}.self_attn."
-        k_w = state[prefix + "k_proj.weight"]
-        k_b = state.get(prefix + "k_proj.bias")
-        t_w, t_b = T_INITS[t_init](k_w, k_b, config, gen)
-        converted[prefix + "t_proj.weight"] = t_w
-        if options.t_bias is not None:  # the offset on top of K's bias (or alone)
-            t_b = options.t_bias + (torch.zeros(t_w.shape[0], dtype=t_w.dtype) if t_b is None else t_b)
-        if t_b is not None:
-            converted[prefix + "t_proj.bias"] = t_b
-        if options.score_scale is not None:
-            converted[prefix + "score_log_scale"] = torch.full(
-                (config.num_attention_heads,), math.log(options.score_scale), dtype=t_w.dtype
-            )
-
+    converted = _converted_state(source.state_dict(), config, options, t_init, seed)
     dtype = next(source.parameters()).dtype
     model = CocaLlamaForCausalLM(config).to(dtype)
     missing, unexpected = model.load_state_dict(converted, strict=False)

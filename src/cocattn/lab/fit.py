@@ -87,9 +87,7 @@ DIAGNOSTIC_ROWS = 32
 """Rows of the batch :func:`cocattn.lab.diagnostics.diagnose` measures at each curve check."""
 
 
-def _curve_point(
-    model: GPT, task: TaskSpec, recipe: Recipe, seed: int, step: int, diagnostics: bool
-) -> dict[str, Any]:
+def _curve_point(model: GPT, task: TaskSpec, recipe: Recipe, seed: int, step: int, diagnostics: bool) -> dict[str, Any]:
     batch = generate(task, task.train_length, recipe.curve_cases, batch_seed(seed, 1, 0))
     scored = score_predictions(batch, model_predictions(model, batch))
     point: dict[str, Any] = {

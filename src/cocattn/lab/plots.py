@@ -111,8 +111,12 @@ def _capacity(path: Path, study: dict[str, Any], summary: dict[str, Any]) -> Non
 def _diagnostics(path: Path, summary: dict[str, Any]) -> None:
     """The diagnostics along training, one panel each, one line per model label."""
     rows = [r for r in summary["learning"] if "diagnostics" in r]
-    names = [("score_std", "score spread", True), ("tau_zero", "τ zeroed by the ReLU", False),
-             ("grad_q", "‖∇ Q proj.‖", True), ("grad_k", "‖∇ K / T proj.‖", True)]
+    names = [
+        ("score_std", "score spread", True),
+        ("tau_zero", "τ zeroed by the ReLU", False),
+        ("grad_q", "‖∇ Q proj.‖", True),
+        ("grad_k", "‖∇ K / T proj.‖", True),
+    ]
     plt = pyplot()
     fig, axes = plt.subplots(1, len(names), figsize=(3.3 * len(names), 3.4), squeeze=False)
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]

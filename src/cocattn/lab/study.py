@@ -190,7 +190,9 @@ def _check_study(s: Study) -> None:
     try:
         CocaOptions(**s.coca)
     except TypeError:
-        raise bad_value("--coca", s.coca, f"settings among {[f.name for f in dataclasses.fields(CocaOptions)]}") from None
+        raise bad_value(
+            "--coca", s.coca, f"settings among {[f.name for f in dataclasses.fields(CocaOptions)]}"
+        ) from None
     _positive_ints("--widths", s.widths)
     _positive_ints("--multiples", s.multiples)
     check(1 in s.multiples, "--multiples", list(s.multiples), "a list that includes 1 (the training length)")
