@@ -301,3 +301,13 @@ def test_convert_refuses_a_deviation_unless_asked_then_loads_in_a_new_process(ll
     assert torch.allclose(attn.t_proj.bias, torch.full_like(attn.t_proj.bias, 0.2))
     with torch.no_grad():
         torch.testing.assert_close(torch.tensor(out["logits"]), here(torch.tensor([ids])).logits[0, -1])
+
+
+def test_the_score_scale_trains_with_q_in_the_papers_stages() -> None:
+    from cocattn.train.stages import stage_of_parameter
+
+    name = "model.layers.3.self_attn.score_log_scale"
+    assert [stage_of_parameter(name, s) for s in (1, 2, 3)] == [False, True, True]
+    assert stage_of_parameter("blocks.0.attn.score_log_scale", 2) and not stage_of_parameter(
+        "blocks.0.attn.o_proj.weight", 2
+    )

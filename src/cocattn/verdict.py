@@ -209,7 +209,11 @@ IN_WINDOW = 0.9
 PARTLY = 0.1
 """A model whose 1× interval starts at or above this retrieves in part (below :data:`IN_WINDOW`)."""
 
-COCA_REASON = 'Measured reason, for CoCA: optimisation, not capacity (docs/LAB.md, "Why CoCA learns to retrieve late").'
+COCA_REASON = (
+    'Measured reason, for CoCA (docs/LAB.md, "Why CoCA learns to retrieve late"): optimisation, not '
+    "capacity: the tiny-cpu CoCA-Slack model trained three times longer (1,800 steps) retrieves 0.94 "
+    "[0.84–0.98] in-window; CoCA learns to copy later than RoPE, not never."
+)
 """The one sentence the verdict adds when a CoCA model does not retrieve in-window."""
 
 

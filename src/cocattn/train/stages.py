@@ -19,12 +19,19 @@ __all__ = ["STAGES", "trainable_parameters_for_stage", "stage_of_parameter"]
 STAGES: dict[int, tuple[str, ...] | None] = {1: ("t_proj",), 2: ("q_proj", "t_proj", "v_proj"), 3: None}
 
 
+# Parameters that belong to an attention layer itself rather than to a projection, and the
+# projection they train with: CoCA's per-head score scale is a factor on Q (``coca_score_scale``).
+TRAINS_WITH = {"score_log_scale": "q_proj"}
+
+
 def stage_of_parameter(name: str, stage: int) -> bool:
     """Whether the parameter called ``name`` trains in ``stage``."""
     modules = STAGES[stage]
     if modules is None:
         return True
     parts = name.split(".")
+    if parts[-1] in TRAINS_WITH:
+        return TRAINS_WITH[parts[-1]] in modules
     return any(part in modules for part in parts[:-1])
 
 
