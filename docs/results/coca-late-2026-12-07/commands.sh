@@ -24,3 +24,4 @@ cocattn eval passkey runs/coca-long-rel/model --cases 50 --max-new-tokens 7 --ba
     --out pkx-long-rel-dyn4.json
 cocattn eval ppl runs/coca-long-rel/model --data DATA --lengths 128 256 512 1024 2048 --stride 128 --max-docs 10 \
     --max-tokens 2049 --batch-tokens 8192 --out pplx-long-rel.json
+# the same three commands for runs/coca-long-ss4/model (pkx-long-ss4-*, pplx-long-ss4.json)
