@@ -260,10 +260,14 @@ def _convert(src: Path, dst: Path, *flags: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_convert_refuses_a_deviation_unless_asked_then_loads_in_a_new_process(llama_dir: Path, tmp_path: Path) -> None:
+def test_convert_refuses_a_deviation_unless_asked_then_loads_in_a_new_process(
+    llama_dir: Path, data_dir: Path, tmp_path: Path
+) -> None:
     refused = _convert(llama_dir, tmp_path / "a", "--coca", "tau=softplus", "--coca", "score_scale=2")
     assert refused.returncode == 2 and "coca_tau=softplus" in refused.stderr and "--allow-deviation" in refused.stderr
     assert not (tmp_path / "a").exists()
+    transfer = _convert(llama_dir, tmp_path / "t", "--transfer", "--data", str(data_dir), "--coca", "tau=softplus")
+    assert transfer.returncode == 2 and "coca_tau=softplus" in transfer.stderr and not (tmp_path / "t").exists()
     biased = _convert(llama_dir, tmp_path / "b", "--coca", "t_bias=0.1")
     assert biased.returncode == 2 and "coca_t_bias=0.1" in biased.stderr
     # options of the paper's function class need no flag
