@@ -315,3 +315,23 @@ def test_the_score_scale_trains_with_q_in_the_papers_stages() -> None:
     assert stage_of_parameter("blocks.0.attn.score_log_scale", 2) and not stage_of_parameter(
         "blocks.0.attn.o_proj.weight", 2
     )
+
+
+def test_the_transformers_model_puts_t_in_its_own_learning_rate_group() -> None:
+    from cocattn.hf.config import CocaLlamaConfig
+    from cocattn.hf.modeling import CocaLlamaForCausalLM
+
+    config = CocaLlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=32,
+        coca_t_lr_mult=4.0,
+    )
+    model = CocaLlamaForCausalLM(config)
+    groups = {g["lr_mult"]: g["params"] for g in param_groups(model, 0.1) if g["lr_mult"] != 1.0}
+    t_weights = {id(layer.self_attn.t_proj.weight) for layer in model.model.layers}
+    assert list(groups) == [4.0] and {id(p) for p in groups[4.0]} == t_weights

@@ -32,6 +32,7 @@ __all__ = [
     "tau_activation",
     "init_coca_projections",
     "score_scale_parameter",
+    "t_lr_multipliers",
     "scale_queries",
 ]
 
@@ -115,6 +116,14 @@ def init_coca_projections(
         if options.t_bias is not None:
             check(t_proj.bias is not None, "t_proj.bias", None, "a bias parameter (built with coca_t_bias)")
             t_proj.bias.fill_(options.t_bias)
+
+
+def t_lr_multipliers(options: CocaOptions, t_proj: torch.nn.Module) -> dict[str, float]:
+    """``{"t_proj.weight": m, ...}`` for ``coca_t_lr_mult`` (empty at 1): what an attention module's
+    ``lr_multipliers()`` returns (read by :func:`cocattn.train.schedule.param_groups`)."""
+    if options.t_lr_mult == 1.0:
+        return {}
+    return {name: options.t_lr_mult for name, _ in t_proj.named_parameters(prefix="t_proj")}
 
 
 def score_scale_parameter(options: CocaOptions, n_head: int) -> torch.nn.Parameter | None:

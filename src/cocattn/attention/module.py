@@ -12,7 +12,7 @@ from cocattn._checks import check
 from cocattn.attention import functional as AF
 from cocattn.attention import kinds
 from cocattn.attention.cache import LayerCache
-from cocattn.attention.coca_options import CocaOptions, score_scale_parameter, scale_queries
+from cocattn.attention.coca_options import CocaOptions, score_scale_parameter, scale_queries, t_lr_multipliers
 from cocattn.attention.sdpa import Attended, AttentionOptions
 from cocattn.rope import RopeParameters, rope_parameters
 
@@ -78,9 +78,7 @@ class Attention(nn.Module):
     def lr_multipliers(self) -> dict[str, float]:
         """Learning-rate multipliers of this module's own parameters (by name; read by
         :func:`cocattn.train.schedule.param_groups`)."""
-        if not self.is_coca or self.coca.t_lr_mult == 1.0:
-            return {}
-        return {name: self.coca.t_lr_mult for name, _ in self.t_proj.named_parameters(prefix="t_proj")}
+        return t_lr_multipliers(self.coca, self.t_proj) if self.is_coca else {}
 
     def set_rope(self, rope: RopeParameters | Mapping[str, Any] | None) -> None:
         """Use these RoPE parameters from now on (inference-time scaling)."""

@@ -53,7 +53,7 @@ from transformers.models.llama.modeling_llama import (
 
 from cocattn._checks import bad_value
 from cocattn.attention.coca import coca_feature_maps, given_tables, tie_t
-from cocattn.attention.coca_options import score_scale_parameter, scale_queries
+from cocattn.attention.coca_options import score_scale_parameter, scale_queries, t_lr_multipliers
 from cocattn.hf.config import CocaLlamaConfig
 from cocattn.rope import RopeParameters, inv_freq_and_scaling, rope_cos_sin, rope_parameters
 
@@ -159,9 +159,7 @@ class CocaLlamaAttention(nn.Module):
 
     def lr_multipliers(self) -> dict[str, float]:
         """``coca_t_lr_mult`` on the T projection (read by :func:`cocattn.train.schedule.param_groups`)."""
-        if self.coca.t_lr_mult == 1.0:
-            return {}
-        return {name: self.coca.t_lr_mult for name, _ in self.t_proj.named_parameters(prefix="t_proj")}
+        return t_lr_multipliers(self.coca, self.t_proj)
 
     def forward(
         self,
@@ -239,13 +237,13 @@ class CocaLlamaPreTrainedModel(LlamaPreTrainedModel):
         non-persistent buffer uninitialised, so it is refilled here from the config."""
         super()._init_weights(module)
         if isinstance(module, CocaLlamaAttention):
-            _init_coca_attention(module, self.config.initializer_range)
+            _init_coca_attention(module)
         if isinstance(module, CocaRotaryEmbedding):
             inv_freq, _ = inv_freq_and_scaling(module.rope, module.head_dim, None)
             hf_init.copy_(module.inv_freq, inv_freq.float())
 
 
-def _init_coca_attention(module: "CocaLlamaAttention", std: float) -> None:
+def _init_coca_attention(module: "CocaLlamaAttention") -> None:
     """The CoCA init options of a fresh attention (``coca_t_init_std``, ``coca_q_init_std``,
     ``coca_t_bias``, ``coca_score_scale``); LLaMA's initialisation otherwise."""
     options = module.coca
