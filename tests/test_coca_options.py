@@ -225,18 +225,19 @@ print(json.dumps({"options": {k: getattr(c, k) for k in sys.argv[3].split(",")},
 """
 
 
+TINY_LLAMA = dict(
+    hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2
+)
+
+
 @pytest.fixture(scope="module")
 def llama_dir(tmp_path_factory, data_dir) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     root = tmp_path_factory.mktemp("llama")
     config = LlamaConfig(
+        **TINY_LLAMA,
         vocab_size=320,
-        hidden_size=32,
-        intermediate_size=48,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
         max_position_embeddings=64,
         tie_word_embeddings=True,
         bos_token_id=None,
@@ -321,16 +322,7 @@ def test_the_transformers_model_puts_t_in_its_own_learning_rate_group() -> None:
     from cocattn.hf.config import CocaLlamaConfig
     from cocattn.hf.modeling import CocaLlamaForCausalLM
 
-    config = CocaLlamaConfig(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=48,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=32,
-        coca_t_lr_mult=4.0,
-    )
+    config = CocaLlamaConfig(**TINY_LLAMA, vocab_size=64, max_position_embeddings=32, coca_t_lr_mult=4.0)
     model = CocaLlamaForCausalLM(config)
     groups = {g["lr_mult"]: g["params"] for g in param_groups(model, 0.1) if g["lr_mult"] != 1.0}
     t_weights = {id(layer.self_attn.t_proj.weight) for layer in model.model.layers}
