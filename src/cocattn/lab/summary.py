@@ -132,7 +132,7 @@ def _learning_rows(
     for (kind, width, pairs), recs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 0)):
         recs.sort(key=lambda r: r["seed"])
         reached = [steps_to(r["curve"]) for r in recs]
-        censored = [steps if s is None else s for s in reached]
+        censored = _censored_steps(recs, steps)
         curve_steps = [p["step"] for p in recs[0]["curve"]]
         mean_curve = [sum(r["curve"][i]["accuracy"] for r in recs) / len(recs) for i in range(len(curve_steps))]
         extra = {}
@@ -146,7 +146,7 @@ def _learning_rows(
                 "steps_to_target": reached,
                 "reached": sum(s is not None for s in reached),
                 "lower_bound": any(s is None for s in reached),
-                **_interval([float(s) for s in censored], confidence, resamples),
+                **_interval(censored, confidence, resamples),
                 "curve_steps": curve_steps,
                 "curve_mean": mean_curve,
                 "curves": [[p["accuracy"] for p in r["curve"]] for r in recs],
@@ -205,6 +205,7 @@ def _remedy_rows(
             if own and ref:
                 diff = bootstrap_two_sample_interval(own, ref, "difference", confidence=confidence, resamples=resamples)
                 changes.append({"multiple": m, "change": diff[0], "low": diff[1], "high": diff[2]})
+        worse = [c["multiple"] for c in changes if c["high"] < 0]
         rows.append(
             {
                 "kind": kind,
@@ -215,8 +216,8 @@ def _remedy_rows(
                 "speedup_low": speedup[1],
                 "speedup_high": speedup[2],
                 "beyond_window": changes,
-                "worse_beyond_window": [c["multiple"] for c in changes if c["high"] < 0],
-                "adopt": speedup[1] >= ADOPT_SPEEDUP and not any(c["high"] < 0 for c in changes),
+                "worse_beyond_window": worse,
+                "adopt": speedup[1] >= ADOPT_SPEEDUP and not worse,
             }
         )
     return rows
