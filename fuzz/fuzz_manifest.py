@@ -20,8 +20,8 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports(include=["cocattn"]):
-    from cocattn.data.info import dataset_info
-    from cocattn.data.shards import load_eval_documents, load_manifest, load_tokens
+    from cocattn.data.read.info import dataset_info
+    from cocattn.data.read.shards import load_eval_documents, load_manifest, load_tokens
 
 _DIR = Path(tempfile.mkdtemp(prefix="cocattn-fuzz-manifest-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
 _SEP = b"\x00\xff"

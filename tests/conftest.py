@@ -10,7 +10,7 @@ from pathlib import Path
 def build_text_data(root: Path, vocab_size: int, **kwargs) -> Path:
     """A small real-text data directory built with `cocattn data`'s own builder: the modules of
     Python's json and email packages as documents (a few hundred KB of real text)."""
-    from cocattn.corpus import build_dataset
+    from cocattn.data.build import build_dataset
 
     texts = root / "texts"
     texts.mkdir(parents=True)

@@ -10,8 +10,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cocattn.evaluate.attention import analyze_attention, attention_by_distance, plot_attention
-from cocattn.evaluate.rope_anomaly import analyze_rope, initial_angles, plot_rope
+from cocattn.evaluate.attention import analyze_attention, attention_by_distance
+from cocattn.evaluate.rope_anomaly import analyze_rope, initial_angles
+from cocattn.report.analysis import plot_attention, plot_rope
 from cocattn.rope import apply_rope, inv_freq_and_scaling, rope_cos_sin
 from test_eval_fixtures import gpt, llama, text
 

@@ -91,7 +91,7 @@ def test_device_cuda_without_cuda_is_a_clear_error(models, capsys):
 def _rewrite_shard(data, name: str, tokens: np.ndarray, dtype: str) -> None:
     """Replace a shard and update the manifest's size, sha256, token count and dtype consistently
     (a crafted directory that passes the checksum checks)."""
-    from cocattn.io import sha256_file
+    from cocattn.files import sha256_file
 
     (data / name).write_bytes(tokens.astype(dtype).tobytes())
     manifest = json.loads((data / "manifest.json").read_text())
@@ -178,7 +178,7 @@ def test_overrides_after_an_option_are_kept(capsys):
 
 
 def test_text_source_does_not_follow_symlinks_out_of_its_directory(tmp_path):
-    from cocattn.corpus import build_dataset
+    from cocattn.data.build import build_dataset
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -228,7 +228,7 @@ def test_out_that_cannot_be_written_fails_before_any_work(models, tmp_path, caps
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert "--out=" in err and "is a file, not a directory" in err and "Traceback" not in err
-    from cocattn.bench import write_results
+    from cocattn.bench.attention import write_results
 
     write_results(tmp_path / "newdir" / "x.json", "attention", [], "cocattn bench attention")
     assert json.loads((tmp_path / "newdir" / "x.json").read_text())["benchmark"] == "attention"

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from cocattn.attention import functional as AF
-from cocattn.bench import bench_attention, count_ops, format_table
+from cocattn.bench.attention import bench_attention, count_ops, format_table
 
 
 def _step(fn, n=64, heads=4, d=64, dtype=torch.bfloat16):
@@ -75,7 +75,7 @@ def test_interleaved_timing_gives_every_kind_its_steps_and_time():
 
 _PEAK_SCRIPT = r"""
 import json, sys, torch
-import cocattn.bench as B
+import cocattn.bench.attention as B
 extra = int(sys.argv[1])
 def fn(q, k, v):
     if extra:
@@ -124,7 +124,7 @@ def test_bench_train_reports_throughput_faults_system_time_and_flops_as_json():
     import json
     import math
 
-    from cocattn.bench import bench_train
+    from cocattn.bench.attention import bench_train
 
     model = {"vocab_size": 256, "n_layer": 1, "n_head": 2, "n_embd": 32, "max_seq_len": 32}
     rows = bench_train(model, ("rope", "coca"), batch_size=2, steps=2, device="cpu", progress=False)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from cocattn import checkpoint as ckpt
-from cocattn import io
+from cocattn import files
 from cocattn.model import GPT, GPTConfig
 
 
@@ -76,9 +76,9 @@ def test_model_directory_with_a_pickle_is_refused_before_loading(tmp_path):
 
     ckpt.save_model(tmp_path / "m", _model())
     (tmp_path / "m" / "pytorch_model.bin").write_bytes(pickle.dumps(Payload()))
-    with pytest.raises(io.UnsafeFileError, match="pytorch_model.bin"):
+    with pytest.raises(files.UnsafeFileError, match="pytorch_model.bin"):
         ckpt.load_model(tmp_path / "m")
-    with pytest.raises(io.UnsafeFileError):
+    with pytest.raises(files.UnsafeFileError):
         ckpt.load_checkpoint(tmp_path / "m")
     assert not (tmp_path / "MARKER").exists()
 
@@ -131,7 +131,7 @@ def test_a_crash_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, mon
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(ckpt, "_write_model_files", crash)
-    with pytest.raises(io.AtomicWriteError, match="step_0000010.*disk full"):
+    with pytest.raises(files.AtomicWriteError, match="step_0000010.*disk full"):
         ckpt.save_checkpoint(tmp_path, 10, model, {"step": 10})
     monkeypatch.undo()
     assert ckpt.latest_checkpoint(tmp_path).name == "step_0000005"

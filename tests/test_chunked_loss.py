@@ -75,7 +75,7 @@ def test_training_with_the_chunked_loss_follows_the_full_loss(tmp_path):
     float32 rounding, accumulated over the steps), and the default stays the full loss."""
     from conftest import build_text_data
 
-    from cocattn import io
+    from cocattn import files
     from cocattn.train import train
 
     data = build_text_data(tmp_path, vocab_size=300)
@@ -98,6 +98,6 @@ def test_training_with_the_chunked_loss_follows_the_full_loss(tmp_path):
         cfg = {**base, "train": {**base["train"], "chunked_loss": chunked}}
         run = tmp_path / f"run-{chunked}"
         train(cfg, run)
-        losses[chunked] = [r["loss"] for r in io.read_jsonl(run / "metrics.jsonl")]
+        losses[chunked] = [r["loss"] for r in files.read_jsonl(run / "metrics.jsonl")]
     assert len(losses[True]) == 6
     assert losses[True] == pytest.approx(losses[False], rel=1e-5)

@@ -19,7 +19,7 @@ from conftest import build_text_data
 from cocattn.attention.coca_options import CocaOptions
 from cocattn.lab import Recipe, fit, make_task
 from cocattn.lab.diagnostics import diagnose
-from cocattn.lab.tasks import generate
+from cocattn.tasks.synthetic import generate
 from cocattn.model import GPT, GPTConfig
 from cocattn.train.schedule import param_groups
 

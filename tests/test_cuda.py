@@ -109,7 +109,7 @@ def test_alibi_on_flexattention_equals_the_sdpa_path(dtype, tol):
 
 
 def test_bench_attention_on_cuda_times_kinds_in_rounds_and_measures_memory():
-    from cocattn.bench import bench_attention
+    from cocattn.bench.attention import bench_attention
 
     rows = bench_attention(("rope", "coca", "coca-strict"), [512], heads=4, repeats=5, min_time=0.01, progress=False)
     for r in rows:

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from cocattn.data import make_retrieval_row, mix_retrieval_rows, sample_batch, train_tokenizer
+from cocattn.data import sample_batch, train_tokenizer
+from cocattn.tasks.warmup import make_retrieval_row, mix_retrieval_rows
 
 WORDS = "the quick brown fox jumps over a lazy dog while seven wise kings count their golden sheep".split()
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from cocattn.cli import main
-from cocattn.corpus import build_dataset
+from cocattn.data.build import build_dataset
 from cocattn.data import (
     EOT,
     dataset_info,
@@ -197,7 +197,7 @@ def test_tokenizer_training_is_identical_across_processes(tmp_path):
     make_corpus(tmp_path / "c", long_docs=2, short_docs=4)
     script = textwrap.dedent(f"""
         import pathlib, sys
-        from cocattn.data.tokenizer import train_tokenizer
+        from cocattn.data.read.tokenizer import train_tokenizer
         files = sorted(pathlib.Path({str(tmp_path / "c")!r}).glob('*.txt'))
         sys.stdout.write(train_tokenizer((f.read_text() for f in files), vocab_size=600).to_str())
     """)
@@ -246,7 +246,7 @@ def test_cli_build_and_info(built, tmp_path, capsys):
 
 
 def test_token_dtype_widens_for_large_vocabularies(tmp_path):
-    from cocattn.data.shards import token_dtype, write_tokens
+    from cocattn.data.read.shards import token_dtype, write_tokens
 
     assert token_dtype(65_536) == np.uint16 and token_dtype(65_537) == np.uint32
     docs = [[70_000, 5, 65_535], [1]]
@@ -343,7 +343,7 @@ def test_build_with_a_pretrained_models_tokenizer(built, tmp_path):
     import subprocess
     import sys
 
-    from cocattn.data.tokenizer import train_tokenizer
+    from cocattn.data.read.tokenizer import train_tokenizer
 
     root, _ = built
     model = tmp_path / "model"

@@ -11,10 +11,10 @@ import zlib
 
 import pytest
 
-from cocattn.data.document import normalize_text
-from cocattn.corpus.fetch import read_archive
-from cocattn.corpus.rdata import read_rdb, unserialize
-from cocattn.corpus.sword import block_label, osis_to_text, sword_blocks
+from cocattn.data.read.document import normalize_text
+from cocattn.data.build.fetch import read_archive
+from cocattn.data.build.rdata import read_rdb, unserialize
+from cocattn.data.build.sword import block_label, osis_to_text, sword_blocks
 
 
 def sword_module(blocks: list[str]) -> tuple[bytes, bytes]:

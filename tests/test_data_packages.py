@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from cocattn.corpus import build_dataset
-from cocattn.corpus.sources import load_source
+from cocattn.data.build import build_dataset
+from cocattn.data.build.sources import load_source
 from cocattn.data import load_eval_documents, load_manifest
 
 pytestmark = pytest.mark.slow

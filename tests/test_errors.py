@@ -65,13 +65,13 @@ def test_every_error_class_lives_in_errors_and_has_its_own_exit_code():
 
 
 def test_old_names_are_the_same_classes_and_keep_their_builtin_bases():
-    from cocattn import _checks, io, train
+    from cocattn import _checks, files, train
     from cocattn.data import fetch
     from cocattn.evaluate import retrieval
 
-    assert io.AtomicWriteError is errors.AtomicWriteError and issubclass(io.AtomicWriteError, OSError)
-    assert io.UnsafeFileError is errors.UnsafeFileError and issubclass(io.UnsafeFileError, ValueError)
-    assert io.DirectoryBusyError is errors.DirectoryBusyError and issubclass(io.DirectoryBusyError, ValueError)
+    assert files.AtomicWriteError is errors.AtomicWriteError and issubclass(files.AtomicWriteError, OSError)
+    assert files.UnsafeFileError is errors.UnsafeFileError and issubclass(files.UnsafeFileError, ValueError)
+    assert files.DirectoryBusyError is errors.DirectoryBusyError and issubclass(files.DirectoryBusyError, ValueError)
     assert train.NonFiniteLossError is errors.NonFiniteLossError and issubclass(train.NonFiniteLossError, RuntimeError)
     assert fetch.FetchError is errors.FetchError and issubclass(fetch.FetchError, RuntimeError)
     assert retrieval.LengthTooShort is errors.LengthTooShort and issubclass(retrieval.LengthTooShort, ValueError)

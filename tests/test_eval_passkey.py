@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from cocattn.tasks.depth import DEPTH_BUCKETS, depth_bucket
 from cocattn.evaluate.passkey import (
     ANSWER_PREFIX,
-    DEPTH_BUCKETS,
     FILLER,
     KEY_LINE,
     QUESTION,
@@ -82,7 +82,7 @@ def test_evaluator_record_on_both_model_kinds(make):
         assert all(r["correct"] == (str(r["key"]) in r["output"]) for r in rows)
         assert all(r["logprob"] < 0 for r in rows)
     # stratified depths: each bucket holds a quarter of the cases at the longer length
-    buckets = [sum(1 for r in cases[1] if DEPTH_BUCKETS[min(3, int(r["depth"] * 4))] == b) for b in DEPTH_BUCKETS]
+    buckets = [sum(1 for r in cases[1] if depth_bucket(r["depth"]) == b) for b in DEPTH_BUCKETS]
     assert buckets == [1, 1, 1, 1]
     assert set(result["details"]["by_depth"]) == set(DEPTH_BUCKETS)
     # seeded: the same keys again, other keys with another seed

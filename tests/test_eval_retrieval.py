@@ -28,7 +28,7 @@ from cocattn.evaluate.retrieval import (
     evaluate_retrieval,
 )
 from cocattn.evaluate.stats import wilson_interval
-from cocattn.retrieval_tasks import KEY_WORDS, TASK_NAMES, parse_task, parse_tasks, sample_case, score_answer
+from cocattn.tasks.ruler import KEY_WORDS, TASK_NAMES, parse_task, parse_tasks, sample_case, score_answer
 from test_eval_fixtures import text, tokenizer
 
 PYPI_TOKENIZER = Path("/work/data/pypi/tokenizer.json")
@@ -312,7 +312,7 @@ def test_effective_length_on_hand_made_curves():
 
 
 def test_effective_lengths_in_the_tables():
-    from cocattn.retrieval_report import effective_rows, format_retrieval
+    from cocattn.report.retrieval import effective_rows, format_retrieval
 
     lm = ScriptedLM(tokenizer(), oracle, training_length=300)
     records = evaluate_retrieval(lm, "niah_single,niah_multikey", [300, 600, 1200], cases=20, progress=False)
@@ -489,7 +489,7 @@ def test_too_short_lengths_can_be_skipped_and_prompts_reused():
     assert (
         len(cache) == 1 and again["details"]["cases"][1][0]["expected"] == record["details"]["cases"][1][0]["expected"]
     )
-    from cocattn.retrieval_report import format_retrieval
+    from cocattn.report.retrieval import format_retrieval
 
     assert "not measured at 100" in format_retrieval([record, again])
 

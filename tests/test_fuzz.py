@@ -116,7 +116,7 @@ _configs = st.one_of(
 def _assert_valid(run: RunConfig) -> None:
     run.validate()
     assert isinstance(run.model, dict) and run.train.batch_size % run.train.grad_accum == 0
-    from cocattn.io import dumps_json
+    from cocattn.files import dumps_json
 
     text = dumps_json(run.to_dict())  # what RunConfig.save writes (strict JSON: no inf / NaN)
     again = RunConfig.from_dict(json.loads(text))  # and what it saves, it loads: the same config

@@ -22,7 +22,7 @@ import yaml
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from conftest import build_text_data
-from cocattn import io
+from cocattn import files
 
 SEQ = 32
 PROMPT = [5, 17, 42, 9, 77, 3, 120]
@@ -50,7 +50,7 @@ def converted(tmp_path_factory, data_dir) -> tuple[Path, Path]:
     """A tiny random LlamaForCausalLM saved with transformers (data tokenizer beside it), converted
     by the CLI in a subprocess. Returns (llama_dir, coca_dir)."""
     root = tmp_path_factory.mktemp("hf")
-    vocab = int(io.load_json(data_dir / "manifest.json")["tokenizer"]["vocab_size"])
+    vocab = int(files.load_json(data_dir / "manifest.json")["tokenizer"]["vocab_size"])
     config = LlamaConfig(
         vocab_size=vocab,
         hidden_size=32,
@@ -140,7 +140,7 @@ def test_cli_eval_ppl_of_the_converted_model_in_a_new_process(converted, data_di
     assert done.returncode == 0, done.stderr[-3000:]
     record = json.loads(out.read_text())
     values = record["values"] if "values" in record else record["results"][0]["values"]
-    vocab = int(io.load_json(data_dir / "manifest.json")["tokenizer"]["vocab_size"])
+    vocab = int(files.load_json(data_dir / "manifest.json")["tokenizer"]["vocab_size"])
     assert len(values) == 1 and math.isfinite(values[0]) and 1 < values[0] < 10 * vocab
 
 

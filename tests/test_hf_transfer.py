@@ -16,7 +16,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 import cocattn.hf  # noqa: F401  registers coca_llama
-from cocattn.data.tokenizer import EOT, train_tokenizer
+from cocattn.data.read.tokenizer import EOT, train_tokenizer
 from cocattn.hf import convert_llama
 from cocattn.hf.transfer import (
     TransferSettings,

@@ -12,7 +12,7 @@ import torch
 from cocattn.errors import InputError
 from cocattn.evaluate.stats import bootstrap_mean_interval
 from cocattn.lab import fixed_offset_predictions, generate, make_study, make_task, parse_scaling, score_predictions
-from cocattn.lab.tasks import RELATIVE_SOLVABLE, TASKS
+from cocattn.tasks.synthetic import RELATIVE_SOLVABLE, TASKS
 
 
 def _spec(name: str, **kw):

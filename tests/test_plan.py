@@ -9,7 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from cocattn.attention import functional as AF
 from cocattn.cli import main
 from cocattn.model import GPT, GPTConfig
-from cocattn.plan import ModelShape, format_plan, plan_run
+from cocattn.pipeline.plan import ModelShape, format_plan, plan_run
 
 CONFIG = dict(vocab_size=512, n_layer=2, n_head=4, n_embd=64, max_seq_len=128, attention="coca")
 
@@ -69,7 +69,7 @@ def test_perplexity_windows_are_the_ones_the_evaluation_reads():
     import warnings
 
     from cocattn.evaluate.perplexity import evaluate_perplexity
-    from cocattn.plan import perplexity_windows
+    from cocattn.pipeline.plan import perplexity_windows
     from test_eval_fixtures import gpt
 
     lm = gpt("coca", training_length=32)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cocattn.progress import EvalWatch, ProgressLines, RunLog, TrainWatch, duration, last_record
+from cocattn.pipeline.progress import EvalWatch, ProgressLines, RunLog, TrainWatch, duration, last_record
 from conftest import build_text_data
 
 STEPS = 400

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from cocattn import checkpoint as ckpt
-from cocattn import io
+from cocattn import files
 from cocattn.cli import main
 from cocattn.model import GPT, GPTConfig
 
@@ -78,7 +78,7 @@ def data_dir(tmp_path_factory) -> Path:
     """A real data directory built by cocattn's builder from a few of Python's own modules."""
     import json as json_module
 
-    from cocattn.corpus import build_dataset
+    from cocattn.data.build import build_dataset
 
     root = tmp_path_factory.mktemp("rel-data")
     texts = root / "texts"
@@ -286,7 +286,7 @@ def test_checkpoint_on_a_really_full_disk_keeps_the_previous_one(tmp_path):
     with _tmpfs(tmp_path / "fs", "2m") as fs:
         ckpt.save_checkpoint(fs, 1, model, {"step": 1})
         _fill(fs, 100_000)
-        with pytest.raises(io.AtomicWriteError, match=r"step_0000002.*(disk full|no space)"):
+        with pytest.raises(files.AtomicWriteError, match=r"step_0000002.*(disk full|no space)"):
             ckpt.save_checkpoint(fs, 2, model, {"step": 2})
         assert ckpt.latest_checkpoint(fs).name == "step_0000001"
         assert ckpt.load_checkpoint(ckpt.latest_checkpoint(fs), _model(n_embd=64, n_layer=2))["step"] == 1
@@ -300,7 +300,7 @@ def test_checkpoint_on_a_read_only_file_system_keeps_the_previous_one(tmp_path):
     with _tmpfs(tmp_path / "fs", "4m") as fs:
         ckpt.save_checkpoint(fs, 1, model, {"step": 1})
         _remount_read_only(fs)
-        with pytest.raises(io.AtomicWriteError, match=r"step_0000002.*read-only"):
+        with pytest.raises(files.AtomicWriteError, match=r"step_0000002.*read-only"):
             ckpt.save_checkpoint(fs, 2, model, {"step": 2})
         assert ckpt.load_checkpoint(ckpt.latest_checkpoint(fs))["step"] == 1
 
@@ -340,7 +340,7 @@ def _partial_outputs(out: Path) -> list[str]:
 def test_report_write_failure_leaves_no_partial_files(tmp_path, monkeypatch):
     """Guarantee: a report write that fails (ENOSPC from the syscall that publishes each file)
     raises a clear error naming the file and leaves no partial files behind."""
-    from cocattn.report import write_report
+    from cocattn.report.writer import write_report
 
     out = tmp_path / "report"
     first = write_report(_records(), out)
@@ -349,8 +349,8 @@ def test_report_write_failure_leaves_no_partial_files(tmp_path, monkeypatch):
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(io.os, "replace", full)
-    with pytest.raises(io.AtomicWriteError, match="disk full"):
+    monkeypatch.setattr(files.os, "replace", full)
+    with pytest.raises(files.AtomicWriteError, match="disk full"):
         write_report(_records(), out, title="second")
     monkeypatch.undo()
     assert first.read_text() == before  # the previous report is intact
@@ -362,7 +362,7 @@ def test_report_on_a_really_full_disk_leaves_no_partial_files(tmp_path, free):
     """Guarantee: `cocattn report` on a real, nearly full tmpfs either completes or fails with a
     disk-full error, and leaves no partial files (plots included) whichever file the space runs
     out in."""
-    from cocattn.report import write_report
+    from cocattn.report.writer import write_report
 
     with _tmpfs(tmp_path / "fs", "1m") as fs:
         out = fs / "report"
@@ -380,7 +380,7 @@ def test_report_on_a_really_full_disk_leaves_no_partial_files(tmp_path, free):
 def test_report_into_a_read_only_file_system_is_a_clear_error(tmp_path):
     """Guarantee: `cocattn report` into a read-only file system fails at once with an error naming
     the file, and writes nothing."""
-    from cocattn.report import write_report
+    from cocattn.report.writer import write_report
 
     with _tmpfs(tmp_path / "fs", "1m") as fs:
         (fs / "report").mkdir()
@@ -389,7 +389,7 @@ def test_report_into_a_read_only_file_system_is_a_clear_error(tmp_path):
             write_report(_records(), fs / "report")
         assert list((fs / "report").iterdir()) == []
         (tmp_path / "results").mkdir()
-        io.write_json(tmp_path / "results" / "ppl.json", _records()[0])
+        files.write_json(tmp_path / "results" / "ppl.json", _records()[0])
         assert main(["report", str(tmp_path / "results"), "--out", str(fs / "report")]) == 2
         assert list((fs / "report").iterdir()) == []
 
@@ -604,7 +604,7 @@ def test_many_random_sigkills_each_resume_is_exact(tmp_path, data_dir):
         },
     }
     reference = train(config, tmp_path / "reference")
-    ref = {r["step"]: r["loss"] for r in io.read_jsonl(tmp_path / "reference" / "metrics.jsonl") if "loss" in r}
+    ref = {r["step"]: r["loss"] for r in files.read_jsonl(tmp_path / "reference" / "metrics.jsonl") if "loss" in r}
     file = tmp_path / "run.json"
     file.write_text(json.dumps(config))
     run_dir = tmp_path / "killed"
@@ -614,7 +614,7 @@ def test_many_random_sigkills_each_resume_is_exact(tmp_path, data_dir):
 
     def logged() -> dict[int, float]:
         path = run_dir / "metrics.jsonl"
-        return {r["step"]: r["loss"] for r in io.read_jsonl(path) if "loss" in r} if path.exists() else {}
+        return {r["step"]: r["loss"] for r in files.read_jsonl(path) if "loss" in r} if path.exists() else {}
 
     attempt = 0
     while len(record["kill_points"]) < kills_wanted and attempt < 3 * kills_wanted and not (run_dir / "model").exists():

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from cocattn.cli import main
-from cocattn.reproduce import reproduce
+from cocattn.pipeline.reproduce import reproduce
 from conftest import build_text_data
 
 SHRINK = [  # the small-gpu preset's structure (kinds, schedule, evaluation protocol), CPU-sized
@@ -199,7 +199,7 @@ def test_bad_interval_settings_fail_before_anything_runs(tmp_path, override, mat
 def test_plan_counts_what_the_run_scored_and_trained(small_gpu_run):
     """Guarantee: `cocattn reproduce --plan --data DIR` counts the same documents, windows and
     scored tokens as the run's perplexity evaluation, and the same settings and training steps."""
-    from cocattn.plan import plan_run
+    from cocattn.pipeline.plan import plan_run
 
     data, out, _ = small_gpu_run
     plan = plan_run("small-gpu", SHRINK, data_dir=data)
@@ -267,11 +267,11 @@ def test_a_second_reproduce_into_a_busy_directory_is_refused_naming_the_holder(t
     `cocattn reproduce --out` into it exits 2 naming the holder's PID and writes nothing."""
     import os
 
-    from cocattn import io
+    from cocattn import files
 
     out = tmp_path / "out"
     out.mkdir()
-    with io.DirectoryLock(out, "reproduce directory"):
+    with files.DirectoryLock(out, "reproduce directory"):
         done = subprocess.run(
             [
                 sys.executable,
@@ -292,4 +292,4 @@ def test_a_second_reproduce_into_a_busy_directory_is_refused_naming_the_holder(t
         assert done.returncode == 2, done.stderr
         assert f"reproduce directory {out} is in use by another cocattn process (PID {os.getpid()})" in done.stderr
         assert [p.name for p in out.iterdir()] == [".cocattn.lock"]
-    io.DirectoryLock(out).release()  # the first holder's lock went with it
+    files.DirectoryLock(out).release()  # the first holder's lock went with it

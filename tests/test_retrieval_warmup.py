@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from cocattn.data.retrieval import make_retrieval_row, make_task_row, mix_retrieval_rows
-from cocattn.retrieval_tasks import NIAH_NEEDLE, parse_task
+from cocattn.tasks.warmup import make_retrieval_row, make_task_row, mix_retrieval_rows
+from cocattn.tasks.ruler import NIAH_NEEDLE, parse_task
 from conftest import build_text_data
 from test_eval_fixtures import text, tokenizer
 

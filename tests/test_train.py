@@ -18,7 +18,7 @@ import yaml
 
 from conftest import build_text_data
 from cocattn import checkpoint as ckpt
-from cocattn import io
+from cocattn import files
 from cocattn.config import load_config
 from cocattn.train import NonFiniteLossError, learning_rate, param_groups, train, train_throughput
 
@@ -56,7 +56,7 @@ def _config(data_dir: Path, **train) -> dict:
 
 
 def _losses(run_dir: Path) -> dict[int, float]:
-    return {r["step"]: r["loss"] for r in io.read_jsonl(run_dir / "metrics.jsonl") if "loss" in r}
+    return {r["step"]: r["loss"] for r in files.read_jsonl(run_dir / "metrics.jsonl") if "loss" in r}
 
 
 def _write_config(path: Path, config: dict) -> Path:
@@ -287,10 +287,10 @@ def test_train_refuses_a_foreign_output_directory_and_touches_nothing(tmp_path, 
         "foreign-config": {"config.json": '{"compilerOptions": {}}', ".tmp-cache": "keep"},
         "project": {"README.md": "mine", ".tmp-build": "keep"},
     }
-    for name, files in cases.items():
+    for name, contents in cases.items():
         out = tmp_path / name
         out.mkdir()
-        for rel, text in files.items():
+        for rel, text in contents.items():
             (out / rel).write_text(text)
         for extra in ((), ("--resume",)):
             done = subprocess.run(
@@ -301,7 +301,7 @@ def test_train_refuses_a_foreign_output_directory_and_touches_nothing(tmp_path, 
                 timeout=300,
             )
             assert done.returncode == 2 and f"--out={str(out)!r} is not valid" in done.stderr, done.stderr
-        assert {p.name: p.read_text() for p in out.iterdir()} == files
+        assert {p.name: p.read_text() for p in out.iterdir()} == contents
     empty = tmp_path / "empty"
     empty.mkdir()
     done = subprocess.run(

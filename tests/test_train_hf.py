@@ -18,7 +18,7 @@ from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 import cocattn.hf  # noqa: F401  registers coca_llama
 from conftest import build_text_data
 from cocattn import checkpoint as ckpt
-from cocattn import io
+from cocattn import files
 from cocattn.hf import convert_llama
 from cocattn.train import train
 
@@ -32,7 +32,7 @@ def data_dir(tmp_path_factory) -> Path:
 
 
 def data_vocab(data_dir: Path) -> int:
-    return int(io.load_json(data_dir / "manifest.json")["tokenizer"]["vocab_size"])
+    return int(files.load_json(data_dir / "manifest.json")["tokenizer"]["vocab_size"])
 
 
 def tiny_llama(vocab_size: int, seed: int = 0) -> LlamaForCausalLM:
@@ -137,7 +137,7 @@ def test_stage2_trains_q_t_v_and_an_hf_run_resumes_exactly(tmp_path, data_dir, c
 
 def test_vocabulary_mismatch_and_bad_stages_fail_clearly(tmp_path, data_dir, coca_dir):
     from cocattn.config import load_config
-    from cocattn.data.tokenizer import train_tokenizer
+    from cocattn.data.read.tokenizer import train_tokenizer
 
     vocab = data_vocab(data_dir)
     bigger = tmp_path / "bigger"

@@ -18,7 +18,7 @@ from cocattn.cli import main
 from cocattn.evaluate.passkey import evaluate_passkey
 from cocattn.evaluate.perplexity import evaluate_perplexity
 from cocattn.evaluate.results import write_results
-from cocattn.verdict import change_words, ratio_words
+from cocattn.report.verdict import change_words, ratio_words
 from test_eval_fixtures import gpt, text
 
 LENGTHS = [32, 64, 128]

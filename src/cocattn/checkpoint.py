@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cocattn import io
+from cocattn import files
 from cocattn._checks import bad_value, check
 from cocattn.safeparse import loads_json
 
@@ -108,7 +108,7 @@ def _write_tokenizer(directory: Path, tokenizer: Any) -> None:
 def _file_records(directory: Path, names: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     """``{name: {"size", "sha256"}}`` for the files of ``names`` present in ``directory``."""
     return {
-        name: {"size": (directory / name).stat().st_size, "sha256": io.sha256_file(directory / name)}
+        name: {"size": (directory / name).stat().st_size, "sha256": files.sha256_file(directory / name)}
         for name in names
         if (directory / name).is_file()
     }
@@ -137,7 +137,7 @@ def verify_files(directory: str | os.PathLike, files: Any, listed_in: str | os.P
             raise ValueError(
                 f"{path} has {size} bytes but {listed_in} says {entry.get('size')!r}: the file is truncated or corrupt"
             )
-        actual = io.sha256_file(path)
+        actual = files.sha256_file(path)
         if actual != entry.get("sha256"):
             raise ValueError(
                 f"{path} is corrupt: sha256 {actual} does not match the {entry.get('sha256')!r} recorded in {listed_in}"
@@ -175,7 +175,7 @@ def _write_model_files(directory: Path, model: torch.nn.Module, tokenizer: Any, 
     for key, value in (extra or {}).items():
         check(key not in config, f"extra[{key!r}]", value, f"a key other than {sorted(config)}")
         config[key] = value
-    (directory / CONFIG_FILE).write_text(io.dumps_json(config), encoding="utf-8")
+    (directory / CONFIG_FILE).write_text(files.dumps_json(config), encoding="utf-8")
 
 
 def save_model(
@@ -183,7 +183,7 @@ def save_model(
 ) -> Path:
     """Write a model directory atomically (replacing an existing one); return its path."""
     directory = Path(directory)
-    with io.atomic_directory(directory) as tmp:
+    with files.atomic_directory(directory) as tmp:
         _write_model_files(tmp, model, tokenizer, extra)
     return directory
 
@@ -193,7 +193,7 @@ def read_model_config(directory: str | os.PathLike) -> dict[str, Any]:
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"model directory {directory} does not exist")
-    config = io.load_json(directory / CONFIG_FILE)
+    config = files.load_json(directory / CONFIG_FILE)
     if not isinstance(config, dict) or config.get("format") != FORMAT or not isinstance(config.get("model"), dict):
         raise ValueError(
             f"{directory / CONFIG_FILE} is not a cocattn model config "
@@ -225,7 +225,7 @@ def load_model(directory: str | os.PathLike, map_location: str | torch.device = 
     from cocattn.model import GPT, GPTConfig
 
     directory = Path(directory)
-    io.refuse_pickles(directory) if directory.is_dir() else None
+    files.refuse_pickles(directory) if directory.is_dir() else None
     config = read_model_config(directory)
     check_compatible(config["model"], expected_config, str(directory))
     verify_files(directory, config.get("files"), directory / CONFIG_FILE)
@@ -299,7 +299,7 @@ def check_config_against_weights(cfg: Any, weights: Path, config_file: Path) -> 
 
 def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:
     """Load safetensors weights into ``model``; tied duplicates may be absent, nothing else."""
-    tensors = io.load_safetensors(path)
+    tensors = files.load_safetensors(path)
     target = unwrap(model)
     state = target.state_dict()
     unknown = sorted(set(tensors) - set(state))
@@ -454,14 +454,14 @@ def save_checkpoint(
     check(keep >= 1, "keep", keep, "an integer >= 1")
     root = Path(run_dir) / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
-    io.clean_temporaries(root)
+    files.clean_temporaries(root)
     target = root / step_dir_name(step)
     skeleton, tensors = flatten_state(trainer_state)
-    with io.atomic_directory(target) as tmp:
+    with files.atomic_directory(target) as tmp:
         _write_model_files(tmp, model, tokenizer, extra)
         _save_safetensors(tensors, tmp / TRAINER_TENSORS, {"producer": FORMAT})
         (tmp / TRAINER_JSON).write_text(
-            io.dumps_json(
+            files.dumps_json(
                 {
                     "format": FORMAT,
                     "format_version": FORMAT_VERSION,
@@ -472,7 +472,7 @@ def save_checkpoint(
             ),
             encoding="utf-8",
         )
-    io.write_text(root / LATEST, target.name + "\n")
+    files.write_text(root / LATEST, target.name + "\n")
     for _old_step, old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return target
@@ -487,15 +487,15 @@ def load_checkpoint(
     checkpoint = Path(checkpoint)
     if not checkpoint.is_dir():
         raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
-    io.refuse_pickles(checkpoint)
+    files.refuse_pickles(checkpoint)
     config = read_model_config(checkpoint)
     check_compatible(config["model"], expected_config, str(checkpoint))
-    meta = io.load_json(checkpoint / TRAINER_JSON)
+    meta = files.load_json(checkpoint / TRAINER_JSON)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or "state" not in meta:
         raise ValueError(f"{checkpoint / TRAINER_JSON} is not a cocattn trainer state")
     verify_files(checkpoint, config.get("files"), checkpoint / CONFIG_FILE)
     verify_files(checkpoint, meta.get("files"), checkpoint / TRAINER_JSON)
-    tensors = io.load_safetensors(checkpoint / TRAINER_TENSORS)
+    tensors = files.load_safetensors(checkpoint / TRAINER_TENSORS)
     if model is not None:
         load_weights(model, checkpoint / MODEL_FILE)
     state = unflatten_state(meta["state"], tensors)

@@ -50,7 +50,7 @@ class DataConfig:
     retrieval suite with their options (``niah_multikey``, ``vt:hops=2``, ...; docs/RETRIEVAL.md)."""
 
     def validate(self) -> None:
-        from cocattn.data.retrieval import check_retrieval_tasks
+        from cocattn.tasks.warmup import check_retrieval_tasks
 
         check(
             0.0 <= self.retrieval_fraction <= 1.0,
@@ -248,9 +248,9 @@ class RunConfig:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the config as JSON atomically."""
-        from cocattn import io
+        from cocattn import files
 
-        io.write_json(path, self.to_dict())
+        files.write_json(path, self.to_dict())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -547,7 +547,7 @@ class EvalConfig:
     jobs: int | None = None
     """Kinds trained (and evaluated) at once, each in its own process with ``cores // jobs``
     threads; null: all of them on CPU (small models gain little from a second thread, and
-    twice the work from a second process), one at a time on a GPU (cocattn.parallel)."""
+    twice the work from a second process), one at a time on a GPU (cocattn.pipeline.workers)."""
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "EvalConfig":
@@ -565,7 +565,7 @@ class EvalConfig:
         check(s.passkey_cases >= 1, "eval.passkey_cases", s.passkey_cases, "an integer >= 1")
         check(s.retrieval_cases >= 1, "eval.retrieval_cases", s.retrieval_cases, "an integer >= 1")
         if s.retrieval_tasks:
-            from cocattn.retrieval_tasks import parse_tasks
+            from cocattn.tasks.ruler import parse_tasks
 
             parse_tasks(list(s.retrieval_tasks))
         check_choice("eval.dtype", s.dtype, ("auto", "float32", "bfloat16", "float16"))

@@ -3,7 +3,7 @@
 Every error class the project defines lives here and derives from :class:`CocattnError` and,
 for compatibility, from the built-in class it always had (``except ValueError`` / ``OSError`` /
 ``RuntimeError`` keep catching it). The modules that raise them import them from here, so the old
-spellings (``cocattn.io.AtomicWriteError``, ``cocattn.train.NonFiniteLossError``, ...) are the
+spellings (``cocattn.files.AtomicWriteError``, ``cocattn.train.NonFiniteLossError``, ...) are the
 same objects.
 
 Exit codes of ``cocattn <command>`` (:data:`EXIT_CODES`, looked up along the error's class
@@ -20,7 +20,7 @@ hierarchy, most specific class first; every sub-command uses this one table):
   (pickled) file. argparse's own usage errors exit 2 as well.
 - ``130``: interrupted (Ctrl-C).
 - ``143``: terminated (SIGTERM, as schedulers stop jobs) while ``reproduce`` ran its worker
-  processes: the workers were stopped first (:mod:`cocattn.parallel`); a rerun resumes.
+  processes: the workers were stopped first (:mod:`cocattn.pipeline.workers`); a rerun resumes.
 
 Anything else is a defect: Python prints the traceback and exits 1.
 

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         return USAGE
     try:
         if isinstance(getattr(args, "out", None), str):  # every --out: writable, checked before any work
-            from cocattn.io import check_writable
+            from cocattn.files import check_writable
 
             check_writable(args.out, "--out")
         from cocattn._malloc import keep_freed_memory

@@ -41,10 +41,11 @@ def _document(args: argparse.Namespace, lm, length: int) -> list[int]:
 
 def run_attention(args: argparse.Namespace) -> int:
     from cocattn.cli.eval import check_checkpoint, load_from_args
-    from cocattn.evaluate.attention import analyze_attention, plot_attention, plot_distance
+    from cocattn.evaluate.attention import analyze_attention
+    from cocattn.report.analysis import plot_attention, plot_distance
     from cocattn.evaluate.memory import parse_bytes
     from cocattn.evaluate.scaling import parse_scaling
-    from cocattn.io import write_json
+    from cocattn.files import write_json
 
     check_checkpoint(args)
     for spec in args.scalings:
@@ -71,8 +72,9 @@ def run_attention(args: argparse.Namespace) -> int:
 
 def run_rope(args: argparse.Namespace) -> int:
     from cocattn.cli.eval import check_checkpoint, load_from_args
-    from cocattn.evaluate.rope_anomaly import analyze_rope, plot_rope
-    from cocattn.io import write_json
+    from cocattn.evaluate.rope_anomaly import analyze_rope
+    from cocattn.report.analysis import plot_rope
+    from cocattn.files import write_json
 
     check_checkpoint(args)
     lm = load_from_args(args)

@@ -72,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _attention(args: argparse.Namespace) -> int:
-    from cocattn.bench import bench_attention, format_table, hardware_name, write_results
+    from cocattn.bench.attention import bench_attention, format_table, hardware_name, write_results
 
     rows = bench_attention(
         tuple(k.strip() for k in args.kinds.split(",") if k.strip()),
@@ -109,7 +109,7 @@ def _samples(rows: list[dict]) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from cocattn.bench import bench_train, format_table, hardware_name, write_results
+    from cocattn.bench.attention import bench_train, format_table, hardware_name, write_results
     from cocattn.config import load_config
 
     cfg = load_config(args.config)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from cocattn.corpus.build import PRESETS, build_dataset
-from cocattn.data.info import dataset_info, format_info
+from cocattn.data.build.builder import PRESETS, build_dataset
+from cocattn.data.read.info import dataset_info, format_info
 
 
 def _build(args: argparse.Namespace) -> int:

@@ -105,7 +105,7 @@ def _documents(args: argparse.Namespace):
 
 def _finish(args: argparse.Namespace, records: list[dict]) -> int:
     from cocattn.evaluate.results import write_results
-    from cocattn.report import markdown_table
+    from cocattn.report.writer import markdown_table
 
     for metric in ("ppl", "passkey"):
         rows = [
@@ -204,8 +204,8 @@ def run_passkey(args: argparse.Namespace) -> int:
 def run_retrieval(args: argparse.Namespace) -> int:
     from cocattn.evaluate.results import write_results
     from cocattn.evaluate.retrieval import evaluate_retrieval
-    from cocattn.retrieval_report import format_retrieval
-    from cocattn.retrieval_tasks import parse_tasks
+    from cocattn.report.retrieval import format_retrieval
+    from cocattn.tasks.ruler import parse_tasks
 
     check_checkpoint(args)
     tasks = parse_tasks(args.tasks)  # fail before loading

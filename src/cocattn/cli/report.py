@@ -14,8 +14,8 @@ def run(args: argparse.Namespace) -> int:
 
     from cocattn.evaluate.intervals import check_ci_options
     from cocattn.evaluate.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
-    from cocattn.reproduce import DEVIATIONS_FILE, write_reproduce_report
-    from cocattn.report import write_report
+    from cocattn.report.reproduce import DEVIATIONS_FILE, write_reproduce_report
+    from cocattn.report.writer import write_report
 
     check_ci_options(
         DEFAULT_CONFIDENCE if args.confidence is None else args.confidence,  # those given, at once

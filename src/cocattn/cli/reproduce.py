@@ -6,7 +6,7 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from cocattn.reproduce import PRESETS
+    from cocattn.pipeline.reproduce import PRESETS
 
     p = sub.add_parser(
         "reproduce",
@@ -59,14 +59,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     if args.plan:
         from cocattn.config import load_config
-        from cocattn.plan import format_plan, plan_run
-        from cocattn.preflight import check_plan, data_dir_for
+        from cocattn.pipeline.plan import format_plan, plan_run
+        from cocattn.pipeline.preflight import check_plan, data_dir_for
 
         cfg = load_config(args.preset, list(args.overrides))
         check_plan(cfg, data_dir_for(cfg, args.data))  # refused as the run itself would be
         print(format_plan(plan_run(args.preset, args.overrides, data_dir=args.data)))
         return 0
-    from cocattn.reproduce import reproduce
+    from cocattn.pipeline.reproduce import reproduce
 
     if not args.progress_every > 0:
         from cocattn._checks import bad_value

@@ -57,7 +57,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cocattn import io
+    from cocattn import files
     from cocattn.config import load_config
     from cocattn.train import train
 
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, train=train_cfg)
         config.validate()
     if args.print_config:
-        print(io.dumps_json(config.to_dict()), end="")
+        print(files.dumps_json(config.to_dict()), end="")
         return 0
     if config.train.init_from:
         stage = f"-stage{config.train.stage}" if config.train.stage else ""

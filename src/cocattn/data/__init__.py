@@ -1,11 +1,9 @@
-"""The training data path: a data directory's token shards and manifest, its byte-level BPE
-tokenizer, held-out documents (``eval.jsonl``), training batches, retrieval warm-up rows and the
-directory's summary. Building a data directory (sources, splits, fetching) is
-:mod:`cocattn.corpus`. See docs/DATA.md.
+"""The data directory, in two halves: :mod:`cocattn.data.read` reads a built directory (token
+shards and manifest, the byte-level BPE tokenizer, held-out documents, training batches, the
+summary) for training and evaluation; :mod:`cocattn.data.build` builds one from a corpus (sources,
+splits, fetching). Reading never imports building. See docs/DATA.md.
 
-Names are imported lazily, so ``cocattn.data.tokenizer`` and friends load without torch. The
-builder's names once exported here (``build_dataset``, ``BuildResult``, ``PRESETS``, ``REGISTRY``,
-``load_source``) warn (DeprecationWarning) and come from :mod:`cocattn.corpus` for one release.
+Names are imported lazily, so ``cocattn.data.read.tokenizer`` and friends load without torch.
 """
 
 from __future__ import annotations
@@ -13,48 +11,36 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from cocattn._moved import moved
-
 _EXPORTS = {
-    "sample_batch": "batches",
-    "Document": "document",
-    "dataset_info": "info",
-    "format_info": "info",
-    "make_retrieval_row": "retrieval",
-    "mix_retrieval_rows": "retrieval",
-    "passkey_texts": "retrieval",
-    "load_eval_documents": "shards",
-    "load_manifest": "shards",
-    "load_tokens": "shards",
-    "verify_file": "shards",
-    "EOT": "tokenizer",
-    "eot_id": "tokenizer",
-    "load_tokenizer": "tokenizer",
-    "train_tokenizer": "tokenizer",
+    "sample_batch": "read.batches",
+    "Document": "read.document",
+    "dataset_info": "read.info",
+    "format_info": "read.info",
+    "load_eval_documents": "read.shards",
+    "load_manifest": "read.shards",
+    "load_tokens": "read.shards",
+    "verify_file": "read.shards",
+    "EOT": "read.tokenizer",
+    "eot_id": "read.tokenizer",
+    "load_tokenizer": "read.tokenizer",
+    "train_tokenizer": "read.tokenizer",
+    "PRESETS": "build.builder",
+    "BuildResult": "build.builder",
+    "build_dataset": "build.builder",
+    "REGISTRY": "build.sources",
+    "SourceResult": "build.sources",
+    "load_source": "build.sources",
 }
 __all__ = sorted(_EXPORTS)
 
 
-def _export(name: str) -> Any:
+def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'cocattn.data' has no attribute {name!r}")
     value = getattr(importlib.import_module(f"cocattn.data.{module}"), name)
     globals()[name] = value
     return value
-
-
-__getattr__ = moved(
-    __name__,
-    {
-        "PRESETS": "cocattn.corpus.build.PRESETS",
-        "BuildResult": "cocattn.corpus.build.BuildResult",
-        "build_dataset": "cocattn.corpus.build.build_dataset",
-        "REGISTRY": "cocattn.corpus.sources.REGISTRY",
-        "load_source": "cocattn.corpus.sources.load_source",
-    },
-    fallback=_export,
-)
 
 
 def __dir__() -> list[str]:

@@ -4,7 +4,7 @@
 - :mod:`.lm`: ``load_lm``, a model directory through its adapter (:mod:`.lm_native`, :mod:`.lm_hf`);
 - :mod:`.perplexity`: sliding-window, token-weighted perplexity;
 - :mod:`.passkey`: the paper's passkey retrieval;
-- :mod:`.retrieval`: the RULER-style retrieval suite (tasks in :mod:`cocattn.retrieval_tasks`);
+- :mod:`.retrieval`: the RULER-style retrieval suite (tasks in :mod:`cocattn.tasks.ruler`);
 - :mod:`.sweep`: both over RoPE scalings;
 - :mod:`.attention`, :mod:`.rope_anomaly`: attention at extrapolated lengths, the RoPE anomaly;
 - :mod:`.results`: the result JSON schema that ``cocattn report`` and ``cocattn reproduce`` read.

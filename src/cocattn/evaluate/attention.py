@@ -12,7 +12,6 @@ full range and the last 500 tokens, one row per layer, one line per scaling.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -22,9 +21,8 @@ from cocattn.attention.kinds import is_rope_free
 from cocattn.evaluate.protocol import LanguageModel
 from cocattn.evaluate.memory import check_fits
 from cocattn.evaluate.scaling import parse_scaling, scaling_name
-from cocattn.plotting import distance_panel, pyplot, save_figure
 
-__all__ = ["attention_by_distance", "analyze_attention", "plot_attention", "plot_distance", "ANALYSIS_SCHEMA"]
+__all__ = ["attention_by_distance", "analyze_attention", "ANALYSIS_SCHEMA"]
 
 ANALYSIS_SCHEMA = "cocattn.analysis/1"
 
@@ -99,45 +97,3 @@ def analyze_attention(
         "runs": runs,
         "wall_s": round(time.perf_counter() - start, 3),
     }
-
-
-def plot_attention(result: dict[str, Any], path: str | Path, last: int = 500) -> Path:
-    """Figure 11 style: per layer (rows), last-query attention against key position over the full
-    range (left) and the last ``last`` tokens (right); one line per scaling."""
-    plt = pyplot()
-    layers, length = result["layers"], result["length"]
-    fig, axes = plt.subplots(layers, 2, figsize=(11, 2.2 * layers), squeeze=False)
-    lo = max(0, length - last)
-    for i in range(layers):
-        for run in result["runs"]:
-            values = run["last_query_mean"][i]
-            axes[i][0].plot(range(length), values, linewidth=0.8, label=run["scaling_name"])
-            axes[i][1].plot(range(lo, length), values[lo:], linewidth=0.8, label=run["scaling_name"])
-        axes[i][0].set_ylabel(f"layer {i}\nattention")
-        for ax in axes[i]:
-            ax.axvline(length - result["training_length"], color="grey", linestyle=":", linewidth=0.8)
-            ax.grid(alpha=0.3)
-    axes[0][0].set_title(f"last query, full range ({length} tokens)")
-    axes[0][1].set_title(f"last {length - lo} tokens")
-    axes[-1][0].set_xlabel("key position")
-    axes[-1][1].set_xlabel("key position")
-    axes[0][1].legend(fontsize=7)
-    fig.suptitle(
-        f"{result['model']} ({result['attention']}): attention of the last query, "
-        f"training length {result['training_length']}",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    return save_figure(fig, path, dpi=110)
-
-
-def plot_distance(result: dict[str, Any], path: str | Path) -> Path:
-    """Mean attention against distance (log-log), one panel per scaling, one line per layer."""
-    plt = pyplot()
-    runs = result["runs"]
-    fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 3.6), squeeze=False)
-    for ax, run in zip(axes[0], runs):
-        distance_panel(ax, run["by_distance"], f"{result['model']} + {run['scaling_name']}", result["training_length"])
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    return save_figure(fig, path, dpi=110)

@@ -1,7 +1,7 @@
 """The confidence intervals of a result record, computed from the raw data the record stores.
 
 The evaluators call :func:`attach_intervals` to fill a new record's ``ci95``; the report
-(:mod:`cocattn.report`) and the verdict (:mod:`cocattn.verdict`) call the same functions on the
+(:mod:`cocattn.report.writer`) and the verdict (:mod:`cocattn.report.verdict`) call the same functions on the
 records they read, so an interval is computed in one place, by the functions of
 :mod:`cocattn.evaluate.stats`, and a report rebuilt from the JSON shows the same intervals.
 
@@ -34,6 +34,7 @@ from cocattn.evaluate.stats import (
     paired_ratio_interval,
     wilson_interval,
 )
+from cocattn.tasks.depth import DEPTH_BUCKETS, depth_bucket
 
 __all__ = [
     "CI_SEED",
@@ -53,8 +54,6 @@ CI_SEED = 0
 
 DIFFERENT_DOCUMENTS = "the two records scored different documents"
 """The reason :func:`paired_ratio` gives when two records cannot be paired."""
-
-DEPTH_BUCKETS = ("0-25%", "25-50%", "50-75%", "75-100%")
 
 
 def document_id(index: int, tokens: Sequence[int]) -> str:
@@ -144,10 +143,6 @@ def _wilson(flags: Sequence[bool], confidence: float) -> tuple[float, float] | N
     return wilson_interval(sum(map(bool, flags)), len(flags), confidence) if flags else None
 
 
-def _bucket(depth: float) -> str:
-    return DEPTH_BUCKETS[min(3, int(depth * 4))]
-
-
 def passkey_intervals(record: dict, confidence: float = DEFAULT_CONFIDENCE) -> dict[str, Any]:
     """Wilson intervals of a passkey record: ``{"values": [...], "exact": [...],
     "within_training": [...], "beyond_training": [...], "by_depth": {bucket: [...]}}``, each a
@@ -172,7 +167,9 @@ def passkey_intervals(record: dict, confidence: float = DEFAULT_CONFIDENCE) -> d
                 _wilson([r["correct"] for r in rows if r.get("within_training") is False], confidence)
             )
             for b in DEPTH_BUCKETS:
-                out["by_depth"][b].append(_wilson([r["correct"] for r in rows if _bucket(r["depth"]) == b], confidence))
+                out["by_depth"][b].append(
+                    _wilson([r["correct"] for r in rows if depth_bucket(r["depth"]) == b], confidence)
+                )
         return out
     values = []
     for value, n in zip(record["values"], record.get("counts") or [0] * len(lengths)):

@@ -19,7 +19,6 @@ from typing import Any
 import torch
 
 from cocattn._checks import bad_value
-from cocattn._moved import moved
 from cocattn.checkpoint import model_dir_kind as _model_dir_kind
 from cocattn.evaluate.lm_hf import load_hf
 from cocattn.evaluate.lm_native import load_native
@@ -27,16 +26,6 @@ from cocattn.evaluate.protocol import LanguageModel as _LanguageModel
 from cocattn.safeparse import loads_json
 
 __all__ = ["load_lm", "training_mix"]
-__getattr__ = moved(
-    __name__,
-    {
-        "model_dir_kind": "cocattn.checkpoint.model_dir_kind",
-        "LanguageModel": "cocattn.evaluate.protocol.LanguageModel",
-        "token_nll": "cocattn.evaluate.protocol.token_nll",
-        "CocattnLanguageModel": "cocattn.evaluate.lm_native.CocattnLanguageModel",
-        "HFLanguageModel": "cocattn.evaluate.lm_hf.HFLanguageModel",
-    },
-)
 
 
 def training_mix(path: str | Path) -> dict[str, Any] | None:

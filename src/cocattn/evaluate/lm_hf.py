@@ -194,7 +194,7 @@ def load_hf(
     :class:`HFLanguageModel`; ``dtype`` converts the weights (float32 unless given)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
-    from cocattn.io import refuse_pickles, refuse_remote_code
+    from cocattn.files import refuse_pickles, refuse_remote_code
 
     path = Path(path)
     refuse_pickles(path)

@@ -10,7 +10,7 @@ The prompt, one part per line::
 
 The answer prefix "The passkey is" after the question (as in landmark attention's script) lets a
 small model answer with the number at once. The wording is the paper's ("passkey"), kept in
-:mod:`cocattn.passkey_text`; the retrieval warm-up rows of training use the same key line and
+:mod:`cocattn.tasks.passkey`; the retrieval warm-up rows of training use the same key line and
 question (a model cannot pass by memorising: the key is random and the warm-up's filler is corpus
 text, not these sentences). Both must say the same words: small
 models transfer the skill poorly across two wordings (docs/RESULTS.md, the GPU run). The filler is cut at word
@@ -50,7 +50,8 @@ from cocattn.evaluate.memory import check_fits
 from cocattn.evaluate.perplexity import default_lengths
 from cocattn.evaluate.results import make_result
 from cocattn.evaluate.stats import DEFAULT_CONFIDENCE, check_confidence
-from cocattn.passkey_text import ANSWER_PREFIX, FILLER, KEY_LINE, QUESTION, TASK
+from cocattn.tasks.passkey import ANSWER_PREFIX, FILLER, KEY_LINE, QUESTION, TASK
+from cocattn.tasks.depth import DEPTH_BUCKETS, depth_bucket
 
 __all__ = [
     "TASK",
@@ -58,7 +59,6 @@ __all__ = [
     "KEY_LINE",
     "QUESTION",
     "ANSWER_PREFIX",
-    "DEPTH_BUCKETS",
     "PasskeyPrompt",
     "build_prompt",
     "score_case",
@@ -66,7 +66,6 @@ __all__ = [
     "evaluate_passkey",
 ]
 
-DEPTH_BUCKETS = ("0-25%", "25-50%", "50-75%", "75-100%")
 
 _SENTENCES = [s.strip() + "." for s in FILLER.split(".") if s.strip()]
 
@@ -209,10 +208,6 @@ def _answer_logprobs(lm: LanguageModel, prompts: Sequence[PasskeyPrompt]) -> lis
     return out
 
 
-def _bucket(depth: float) -> str:
-    return DEPTH_BUCKETS[min(3, int(depth * 4))]
-
-
 def _mean(xs: Sequence[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
@@ -342,7 +337,7 @@ def _details(all_cases: list[list[dict[str, Any]]], generation: str) -> dict[str
         "exact": [_mean([r["exact"] for r in rows]) for rows in all_cases],
         "logprob": [None if x is None or not math.isfinite(x) else x for x in logprob],
         "by_depth": {
-            b: [_mean([r["correct"] for r in rows if _bucket(r["depth"]) == b]) for rows in all_cases]
+            b: [_mean([r["correct"] for r in rows if depth_bucket(r["depth"]) == b]) for rows in all_cases]
             for b in DEPTH_BUCKETS
         },
         "within_training": [_mean([r["correct"] for r in rows if r["within_training"]]) for rows in all_cases],

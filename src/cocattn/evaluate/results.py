@@ -50,7 +50,7 @@ from typing import Any, Iterable
 import torch
 
 from cocattn._checks import bad_value
-from cocattn.io import load_json, write_json, write_text
+from cocattn.files import load_json, write_json, write_text
 
 __all__ = [
     "SCHEMA",

@@ -1,4 +1,4 @@
-"""The retrieval suite: RULER-style tasks (:mod:`cocattn.retrieval_tasks`) at exact token lengths.
+"""The retrieval suite: RULER-style tasks (:mod:`cocattn.tasks.ruler`) at exact token lengths.
 
 Prompt layout, one part per line::
 
@@ -25,10 +25,10 @@ their depth; a needle's depth is the share of the haystack's whole sentences bef
 length); the case depths (of each case's first required needle) are evenly spaced in (0, 1), so
 the four depth buckets hold equal shares. Greedy decoding with the KV cache (as passkey), for at
 most the gold answer's tokens plus ``answer_slack`` (or ``max_new_tokens``) tokens; scoring is
-:func:`cocattn.retrieval_tasks.score_answer`. A case whose generation hit that budget before a
+:func:`cocattn.tasks.ruler.score_answer`. A case whose generation hit that budget before a
 line break is flagged ``output_truncated`` (its answer line may be cut).
 
-**Scores.** Per task and length: the task's metric (:data:`~cocattn.retrieval_tasks.TASK_METRIC`)
+**Scores.** Per task and length: the task's metric (:data:`~cocattn.tasks.ruler.TASK_METRIC`)
 with a Wilson 95% interval (:func:`cocattn.evaluate.stats.wilson_interval`; for ``recall`` the
 trials are the required values, which within a case are not independent: that interval is too
 narrow). :func:`effective_length` turns a curve into the largest length whose lower bound stays
@@ -54,8 +54,8 @@ from cocattn.evaluate.memory import check_fits
 from cocattn.evaluate.perplexity import default_lengths
 from cocattn.evaluate.results import make_result
 from cocattn.evaluate.stats import wilson_interval
-from cocattn.passkey_text import FILLER
-from cocattn.retrieval_tasks import (
+from cocattn.tasks.passkey import FILLER
+from cocattn.tasks.ruler import (
     METRIC_TEXT,
     SCORING,
     TASK_METRIC,
@@ -70,10 +70,10 @@ from cocattn.retrieval_tasks import (
     score_answer,
     spec_options,
 )
+from cocattn.tasks.depth import DEPTH_BUCKETS, depth_bucket
 
 __all__ = [
     "HAYSTACKS",
-    "DEPTH_BUCKETS",
     "LengthTooShort",
     "Haystack",
     "RetrievalPrompt",
@@ -87,7 +87,6 @@ __all__ = [
 ]
 
 HAYSTACKS = ("repeat", "corpus")
-DEPTH_BUCKETS = ("0-25%", "25-50%", "50-75%", "75-100%")
 DEFAULT_TOLERANCE = 4
 """A prompt holds between ``length - 4`` and ``length`` tokens (it is exact in almost every case)."""
 DEFAULT_SLACK = 8
@@ -489,10 +488,6 @@ def _score(rows: Sequence[dict[str, Any]], metric: str) -> float | None:
     return successes / trials if trials else None
 
 
-def _bucket(depth: float) -> str:
-    return DEPTH_BUCKETS[min(3, int(depth * 4))]
-
-
 def effective_length(
     lengths: Sequence[int], lows: Sequence[float | None], reference: float | None, ratio: float = 0.8
 ) -> tuple[int | None, float | None]:
@@ -795,7 +790,7 @@ def _task_details(
         "recall": [mean(rows, "recall") for rows in per_length],
         "by_depth": (
             {
-                b: [_score([r for r in rows if _bucket(r["depth"]) == b], metric) for rows in per_length]
+                b: [_score([r for r in rows if depth_bucket(r["depth"]) == b], metric) for rows in per_length]
                 for b in DEPTH_BUCKETS
             }
             if has_depth

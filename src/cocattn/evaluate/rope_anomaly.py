@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -35,9 +34,8 @@ from cocattn._checks import check
 from cocattn.attention.kinds import is_coca
 from cocattn.evaluate.attention import ANALYSIS_SCHEMA, attention_by_distance
 from cocattn.evaluate.protocol import LanguageModel
-from cocattn.plotting import distance_panel, pyplot, save_figure
 
-__all__ = ["initial_angles", "anomaly_stats", "analyze_rope", "plot_rope"]
+__all__ = ["initial_angles", "anomaly_stats", "analyze_rope"]
 
 
 def initial_angles(q: torch.Tensor, k: torch.Tensor, m: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
@@ -128,31 +126,3 @@ def analyze_rope(
 def _theta(lm: LanguageModel) -> float:
     base = getattr(lm, "base_rope", None) or {}
     return float(base.get("rope_theta", 10000.0))
-
-
-def plot_rope(result: dict[str, Any], path: str | Path) -> Path:
-    """Left: anomalous share per plane, one line per layer. Right: mean attention against distance."""
-    plt = pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
-    if result["layers"]:
-        for i, layer in enumerate(result["layers"]):
-            left.plot(
-                layer["anomalous_share_by_plane"],
-                marker=".",
-                linewidth=0.8,
-                label=f"layer {i} ({layer['anomalous_share']:.2f})",
-            )
-        left.axhline(0.5, color="grey", linestyle=":", linewidth=0.8)
-        left.set_xlabel("RoPE plane j (frequency falls →)")
-        left.set_ylabel("share with Θ in (-π, 0)")
-        left.set_ylim(0, 1)
-        left.legend(fontsize=7)
-        left.set_title("anomalous (query, key) pairs per plane", fontsize=9)
-    else:
-        left.text(0.5, 0.5, result.get("note") or "not a RoPE model", ha="center", va="center")
-        left.set_axis_off()
-    distance_panel(right, result["by_distance"], "attention against distance")
-    right.legend(fontsize=7)
-    fig.suptitle(f"{result['model']} ({result['attention']}), {result['length']} tokens", fontsize=10)
-    fig.tight_layout()
-    return save_figure(fig, path, dpi=110)

@@ -1,7 +1,6 @@
 """transformers integration: the ``coca_llama`` model type, conversion of LLaMA checkpoints,
-attention transfer and the offline SmolLM2 import. (The stage selection of continued training,
-``STAGES`` and ``trainable_parameters_for_stage``, moved to :mod:`cocattn.train.stages`; the old
-names here warn until cocattn 0.3.0.)
+attention transfer and the offline SmolLM2 import. (The stage selection of continued training
+is model-agnostic: :mod:`cocattn.train.stages`.)
 
 Importing this package registers ``coca_llama`` with ``AutoConfig``, ``AutoModel`` and
 ``AutoModelForCausalLM``, so ``AutoModelForCausalLM.from_pretrained(dir)`` loads a saved CoCA
@@ -12,7 +11,6 @@ from __future__ import annotations
 
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
-from cocattn._moved import moved
 from cocattn.hf.config import COCA_VARIANTS, CocaLlamaConfig
 from cocattn.hf.convert import T_INITS, convert_llama, convert_llama_dir, load_llama
 from cocattn.hf.gguf import gguf_to_hf, smollm2_gguf
@@ -60,12 +58,3 @@ def _register() -> None:
 
 
 _register()
-
-
-__getattr__ = moved(
-    __name__,
-    {
-        "STAGES": "cocattn.train.stages.STAGES",
-        "trainable_parameters_for_stage": "cocattn.train.stages.trainable_parameters_for_stage",
-    },
-)

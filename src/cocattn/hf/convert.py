@@ -35,7 +35,14 @@ from cocattn._checks import bad_value, check, check_choice
 from cocattn.attention.coca_options import CocaOptions
 from cocattn.hf.config import COCA_VARIANTS, CocaLlamaConfig
 from cocattn.hf.modeling import CocaLlamaForCausalLM
-from cocattn.io import atomic_directory, check_replaceable, load_json, mark_output, refuse_pickles, refuse_remote_code
+from cocattn.files import (
+    atomic_directory,
+    check_replaceable,
+    load_json,
+    mark_output,
+    refuse_pickles,
+    refuse_remote_code,
+)
 
 __all__ = ["T_INITS", "convert_llama", "convert_llama_dir", "load_llama", "TOKENIZER_FILES"]
 

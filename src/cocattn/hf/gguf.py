@@ -14,7 +14,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from cocattn._checks import bad_value, check
-from cocattn.io import atomic_directory, check_replaceable, mark_output
+from cocattn.files import atomic_directory, check_replaceable, mark_output
 
 __all__ = ["SMOLLM2_PACKAGE", "smollm2_gguf", "gguf_to_hf"]
 

@@ -47,7 +47,7 @@ from transformers.masking_utils import create_causal_mask
 from cocattn._checks import bad_value, check, check_choice
 from cocattn.hf.convert import TOKENIZER_FILES, convert_llama, load_llama
 from cocattn.hf.modeling import CocaLlamaForCausalLM
-from cocattn.io import (
+from cocattn.files import (
     atomic_directory,
     check_replaceable,
     dumps_json,
@@ -148,7 +148,7 @@ def _read_texts(path: Path) -> list[str]:
     (``jsonl:`` source; documents marked ``"split": "eval"`` are held out, so left out here)."""
     if path.suffix == ".txt":
         return [path.read_text(encoding="utf-8")]
-    from cocattn.corpus.sources import jsonl_file
+    from cocattn.data.build.sources import jsonl_file
 
     return [d.text for d in jsonl_file(path).documents if d.meta.get("split") != "eval"]
 
@@ -189,8 +189,8 @@ def transfer_tokens(data: str | os.PathLike, tokenizer: Any, settings: TransferS
 
 
 def _data_dir_windows(path: Path, tokenizer: Any, count: int, seq_len: int) -> torch.Tensor:
-    from cocattn.data.shards import load_manifest, verify_file
-    from cocattn.data.tokenizer import load_tokenizer
+    from cocattn.data.read.shards import load_manifest, verify_file
+    from cocattn.data.read.tokenizer import load_tokenizer
 
     manifest = load_manifest(path)
     verify_file(path, "train.bin", manifest, verify="size")

@@ -1,7 +1,7 @@
 """The retrieval lab: small GPTs of any attention kind trained on synthetic retrieval tasks in
 minutes on a CPU, scored at 1-16x their training length, with intervals over seeds.
 
-- :mod:`cocattn.lab.tasks`: the tasks (``copy``, ``copy-fixed``, ``mqar``, ``needle``), each in one place;
+- :mod:`cocattn.tasks.synthetic`: the tasks (``copy``, ``copy-fixed``, ``mqar``, ``needle``), each in one place;
 - :mod:`cocattn.lab.score`: a case is right when all of its answer tokens are the argmax;
 - :mod:`cocattn.lab.fit`: one model trained with the project's ``GPT``, AdamW groups and schedule;
 - :mod:`cocattn.lab.study`: the studies (extrapolation, learning, capacity, remedies) and their units;
@@ -26,7 +26,7 @@ from cocattn.lab.report import write_lab_report
 from cocattn.lab.run import run_study
 from cocattn.lab.score import model_predictions, score_predictions
 from cocattn.lab.study import STUDIES, Study, make_study, parse_scaling
-from cocattn.lab.tasks import TASKS, TaskSpec, fixed_offset_predictions, generate, make_task
+from cocattn.tasks.synthetic import TASKS, TaskSpec, fixed_offset_predictions, generate, make_task
 
 __all__ = [
     "REMEDIES",

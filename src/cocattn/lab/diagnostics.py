@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from cocattn.lab.tasks import Batch
+from cocattn.tasks.synthetic import Batch
 from cocattn.model import GPT
 
 __all__ = ["diagnose", "DIAGNOSTICS"]

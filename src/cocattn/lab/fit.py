@@ -1,6 +1,6 @@
 """Training one small GPT on a lab task: the project's model, optimizer groups and schedule.
 
-The batches come from :func:`cocattn.lab.tasks.generate` (a new seeded batch every step, so no
+The batches come from :func:`cocattn.tasks.synthetic.generate` (a new seeded batch every step, so no
 data is stored or repeated), the model is :class:`cocattn.model.GPT`, the optimizer AdamW over
 :func:`cocattn.train.schedule.param_groups` with :func:`cocattn.train.schedule.learning_rate`
 (warm-up, then cosine): what ``cocattn train`` uses, without its data directory, run directory
@@ -21,7 +21,7 @@ from cocattn._checks import check
 from cocattn.errors import NonFiniteLossError
 from cocattn.lab.diagnostics import diagnose
 from cocattn.lab.score import model_predictions, score_predictions
-from cocattn.lab.tasks import TaskSpec, generate
+from cocattn.tasks.synthetic import TaskSpec, generate
 from cocattn.model import GPT, GPTConfig
 from cocattn.train.schedule import group_lr, learning_rate, param_groups
 

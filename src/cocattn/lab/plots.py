@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from cocattn.lab.summary import display_label, study_labels
-from cocattn.plotting import KIND_COLOURS, mark_training_length, pyplot, save_figure
+from cocattn.report.plots import KIND_COLOURS, mark_training_length, pyplot, save_figure
 
 __all__ = ["plot_lab"]
 

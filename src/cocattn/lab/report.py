@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cocattn import io
+from cocattn import files
 from cocattn.lab.summary import ADOPT_SPEEDUP, display_label, study_labels, summarize
 from cocattn.safeparse import loads_json
-from cocattn.lab.tasks import RELATIVE_SOLVABLE
+from cocattn.tasks.synthetic import RELATIVE_SOLVABLE
 
 __all__ = ["write_lab_report", "is_lab_dir"]
 
@@ -336,8 +336,8 @@ def write_lab_report(directory: str | Path, confidence: float | None = None, res
     directory = Path(directory)
     lab = loads_json((directory / "lab.json").read_text(), str(directory / "lab.json"))
     summary = summarize(lab["study"], lab["units"], confidence, resamples)
-    io.write_json(directory / "summary.json", summary)
+    files.write_json(directory / "summary.json", summary)
     plot_lab(directory, lab["study"], summary)
     path = directory / "report.md"
-    io.write_text(path, "\n".join(_report_lines(lab, summary)) + "\n")
+    files.write_text(path, "\n".join(_report_lines(lab, summary)) + "\n")
     return path

@@ -17,11 +17,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from cocattn import io
+from cocattn import files
 from cocattn._checks import bad_value, check
 from cocattn.lab.study import UNITS_DIR, Study, load_units, run_unit, units
 from cocattn.safeparse import loads_json
-from cocattn.parallel import cpu_cores, plan_jobs, run_jobs
+from cocattn.pipeline.workers import cpu_cores, plan_jobs, run_jobs
 
 __all__ = ["run_study", "LAB_FILE", "STUDY_FILE"]
 
@@ -31,7 +31,7 @@ STUDY_FILE = "study.json"
 
 def _claim_directory(out: Path, study: Study) -> None:
     """Create ``out`` or accept it when it holds this very study; refuse anything else."""
-    spec = json.loads(io.dumps_json(study.to_dict()))  # as it reads back from study.json
+    spec = json.loads(files.dumps_json(study.to_dict()))  # as it reads back from study.json
     if out.exists():
         check(out.is_dir(), "--out", str(out), "a directory (this path is a file)")
         entries = {p.name for p in out.iterdir()}
@@ -51,7 +51,7 @@ def _claim_directory(out: Path, study: Study) -> None:
                     f"a new directory or one of this study; it holds a different study (changed: {', '.join(changed)}): use a new --out to keep both",
                 )
     (out / UNITS_DIR).mkdir(parents=True, exist_ok=True)
-    io.write_json(out / STUDY_FILE, spec)
+    files.write_json(out / STUDY_FILE, spec)
 
 
 def _commit() -> str | None:
@@ -146,7 +146,7 @@ def run_study(
 
 
 def write_lab_file(out: Path, study: Study, wall: float, jobs: int, threads: int | None) -> Path:
-    from cocattn.bench import hardware_name
+    from cocattn.bench.attention import hardware_name
 
     records = load_units(out)
     names = [u.name for u in units(study)]
@@ -163,5 +163,5 @@ def write_lab_file(out: Path, study: Study, wall: float, jobs: int, threads: int
         },
         "units": [records[n] for n in names if n in records],
     }
-    io.write_json(out / LAB_FILE, lab)
+    files.write_json(out / LAB_FILE, lab)
     return out / LAB_FILE

@@ -1,7 +1,7 @@
 """Scoring a model on a lab task: greedy predictions at the answers, cases right or wrong.
 
 A case is right when every one of its answer tokens is the argmax of the model's next-token
-distribution at that position (:mod:`cocattn.lab.tasks`). :func:`score_predictions` takes
+distribution at that position (:mod:`cocattn.tasks.synthetic`). :func:`score_predictions` takes
 predictions from anything (a model, or a scripted predictor in the tests), so the counting is
 checked apart from any model.
 """
@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from cocattn.lab.tasks import Batch
+from cocattn.tasks.synthetic import Batch
 
 __all__ = ["score_predictions", "model_predictions"]
 

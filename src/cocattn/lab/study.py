@@ -32,7 +32,7 @@ from cocattn.attention.kinds import is_coca, is_rope_free
 from cocattn.lab.fit import Recipe, batch_seed, fit
 from cocattn.lab.remedies import RELEASED, REMEDIES
 from cocattn.lab.score import model_predictions, score_predictions
-from cocattn.lab.tasks import TaskSpec, generate, make_task, min_length
+from cocattn.tasks.synthetic import TaskSpec, generate, make_task, min_length
 from cocattn.model import GPTConfig
 from cocattn.rope import ROPE_TYPES, rope_parameters
 from cocattn.safeparse import loads_json
@@ -314,9 +314,9 @@ def run_unit(study: dict[str, Any], unit: dict[str, Any], out: str) -> dict[str,
         "cpu_seconds": time.process_time() - cpu0,
         "threads": _threads(),
     }
-    from cocattn import io
+    from cocattn import files
 
-    io.write_json(Path(out) / UNITS_DIR / f"{u.name}.json", record)
+    files.write_json(Path(out) / UNITS_DIR / f"{u.name}.json", record)
     return record
 
 

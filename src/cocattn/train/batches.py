@@ -18,10 +18,10 @@ class Batches:
     """Global batches from the data directory, drawn with one generator shared by all ranks."""
 
     def __init__(self, run: RunConfig, seq_len: int, dist_info: Dist, device: torch.device):
-        from cocattn.data.batches import sample_batch
-        from cocattn.data.retrieval import mix_retrieval_rows
-        from cocattn.data.shards import load_tokens, verify_file
-        from cocattn.data.tokenizer import load_tokenizer
+        from cocattn.data.read.batches import sample_batch
+        from cocattn.tasks.warmup import mix_retrieval_rows
+        from cocattn.data.read.shards import load_tokens, verify_file
+        from cocattn.data.read.tokenizer import load_tokenizer
 
         data_dir = _checked_data_dir(run.data.dir)
         self._sample, self._mix = sample_batch, mix_retrieval_rows
@@ -45,7 +45,7 @@ class Batches:
             self._check_retrieval_rows_fit()
 
     def _check_retrieval_rows_fit(self) -> None:
-        from cocattn.data.retrieval import PASSKEY, make_retrieval_row, make_task_row
+        from cocattn.tasks.warmup import PASSKEY, make_retrieval_row, make_task_row
 
         seq_len = self.seq_len
         for task in self.retrieval_tasks:

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from cocattn import checkpoint as ckpt
-from cocattn import io
+from cocattn import files
 from cocattn._checks import bad_value
 from cocattn.config import RunConfig
 from cocattn.train.distributed import Dist
@@ -24,7 +24,7 @@ HF_RUN_FILE = "cocattn_train.json"  # the run config and result, next to a Huggi
 
 def check_vocabulary(init: Path, model_vocab: int | None, tokenizer, data_dir: str) -> None:
     """The data directory's tokenizer must be the model's own (token ids mean the same thing)."""
-    from cocattn.data.tokenizer import load_tokenizer
+    from cocattn.data.read.tokenizer import load_tokenizer
 
     size = tokenizer.get_vocab_size()
     problem = None
@@ -78,9 +78,9 @@ def initial_model(run: RunConfig, tokenizer, data_dir: str):
     """``(model, GPTConfig or None, kind)`` for ``train.init_from`` (kind ``"cocattn"`` or ``"hf"``)."""
     init = Path(run.train.init_from)
     kind = ckpt.model_dir_kind(init)  # FileNotFoundError / ValueError naming the directory
-    io.refuse_pickles(init)
+    files.refuse_pickles(init)
     if kind == "hf":
-        io.refuse_remote_code(init)
+        files.refuse_remote_code(init)
     if kind == "cocattn":
         model, cfg = _cocattn_model(init, int(run.model["max_seq_len"]), tokenizer, data_dir)
         return model, cfg, kind
@@ -105,7 +105,7 @@ def _hf_model(init: Path, tokenizer, data_dir: str):
     import cocattn.hf  # noqa: F401  registers coca_llama with the Auto classes
     from transformers import AutoModelForCausalLM
 
-    declared = io.load_json(init / "config.json").get("vocab_size")
+    declared = files.load_json(init / "config.json").get("vocab_size")
     if isinstance(declared, int):  # fail before loading the weights
         check_vocabulary(init, declared, tokenizer, data_dir)
     from cocattn.hf.load import from_pretrained_checked
@@ -129,7 +129,7 @@ def save_hf_model(directory: Path, model, init: Path, data_dir: str, info: dict[
 
     from cocattn.hf.convert import TOKENIZER_FILES
 
-    with io.atomic_directory(directory) as tmp:
+    with files.atomic_directory(directory) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         copied = False
         for name in TOKENIZER_FILES:
@@ -137,10 +137,10 @@ def save_hf_model(directory: Path, model, init: Path, data_dir: str, info: dict[
                 shutil.copy2(init / name, tmp / name)
                 copied = True
         if not copied:  # the model came without a tokenizer: give it the data's (same vocabulary)
-            from cocattn.data.tokenizer import EOT
+            from cocattn.data.read.tokenizer import EOT
 
             shutil.copy2(Path(data_dir) / "tokenizer.json", tmp / "tokenizer.json")
-            io.write_json(
+            files.write_json(
                 tmp / "tokenizer_config.json", {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": EOT}
             )
-        (tmp / HF_RUN_FILE).write_text(io.dumps_json(info), encoding="utf-8")
+        (tmp / HF_RUN_FILE).write_text(files.dumps_json(info), encoding="utf-8")

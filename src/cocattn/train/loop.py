@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from cocattn import checkpoint as ckpt
-from cocattn import io
+from cocattn import files
 from cocattn.config import RunConfig
 from cocattn.train.distributed import all_reduce_mean, close_distributed, full_model_state, gradient_sync
 from cocattn.train.loss import lm_loss, validation_loss
@@ -152,7 +152,7 @@ def _after_step(s: Session, tally: _Tally, lr: float, loss_value: float, grad_no
         record = record or {"step": s.step}
         record["val_loss"] = tally.val_loss
     if record is not None and s.dist.main:
-        io.append_jsonl(s.metrics_path, record)
+        files.append_jsonl(s.metrics_path, record)
         s.board.log(record)
     if tc.checkpoint_interval and s.step % tc.checkpoint_interval == 0:
         write_checkpoint(s)
@@ -210,6 +210,6 @@ def _finish(s: Session, tally: _Tally) -> TrainResult:
     )
     if s.dist.main:
         write_model(s, full, {"run": s.run.to_dict(), "train_result": finite_dict(result.to_dict())})
-        io.write_json(s.run_dir / RESULT_FILE, finite_dict(result.to_dict()))
+        files.write_json(s.run_dir / RESULT_FILE, finite_dict(result.to_dict()))
     close_distributed(s.dist)
     return result

@@ -7,15 +7,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cocattn import io
+from cocattn import files
 
 
 def trim_metrics(path: Path, step: int) -> None:
     """Drop metrics recorded after ``step`` (work lost by a crash and about to be redone)."""
     if not path.is_file():
         return
-    kept = [r for r in io.read_jsonl(path) if int(r.get("step", 0)) <= step]
-    io.write_jsonl(path, kept)
+    kept = [r for r in files.read_jsonl(path) if int(r.get("step", 0)) <= step]
+    files.write_jsonl(path, kept)
 
 
 def progress_bar(total: int, initial: int, enabled: bool):

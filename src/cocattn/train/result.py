@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cocattn import io
+from cocattn import files
 from cocattn.train.rundir import METRICS_FILE, RESULT_FILE
 
 
@@ -46,7 +46,7 @@ def finished_run_figures(run_dir: Path, step: int, tokens_per_step: int) -> tupl
     if recorded is not None:
         return recorded
     path = run_dir / METRICS_FILE
-    records = [r for r in io.read_jsonl(path) if int(r.get("step", 0)) <= step] if path.is_file() else []
+    records = [r for r in files.read_jsonl(path) if int(r.get("step", 0)) <= step] if path.is_file() else []
     losses = [r for r in records if isinstance(r.get("loss"), (int, float))]
     vals = [r for r in records if isinstance(r.get("val_loss"), (int, float))]
     final_loss = float(losses[-1]["loss"]) if losses else float("nan")
@@ -67,7 +67,7 @@ def _recorded_figures(previous: Path, step: int) -> tuple[float, float | None, f
     if not previous.is_file():
         return None
     try:
-        old = io.load_json(previous)
+        old = files.load_json(previous)
     except ValueError:
         return None
     if (

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from cocattn import checkpoint as ckpt
-from cocattn import io
+from cocattn import files
 from cocattn._checks import bad_value
 from cocattn.train.distributed import Dist
 
@@ -19,7 +19,7 @@ CONFIG_FILE = "config.json"
 
 # what `cocattn train` writes into a run directory; anything else makes it a foreign directory
 RUN_ENTRIES = frozenset(
-    {CONFIG_FILE, METRICS_FILE, RESULT_FILE, MODEL_DIR, ckpt.CHECKPOINTS, "tensorboard", io.LOCK_FILE}
+    {CONFIG_FILE, METRICS_FILE, RESULT_FILE, MODEL_DIR, ckpt.CHECKPOINTS, "tensorboard", files.LOCK_FILE}
 )
 
 
@@ -43,12 +43,12 @@ def check_run_dir(run_dir: Path) -> None:
     config = run_dir / CONFIG_FILE
     if config.exists():
         try:
-            data = io.load_json(config)
+            data = files.load_json(config)
         except (OSError, ValueError):
             data = None
         if not (isinstance(data, dict) and isinstance(data.get("train"), dict) and isinstance(data.get("data"), dict)):
             raise bad_value("--out", str(run_dir), f"a cocattn run directory ({config} is not a cocattn run config)")
-    elif any(not n.startswith(".tmp-") and n != io.LOCK_FILE for n in entries):
+    elif any(not n.startswith(".tmp-") and n != files.LOCK_FILE for n in entries):
         raise bad_value("--out", str(run_dir), "a cocattn run directory (it has no config.json)")
 
 
@@ -61,15 +61,15 @@ def locked_run_dir(run_dir: Path) -> Iterator[None]:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise io.AtomicWriteError(err.errno, f"cannot create run directory {run_dir}: {err.strerror}") from err
-    lock = io.DirectoryLock(run_dir, "run directory")
+        raise files.AtomicWriteError(err.errno, f"cannot create run directory {run_dir}: {err.strerror}") from err
+    lock = files.DirectoryLock(run_dir, "run directory")
     try:
         yield
     finally:
         lock.release()
-        if created and [p.name for p in run_dir.iterdir()] == [io.LOCK_FILE]:  # failed before writing
+        if created and [p.name for p in run_dir.iterdir()] == [files.LOCK_FILE]:  # failed before writing
             with contextlib.suppress(OSError):
-                (run_dir / io.LOCK_FILE).unlink()
+                (run_dir / files.LOCK_FILE).unlink()
                 run_dir.rmdir()
 
 
@@ -85,7 +85,7 @@ def prepare_run_dir(run_dir: Path, resume: bool, dist_info: Dist) -> Path | None
     if dist_info.main:
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
-            io.clean_temporaries(run_dir)
+            files.clean_temporaries(run_dir)
         except OSError as err:
-            raise io.AtomicWriteError(err.errno, f"cannot create run directory {run_dir}: {err.strerror}") from err
+            raise files.AtomicWriteError(err.errno, f"cannot create run directory {run_dir}: {err.strerror}") from err
     return latest if resume else None

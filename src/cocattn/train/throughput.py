@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from cocattn import io
+from cocattn import files
 from cocattn._checks import check
 from cocattn.config import RunConfig, load_config
 from cocattn.train.loop import train
@@ -38,7 +38,7 @@ def train_throughput(
     run = dataclasses.replace(run, train=train_cfg)
     with tempfile.TemporaryDirectory() as tmp:
         train(run, Path(tmp) / "run", data_dir=data_dir)
-        for record in io.read_jsonl(Path(tmp) / "run" / METRICS_FILE):
+        for record in files.read_jsonl(Path(tmp) / "run" / METRICS_FILE):
             if record["step"] > warmup_steps:
                 times.append(run.train.batch_size * int(run.model["max_seq_len"]) / record["tok_per_s"])
     return steps * run.train.batch_size * int(run.model["max_seq_len"]) / sum(times)

@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from cocattn.io import PathLike, write_bytes
+from cocattn.files import PathLike, write_bytes
 
 KIND_COLOURS = {"rope": "#0072B2", "coca": "#D55E00", "coca-strict": "#CC79A7", "alibi": "#009E73", "nope": "#444444"}
 """One colour per attention kind (Okabe-Ito, readable with colour-blindness)."""

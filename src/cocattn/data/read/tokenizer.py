@@ -87,7 +87,7 @@ def pretrained_tokenizer(path: str | os.PathLike):
     ``eos_token`` of ``tokenizer_config.json`` beside the file (LLaMA's ``</s>``)."""
     import json
 
-    from cocattn.io import sha256_file
+    from cocattn.files import sha256_file
 
     given = Path(path)
     file = given / "tokenizer.json" if given.is_dir() else given

@@ -1,7 +1,7 @@
 """The long-context retrieval tasks (RULER-style), their wording and their scoring, in one place.
 
 The evaluator (:mod:`cocattn.evaluate.retrieval`) builds prompts of an exact token length from
-these cases; the training warm-up (:mod:`cocattn.data.retrieval`) builds rows from the same cases,
+these cases; the training warm-up (:mod:`cocattn.tasks.warmup`) builds rows from the same cases,
 so that what a model learns is asked in the same words at evaluation. docs/RETRIEVAL.md sets the
 tasks against RULER's (Hsieh et al. 2024) and says what differs and why.
 

@@ -2,7 +2,7 @@
 
 Stages, each reading the previous stage's files and skipped when its output already exists:
 
-1. **data**: ``cocattn.corpus.build_dataset`` (cached; the ``pypi`` preset needs only PyPI);
+1. **data**: ``cocattn.data.build.build_dataset`` (cached; the ``pypi`` preset needs only PyPI);
 2. **train**: one run per attention kind with identical settings (``OUT/runs/KIND``); a killed
    run resumes from its last checkpoint;
 3. **evaluate**: sliding-window perplexity and passkey retrieval from 1× to 16× (CPU) or 64×
@@ -24,26 +24,16 @@ from typing import Any, Callable, Iterable
 import torch
 
 from cocattn._checks import bad_value
-from cocattn.attention.kinds import KINDS, ROTARY_KINDS
-from cocattn._moved import moved
 from cocattn.config import EvalConfig, eval_config, eval_scalings, scaling_slug
-from cocattn.safeparse import loads_json
+from cocattn.report.reproduce import DEVIATIONS_FILE, read_json, write_reproduce_report, format_number
 
 __all__ = ["reproduce", "PRESETS", "DEVIATIONS_FILE"]
 
 PRESETS = ("tiny-cpu", "cpu-30m", "small-gpu", "paper-350m")
-ALL_KINDS = KINDS
-ROTARY = ROTARY_KINDS
-DEVIATIONS_FILE = "reproduce.json"
-__getattr__ = moved(
-    __name__, {"ReproduceSettings": "cocattn.config.EvalConfig", "settings_for": "cocattn.config.eval_config"}
-)
-_scalings = eval_scalings
-_scaling_slug = scaling_slug
 
 
 def hardware_line() -> str:
-    from cocattn.bench import hardware_name
+    from cocattn.bench.attention import hardware_name
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     return f"{hardware_name(device)}; torch {torch.__version__}; Python {platform.python_version()}"
@@ -109,15 +99,15 @@ def reproduce(
     holds an exclusive lock on ``out_dir`` (a second ``reproduce`` into it is refused, naming the
     holder's PID; the lock goes with the process, so a killed run resumes). Every line logged also
     goes to ``OUT/reproduce.log``; while the kinds train and are evaluated, a progress line every
-    ``progress_every`` seconds (:mod:`cocattn.progress`), to the run log only without ``progress``."""
-    from cocattn import io
+    ``progress_every`` seconds (:mod:`cocattn.pipeline.progress`), to the run log only without ``progress``."""
+    from cocattn import files
     from cocattn.config import load_config
-    from cocattn.preflight import check_plan, check_stages, data_dir_for
+    from cocattn.pipeline.preflight import check_plan, check_stages, data_dir_for
 
     cfg = load_config(preset, list(overrides))
     check_plan(cfg, data_dir_for(cfg, data_dir))  # the whole plan is checked before anything is created
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    with io.DirectoryLock(out_dir, "reproduce directory"):
+    with files.DirectoryLock(out_dir, "reproduce directory"):
         check_stages(out_dir, preset, list(overrides), cfg)  # finished stages were built with these settings
         return _reproduce(
             preset, out_dir, data_dir=data_dir, overrides=overrides, progress=progress, log=log, every=progress_every
@@ -156,7 +146,7 @@ def _reproduce(
     every: float = 30.0,
 ) -> Path:
     from cocattn.config import load_config
-    from cocattn.progress import LOG_FILE, RunLog
+    from cocattn.pipeline.progress import LOG_FILE, RunLog
 
     start = time.perf_counter()
     run_config = load_config(preset, list(overrides))
@@ -182,7 +172,7 @@ def _stage_data(run: _Run, data_dir: str | os.PathLike | None) -> None:
     settings = run.settings
     run.data_path = Path(data_dir or run.config.data.dir or _default_data_dir(settings))
     if not (run.data_path / "manifest.json").is_file():
-        from cocattn.corpus import build_dataset
+        from cocattn.data.build import build_dataset
 
         run.log(f"data: building the '{settings.data_preset}' corpus into {run.data_path}")
         build_dataset(
@@ -194,8 +184,8 @@ def _stage_data(run: _Run, data_dir: str | os.PathLike | None) -> None:
         )
     else:
         run.log(f"data: reusing {run.data_path}")
-    from cocattn.plan import plan_config
-    from cocattn.preflight import check_plan
+    from cocattn.pipeline.plan import plan_config
+    from cocattn.pipeline.preflight import check_plan
 
     check_plan(run.config, run.data_path)  # with the data's tokenizer now, before any training
     work = run.work = plan_config(run.config, run.preset, data_dir=run.data_path)  # achieved FLOP rates
@@ -208,9 +198,9 @@ def _stage_data(run: _Run, data_dir: str | os.PathLike | None) -> None:
 
 
 def _stage_train(run: _Run) -> None:
-    """2. Train every kind not trained yet, side by side (cocattn.parallel); a killed run resumes."""
-    from cocattn.parallel import plan_jobs, run_jobs
-    from cocattn.progress import TrainWatch
+    """2. Train every kind not trained yet, side by side (cocattn.pipeline.workers); a killed run resumes."""
+    from cocattn.pipeline.workers import plan_jobs, run_jobs
+    from cocattn.pipeline.progress import TrainWatch
 
     to_train = []
     for kind in run.settings.kinds:
@@ -231,8 +221,8 @@ def _stage_train(run: _Run) -> None:
         run.done["train_flops"] += run.work.train_flops_per_kind
         run.done["train_resumed"] |= result["resumed"]  # part of its steps ran before: no rate for this stage
         run.log(
-            f"train {kind}: {result['steps']} steps, final loss {_num(result, 'final_loss', '.3f')}, "
-            f"{_num(result, 'tokens_per_s', ',.0f')} tokens/s, {_num(result, 'seconds', '.0f')} s"
+            f"train {kind}: {result['steps']} steps, final loss {format_number(result, 'final_loss', '.3f')}, "
+            f"{format_number(result, 'tokens_per_s', ',.0f')} tokens/s, {format_number(result, 'seconds', '.0f')} s"
         )
 
 
@@ -240,11 +230,11 @@ def _stage_eval(run: _Run) -> None:
     """3. Perplexity, passkey (and retrieval tasks) of every kind, plain and at every scaling,
     side by side; result files that exist are kept."""
     from cocattn.data import load_eval_documents
-    from cocattn.parallel import plan_jobs, run_jobs
-    from cocattn.progress import EvalWatch
+    from cocattn.pipeline.workers import plan_jobs, run_jobs
+    from cocattn.pipeline.progress import EvalWatch
 
     settings, work = run.settings, run.work
-    from cocattn.preflight import record_eval_stage
+    from cocattn.pipeline.preflight import record_eval_stage
 
     record_eval_stage(run.out, run.config)
     docs = [d.text for d in load_eval_documents(run.data_path)][: settings.documents]  # not empty: checked
@@ -252,8 +242,8 @@ def _stage_eval(run: _Run) -> None:
     results.mkdir(exist_ok=True)
     expected = {
         kind: [
-            results / f"{metric}-{kind}-{_scaling_slug(s)}.json"
-            for s in _scalings(kind, settings.factors)
+            results / f"{metric}-{kind}-{scaling_slug(s)}.json"
+            for s in eval_scalings(kind, settings.factors)
             for metric in _metrics(settings)
         ]
         for kind in settings.kinds
@@ -263,7 +253,7 @@ def _stage_eval(run: _Run) -> None:
     run.done["eval_jobs"] = {"processes": jobs, "threads_each": threads}
     if jobs > 1:
         run.log(f"eval: {', '.join(to_eval)} side by side ({jobs} processes, {threads} thread(s) each)")
-    l0, show = run.config.model["max_seq_len"], False  # progress: the lines of cocattn.progress
+    l0, show = run.config.model["max_seq_len"], False  # progress: the lines of cocattn.pipeline.progress
     model_dir = {kind: run.out / "runs" / kind / "model" for kind in to_eval}
     calls = [(kind, model_dir[kind], settings, work.lengths, l0, docs, results, run.device, show) for kind in to_eval]
     flops = {"ppl": work.ppl_flops, "passkey": work.passkey_flops, "retrieval": work.retrieval_flops}
@@ -275,7 +265,7 @@ def _stage_eval(run: _Run) -> None:
 
 def _stage_report(run: _Run) -> Path:
     """4. ``reproduce.json`` (what ran, how long, how it departs from the paper), then the report."""
-    from cocattn.io import write_json
+    from cocattn.files import write_json
 
     meta = {
         "title": f"cocattn reproduce --preset {run.preset}",
@@ -286,7 +276,7 @@ def _stage_report(run: _Run) -> Path:
         "date": time.strftime("%Y-%m-%d"),
         "timings_s": {k: round(v, 1) for k, v in run.timings.items()},
         "work": {**run.work.to_dict(), "done_this_run": run.done},
-        "train_results": {k: _read_json(run.out / "runs" / k / "train_result.json") for k in run.settings.kinds},
+        "train_results": {k: read_json(run.out / "runs" / k / "train_result.json") for k in run.settings.kinds},
         "config": run.config.to_dict(),
     }
     write_json(run.out / DEVIATIONS_FILE, meta)
@@ -343,8 +333,8 @@ def _evaluate_kind(
 
     lm, written = None, []
     prompts: dict = {}  # retrieval prompts, reused across this model's scalings
-    for scaling in _scalings(kind, settings.factors):
-        slug = _scaling_slug(scaling)
+    for scaling in eval_scalings(kind, settings.factors):
+        slug = scaling_slug(scaling)
         for metric in _metrics(settings):
             path = results / f"{metric}-{kind}-{slug}.json"
             if path.is_file():
@@ -401,7 +391,7 @@ def _progress_lines(run: _Run, describe: Callable[[float], str], enabled: bool):
     log without ``progress`` (``--no-progress``)."""
     import contextlib
 
-    from cocattn.progress import ProgressLines
+    from cocattn.pipeline.progress import ProgressLines
 
     if not enabled:
         return contextlib.nullcontext()
@@ -409,66 +399,7 @@ def _progress_lines(run: _Run, describe: Callable[[float], str], enabled: bool):
     return ProgressLines(describe, log, run.progress_every)
 
 
-def write_reproduce_report(
-    out: str | os.PathLike, *, confidence: float | None = None, resamples: int | None = None
-) -> Path:
-    """(Re)write ``report.md`` (the verdict first) and plots from ``OUT/results/*.json`` and
-    ``OUT/reproduce.json``; ``confidence`` / ``resamples`` default to those the results carry."""
-    from cocattn.report import write_report
-
-    out = Path(out)
-    meta = _read_json(out / DEVIATIONS_FILE) or {}
-    notes = [f"Hardware: {meta['hardware']}; date {meta['date']}."] if meta.get("hardware") else []
-    if meta.get("timings_s"):
-        notes.append("Wall time: " + ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in meta["timings_s"].items()) + ".")
-    rates = _achieved_rates(meta)
-    if rates:
-        notes.append(f"Work done in this invocation, counted by `cocattn reproduce --plan`: {rates}.")
-    for kind, tr in (meta.get("train_results") or {}).items():
-        if tr:
-            notes.append(
-                f"Training `{kind}`: {tr['steps']} steps, final loss {_num(tr, 'final_loss', '.3f')}, "
-                f"validation loss {_num(tr, 'val_loss', '.3f')}, "
-                f"{_num(tr, 'tokens_per_s', ',.0f')} tokens/s, {_num(tr, 'seconds', '.0f')} s."
-            )
-    notes += ["Deviation from the paper: " + n for n in meta.get("notes", [])]
-    source = out / "results" if (out / "results").is_dir() else out
-    return write_report(
-        source,
-        out,
-        title=meta.get("title", "cocattn reproduce"),
-        notes=notes,
-        confidence=confidence,
-        resamples=resamples,
-    )
-
-
-def _num(record: dict, key: str, spec: str) -> str:
-    """``record[key]`` formatted, or a dash where it is missing or null (runs before issue 14)."""
-    value = record.get(key)
-    return "–" if isinstance(value, bool) or not isinstance(value, (int, float)) else format(value, spec)
-
-
-def _achieved_rates(meta: dict) -> str:
-    """``training 42.7 PFLOP in 360 s (118 TFLOP/s), …`` for the stages this invocation ran."""
-    done, timings = (meta.get("work") or {}).get("done_this_run") or {}, meta.get("timings_s") or {}
-    parts = []
-    for stage in ("train", "eval"):
-        flops, seconds = done.get(f"{stage}_flops") or 0.0, timings.get(f"{stage}_s") or 0.0
-        if flops > 0 and seconds > 0 and not (stage == "train" and done.get("train_resumed")):
-            name = "training" if stage == "train" else "evaluation"
-            parts.append(f"{name} {flops / 1e15:.3g} PFLOP in {seconds:.0f} s ({flops / seconds / 1e12:.3g} TFLOP/s)")
-    return ", ".join(parts)
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return loads_json(path.read_text(), str(path))
-    except (OSError, ValueError):
-        return None
-
-
 def _default_data_dir(settings: EvalConfig) -> Path:
-    from cocattn.preflight import default_data_dir
+    from cocattn.pipeline.preflight import default_data_dir
 
     return default_data_dir(settings)

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cocattn import io
+from cocattn import files
 from cocattn._checks import bad_value
 from cocattn.config import EvalConfig, eval_config, load_config
 
@@ -48,7 +48,7 @@ def _shortest_passkey(data_dir: Path | None, length: int, settings: EvalConfig) 
     from cocattn.evaluate.passkey import shortest_prompt
 
     if data_dir is not None and (Path(data_dir) / "tokenizer.json").is_file():
-        from cocattn.data.tokenizer import load_tokenizer
+        from cocattn.data.read.tokenizer import load_tokenizer
 
         tokenizer = load_tokenizer(data_dir)
 
@@ -116,7 +116,7 @@ def check_stages(out: str | os.PathLike, preset: str, overrides: list[str], cfg:
     for kind in settings.kinds:
         run_dir = out / "runs" / kind
         try:
-            recorded = io.load_json(run_dir / "config.json")
+            recorded = files.load_json(run_dir / "config.json")
         except (OSError, ValueError):
             continue  # not started: nothing to compare
         planned = load_config(preset, list(overrides) + [f"model.attention={kind}"]).to_dict()
@@ -124,7 +124,7 @@ def check_stages(out: str | os.PathLike, preset: str, overrides: list[str], cfg:
         if changes:
             _refuse(run_dir, changes, out)
     try:
-        stages = io.load_json(out / STAGES_FILE)
+        stages = files.load_json(out / STAGES_FILE)
     except (OSError, ValueError):
         return
     changes = _differences(stages if isinstance(stages, dict) else {}, _eval_record(cfg, settings), ("eval",))
@@ -134,4 +134,4 @@ def check_stages(out: str | os.PathLike, preset: str, overrides: list[str], cfg:
 
 def record_eval_stage(out: str | os.PathLike, cfg: Any) -> None:
     """Record the settings the evaluation stage runs with (``OUT/stages.json``)."""
-    io.write_json(Path(out) / STAGES_FILE, _eval_record(cfg, eval_config(cfg)))
+    files.write_json(Path(out) / STAGES_FILE, _eval_record(cfg, eval_config(cfg)))

@@ -283,7 +283,7 @@ def _estimate_bytes(case: AttentionCase) -> int:
 
 
 def _run_in_subprocess(case: AttentionCase, timeout: float) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "cocattn.bench", json.dumps(asdict(case))]
+    cmd = [sys.executable, "-m", "cocattn.bench.attention", json.dumps(asdict(case))]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -481,7 +481,7 @@ def bench_train(
     allocator setting in force (:mod:`cocattn._malloc`)."""
     from cocattn._malloc import allocator_setting
     from cocattn.model import GPT, GPTConfig
-    from cocattn.plan import ModelShape
+    from cocattn.bench.flops import ModelShape
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     cuda = device.startswith("cuda")
@@ -580,7 +580,7 @@ def _train_table(rows: list[dict[str, Any]], base: dict[str, Any] | None, baseli
 
 
 def write_results(path: str | Path, kind: str, rows: list[dict[str, Any]], command: str) -> None:
-    from cocattn.io import write_json
+    from cocattn.files import write_json
 
     device = rows[0].get("device", "cpu") if rows else "cpu"
     Path(path).parent.mkdir(parents=True, exist_ok=True)  # `--out newdir/x.json` (checked writable up front)

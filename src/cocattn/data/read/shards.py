@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from cocattn._checks import check_choice
-from cocattn.data.document import Document
-from cocattn.io import dumps_json, load_json, sha256_file, write_text
+from cocattn.data.read.document import Document
+from cocattn.files import dumps_json, load_json, sha256_file, write_text
 from cocattn.safeparse import loads_json
 
 PathLike = str | os.PathLike
 FORMAT = "cocattn-data"
 FORMAT_VERSION = 1
-#: The splits a manifest puts documents in (cocattn.corpus.splits); the first two have token shards.
+#: The splits a manifest puts documents in (cocattn.data.build.splits); the first two have token shards.
 SPLITS = ("train", "val", "eval", "excluded")
 TOKEN_SPLITS = ("train", "val")
 MARKER = ".verified.json"

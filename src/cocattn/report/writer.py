@@ -3,7 +3,7 @@
 ``write_report(source, out_dir)`` reads every result record under ``source`` (files or
 directories) and writes into ``out_dir``:
 
-- ``report.md``: the verdict (:mod:`cocattn.verdict`), then one section per metric: perplexity
+- ``report.md``: the verdict (:mod:`cocattn.report.verdict`), then one section per metric: perplexity
   (and perplexity relative to 1×), passkey accuracy / exact match / key log-probability, accuracy
   inside vs beyond the training window and by depth; rows are model + scaling, columns are
   lengths, every value with its confidence interval in brackets (``183 [176–190]``);
@@ -38,8 +38,8 @@ from cocattn.evaluate.results import (
     scaling_label,
     scaling_sort_key,
 )
-from cocattn.io import write_text
-from cocattn.plotting import (
+from cocattn.files import write_text
+from cocattn.report.plots import (
     mark_training_length,
     model_colours,
     plain_log_axis,
@@ -47,6 +47,7 @@ from cocattn.plotting import (
     save_figure,
     scaling_styles,
 )
+from cocattn.tasks.depth import DEPTH_BUCKETS
 
 __all__ = [
     "write_report",
@@ -61,8 +62,6 @@ __all__ = [
     "retrieval_section",
     "SECTIONS",
 ]
-
-DEPTH_BUCKETS = ("0-25%", "25-50%", "50-75%", "75-100%")
 
 
 @dataclass
@@ -357,7 +356,7 @@ def _missing_note(labels: Sequence[str], reason: str, what: str, remedy: str) ->
 def perplexity_section(records: Sequence[dict], ctx: ReportContext) -> list[str]:
     """Perplexity with bootstrap intervals, perplexity relative to 1× with paired intervals, the
     plot ``ppl_vs_length.png``."""
-    from cocattn.verdict import reference_length
+    from cocattn.report.verdict import reference_length
 
     ppl = [r for r in records if r["metric"] == "ppl"]
     if not ppl:
@@ -511,8 +510,8 @@ def passkey_section(records: Sequence[dict], ctx: ReportContext) -> list[str]:
 
 
 def retrieval_section(records: Sequence[dict], ctx: ReportContext) -> list[str]:
-    """The retrieval suite's section (:mod:`cocattn.retrieval_report`)."""
-    from cocattn.retrieval_report import retrieval_section as section
+    """The retrieval suite's section (:mod:`cocattn.report.retrieval`)."""
+    from cocattn.report.retrieval import retrieval_section as section
 
     return section(records, ctx.out)
 
@@ -539,7 +538,7 @@ def write_report(
     ``resamples``: the intervals' level and bootstrap resamples (default: those the records were
     evaluated with, else 0.95 and 2000).
     """
-    from cocattn.verdict import verdict_section
+    from cocattn.report.verdict import verdict_section
 
     if isinstance(source, (list, tuple)) and source and isinstance(source[0], dict):
         records = list(source)

@@ -1,14 +1,14 @@
 """Retrieval warm-up rows (docs/RESULTS.md, "Passkey in-window"): real corpus text as filler around a pass
 key, ending with the question and the answer, so that a small model learns to retrieve in-window.
 The key line, question and answer prefix are the evaluation's own words
-(:mod:`cocattn.passkey_text`); the filler is corpus text, not the evaluation's repeated sentences.
+(:mod:`cocattn.tasks.passkey`); the filler is corpus text, not the evaluation's repeated sentences.
 
 Row layout (exactly ``seq_len + 1`` tokens, so ``row[:-1]`` / ``row[1:]`` are one training pair):
 ``filler[:depth] + NEEDLE + filler[depth:] + QUESTION``, with the key N uniform in
 [10000, 99999], the filler a random contiguous span of the training tokens and the depth uniform
 over the filler. The row ends with the last token of N.
 
-Rows of the retrieval suite's tasks (``data.retrieval_tasks``, :mod:`cocattn.retrieval_tasks`),
+Rows of the retrieval suite's tasks (``data.retrieval_tasks``, :mod:`cocattn.tasks.ruler`),
 the evaluation's own cases and words: ``HEADER\n`` + filler with the case's needles at their
 depths (token positions in proportion) + ``\nQUESTION ANSWER-PREFIX ANSWER``, ending with the
 last token of the gold answer. A ``cwe`` row holds as many uncommon words as fit after a stretch
@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from cocattn._checks import check
-from cocattn.passkey_text import ANSWER_PREFIX, KEY_LINE
-from cocattn.passkey_text import QUESTION as EVAL_QUESTION
+from cocattn.tasks.passkey import ANSWER_PREFIX, KEY_LINE
+from cocattn.tasks.passkey import QUESTION as EVAL_QUESTION
 
 NEEDLE = " " + KEY_LINE + " "
 QUESTION = " " + EVAL_QUESTION + " " + ANSWER_PREFIX + " {key}"
@@ -89,7 +89,7 @@ def make_task_row(
 ) -> tuple[torch.Tensor, list[str]]:
     """One row of ``seq_len + 1`` int64 tokens of a retrieval-suite ``task`` (a name or spec) and
     its expected values (see the module docstring)."""
-    from cocattn.retrieval_tasks import CweSpec, cwe_case, cwe_list, cwe_words, parse_task, sample_case
+    from cocattn.tasks.ruler import CweSpec, cwe_case, cwe_list, cwe_words, parse_task, sample_case
 
     spec = parse_task(task)
     rng = _task_rng(generator)
@@ -142,8 +142,8 @@ def make_task_row(
 
 def check_retrieval_tasks(tasks) -> list[str]:
     """``data.retrieval_tasks``: a non-empty list of ``"passkey"`` and task specs
-    (:func:`cocattn.retrieval_tasks.parse_task`), each once."""
-    from cocattn.retrieval_tasks import TASK_NAMES, parse_task
+    (:func:`cocattn.tasks.ruler.parse_task`), each once."""
+    from cocattn.tasks.ruler import TASK_NAMES, parse_task
 
     check(
         isinstance(tasks, (list, tuple)) and len(tasks) > 0 and all(isinstance(t, str) for t in tasks),

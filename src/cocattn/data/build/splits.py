@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import math
 
-from cocattn.data.document import Document
+from cocattn.data.read.document import Document
 
 
 def _every(docs: list[Document], step: int) -> list[Document]:

@@ -19,9 +19,10 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from cocattn.evaluate.retrieval import DEPTH_BUCKETS, effective_length
-from cocattn.plotting import pyplot, save_figure
-from cocattn.retrieval_tasks import METRIC_TEXT, SCORING, TASK_NAMES
+from cocattn.evaluate.retrieval import effective_length
+from cocattn.report.plots import pyplot, save_figure
+from cocattn.tasks.depth import DEPTH_BUCKETS
+from cocattn.tasks.ruler import METRIC_TEXT, SCORING, TASK_NAMES
 
 __all__ = [
     "retrieval_records",

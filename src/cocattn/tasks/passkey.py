@@ -1,6 +1,6 @@
 """The passkey task's wording (the paper's, from landmark attention's script), in one place: the
 evaluation prompt (:mod:`cocattn.evaluate.passkey`) and the training warm-up rows
-(:mod:`cocattn.data.retrieval`) both use it, so that what a model learns to retrieve during the
+(:mod:`cocattn.tasks.warmup`) both use it, so that what a model learns to retrieve during the
 warm-up is asked in the same words at evaluation."""
 
 TASK = (

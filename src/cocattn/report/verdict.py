@@ -276,7 +276,7 @@ def verdict_section(records: Sequence[dict], confidence: float, resamples: int) 
     md = [
         "## Verdict",
         "",
-        f"Generated from the result JSON by `cocattn.verdict`. Perplexity ratios: {level} paired bootstrap "
+        f"Generated from the result JSON by `cocattn.report.verdict`. Perplexity ratios: {level} paired bootstrap "
         f"intervals over the same documents ({resamples:,} resamples); passkey accuracies: {level} Wilson "
         "intervals. A ratio is called lower or higher only when its interval excludes 1.",
         "",

@@ -22,54 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from cocattn.bench.flops import ModelShape
+
 __all__ = ["ModelShape", "RunPlan", "plan_run", "plan_config", "perplexity_windows", "format_plan"]
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    n_layer: int
-    d_model: int
-    vocab_size: int
-    block_matmul_params: int
-    """Weights of the blocks' matrix products (attention projections and MLP)."""
-    parameters: int
-
-    @classmethod
-    def from_config(cls, model_config: dict[str, Any]) -> "ModelShape":
-        import torch
-
-        from cocattn.model import GPT, GPTConfig
-
-        with torch.device("meta"):  # shapes only: no memory, no initialisation cost
-            model = GPT(GPTConfig.from_dict(model_config))
-        matmul = sum(
-            m.weight.numel()
-            for name, m in model.named_modules()
-            if isinstance(m, torch.nn.Linear) and name.startswith("blocks.")
-        )
-        return cls(
-            model_config["n_layer"],
-            model_config["n_embd"],
-            model_config["vocab_size"],
-            matmul,
-            sum(p.numel() for p in model.parameters()),
-        )
-
-    def forward_flops(self, window: int, logits: int) -> float:
-        """One causal forward over ``window`` tokens, ``logits`` of them through the output layer."""
-        return (
-            2.0 * self.block_matmul_params * window
-            + 2.0 * window * window * self.d_model * self.n_layer
-            + 2.0 * self.d_model * self.vocab_size * logits
-        )
-
-    def decode_flops(self, context: int) -> float:
-        """One cached decoding step at ``context`` tokens."""
-        return (
-            2.0 * self.block_matmul_params
-            + 4.0 * context * self.d_model * self.n_layer
-            + 2.0 * self.d_model * self.vocab_size
-        )
 
 
 @dataclass
@@ -213,7 +168,7 @@ def _document_lengths(data_dir: str | Path | None, documents: int, max_tokens: i
     if data_dir is None or not (Path(data_dir) / "manifest.json").is_file():
         return [max_tokens] * documents, False
     from cocattn.data import load_eval_documents
-    from cocattn.data.tokenizer import load_tokenizer
+    from cocattn.data.read.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(data_dir)
     docs = load_eval_documents(data_dir)[:documents]

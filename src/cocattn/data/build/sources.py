@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Callable
 
 from cocattn._checks import bad_value
-from cocattn.corpus.fetch import fetch_debian, fetch_pypi, read_archive, read_deb
-from cocattn.corpus.rdata import read_rdb, unserialize
-from cocattn.corpus.sword import block_label, osis_to_text, sword_blocks
-from cocattn.data.document import Document, decode_text, normalize_text, slug
-from cocattn.io import sha256_file
+from cocattn.data.build.fetch import fetch_debian, fetch_pypi, read_archive, read_deb
+from cocattn.data.build.rdata import read_rdb, unserialize
+from cocattn.data.build.sword import block_label, osis_to_text, sword_blocks
+from cocattn.data.read.document import Document, decode_text, normalize_text, slug
+from cocattn.files import sha256_file
 from cocattn.safeparse import loads_json
 
 PathLike = str | os.PathLike

@@ -1,10 +1,10 @@
 """Building a data directory from a corpus: sources (registry packages read with the project's
 own readers for R data, SWORD modules and archives; local text and JSONL files; Hugging Face
 ``datasets``), the split rules, and the builder that trains the tokenizer and writes the token
-shards, ``eval.jsonl`` and ``manifest.json``. Reading a built directory is :mod:`cocattn.data`,
-which never imports this package. See docs/DATA.md.
+shards, ``eval.jsonl`` and ``manifest.json``. Reading a built directory is
+:mod:`cocattn.data.read`, which never imports this package. See docs/DATA.md.
 
-Names are imported lazily, so ``cocattn.corpus.rdata`` and friends load on their own.
+Names are imported lazily, so ``cocattn.data.build.rdata`` and friends load on their own.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "PRESETS": "build",
-    "BuildResult": "build",
-    "build_dataset": "build",
+    "PRESETS": "builder",
+    "BuildResult": "builder",
+    "build_dataset": "builder",
     "REGISTRY": "sources",
     "SourceResult": "sources",
     "load_source": "sources",
@@ -26,8 +26,8 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
-        raise AttributeError(f"module 'cocattn.corpus' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"cocattn.corpus.{module}"), name)
+        raise AttributeError(f"module 'cocattn.data.build' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"cocattn.data.build.{module}"), name)
     globals()[name] = value
     return value
 
