@@ -23,11 +23,10 @@ import atheris
 with atheris.instrument_imports(include=["cocattn", "yaml"]):
     import yaml  # noqa: F401  (instrumented: the YAML parser is pure Python here)
 
-    from cocattn.config import RunConfig, load_config, read_config_file
+    from cocattn.config import RunConfig, load_config, preset_path, read_config_file
 
 _DIR = tempfile.mkdtemp(prefix="cocattn-fuzz-config-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
-_PRESET = read_config_file(os.path.join(os.path.dirname(sys.modules["cocattn.config"].__file__),
-                                        "configs", "tiny-cpu.yaml"))
+_PRESET = read_config_file(preset_path("tiny-cpu"))
 
 
 def TestOneInput(data: bytes) -> None:

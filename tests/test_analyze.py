@@ -14,7 +14,7 @@ from cocattn.evaluate.attention import analyze_attention, attention_by_distance
 from cocattn.evaluate.rope_anomaly import analyze_rope, initial_angles
 from cocattn.report.analysis import plot_attention, plot_rope
 from cocattn.rope import apply_rope, inv_freq_and_scaling, rope_cos_sin
-from test_eval_fixtures import gpt, llama, text
+from helpers.eval_models import gpt, llama, text
 
 
 @settings(max_examples=100, deadline=None)

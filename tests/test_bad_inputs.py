@@ -1,4 +1,4 @@
-"""Issue 14, defects 7 and 8: inputs that printed a traceback or were silently accepted. Each case
+"""Inputs that printed a traceback or were silently accepted (docs/RELIABILITY.md, section 8). Each case
 is run the way a user meets it (the CLI's ``main``: exit code 2 and a message naming the input)
 or through the loader it reaches, and checks the message, not only that something failed."""
 
@@ -14,7 +14,7 @@ import torch
 
 from cocattn.cli import main
 from conftest import build_text_data
-from test_eval_fixtures import save_cli_models, text
+from helpers.eval_models import save_cli_models, text
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def _eval(model, docs, *extra):
     return ["eval", "ppl", str(model), "--data", str(docs), "--lengths", "16", "--no-progress", *extra]
 
 
-# -- defect 7: tracebacks -----------------------------------------------------------------------
+# -- tracebacks ----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("damage", ["truncated_weights", "config_list", "heads_3"])
@@ -71,7 +71,7 @@ def test_rope_json_with_strings_or_inf_names_the_field(models, capsys, spec, key
 
 
 def test_factor_inf_is_refused_before_the_run(models, tmp_path, capsys):
-    """Defect 8: `--factor inf` ran, printed '–' and failed writing --out on NaN."""
+    """`--factor inf` ran, printed '–' and failed writing --out on NaN."""
     out = tmp_path / "r.json"
     assert (
         main(_eval(models / "gpt", models / "docs.jsonl", "--rope", "dynamic", "--factor", "inf", "--out", str(out)))
@@ -137,7 +137,7 @@ def test_edited_shard_dtype_or_ids_beyond_the_vocabulary_are_named(data_dir, tmp
     assert np.array_equal(np.asarray(load_tokens(data_dir, "train")), original)  # the real one still loads
 
 
-# -- defect 8: silent acceptance ------------------------------------------------------------------
+# -- silent acceptance ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -228,7 +228,7 @@ def test_out_that_cannot_be_written_fails_before_any_work(models, tmp_path, caps
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert "--out=" in err and "is a file, not a directory" in err and "Traceback" not in err
-    from cocattn.bench.attention import write_results
+    from cocattn.bench.results import write_results
 
     write_results(tmp_path / "newdir" / "x.json", "attention", [], "cocattn bench attention")
     assert json.loads((tmp_path / "newdir" / "x.json").read_text())["benchmark"] == "attention"

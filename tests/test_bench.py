@@ -1,4 +1,4 @@
-"""`cocattn bench attention`: what it measures and reports (not how fast anything is)."""
+"""`cocattn bench attention|train`: what they measure and report (not how fast anything is)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import pytest
 import torch
 
 from cocattn.attention import functional as AF
-from cocattn.bench.attention import bench_attention, count_ops, format_table
+from cocattn.bench.attention import bench_attention
+from cocattn.bench.measure import count_ops
+from cocattn.bench.results import format_table
+from cocattn.bench.train import bench_train
 
 
 def _step(fn, n=64, heads=4, d=64, dtype=torch.bfloat16):
@@ -89,13 +92,12 @@ print(json.dumps({"peak": prepared.peak}))
 
 
 def test_cpu_peak_memory_measures_a_known_allocation():
-    """Issue 14: the measurement behind every memory ratio (`peak_mib`) checked against a known
-    allocation. On CPU each case runs in a fresh process and reports the growth of its peak
-    resident set over the step (VmHWM reset first): a step that writes a 64 MiB tensor must
-    report 64 MiB more than the same step without it, within 4 MiB (6%: RSS is page-granular and
-    the step's own temporaries and allocator arenas vary between the two processes; measured
-    excess 2.0 MiB on a 2-core CPU). The old baseline (ru_maxrss, the peak so far)
-    reported 58.3 MiB here."""
+    """The measurement behind every memory ratio (`peak_mib`) checked against a known allocation.
+    On CPU each case runs in a fresh process and reports the growth of its peak resident set over
+    the step (VmHWM reset first): a step that writes a 64 MiB tensor must report 64 MiB more than
+    the same step without it, within 4 MiB (6%: RSS is page-granular and the step's own
+    temporaries and allocator arenas vary between the two processes; measured excess 2.0 MiB on a
+    2-core CPU)."""
     import json
     import os
     import subprocess
@@ -118,13 +120,11 @@ def test_cpu_peak_memory_measures_a_known_allocation():
 
 
 def test_bench_train_reports_throughput_faults_system_time_and_flops_as_json():
-    """Issue 25: `cocattn bench train` rows carry tokens/s, minor page faults per step, the
+    """`cocattn bench train` rows carry tokens/s, minor page faults per step, the
     system-time share, the model FLOP/s against the machine's measured matmul rate and the
     allocator setting, all finite numbers that JSON records."""
     import json
     import math
-
-    from cocattn.bench.attention import bench_train
 
     model = {"vocab_size": 256, "n_layer": 1, "n_head": 2, "n_embd": 32, "max_seq_len": 32}
     rows = bench_train(model, ("rope", "coca"), batch_size=2, steps=2, device="cpu", progress=False)

@@ -130,7 +130,7 @@ def test_a_crash_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, mon
     def crash(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(ckpt, "_write_model_files", crash)
+    monkeypatch.setattr(ckpt.trainer, "_write_model_files", crash)
     with pytest.raises(files.AtomicWriteError, match="step_0000010.*disk full"):
         ckpt.save_checkpoint(tmp_path, 10, model, {"step": 10})
     monkeypatch.undo()

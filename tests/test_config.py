@@ -15,15 +15,15 @@ from cocattn.config import RunConfig, apply_overrides, load_config, preset_names
 def test_presets_ship_and_load_by_name():
     assert set(preset_names()) >= {"tiny-cpu", "cpu-30m", "small-gpu", "paper-350m"}
     tiny = load_config("tiny-cpu")
-    assert tiny.name == "tiny-cpu" and 64 <= tiny.model["max_seq_len"] <= 128
+    assert tiny.name == "tiny-cpu" and 64 <= tiny.model.max_seq_len <= 128
     assert tiny.train.dtype == "auto" and tiny.data.retrieval_fraction == 1.0  # every row a passkey row
-    assert tiny.eval["kinds"] == ["rope", "coca", "alibi"] and tiny.eval["passkey_cases"] >= 50
+    assert tiny.eval.kinds == ["rope", "coca", "alibi"] and tiny.eval.passkey_cases >= 50
     long = load_config("cpu-30m")  # the same model and recipe, twice the steps, all four kinds
     assert long.model == tiny.model and long.data == tiny.data
     assert (long.train.steps, tiny.train.steps) == (1200, 600)
-    assert long.eval["kinds"] == ["rope", "coca", "coca-strict", "alibi"]
+    assert long.eval.kinds == ["rope", "coca", "coca-strict", "alibi"]
     small = load_config("small-gpu")  # PILOT.md's GPU setup
-    assert (small.model["n_layer"], small.model["n_embd"], small.model["n_head"], small.model["max_seq_len"]) == (
+    assert (small.model.n_layer, small.model.n_embd, small.model.n_head, small.model.max_seq_len) == (
         6,
         384,
         6,
@@ -33,8 +33,8 @@ def test_presets_ship_and_load_by_name():
     assert small.data.retrieval_fraction == 0.05
     paper = load_config("paper-350m")
     m = paper.model
-    assert (m["n_layer"], m["n_embd"], m["n_head"], m["max_seq_len"]) == (24, 1024, 16, 512)
-    assert m["parallel_residual"] and not m["tie_embeddings"] and paper.data.retrieval_fraction == 0.0
+    assert (m.n_layer, m.n_embd, m.n_head, m.max_seq_len) == (24, 1024, 16, 512)
+    assert m.parallel_residual and not m.tie_embeddings and paper.data.retrieval_fraction == 0.0
 
 
 def test_overrides_are_coerced_to_field_types():
@@ -54,9 +54,9 @@ def test_overrides_are_coerced_to_field_types():
     )
     assert run.train.lr == 3e-4 and isinstance(run.train.lr, float)
     assert run.train.steps == 1000 and isinstance(run.train.steps, int)
-    assert run.train.compile is True and run.model["attention"] == "coca"
-    assert run.model["rope_parameters"]["rope_theta"] == 50000.0
-    assert run.model["rope_parameters"]["rope_type"] == "default"  # merged, not replaced
+    assert run.train.compile is True and run.model.attention == "coca"
+    assert run.model.rope_parameters["rope_theta"] == 50000.0
+    assert run.model.rope_parameters["rope_type"] == "default"  # merged, not replaced
     assert run.data.dir == "/data/pypi" and run.train.betas == [0.9, 0.99] and run.train.threads is None
 
 
@@ -119,10 +119,74 @@ def test_files_yaml_and_json_and_round_trip(tmp_path):
 
 def test_vocab_size_null_is_filled_from_the_tokenizer():
     run = load_config("tiny-cpu")
-    assert run.model["vocab_size"] is None
+    assert run.vocab_from_data and run.to_dict()["model"]["vocab_size"] is None
     assert run.model_config(vocab_size=512).vocab_size == 512
     with pytest.raises(ValueError, match="model.vocab_size"):
         run.model_config()
+    fixed = load_config("tiny-cpu", ["model.vocab_size=300"])
+    assert not fixed.vocab_from_data and fixed.model_config(vocab_size=512).vocab_size == 300
+    assert fixed.model_config() == fixed.model and fixed.model_config() is not fixed.model  # a copy
+
+
+def test_the_sections_are_typed_and_recorded_as_given():
+    """``model`` is a GPTConfig (every field recorded), ``eval`` an EvalConfig that records the keys
+    the section gave, in their order, and any field changed since."""
+    from cocattn.config import EvalConfig
+    from cocattn.model import GPTConfig
+
+    given = {"model": {"n_layer": 2}, "eval": {"vocab_size": 10, "lengths": [256], "factors": [4]}}
+    run = load_config(given)
+    assert isinstance(run.model, GPTConfig) and isinstance(run.eval, EvalConfig)
+    assert run.to_dict()["model"] == GPTConfig(n_layer=2).to_dict()
+    assert list(run.to_dict()["eval"].items()) == [("vocab_size", 10), ("lengths", [256]), ("factors", [4])]
+    assert (
+        load_config({"model": {}}).to_dict()["eval"] == {} == load_config({"model": {}, "eval": None}).to_dict()["eval"]
+    )
+    run.eval.documents = 3
+    assert run.to_dict()["eval"]["documents"] == 3
+    assert RunConfig.from_dict(run.to_dict()) == run
+
+
+def test_eval_lengths_become_multiples_unless_multiples_are_given():
+    from cocattn.config import eval_config
+
+    run = load_config({"model": {"max_seq_len": 128}, "eval": {"lengths": [256, 1024]}})
+    assert eval_config(run).multiples == [2, 8] and run.eval.multiples == [1, 2, 4, 8, 16]  # a copy
+    run = load_config({"model": {"max_seq_len": 64}, "eval": {"lengths": [128], "multiples": [1, 3]}})
+    assert eval_config(run).multiples == [1, 3]
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("eval.kindz=[rope]", "unknown key 'kindz' in section 'eval'; closest valid: kinds"),
+        ("eval.extra=&a [*a]", "is not valid"),
+    ],
+)
+def test_eval_sections_are_refused_at_load(override, fragment):
+    with pytest.raises(ValueError) as info:
+        load_config("tiny-cpu", [override])
+    assert fragment in str(info.value)
+    with pytest.raises(ValueError, match="eval=3 is not valid: expected a mapping of evaluation settings"):
+        load_config({"model": {}, "eval": 3})
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("eval.kinds=[ropee]", "eval.kinds='ropee'"),
+        ("eval.dtype=float8", "eval.dtype='float8'"),
+        ("eval.multiples=[0]", "eval.multiples=[0]"),
+        ("eval.jobs=0", "eval.jobs=0"),
+    ],
+)
+def test_eval_values_are_checked_by_eval_config(override, fragment):
+    from cocattn.config import eval_config
+
+    run = load_config("tiny-cpu", [override])  # loads: training does not read the eval section
+    with pytest.raises(ValueError) as info:
+        eval_config(run)
+    assert fragment in str(info.value)
 
 
 def test_override_syntax_errors_are_named():

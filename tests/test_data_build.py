@@ -294,7 +294,7 @@ def test_split_digits_makes_every_digit_a_token_and_is_recorded(tmp_path):
 
 
 def test_build_never_deletes_a_directory_that_merely_holds_a_manifest_json(tmp_path):
-    """Issue 14, defect 3: `cocattn data build --out w` where w holds *some* manifest.json and a
+    """`cocattn data build --out w` where w holds *some* manifest.json and a
     project (`w/src/main.js`) removed the project. Now only a provable cocattn data directory (its
     manifest says so, and it holds nothing a build does not write) is replaced; others are refused
     with exit 2 naming the directory, and every file survives."""

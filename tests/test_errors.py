@@ -1,6 +1,6 @@
 """One error family and one map from error to exit code (cocattn.errors), used by every
-sub-command: the table covers every error class in the source, the old spellings are the same
-objects, and real ``python -m cocattn`` processes give each exit code with its message, the same
+sub-command: the table covers every error class in the source, each keeps the built-in base
+callers catch, and real ``python -m cocattn`` processes give each exit code with its message, the same
 class giving the same code from different sub-commands."""
 
 from __future__ import annotations
@@ -64,21 +64,42 @@ def test_every_error_class_lives_in_errors_and_has_its_own_exit_code():
     assert set(EXIT_CODES.values()) == {errors.FAILED, errors.USAGE, errors.INTERRUPTED, errors.TERMINATED}
 
 
-def test_old_names_are_the_same_classes_and_keep_their_builtin_bases():
-    from cocattn import _checks, files, train
-    from cocattn.data import fetch
-    from cocattn.evaluate import retrieval
+BUILTIN_BASES = {
+    "AtomicWriteError": OSError,
+    "UnsafeFileError": ValueError,
+    "DirectoryBusyError": ValueError,
+    "NonFiniteLossError": RuntimeError,
+    "FetchError": RuntimeError,
+    "LengthTooShort": ValueError,
+    "InputError": ValueError,
+}
 
-    assert files.AtomicWriteError is errors.AtomicWriteError and issubclass(files.AtomicWriteError, OSError)
-    assert files.UnsafeFileError is errors.UnsafeFileError and issubclass(files.UnsafeFileError, ValueError)
-    assert files.DirectoryBusyError is errors.DirectoryBusyError and issubclass(files.DirectoryBusyError, ValueError)
-    assert train.NonFiniteLossError is errors.NonFiniteLossError and issubclass(train.NonFiniteLossError, RuntimeError)
-    assert fetch.FetchError is errors.FetchError and issubclass(fetch.FetchError, RuntimeError)
-    assert retrieval.LengthTooShort is errors.LengthTooShort and issubclass(retrieval.LengthTooShort, ValueError)
-    err = _checks.bad_value("train.lr", -1, "a positive number")
+
+@pytest.mark.parametrize(("name", "base"), sorted(BUILTIN_BASES.items()))
+def test_error_classes_keep_the_builtin_base_callers_catch(name, base):
+    """Code written against the standard library (``except OSError``, ``except ValueError``) keeps
+    catching cocattn's errors."""
+    assert issubclass(getattr(errors, name), base)
+
+
+def test_real_failures_are_caught_by_their_builtin_base(tmp_path):
+    """The bases hold for errors raised by the real functions, not only for the classes."""
+    from cocattn import files
+    from cocattn._checks import bad_value, unknown_key
+
+    pickled = tmp_path / "model"
+    pickled.mkdir()
+    (pickled / "pytorch_model.bin").write_bytes(b"\x80\x02}q\x00.")
+    with pytest.raises(ValueError, match="pytorch_model.bin") as caught:
+        files.refuse_pickles(pickled)
+    assert type(caught.value) is errors.UnsafeFileError
+    with pytest.raises(OSError) as caught:
+        files.write_text(tmp_path / "no-such-dir" / "x.txt", "text")
+    assert type(caught.value) is errors.AtomicWriteError
+    err = bad_value("train.lr", -1, "a positive number")
     assert type(err) is errors.InputError and isinstance(err, ValueError)
     assert str(err) == "train.lr=-1 is not valid: expected a positive number"
-    assert isinstance(_checks.unknown_key("section 'train'", "lrr", ["lr"]), errors.InputError)
+    assert isinstance(unknown_key("section 'train'", "lrr", ["lr"]), errors.InputError)
 
 
 def test_exit_code_takes_the_most_specific_class():

@@ -17,7 +17,7 @@ from cocattn.evaluate.lm_hf import HFLanguageModel
 from cocattn.evaluate.lm_native import CocattnLanguageModel
 from cocattn.evaluate.results import read_results
 from cocattn.evaluate.scaling import parse_scaling
-from test_eval_fixtures import gpt, save_cli_models
+from helpers.eval_models import gpt, save_cli_models
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from cocattn.evaluate.passkey import (
     build_prompt,
     evaluate_passkey,
 )
-from test_eval_fixtures import gpt, llama, text
+from helpers.eval_models import gpt, llama, text
 
 DYNAMIC = {"rope_type": "dynamic", "factor": 4.0}
 
@@ -54,7 +54,7 @@ def test_llama_prompt_starts_with_bos():
     from tokenizers.processors import TemplateProcessing
     from transformers import PreTrainedTokenizerFast
 
-    from test_eval_fixtures import tokenizer
+    from helpers.eval_models import tokenizer
 
     backend = tokenizer().from_str(tokenizer().to_str())  # a copy that prepends BOS, LLaMA-style
     backend.post_processor = TemplateProcessing(single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", 0)])
@@ -183,7 +183,7 @@ def test_generate_greedy_batch_matches_one_row_at_a_time(rope_gpt):
         rope_gpt.generate_greedy_batch([rows[0], rows[1][:20]], 3)
 
 
-# -- scoring checked on a model whose answers are known (issue 14) ----------------------------------
+# -- scoring checked on a model whose answers are known ---------------------------------------------
 
 
 class ScriptedLM:

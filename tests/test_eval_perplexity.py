@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cocattn.evaluate.perplexity import evaluate_perplexity, window_plan
-from test_eval_fixtures import gpt, llama, text
+from helpers.eval_models import gpt, llama, text
 
 
 @pytest.fixture(scope="module", params=["llama", "gpt-rope", "gpt-coca"])

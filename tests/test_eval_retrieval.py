@@ -29,7 +29,7 @@ from cocattn.evaluate.retrieval import (
 )
 from cocattn.evaluate.stats import wilson_interval
 from cocattn.tasks.ruler import KEY_WORDS, TASK_NAMES, parse_task, parse_tasks, sample_case, score_answer
-from test_eval_fixtures import text, tokenizer
+from helpers.eval_models import text, tokenizer
 
 PYPI_TOKENIZER = Path("/work/data/pypi/tokenizer.json")
 
@@ -401,7 +401,7 @@ def test_more_keys_than_fit_is_a_clear_error():
 
 def test_eval_retrieval_command_writes_results_and_report(tmp_path):
     from cocattn.checkpoint import save_model
-    from test_eval_fixtures import gpt
+    from helpers.eval_models import gpt
 
     save_model(tmp_path / "gpt", gpt("rope", training_length=64).module, tokenizer())
     out = tmp_path / "r.json"
@@ -453,7 +453,7 @@ def test_eval_retrieval_command_writes_results_and_report(tmp_path):
 def test_eval_retrieval_command_refuses_bad_input_before_loading(tmp_path, capsys):
     from cocattn.checkpoint import save_model
     from cocattn.cli import main
-    from test_eval_fixtures import gpt
+    from helpers.eval_models import gpt
 
     save_model(tmp_path / "gpt", gpt("rope", training_length=64).module, tokenizer())
     assert main(["eval", "retrieval", str(tmp_path / "gpt"), "--tasks", "niah_singel"]) == 2
@@ -498,7 +498,7 @@ def test_hugging_face_models_get_their_begin_token_and_a_record():
     from tokenizers.processors import TemplateProcessing
     from transformers import PreTrainedTokenizerFast
 
-    from test_eval_fixtures import llama
+    from helpers.eval_models import llama
 
     backend = tokenizer().from_str(tokenizer().to_str())  # a copy that prepends BOS, LLaMA-style
     backend.post_processor = TemplateProcessing(single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", 0)])

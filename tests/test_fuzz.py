@@ -1,4 +1,4 @@
-"""Issue 7 fuzzing with hypothesis: the config parser, the data manifest parser and the attention
+"""Fuzzing with hypothesis: the config parser, the data manifest parser and the attention
 API take arbitrary input and answer with a valid result or a clean ``ValueError`` /
 ``FileNotFoundError``, never another exception. Every test asserts both halves: a result is
 checked (a config that saves and loads back equal and holds the values it was given; tokens
@@ -115,7 +115,7 @@ _configs = st.one_of(
 
 def _assert_valid(run: RunConfig) -> None:
     run.validate()
-    assert isinstance(run.model, dict) and run.train.batch_size % run.train.grad_accum == 0
+    assert isinstance(run.to_dict()["model"], dict) and run.train.batch_size % run.train.grad_accum == 0
     from cocattn.files import dumps_json
 
     text = dumps_json(run.to_dict())  # what RunConfig.save writes (strict JSON: no inf / NaN)
@@ -554,7 +554,7 @@ def test_non_utf8_config_file_is_a_valueerror_naming_it(tmp_path, suffix):
     assert type(info.value) is ValueError
 
 
-# -- issue 26: nesting depth and YAML aliases, through every parser entry point -------------------
+# -- nesting depth and YAML aliases, through every parser entry point ----------------------------
 
 _DEEP_MESSAGE = "nested more than 100 levels deep"
 
@@ -592,7 +592,7 @@ def _through(entry: str, text: str, tmp: Path):
     st.sampled_from(["config.json", "config.yaml", "override", "rope-json", "result.json"]),
 )
 def test_fuzzed_nesting_depth_is_bounded_at_every_entry_point(depth, opener, entry):
-    """Guarantee (fuzzing, issue 26 A): nesting of any depth, in a config file (JSON, YAML flow or
+    """Guarantee (fuzzing, cause A of docs/RELIABILITY.md, section 9): nesting of any depth, in a config file (JSON, YAML flow or
     block), an override, ``--rope-json`` or a result JSON, gives a result or a ValueError; past 100
     levels the error names the input and the bound (never a RecursionError)."""
     if opener == "- " and entry not in ("config.yaml",):
@@ -625,7 +625,7 @@ def _laughs(levels: int, fanout: int, inline: bool) -> str:
     st.sampled_from(["config.yaml", "override", "eval-section"]),
 )
 def test_fuzzed_yaml_aliases_are_bounded(levels, fanout, entry):
-    """Guarantee (fuzzing, issue 26 B): YAML anchors and aliases of any fan-out and depth, in a
+    """Guarantee (fuzzing, cause B of docs/RELIABILITY.md, section 9): YAML anchors and aliases of any fan-out and depth, in a
     config file, an override value or the eval section, give a result or a ValueError at once;
     what would expand past 100,000 values is refused naming the input, in well under a second."""
     import time

@@ -1,4 +1,4 @@
-"""The transformers integration (issue 6) on tiny random LLaMA models: no downloads."""
+"""The transformers integration on tiny random LLaMA models: no downloads."""
 
 from __future__ import annotations
 

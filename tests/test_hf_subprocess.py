@@ -1,4 +1,4 @@
-"""The Hugging Face round trip as users run it (issue 14, defect 1): `cocattn convert llama` by the
+"""The Hugging Face round trip as users run it: `cocattn convert llama` by the
 CLI, then every consumer in a NEW Python process, from the directory the CLI wrote.
 
 In one process a module-level cache filled by an earlier in-process model hid a bug: a model loaded
@@ -202,10 +202,9 @@ class EvilModel(LlamaForCausalLM):
 
 @pytest.mark.parametrize("where", ["config", "tokenizer_config", "py_only"])
 def test_a_model_directory_with_custom_code_is_refused_and_its_code_never_runs(converted, data_dir, tmp_path, where):
-    """Issue 14, defect 4: a HF directory with `auto_map` and a `modeling_*.py` made transformers
-    ask "run the custom code? [y/N]"; answering y ran it. Every loading path (eval, analyze,
-    train --init-from, convert) now refuses before transformers sees the directory, even when
-    the user answers y, and the code never runs."""
+    """A HF directory with `auto_map` and a `modeling_*.py` would make transformers ask "run the
+    custom code? [y/N]". Every loading path (eval, analyze, train --init-from, convert) refuses
+    before transformers sees the directory, even when the user answers y, and the code never runs."""
     import shutil
 
     src, _ = converted

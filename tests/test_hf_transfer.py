@@ -1,4 +1,4 @@
-"""Attention transfer (issue 16) on tiny random LLaMA models: fitting CoCA attention to the original
+"""Attention transfer on tiny random LLaMA models: fitting CoCA attention to the original
 attention outputs, layer by layer; resume; bad input; the CLI in a new process."""
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ def test_transfer_beats_from_k_and_random_on_every_layer(fit) -> None:
     coca = convert_llama(llama, t_init="from_k")
     records = transfer_attention(llama, coca, x, TransferSettings(fit=fit, **FAST), progress=False)
     after = layer_errors(llama, coca, x)
+    assert len(records) == len(after) == llama.config.num_hidden_layers  # one record per layer, none skipped
     for layer, record in enumerate(records):
         assert record["error_before"] == pytest.approx(from_k[layer], rel=1e-5)
         assert record["error_after"] == pytest.approx(after[layer], rel=1e-5)  # the model holds the fit
@@ -144,7 +145,7 @@ def test_only_the_named_projections_change(fit, expected) -> None:
 def test_teacher_inputs_are_the_original_models_hidden_states() -> None:
     """layer_errors of the original attention against itself would be 0 only if the stack feeds
     each layer the original model's own hidden states: compare with output_hidden_states."""
-    from cocattn.hf.transfer import _Stack
+    from cocattn.hf.transfer.stack import _Stack
 
     llama, x = tiny_llama(layers=3), ids(4)
     stack = _Stack(llama, convert_llama(llama), x, chunk=3)

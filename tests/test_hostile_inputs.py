@@ -1,5 +1,5 @@
-"""Issue 26: the third probe of bad input, signals and hostile files. One regression test per cause
-(A-M), each run the way a user meets it: ``cocattn`` in a new process, checking the exit code, the
+"""Bad input, signals and hostile files: one regression test per cause (A-M) of docs/RELIABILITY.md,
+section 9, each run the way a user meets it: ``cocattn`` in a new process, checking the exit code, the
 one-line message naming the input, and that nothing was deleted or left running. Before the fixes
 these gave tracebacks, hung, ate memory, deleted files or returned silently wrong results."""
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import build_text_data
-from test_eval_fixtures import save_cli_models, text
+from helpers.eval_models import save_cli_models, text
 
 DEEP = "nested more than 100 levels deep"
 
@@ -419,7 +419,7 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.slow  # one reproduce killed during training, then rerun to the end (about 1 min on 2 cores)
 def test_sigterm_to_reproduce_stops_its_workers_and_the_rerun_resumes(reproduce_data, tmp_path):
-    """Cause L (and the issue's kill test): SIGTERM to ``reproduce`` left its workers training as
+    """Cause L: SIGTERM to ``reproduce`` left its workers training as
     orphans holding the run locks (the rerun was refused naming the orphan). Now the parent stops
     them: no process of the run is alive 10 s after the signal, it exits 143 with one line, the
     locks are free, and the rerun resumes from the checkpoints. Cause J then: a rerun with other

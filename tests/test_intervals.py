@@ -21,7 +21,7 @@ from cocattn.evaluate.passkey import evaluate_passkey
 from cocattn.evaluate.perplexity import document_nll, evaluate_perplexity
 from cocattn.evaluate.results import read_results, write_results
 from cocattn.evaluate.stats import bootstrap_ppl_interval, wilson_interval
-from test_eval_fixtures import gpt, text
+from helpers.eval_models import gpt, text
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Crash-safe writes and code-free loading (issue 7): each test names the guarantee it checks."""
+"""Crash-safe writes and code-free loading: each test names the guarantee it checks."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import hashlib
 import os
 import pickle
 import signal
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -48,7 +49,7 @@ def test_disk_full_is_a_clear_error_and_keeps_the_old_file(tmp_path, monkeypatch
     def full_disk(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(files.os, "fsync", full_disk)
+    monkeypatch.setattr(os, "fsync", full_disk)
     with pytest.raises(files.AtomicWriteError) as info:
         files.write_json(target, {"version": 2})
     assert str(target) in str(info.value) and "disk full" in str(info.value)
@@ -71,7 +72,7 @@ def test_read_only_directory_is_a_clear_error(tmp_path, monkeypatch):
         def read_only(*args, **kwargs):
             raise OSError(errno.EROFS, "Read-only file system")
 
-        monkeypatch.setattr(files.tempfile, "mkstemp", read_only)
+        monkeypatch.setattr(tempfile, "mkstemp", read_only)
         with pytest.raises(files.AtomicWriteError) as info:
             files.write_text(target, "x")
         assert "report.md" in str(info.value) and "read-only" in str(info.value)

@@ -1,4 +1,4 @@
-"""The allocator setting of cocattn's processes (``cocattn._malloc``, issue 25): with it, a
+"""The allocator setting of cocattn's processes (``cocattn._malloc``): with it, a
 step's large blocks are reused instead of mapped and unmapped, so repeating an allocation costs
 no page faults; ``COCATTN_MALLOC=default`` leaves glibc as it is. Each case runs in a fresh process,
 since the setting is process-wide."""

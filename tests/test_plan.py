@@ -70,7 +70,7 @@ def test_perplexity_windows_are_the_ones_the_evaluation_reads():
 
     from cocattn.evaluate.perplexity import evaluate_perplexity
     from cocattn.pipeline.plan import perplexity_windows
-    from test_eval_fixtures import gpt
+    from helpers.eval_models import gpt
 
     lm = gpt("coca", training_length=32)
     gen = torch.Generator().manual_seed(0)

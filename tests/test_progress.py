@@ -1,4 +1,4 @@
-"""Live progress of `cocattn reproduce` (issue 25): periodic plain lines while the kinds train and
+"""Live progress of `cocattn reproduce`: periodic plain lines while the kinds train and
 are evaluated, read incrementally from a pipe in a new process; the run log keeps the same lines;
 `--no-progress` keeps them off the terminal. And the lines' parts on real files."""
 

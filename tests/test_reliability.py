@@ -1,4 +1,4 @@
-"""Issue 7 (reliability and security): the guarantees not already covered by test_io.py,
+"""Reliability and security: the guarantees not already covered by test_io.py,
 test_checkpoint.py, test_train.py and test_data_build.py. Each test's docstring names the
 guarantee it checks; docs/RELIABILITY.md maps every guarantee to its tests.
 
@@ -349,7 +349,7 @@ def test_report_write_failure_leaves_no_partial_files(tmp_path, monkeypatch):
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(files.os, "replace", full)
+    monkeypatch.setattr(os, "replace", full)
     with pytest.raises(files.AtomicWriteError, match="disk full"):
         write_report(_records(), out, title="second")
     monkeypatch.undo()
@@ -419,7 +419,7 @@ def test_memory_estimate_grows_with_length_and_refusal_quotes_it():
 
 @pytest.fixture(scope="module")
 def tiny_lm():
-    from test_eval_fixtures import gpt
+    from helpers.eval_models import gpt
 
     return gpt("rope", training_length=64)
 
@@ -428,7 +428,7 @@ def test_passkey_and_attention_analysis_refuse_lengths_that_cannot_fit(tiny_lm):
     """Guarantee: passkey and attention analysis estimate memory first and refuse, quoting the
     estimate, instead of crashing mid-run."""
     from cocattn.evaluate.attention import analyze_attention
-    from test_eval_fixtures import text
+    from helpers.eval_models import text
     from cocattn.evaluate.passkey import evaluate_passkey
 
     with pytest.raises(ValueError, match=r"length=\d+ .*needs about .*max_memory"):
@@ -441,7 +441,7 @@ def test_passkey_and_attention_analysis_refuse_lengths_that_cannot_fit(tiny_lm):
 
 def test_cli_refuses_an_evaluation_that_cannot_fit(tmp_path, capsys, tiny_lm):
     """Guarantee: `cocattn eval` refuses a length that cannot fit with exit code 2 and the estimate."""
-    from test_eval_fixtures import tokenizer
+    from helpers.eval_models import tokenizer
 
     ckpt.save_model(tmp_path / "m", tiny_lm.module, tokenizer())
     assert (

@@ -14,8 +14,8 @@ from cocattn.cli import main
 from cocattn.evaluate.passkey import evaluate_passkey
 from cocattn.evaluate.perplexity import evaluate_perplexity
 from cocattn.evaluate.results import read_results, write_results
-from cocattn.report.writer import format_value, markdown_table
-from test_eval_fixtures import gpt, text
+from cocattn.report.format import format_value, markdown_table
+from helpers.eval_models import gpt, text
 
 OLD_RESULTS = Path(__file__).resolve().parent / "data" / "old-schema-results"  # from docs/results/tiny-cpu, 2026-11-26
 

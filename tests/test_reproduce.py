@@ -155,7 +155,7 @@ def test_report_rebuilds_byte_identically_in_a_new_process(small_gpu_run, tmp_pa
 
 
 def test_report_of_a_run_with_null_training_figures_does_not_crash(small_gpu_run, tmp_path):
-    """Issue 14, defect 2: runs resumed after their final checkpoint by older versions recorded
+    """Runs resumed after their final checkpoint by older versions recorded
     `final_loss`/`val_loss` = null; `cocattn report` on such a directory crashed formatting None.
     It now writes the report with a dash in their place."""
     _, out, _ = small_gpu_run
@@ -263,7 +263,7 @@ def test_bad_jobs_fail_before_anything_runs(tmp_path, value):
 
 
 def test_a_second_reproduce_into_a_busy_directory_is_refused_naming_the_holder(tmp_path):
-    """Issue 14, defect 5: a reproduce directory is locked by the process writing it; a second
+    """A reproduce directory is locked by the process writing it; a second
     `cocattn reproduce --out` into it exits 2 naming the holder's PID and writes nothing."""
     import os
 

@@ -14,7 +14,7 @@ import torch
 from cocattn.tasks.warmup import make_retrieval_row, make_task_row, mix_retrieval_rows
 from cocattn.tasks.ruler import NIAH_NEEDLE, parse_task
 from conftest import build_text_data
-from test_eval_fixtures import text, tokenizer
+from helpers.eval_models import text, tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -118,7 +118,7 @@ def test_a_short_run_learns_and_writes_a_loadable_model(tmp_path, data_dir):
 
 
 def test_resume_after_sigkill_reproduces_the_uninterrupted_run_exactly(tmp_path, data_dir):
-    """Acceptance (issue 3): kill -9 a training process after a checkpoint, resume, and get the same
+    """Acceptance: kill -9 a training process after a checkpoint, resume, and get the same
     loss at every later step, bit for bit (CPU, fp32)."""
     config = _config(data_dir, steps=30)
     reference = train(config, tmp_path / "reference")
@@ -158,7 +158,7 @@ KILL_WRAPPER = r"""
 import os, signal, sys
 import cocattn.checkpoint as C
 mode, at, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-save, tensors, now = C.save_checkpoint, C._save_safetensors, {}
+save, tensors, now = C.save_checkpoint, C.trainer._save_safetensors, {}
 def save_checkpoint(run_dir, step, *a, **k):
     now["step"] = step
     out = save(run_dir, step, *a, **k)
@@ -171,7 +171,7 @@ def _save_safetensors(t, path, *a, **k):
     tensors(t, path, *a, **k)
     if mode == "during" and now.get("step") == at and path.name == C.TRAINER_TENSORS:
         os.kill(os.getpid(), signal.SIGKILL)
-C.save_checkpoint, C._save_safetensors = save_checkpoint, _save_safetensors
+C.save_checkpoint, C.trainer._save_safetensors = save_checkpoint, _save_safetensors
 from cocattn.cli import main
 sys.exit(main(argv))
 """
@@ -440,7 +440,7 @@ def test_train_throughput_reports_tokens_per_second(data_dir):
 @pytest.mark.slow  # ~18 s each on 2 shared cores, mostly starting 2 processes
 @pytest.mark.parametrize("mode", ["ddp", "fsdp"])
 def test_torchrun_two_cpu_processes_match_the_single_process_loss(tmp_path, data_dir, mode):
-    """Acceptance (issue 3): 2 gloo processes, DDP or FSDP2, see the same global batches as one
+    """Acceptance: 2 gloo processes, DDP or FSDP2, see the same global batches as one
     process and reach the same loss at every step within 1e-5 (relative; float summation order
     is the only difference)."""
     config = _config(data_dir, steps=6, grad_accum=2, eval_interval=3, checkpoint_interval=3, distributed=mode)

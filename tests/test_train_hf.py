@@ -1,4 +1,4 @@
-"""Staged continued training from the project trainer (issue 6): `cocattn train --init-from DIR
+"""Staged continued training from the project trainer: `cocattn train --init-from DIR
 --stage N` on a Hugging Face CoCA model (tiny random LLaMA converted with `convert_llama`) and on a
 native cocattn model, on a real data directory built by `cocattn data`'s own builder."""
 

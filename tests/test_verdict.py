@@ -19,7 +19,7 @@ from cocattn.evaluate.passkey import evaluate_passkey
 from cocattn.evaluate.perplexity import evaluate_perplexity
 from cocattn.evaluate.results import write_results
 from cocattn.report.verdict import change_words, ratio_words
-from test_eval_fixtures import gpt, text
+from helpers.eval_models import gpt, text
 
 LENGTHS = [32, 64, 128]
 

@@ -1,18 +1,8 @@
-"""The C allocator setting of cocattn's processes: keep freed memory for reuse (issue 25).
-
-A training step at the tiny-cpu shape allocates and frees blocks of up to 64 MiB (the logits,
-their softmax and gradient). glibc serves blocks above its mmap threshold (128 KiB, adapting up
-to 32 MiB) with a fresh ``mmap`` and returns them with ``munmap``, and trims the heap's top once
-more than twice that is free: every step maps, zeroes and unmaps ~200 MiB, ~75,000 minor page
-faults and ~18% of the CPU time in the kernel (single-threaded, measured on a 2-core Xeon). With
-the mmap threshold at 1 GiB and trimming off, the step's blocks come from the heap and are reused
-on the next step: the same arithmetic, bit for bit, in ~0 system time. The cost: a process keeps
-its peak heap until it exits (the size of one step's working set).
-
-:func:`keep_freed_memory` sets this with ``mallopt`` at run time (the ``cocattn`` command at its
-start, and ``reproduce``'s worker processes). ``COCATTN_MALLOC=default`` leaves the allocator as
-it is (for A/B measurements: ``cocattn bench train`` records which was in force). Elsewhere than
-glibc it does nothing.
+"""The C allocator setting of cocattn's processes: keep freed memory for reuse. With glibc's mmap
+threshold at 1 GiB and heap trimming off, a training step's large blocks (the logits, their
+softmax and gradient) come from the heap and are reused by the next step instead of being mapped,
+zeroed and unmapped every step (same arithmetic, bit for bit; the process keeps its peak heap).
+``COCATTN_MALLOC=default`` leaves the allocator as it is; elsewhere than glibc nothing changes.
 """
 
 from __future__ import annotations

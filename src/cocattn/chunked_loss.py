@@ -1,17 +1,15 @@
 """The output layer and the next-token cross-entropy in one op, a chunk of positions at a time.
 
-``F.cross_entropy(hidden @ weight.T, targets)`` over a [batch × length, vocab] matrix allocates
-the full logits, their softmax and their gradient: at the tiny-cpu shape ([32, 128] positions,
-vocabulary 4,096) three 64 MiB float32 blocks per step, which glibc maps and unmaps on every
-step (issue 25: ~90,000 minor page faults per step). :func:`linear_cross_entropy` computes the
-same mean loss and, in the same pass, its gradients with respect to ``hidden`` and ``weight``
-(the fused linear + cross-entropy of Liger-Kernel and others), ``chunk_rows`` positions at a time,
-so no block larger than [chunk_rows, vocab] ever exists; backward only scales the stored
-gradients by the incoming one. Values and gradients equal the full loss's within float32 rounding
-(``tests/test_chunked_loss.py``; the summation order differs, so the last bits may).
+:func:`linear_cross_entropy` computes the mean loss of ``hidden @ weight.T`` and, in the same
+pass, its gradients with respect to ``hidden`` and ``weight`` (the fused linear + cross-entropy of
+Liger-Kernel and others), ``chunk_rows`` positions at a time, so no block larger than
+[chunk_rows, vocab] exists; backward only scales the stored gradients. Values and gradients equal
+the full loss's within float32 rounding (the summation order differs).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 
@@ -54,7 +52,9 @@ def _chunk_loss_and_grad(
 
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, hidden, weight, targets, chunk_rows):  # type: ignore[override]
+    def forward(
+        ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk_rows: int
+    ) -> torch.Tensor:
         rows, vocab = hidden.shape[0], weight.shape[0]
         n_valid = int((targets != IGNORE_INDEX).sum())
         scale = 1.0 / n_valid if n_valid else float("nan")
@@ -78,7 +78,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return (total * scale).to(torch.float32)
 
     @staticmethod
-    def backward(ctx, grad_out):  # type: ignore[override]
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None, None]:
         grad_h, grad_w = ctx.saved_tensors
         dh = None if grad_h is None else grad_h * grad_out.to(grad_h.dtype)
         dw = None if grad_w is None else grad_w * grad_out

@@ -1,40 +1,25 @@
 """The errors cocattn raises, and the exit code each one gives the ``cocattn`` command.
 
-Every error class the project defines lives here and derives from :class:`CocattnError` and,
-for compatibility, from the built-in class it always had (``except ValueError`` / ``OSError`` /
-``RuntimeError`` keep catching it). The modules that raise them import them from here, so the old
-spellings (``cocattn.files.AtomicWriteError``, ``cocattn.train.NonFiniteLossError``, ...) are the
-same objects.
-
-Exit codes of ``cocattn <command>`` (:data:`EXIT_CODES`, looked up along the error's class
-hierarchy, most specific class first; every sub-command uses this one table):
-
-- ``0``: success.
-- ``1``: the work started and failed: the loss became non-finite, a write failed part-way (disk
-  full, file system turned read-only), a download failed. Fixing the command line does not help;
-  the message says what happened (and what was kept).
-- ``2``: the command was refused before or without doing its work: an argument, option, setting
-  or input file that is not accepted (:class:`InputError` and any ``ValueError``), a path that
-  cannot be read (``OSError``: missing file or directory, no permission), an ``--out`` that cannot
-  be written (checked before any work), a directory locked by another cocattn process, an unsafe
-  (pickled) file. argparse's own usage errors exit 2 as well.
-- ``130``: interrupted (Ctrl-C).
-- ``143``: terminated (SIGTERM, as schedulers stop jobs) while ``reproduce`` ran its worker
-  processes: the workers were stopped first (:mod:`cocattn.pipeline.workers`); a rerun resumes.
-
-Anything else is a defect: Python prints the traceback and exits 1.
-
-The message is one line on stderr: ``cocattn <command>: error: <message>`` (``stopped:`` for a
-non-finite loss, ``interrupted`` for Ctrl-C): :func:`describe`.
+Every error class derives from :class:`CocattnError` and from the built-in class it stands for
+(``except ValueError`` / ``OSError`` / ``RuntimeError`` keep catching it). :data:`EXIT_CODES` maps
+them to exit codes (0 success, 1 the work failed, 2 refused input, 130 interrupted, 143
+terminated); anything else is a defect and keeps its traceback. :func:`describe` gives the line.
 """
 
 from __future__ import annotations
 
 SUCCESS = 0
 FAILED = 1
+"""The work started and failed (a non-finite loss, a write that failed part-way, a download): fixing
+the command line does not help; the message says what happened and what was kept."""
 USAGE = 2
+"""Refused before or without doing the work: an argument, option, setting or input file that is not
+accepted, a path that cannot be read, an ``--out`` that cannot be written (checked before any
+work), a directory locked by another process, an unsafe file; argparse's usage errors too."""
 INTERRUPTED = 130
+"""Ctrl-C."""
 TERMINATED = 143
+"""SIGTERM while ``reproduce`` ran its workers: they were stopped first; a rerun resumes."""
 
 
 class CocattnError(Exception):

@@ -11,7 +11,9 @@ with its field names, plus ``ntk`` (static NTK-aware base change). Each maps
 multiplies cos and sin (so query-key scores scale by its square), as in transformers.
 Everything is computed in float64 here; callers cast.
 
-A new scaling is one function plus one :func:`register_rope_type` line.
+A new scaling is one function plus one :func:`register_rope_type` line. One file on purpose:
+the registry, the validation of its fields and the tables built from it are one concept, and
+every scaling reads best next to the others.
 """
 
 from __future__ import annotations
@@ -422,6 +424,10 @@ def inv_freq_and_scaling(
 
     ``seq_len`` is the current total length (largest position + 1); it matters for ``dynamic``
     (the base grows with it) and ``longrope`` (long factors beyond L0).
+
+    Returns:
+        ``(inv_freq, attention_scaling)``: ``inv_freq [head_dim / 2]`` float64, and the float that
+        multiplies cos and sin.
     """
     if not isinstance(params, RopeParameters):
         params = rope_parameters(params)
@@ -507,5 +513,10 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate every plane of ``x`` by the angles whose cos/sin are given (broadcast)."""
+    """Rotate every plane of ``x [..., d]`` by the angles whose ``cos``/``sin [..., d]`` are given
+    (broadcast against x).
+
+    Returns:
+        the rotated ``x``, same shape, in the tables' and x's promoted dtype.
+    """
     return x * cos + rotate_half(x) * sin

@@ -1,18 +1,7 @@
-"""The one way cocattn parses JSON and YAML text: bounded, so that no file or value makes it
-recurse without end or expand without end.
-
-- **Nesting.** At most :data:`MAX_DEPTH` levels of nested lists and mappings. JSON text is scanned
-  for its depth before ``json.loads`` sees it; YAML's composer stops at the bound. (Unbounded, a
-  file of 100,000 ``[`` gave a ``RecursionError`` in the parser, in ``copy.deepcopy`` or in
-  ``json.dumps``.)
-- **YAML aliases.** Anchors and aliases are composed into a graph that shares nodes; the tree it
-  stands for, counted with every alias expanded, may hold at most :data:`MAX_YAML_NODES` nodes and
-  may not contain itself. (A "billion laughs" of nine nested aliases expands to 9^9 nodes when it
-  is re-serialised.)
-- Only YAML's safe constructor is used (no object tags).
-
-Parse errors are raised as the parsers raise them (``json.JSONDecodeError``, ``yaml.YAMLError``),
-so callers keep their own messages; a bound that is exceeded is an :class:`InputError` naming
+"""The one way cocattn parses JSON and YAML text, bounded: at most :data:`MAX_DEPTH` levels of
+nesting, and a YAML document whose tree, every alias expanded, holds at most
+:data:`MAX_YAML_NODES` nodes and does not contain itself; YAML's safe constructor only. Parse
+errors are raised as the parsers raise them; an exceeded bound is an :class:`InputError` naming
 ``where`` and the bound.
 """
 

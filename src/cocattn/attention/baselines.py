@@ -34,6 +34,12 @@ def rope_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **options:
 
     ``k`` is un-rotated; with ``key_positions`` (and queries defaulting to the last positions) it
     serves cached decoding with every key rotated at the current (e.g. dynamic-NTK) base.
+
+    Args:
+        q: queries ``[batch, heads, N, head_dim]``; k, v: ``[batch, kv_heads, S, head_dim]``.
+    Returns:
+        out: ``[batch, heads, N, head_dim]`` in q's dtype; with ``need_weights=True`` the tuple
+        ``(out, probs)``, ``probs [batch, heads, N, S]`` (the eager path).
     """
     call = opening(q, k, v, options, caller="rope_attention")
     cd = compute_dtype(q.dtype)
@@ -45,13 +51,24 @@ def rope_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **options:
 
 def nope_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **options: Unpack[AttentionOptions]) -> Attended:
     """No positional encoding: the causal mask is the only source of order (``rope`` is ignored;
-    the options are :class:`~cocattn.attention.sdpa.AttentionOptions`)."""
+    the options are :class:`~cocattn.attention.sdpa.AttentionOptions`).
+
+    Args:
+        q: queries ``[batch, heads, N, head_dim]``; k, v: ``[batch, kv_heads, S, head_dim]``.
+    Returns:
+        out: ``[batch, heads, N, head_dim]`` in q's dtype; with ``need_weights=True`` the tuple
+        ``(out, probs)``, ``probs [batch, heads, N, S]`` (the eager path).
+    """
     return attend(q, k, v, opening(q, k, v, options, caller="nope_attention"))
 
 
 def alibi_slopes(heads: int) -> torch.Tensor:
     """Press et al.'s head slopes: a geometric sequence from ``2^(-8/n)``; for a head count that
-    is not a power of two, the slopes of the next power of two interleaved (their reference code)."""
+    is not a power of two, the slopes of the next power of two interleaved (their reference code).
+
+    Returns:
+        ``[heads]`` float64 slopes, largest first.
+    """
 
     def power_of_two(n: int) -> list[float]:
         start = 2.0 ** (-(2.0 ** -(math.log2(n) - 3)))
@@ -95,7 +112,15 @@ def alibi_attention(
     positions runs on FlexAttention (the bias inside a fused causal kernel; see
     :mod:`cocattn.attention.alibi_flex`). Otherwise the bias is built for a block of queries at a
     time (at most ``block_elements`` numbers) and handed to SDPA, so memory stays bounded at any
-    length."""
+    length.
+
+    Args:
+        q: queries ``[batch, heads, N, head_dim]``; k, v: ``[batch, kv_heads, S, head_dim]``.
+        block_elements: the bias block's bound (default :data:`ALIBI_BLOCK_ELEMENTS`).
+    Returns:
+        out: ``[batch, heads, N, head_dim]`` in q's dtype; with ``need_weights=True`` the tuple
+        ``(out, probs)``, ``probs [batch, heads, N, S]`` (the eager path).
+    """
     call = opening(q, k, v, options, caller="alibi_attention")
     heads = q.shape[1]
     flex = alibi_flex.applies(

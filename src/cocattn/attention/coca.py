@@ -65,8 +65,15 @@ or ``derive(cos, sin)`` each; see :func:`cocattn.attention.sdpa.rope_tables` and
 
 
 def tie_t(t: torch.Tensor, activation: str = "relu") -> torch.Tensor:
-    """Plane-tied, non-negative T: ``τ = relu((t[..., :h] + t[..., h:]) / 2)``, shape ``[..., h]``.
-    ``activation="softplus"`` (a deviation, :mod:`.coca_options`) uses softplus instead of relu."""
+    """Plane-tied, non-negative T: ``τ = relu((t[..., :h] + t[..., h:]) / 2)``.
+
+    Args:
+        t: the raw T projection ``[..., d]`` (``d = 2h``, one pair of dims per RoPE plane).
+        activation: ``"relu"`` (the paper) or ``"softplus"`` (a deviation, :mod:`.coca_options`).
+
+    Returns:
+        τ ``[..., h]``, non-negative, in t's dtype.
+    """
     h = t.shape[-1] // 2
     return tau_activation(activation)((t[..., :h] + t[..., h:]) / 2)
 
@@ -82,7 +89,12 @@ def coca_features(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """CoCA's query and key feature maps ``(Q', K')`` so that ``Q'·K'`` is the paper's score.
 
-    ``q [..., d]`` and ``tau [..., d/2]`` must already be in the compute dtype of the tables.
+    ``q [..., d]`` and ``tau [..., d/2]`` must already be in the compute dtype of the tables
+    (``cos``/``sin`` ``[..., d]`` each, queries' and keys').
+
+    Returns:
+        ``(q_feat, k_feat)``, each ``[..., d]``: ``q_feat · k_feat`` is the paper's score (Slack:
+        eq. 10; Strict: eq. 9).
     """
     h = tau.shape[-1]
     if variant == "slack":
@@ -265,6 +277,10 @@ def coca_feature_maps(
     tables of queries and keys in the compute dtype (float32; float64 for float64 inputs). The
     returned ``scale`` is the one to use with these features: the raw tie returns ``2 K'`` and
     halves it, and float16 features are rescaled into it (:func:`~cocattn.attention.sdpa.fit_fp16`).
+
+    Returns:
+        ``(q_feat [..., d], k_feat [..., d], scale)`` in q's dtype: SDPA on ``(q_feat, k_feat, v)``
+        with ``scale`` gives CoCA's output.
     """
     cd = compute_dtype(q.dtype)
     out_dtype = cd if q.dtype == torch.float16 else q.dtype  # float16 is rescaled below first
@@ -290,6 +306,9 @@ def coca_attention_tied(
 
     ``positions`` are the queries' (default ``S − N … S − 1``), ``key_positions`` the keys'
     (default ``0 … S − 1``); the options are :class:`~cocattn.attention.sdpa.AttentionOptions`.
+    Returns:
+        out: ``[batch, heads, N, head_dim]`` in q's dtype; with ``need_weights=True`` the tuple
+        ``(out, probs)``, ``probs [batch, heads, N, S]`` (the eager path).
     """
     check_choice("variant", variant, VARIANTS)
     if not isinstance(tau, torch.Tensor) or tau.dim() != 4:
@@ -335,6 +354,9 @@ def coca_attention(
            10,000; ``causal``: causal mask (default on); ``scale``: score multiplier, default
            ``1 / sqrt(head_dim)``; ``need_weights``: also return the attention probabilities
            (eager path).
+    Returns:
+        out: ``[batch, heads, seq, head_dim]`` in q's dtype; with ``need_weights=True`` the tuple
+        ``(out, probs)``, ``probs [batch, heads, seq, key_seq]`` (the eager path).
     """
     # keys at the queries' positions: opening rejects key_positions (coca_attention_tied takes them)
     call = opening(q, t, v, cast(AttentionOptions, options), caller="coca_attention", k_name="t", self_attention=True)

@@ -10,7 +10,8 @@ A kind declares
 * ``bias``: the scores get an additive positional bias (ALiBi);
 * ``positional_free``: nothing but the causal mask carries order (NoPE).
 
-Adding a kind is one :func:`register_kind` line here plus its attention function.
+Adding a kind is its attention function, one :func:`register_kind` line here, and its branch in
+:meth:`cocattn.attention.module.Attention.attend` (CONTRIBUTING.md lists the rest).
 """
 
 from __future__ import annotations

@@ -124,7 +124,11 @@ class Attention(nn.Module):
             return AF.rope_attention(q, keys, values, **options)
         if self.kind == "alibi":
             return AF.alibi_attention(q, keys, values, **options)
-        return AF.nope_attention(q, keys, values, **options)
+        if self.kind == "nope":
+            return AF.nope_attention(q, keys, values, **options)
+        raise NotImplementedError(
+            f"attention kind {self.kind!r} is registered but Attention.attend has no branch for it"
+        )
 
     def forward(
         self,

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             check_writable(args.out, "--out")
         from cocattn._malloc import keep_freed_memory
 
-        keep_freed_memory()  # freed memory kept for reuse: no per-step mmap/munmap (issue 25)
+        keep_freed_memory()  # freed memory kept for reuse: no per-step mmap/munmap
         return int(args.func(args) or 0)
     except (Exception, KeyboardInterrupt) as err:
         code = exit_code(err)

@@ -15,11 +15,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cocattn._checks import bad_value, positive_int
 
+if TYPE_CHECKING:
+    from cocattn.evaluate.protocol import LanguageModel
 
-def _document(args: argparse.Namespace, lm, length: int) -> list[int]:
+
+def _document(args: argparse.Namespace, lm: LanguageModel, length: int) -> list[int]:
     """The first document with at least ``length`` tokens (the ``--doc``-th such one)."""
     from cocattn.evaluate.documents import load_documents
 
@@ -110,7 +114,7 @@ def _common(p: argparse.ArgumentParser, default_length: str) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "analyze",
         help="attention scores and the RoPE anomaly at extrapolated lengths",

@@ -72,7 +72,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _attention(args: argparse.Namespace) -> int:
-    from cocattn.bench.attention import bench_attention, format_table, hardware_name, write_results
+    from cocattn.bench.attention import bench_attention
+    from cocattn.bench.measure import hardware_name
+    from cocattn.bench.results import format_table, write_results
 
     rows = bench_attention(
         tuple(k.strip() for k in args.kinds.split(",") if k.strip()),
@@ -109,7 +111,9 @@ def _samples(rows: list[dict]) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from cocattn.bench.attention import bench_train, format_table, hardware_name, write_results
+    from cocattn.bench.measure import hardware_name
+    from cocattn.bench.results import format_table, write_results
+    from cocattn.bench.train import bench_train
     from cocattn.config import load_config
 
     cfg = load_config(args.config)
@@ -117,7 +121,7 @@ def _train(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    model = dict(cfg.model)
+    model = cfg.to_dict()["model"]
     model["vocab_size"] = model.get("vocab_size") or 4096  # the pypi data preset's tokenizer size
     batch = args.batch_size or cfg.train.batch_size
     rows = bench_train(

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from cocattn.cli._options import key_values
 
@@ -54,8 +55,6 @@ def _llama(args: argparse.Namespace) -> int:
 
 
 def _transfer(args: argparse.Namespace) -> int:
-    from dataclasses import fields
-
     from cocattn.hf.transfer import TransferSettings, transfer_llama_dir
 
     if args.data is None:
@@ -63,10 +62,10 @@ def _transfer(args: argparse.Namespace) -> int:
             "--transfer needs --data DATA: a cocattn data directory (its training split), a .jsonl "
             'file of {"text": ...} lines or a .txt file'
         )
-    defaults = {f.name: f.default for f in fields(TransferSettings)}
-    chosen = {
-        name: getattr(args, name) if getattr(args, name) is not None else defaults[name]
+    chosen: dict[str, Any] = {  # the options given; the others keep TransferSettings' defaults
+        name: getattr(args, name)
         for name in ("tokens", "seq_len", "steps", "lr", "batch_size", "fit")
+        if getattr(args, name) is not None
     }
     settings = TransferSettings(seed=args.seed, **chosen)
     args.t_init = args.t_init or "random"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from cocattn.data.build.builder import PRESETS, build_dataset
+from cocattn.data.build.builder import PRESETS, BuildResult, build_dataset
 from cocattn.data.read.info import dataset_info, format_info
 
 
@@ -17,7 +17,7 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_build(args: argparse.Namespace):
+def _run_build(args: argparse.Namespace) -> BuildResult:
     return build_dataset(
         preset=args.preset,
         out_dir=args.out,
@@ -41,7 +41,7 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``data`` with its ``build`` and ``info`` sub-commands."""
     parser = subparsers.add_parser(
         "data",

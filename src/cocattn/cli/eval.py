@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from cocattn._checks import bad_value, check_choice, positive_int
+from cocattn._checks import bad_value, check_choice
+from cocattn.cli.eval_args import common_args, passkey_args, ppl_args, retrieval_args
 
-PAPER_PRESET = {
+if TYPE_CHECKING:
+    from cocattn.evaluate.protocol import LanguageModel
+    from cocattn.evaluate.suite import SuiteOptions
+
+PAPER_PRESET: dict[str, Any] = {
     "lengths": [512, 1024, 2048, 4096, 8192, 16384, 32768],
     "stride": 512,
     "max_docs": 100,
@@ -46,7 +52,9 @@ def _device(name: str) -> torch.device:
 def _dtype(name: str | None, arg: str = "--dtype") -> torch.dtype | None:
     if name is None:
         return None
-    check_choice(arg, name, ("float32", "bfloat16", "float16"))
+    from cocattn.config import AUTOCAST_DTYPES
+
+    check_choice(arg, name, AUTOCAST_DTYPES)
     return getattr(torch, name)
 
 
@@ -77,7 +85,7 @@ def check_checkpoint(args: argparse.Namespace) -> str:
     return model_dir_kind(args.checkpoint)
 
 
-def load_from_args(args: argparse.Namespace):
+def load_from_args(args: argparse.Namespace) -> LanguageModel:
     from cocattn.evaluate.lm import load_lm
 
     return load_lm(
@@ -95,7 +103,7 @@ def _max_memory(args: argparse.Namespace) -> int | None:
     return parse_bytes(args.max_memory, "--max-memory") if args.max_memory else None
 
 
-def _documents(args: argparse.Namespace):
+def _documents(args: argparse.Namespace) -> list[str]:
     from cocattn.evaluate.documents import load_documents
 
     if not args.data:
@@ -105,7 +113,7 @@ def _documents(args: argparse.Namespace):
 
 def _finish(args: argparse.Namespace, records: list[dict]) -> int:
     from cocattn.evaluate.results import write_results
-    from cocattn.report.writer import markdown_table
+    from cocattn.report.format import markdown_table
 
     for metric in ("ppl", "passkey"):
         rows = [
@@ -136,21 +144,32 @@ def check_ci_args(args: argparse.Namespace) -> None:
     check_ci_options(args.confidence, args.ci_resamples, names=("--confidence", "--ci-resamples"))
 
 
-def _ppl_options(args: argparse.Namespace) -> dict:
-    opts = {
+def _options(args: argparse.Namespace, **fields: Any) -> SuiteOptions:
+    """The evaluators' options (:class:`~cocattn.evaluate.suite.SuiteOptions`) from the options
+    every sub-command has and the sub-command's own ``fields``."""
+    from cocattn.evaluate.suite import SuiteOptions
+
+    return SuiteOptions(
+        batch_tokens=args.batch_tokens,
+        max_memory=_max_memory(args),
+        confidence=args.confidence,
+        ci_resamples=args.ci_resamples,
+        **fields,
+    )
+
+
+def _ppl_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The perplexity fields of :func:`_options` (``--preset paper`` fills stride and truncation)."""
+    fields = {
         "stride": args.stride,
         "max_tokens": args.max_tokens,
         "batch_size": args.batch_size,
-        "batch_tokens": args.batch_tokens,
-        "max_memory": _max_memory(args),
         "too_long": "skip" if args.skip_too_long else "error",
-        "confidence": args.confidence,
-        "ci_resamples": args.ci_resamples,
     }
     if getattr(args, "preset", None) == "paper":
-        opts["stride"] = opts["stride"] or PAPER_PRESET["stride"]
-        opts["max_tokens"] = opts["max_tokens"] or PAPER_PRESET["max_tokens"]
-    return opts
+        fields["stride"] = fields["stride"] or PAPER_PRESET["stride"]
+        fields["max_tokens"] = fields["max_tokens"] or PAPER_PRESET["max_tokens"]
+    return fields
 
 
 def _lengths(args: argparse.Namespace) -> list[int] | None:
@@ -172,20 +191,19 @@ def run_ppl(args: argparse.Namespace) -> int:
     docs = _documents(args)
     lm = load_from_args(args)
     record = evaluate_perplexity(
-        lm, docs, _lengths(args), scaling=scaling, progress=not args.no_progress, **_ppl_options(args)
+        lm,
+        docs,
+        _lengths(args),
+        scaling=scaling,
+        progress=not args.no_progress,
+        **_options(args, **_ppl_fields(args)).perplexity(),
     )
     return _finish(args, [record])
 
 
-def _passkey_options(args: argparse.Namespace) -> dict:
-    return {
-        "cases": args.cases,
-        "max_new_tokens": args.max_new_tokens,
-        "seed": args.seed,
-        "max_memory": _max_memory(args),
-        "batch_tokens": args.batch_tokens,
-        "confidence": args.confidence,
-    }
+def _passkey_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The passkey fields of :func:`_options`."""
+    return {"passkey_cases": args.cases, "passkey_new_tokens": args.max_new_tokens, "seed": args.seed}
 
 
 def run_passkey(args: argparse.Namespace) -> int:
@@ -196,7 +214,11 @@ def run_passkey(args: argparse.Namespace) -> int:
     scaling = scaling_from_args(args)
     lm = load_from_args(args)
     record = evaluate_passkey(
-        lm, _lengths(args), scaling=scaling, progress=not args.no_progress, **_passkey_options(args)
+        lm,
+        _lengths(args),
+        scaling=scaling,
+        progress=not args.no_progress,
+        **_options(args, **_passkey_fields(args)).passkey(),
     )
     return _finish(args, [record])
 
@@ -220,21 +242,19 @@ def run_retrieval(args: argparse.Namespace) -> int:
             "--data", args.data, "--data together with --haystack corpus (the repeat haystack reads no data)"
         )
     lm = load_from_args(args)
-    records = evaluate_retrieval(
-        lm,
-        tasks,
-        _lengths(args),
-        cases=args.cases,
+    lengths = _lengths(args)
+    options = _options(
+        args,
         seed=args.seed,
-        scaling=scaling,
+        retrieval_cases=args.cases,
         haystack=args.haystack,
         documents=docs,
-        max_new_tokens=args.max_new_tokens,
+        retrieval_new_tokens=args.max_new_tokens,
         answer_slack=args.answer_slack,
         tolerance=args.tolerance,
-        batch_tokens=args.batch_tokens,
-        max_memory=_max_memory(args),
-        progress=not args.no_progress,
+    )
+    records = evaluate_retrieval(
+        lm, tasks, lengths, scaling=scaling, progress=not args.no_progress, **options.retrieval()
     )
     print("\n" + format_retrieval(records, args.threshold))
     if args.out:
@@ -256,183 +276,22 @@ def run_sweep(args: argparse.Namespace) -> int:
         parse_scaling(spec, "--scalings")  # fail before loading anything
     docs = _documents(args) if "ppl" in args.metrics else None
     lm = load_from_args(args)
+    lengths = _lengths(args)
+    options = _options(args, **_ppl_fields(args), **_passkey_fields(args))
     records = evaluate_sweep(
         lm,
         docs,
         args.scalings,
         metrics=args.metrics,
-        lengths=_lengths(args),
-        ppl_options=_ppl_options(args),
-        passkey_options=_passkey_options(args),
+        lengths=lengths,
+        ppl_options=options.perplexity(),
+        passkey_options=options.passkey(),
         progress=not args.no_progress,
     )
     return _finish(args, records)
 
 
-def _common(p: argparse.ArgumentParser, scaling: bool = True) -> None:
-    p.add_argument("checkpoint", metavar="CKPT", help="cocattn model directory or Hugging Face model directory")
-    p.add_argument(
-        "--lengths",
-        type=int,
-        nargs="+",
-        metavar="N",
-        help="context lengths in tokens (default: the training length x 1, 2, 4, 8, 16)",
-    )
-    if scaling:
-        p.add_argument(
-            "--rope",
-            metavar="TYPE",
-            help="inference-time RoPE scaling: dynamic, linear, yarn, ntk, ... (or TYPE:FACTOR); default none",
-        )
-        p.add_argument("--factor", type=float, help="scaling factor for --rope")
-        p.add_argument(
-            "--rope-json",
-            metavar="JSON",
-            help='full rope_parameters as JSON, e.g. \'{"rope_type": "yarn", "factor": 4, "beta_fast": 16}\'',
-        )
-    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
-    p.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: as stored / float32)")
-    p.add_argument(
-        "--autocast",
-        default=None,
-        metavar="DTYPE",
-        help="bfloat16 | float16: float32 weights, forward passes under torch.autocast (cocattn checkpoints; "
-        "what `cocattn reproduce` does on a GPU with eval.dtype=auto)",
-    )
-    p.add_argument(
-        "--training-length",
-        type=positive_int,
-        default=None,
-        help="override the training length L0 (default: from the checkpoint's config)",
-    )
-    p.add_argument(
-        "--max-memory",
-        metavar="SIZE",
-        default=None,
-        help="refuse to run when the estimated memory exceeds SIZE, e.g. 4GB (default: memory free now)",
-    )
-    p.add_argument("--out", metavar="FILE.json", help="write the result JSON here (and a CSV beside it)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    ci_args(p)
-
-
-def ci_args(p: argparse.ArgumentParser, from_results: bool = False) -> None:
-    """``--confidence`` and ``--ci-resamples``; with ``from_results`` (``cocattn report``) they
-    default to what the results were evaluated with."""
-    from cocattn.evaluate.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
-
-    fallback = "the results' own, else " if from_results else ""
-    p.add_argument(
-        "--confidence",
-        type=float,
-        default=None if from_results else DEFAULT_CONFIDENCE,
-        metavar="LEVEL",
-        help=f"level of the confidence intervals, strictly between 0 and 1 (default {fallback}{DEFAULT_CONFIDENCE})",
-    )
-    p.add_argument(
-        "--ci-resamples",
-        type=int,
-        default=None if from_results else DEFAULT_RESAMPLES,
-        metavar="N",
-        help=f"bootstrap resamples of the perplexity intervals, over documents (default {fallback}{DEFAULT_RESAMPLES})",
-    )
-
-
-def _ppl_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", metavar="DIR", help="data directory (cocattn data build), .jsonl or .txt documents")
-    p.add_argument(
-        "--stride",
-        type=positive_int,
-        default=None,
-        help="tokens scored per window after the first (default min(512, training length))",
-    )
-    p.add_argument("--max-docs", type=int, default=None, help="evaluate at most this many documents (default all)")
-    p.add_argument(
-        "--max-tokens",
-        type=int,
-        default=None,
-        help="truncate documents to this many tokens (default: the longest length + 1)",
-    )
-    p.add_argument("--batch-size", type=int, default=1, help="windows per forward pass")
-    _batch_tokens_arg(p)
-    p.add_argument(
-        "--skip-too-long",
-        action="store_true",
-        help="skip (with a warning) lengths no document fills instead of failing",
-    )
-    p.add_argument(
-        "--preset",
-        choices=["paper"],
-        default=None,
-        help="paper: 100 documents, stride 512, truncation 32768, lengths 512..32K",
-    )
-
-
-def _batch_tokens_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--batch-tokens",
-        type=int,
-        default=None,
-        help="speed only: as many perplexity windows (instead of --batch-size), or passkey prompts of one "
-        "token length, per forward pass as fit in this many tokens",
-    )
-
-
-def _passkey_args(p: argparse.ArgumentParser, batch_tokens: bool = True) -> None:
-    if batch_tokens:
-        _batch_tokens_arg(p)
-    p.add_argument("--cases", type=int, default=100, help="cases per length (default 100)")
-    p.add_argument("--max-new-tokens", type=int, default=64, help="greedy tokens generated per case (default 64)")
-    p.add_argument("--seed", type=int, default=0, help="seed of keys (default 0)")
-
-
-def _retrieval_args(p: argparse.ArgumentParser) -> None:
-    """The options of ``eval retrieval`` besides the common ones."""
-    _batch_tokens_arg(p)
-    p.add_argument(
-        "--tasks",
-        default="niah_single",
-        metavar="TASKS",
-        help="comma-separated tasks, each NAME or NAME:OPTION=VALUE[:...], or 'all': niah_single, "
-        "niah_multikey, niah_multivalue, niah_multiquery, vt, cwe (e.g. niah_multikey:keys=8,vt:hops=2; "
-        "default niah_single)",
-    )
-    p.add_argument("--cases", type=int, default=100, help="cases per task and length (default 100)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the cases (default 0)")
-    p.add_argument(
-        "--haystack",
-        choices=["repeat", "corpus"],
-        default="repeat",
-        help="repeat: the paper's repeated sentences (default); corpus: held-out text from --data",
-    )
-    p.add_argument(
-        "--data",
-        metavar="DIR",
-        help="documents for --haystack corpus: a data directory (its held-out eval.jsonl), a .jsonl or .txt file",
-    )
-    p.add_argument("--max-docs", type=int, default=None, help="read at most this many documents (default all)")
-    p.add_argument(
-        "--max-new-tokens",
-        type=int,
-        default=None,
-        help="tokens generated per case (default: the gold answer's tokens + --answer-slack)",
-    )
-    p.add_argument("--answer-slack", type=int, default=8, help="tokens generated beyond the gold answer's (default 8)")
-    p.add_argument(
-        "--tolerance",
-        type=int,
-        default=4,
-        help="a prompt may fall short of its length by at most this many tokens (default 4; it is recorded per case)",
-    )
-    p.add_argument(
-        "--threshold",
-        type=float,
-        default=0.8,
-        help="effective length: the lower 95%% bound must stay above this share of the 1x score (default 0.8)",
-    )
-
-
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "eval",
         help="perplexity, passkey retrieval and scaling sweeps",
@@ -442,13 +301,13 @@ def register(subparsers) -> None:
     sub = parser.add_subparsers(dest="eval_command", metavar="METRIC", required=True)
 
     p = sub.add_parser("ppl", help="sliding-window perplexity at several context lengths")
-    _common(p)
-    _ppl_args(p)
+    common_args(p)
+    ppl_args(p)
     p.set_defaults(func=run_ppl)
 
     p = sub.add_parser("passkey", help="passkey retrieval at several lengths (the paper's prompt)")
-    _common(p)
-    _passkey_args(p)
+    common_args(p)
+    passkey_args(p)
     p.set_defaults(func=run_passkey)
 
     p = sub.add_parser(
@@ -458,14 +317,14 @@ def register(subparsers) -> None:
         "exact token lengths (prompt + gold answer), scored in one place, with Wilson intervals, "
         "per-case records and effective lengths. Tasks and their definitions: docs/RETRIEVAL.md.",
     )
-    _common(p)
-    _retrieval_args(p)
+    common_args(p)
+    retrieval_args(p)
     p.set_defaults(func=run_retrieval)
 
     p = sub.add_parser("sweep", help="perplexity and passkey over RoPE scalings (one row per scaling)")
-    _common(p, scaling=False)
-    _ppl_args(p)
-    _passkey_args(p, batch_tokens=False)
+    common_args(p, scaling=False)
+    ppl_args(p)
+    passkey_args(p, batch_tokens=False)
     p.add_argument(
         "--scalings",
         nargs="+",

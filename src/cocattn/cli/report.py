@@ -44,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers) -> None:
-    from cocattn.cli.eval import ci_args
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from cocattn.cli.eval_args import ci_args
 
     p = subparsers.add_parser("report", help="tables and plots from evaluation result JSON", description=__doc__)
     p.add_argument("source", nargs="+", metavar="DIR", help="result JSON files or directories (searched recursively)")

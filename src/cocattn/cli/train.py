@@ -19,7 +19,7 @@ import dataclasses
 from pathlib import Path
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``train`` sub-command."""
     parser = subparsers.add_parser(
         "train",
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         stage = f"-stage{config.train.stage}" if config.train.stage else ""
         default_out = f"runs/{config.name or 'run'}-{Path(config.train.init_from).name}{stage}"
     else:
-        default_out = f"runs/{config.name or 'run'}-{config.model['attention']}"
+        default_out = f"runs/{config.name or 'run'}-{config.model.attention}"
     out = args.out or default_out
     result = train(config, out, resume=args.resume, progress=False if args.no_progress else None)
     if result.world_size == 1 or _rank() == 0:

@@ -8,8 +8,7 @@ Names are imported lazily, so ``cocattn.data.read.tokenizer`` and friends load w
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from cocattn._lazy import lazy_exports
 
 _EXPORTS = {
     "sample_batch": "read.batches",
@@ -33,15 +32,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cocattn.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"cocattn.data.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

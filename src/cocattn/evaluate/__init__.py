@@ -1,13 +1,8 @@
-"""Length-extrapolation evaluation for cocattn checkpoints and Hugging Face causal LMs.
-
-- :mod:`.protocol`: the interface every evaluator uses (``LanguageModel``);
-- :mod:`.lm`: ``load_lm``, a model directory through its adapter (:mod:`.lm_native`, :mod:`.lm_hf`);
-- :mod:`.perplexity`: sliding-window, token-weighted perplexity;
-- :mod:`.passkey`: the paper's passkey retrieval;
-- :mod:`.retrieval`: the RULER-style retrieval suite (tasks in :mod:`cocattn.tasks.ruler`);
-- :mod:`.sweep`: both over RoPE scalings;
-- :mod:`.attention`, :mod:`.rope_anomaly`: attention at extrapolated lengths, the RoPE anomaly;
-- :mod:`.results`: the result JSON schema that ``cocattn report`` and ``cocattn reproduce`` read.
+"""Length-extrapolation evaluation for cocattn checkpoints and Hugging Face causal LMs: the model
+interface (:mod:`.protocol`, :func:`load_lm`), perplexity, passkey, the retrieval suite
+(:mod:`.retrieval`), sweeps over RoPE scalings, attention and RoPE-anomaly analyses, the result
+records (:mod:`.results`) and their intervals, and the evaluators' options as the commands pass
+them (:mod:`.suite`). Protocols: docs/EVAL.md and docs/RETRIEVAL.md.
 """
 
 from cocattn.evaluate.documents import load_documents

@@ -1,12 +1,6 @@
-"""Attention at an extrapolated length: the paper's Figure 11, and attention against distance.
-
-``analyze_attention`` runs one real document (its first ``length`` tokens) through the model with
-and without inference-time scaling (default: none and dynamic NTK ×4) and records, per layer,
-the attention probabilities of the **last query** over every key position (averaged over heads,
-plus the per-head maximum, which shows outliers), and the mean attention at each distance
-(``attention_by_distance``: over heads and all queries, the mean probability given to the key
-``Δ`` tokens back; its fall-off is the long-range decay). Plots: scores against position over the
-full range and the last 500 tokens, one row per layer, one line per scaling.
+"""Attention at an extrapolated length (the paper's Figure 11): per layer, the last query's attention
+over every key of one real document, with and without inference-time scaling, and the mean
+attention at each distance (docs/EVAL.md).
 """
 
 from __future__ import annotations
@@ -22,7 +16,7 @@ from cocattn.evaluate.protocol import LanguageModel
 from cocattn.evaluate.memory import check_fits
 from cocattn.evaluate.scaling import parse_scaling, scaling_name
 
-__all__ = ["attention_by_distance", "analyze_attention", "ANALYSIS_SCHEMA"]
+__all__ = ["attention_by_distance", "analyze_attention", "document_ids", "ANALYSIS_SCHEMA"]
 
 ANALYSIS_SCHEMA = "cocattn.analysis/1"
 
@@ -42,6 +36,24 @@ def attention_by_distance(probs: torch.Tensor) -> torch.Tensor:
     return (totals / counts).float().cpu()
 
 
+def document_ids(lm: LanguageModel, document: str | Sequence[int], length: object) -> list[int]:
+    """The token ids of ``document`` (text, encoded up to ``length`` tokens, or ids as given).
+
+    Returns:
+        at least ``length`` ids; an error naming ``length`` where it is not an integer between 2
+        and the document's token count.
+    """
+    needed = length if isinstance(length, int) and length >= 2 else 2  # (checked below)
+    ids = lm.encode_prefix(document, needed) if isinstance(document, str) else list(document)
+    check(
+        isinstance(length, int) and 2 <= length <= len(ids),
+        "length",
+        length,
+        f"an integer between 2 and the document's {len(ids)} tokens",
+    )
+    return ids
+
+
 def analyze_attention(
     lm: LanguageModel,
     document: str | Sequence[int],
@@ -58,14 +70,7 @@ def analyze_attention(
     """
     start = time.perf_counter()
     length = 4 * lm.training_length if length is None else length
-    needed = length if isinstance(length, int) and length >= 2 else 2  # (checked below)
-    ids = lm.encode_prefix(document, needed) if isinstance(document, str) else list(document)
-    check(
-        isinstance(length, int) and 2 <= length <= len(ids),
-        "length",
-        length,
-        f"an integer between 2 and the document's {len(ids)} tokens",
-    )
+    ids = document_ids(lm, document, length)
     dims = lm.dims()
     check_fits({**dims, "heads": dims["heads"] * dims["layers"]}, length, 1, lm.device, max_memory)
     idx = torch.tensor([ids[:length]])

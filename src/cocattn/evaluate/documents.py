@@ -1,11 +1,6 @@
-"""The long documents the evaluators read, as text (so that any tokenizer can be evaluated).
-
-Accepted sources:
-
-- a data directory built by ``cocattn data build`` (its held-out ``eval.jsonl``, read through
-  ``cocattn.data.load_eval_documents`` when that is available so that checksums are verified);
-- a ``.jsonl`` file with one JSON object per line holding ``"text"`` (``"id"`` optional);
-- a ``.txt`` file (one document) or a directory of ``.txt`` files (one document each, sorted).
+"""The long documents the evaluators read, as text (so that any tokenizer can be evaluated): a data
+directory built by ``cocattn data build`` (its held-out ``eval.jsonl``, checksums verified), a
+``.jsonl`` file of ``{"text": ...}`` objects, a ``.txt`` file (one document) or a directory of them.
 """
 
 from __future__ import annotations

@@ -1,22 +1,7 @@
-"""The confidence intervals of a result record, computed from the raw data the record stores.
-
-The evaluators call :func:`attach_intervals` to fill a new record's ``ci95``; the report
-(:mod:`cocattn.report.writer`) and the verdict (:mod:`cocattn.report.verdict`) call the same functions on the
-records they read, so an interval is computed in one place, by the functions of
-:mod:`cocattn.evaluate.stats`, and a report rebuilt from the JSON shows the same intervals.
-
-- **Perplexity** (``details.per_document``: per-document NLL sums and token counts per length):
-  :func:`~cocattn.evaluate.stats.bootstrap_ppl_interval` per length, seed :data:`CI_SEED`.
-  A record without per-document data (written before they were stored) has no interval:
-  :func:`ppl_intervals` returns ``None`` with the reason, and nothing is estimated instead.
-- **Ratios of perplexities** on the same documents (two models at one length, or one model at
-  two lengths): :func:`~cocattn.evaluate.stats.paired_ratio_interval`, only when both sides
-  scored the same documents (equal document ids: index and a hash of the scored tokens).
-- **Passkey accuracy**: :func:`~cocattn.evaluate.stats.wilson_interval` on the number of correct
-  cases out of the cases run, per length, and for the splits (exact match, key within / beyond
-  the training window, depth buckets) from the per-case records.
-
-``ci95`` keeps its name at any confidence level; ``settings.confidence`` says which level.
+"""The confidence intervals of a result record, from the raw data it stores: the evaluators fill
+``ci95`` with :func:`attach_intervals`, and the report and the verdict call the same functions on
+the records they read, so a report rebuilt from the JSON shows the same intervals. ``ci95`` keeps
+its name at any level (``settings.confidence``); which interval for which metric: docs/EVAL.md.
 """
 
 from __future__ import annotations

@@ -1,14 +1,7 @@
-"""Loading a model directory as a :class:`~cocattn.evaluate.protocol.LanguageModel`.
-
-:func:`load_lm` tells a cocattn checkpoint from a Hugging Face model directory
-(:func:`cocattn.checkpoint.model_dir_kind`) and hands it to its adapter:
-:mod:`cocattn.evaluate.lm_native` or :mod:`cocattn.evaluate.lm_hf` (which alone imports
-transformers, and only when it loads). :func:`training_mix` reads the retrieval warm-up a model
-was trained with, which every result record repeats.
-
-The interface itself lives in :mod:`cocattn.evaluate.protocol`. ``LanguageModel``, ``token_nll``,
-``CocattnLanguageModel`` and ``HFLanguageModel`` are still importable from here for one release,
-with a DeprecationWarning naming their new home.
+"""Loading a model directory as a :class:`~cocattn.evaluate.protocol.LanguageModel`: :func:`load_lm`
+hands a cocattn checkpoint or a Hugging Face directory to its adapter (:mod:`.lm_native`,
+:mod:`.lm_hf`, which alone imports transformers); :func:`training_mix` reads the retrieval warm-up
+a model was trained with, which every result record repeats.
 """
 
 from __future__ import annotations

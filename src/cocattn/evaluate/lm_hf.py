@@ -1,21 +1,13 @@
 """The :class:`~cocattn.evaluate.protocol.LanguageModel` adapter for Hugging Face causal LMs.
-
-Dynamic NTK and the KV cache. transformers caches *rotated* keys: under a length-dependent scaling
-(:func:`cocattn.rope.is_length_dependent`: ``dynamic``, ``longrope``) the old keys keep a stale
-base. :class:`HFLanguageModel` therefore decodes such scalings without a cache (each step
-recomputes the whole sequence: exact, slower) and says so in ``generation_mode``.
-
-transformers' dynamic RoPE module is also stateful (it only regrows its base, and resets only when
-a sequence is shorter than L0); ``logits`` resets it before every call so that a window's result
-never depends on the windows scored before it.
-
-transformers is imported only inside :func:`load_hf`, so a native evaluation never imports it.
+transformers caches rotated keys, so a length-dependent scaling (dynamic NTK, longrope) decodes
+without a cache (exact, slower: ``generation_mode``), and the stateful dynamic RoPE module is reset
+before every forward pass (docs/EVAL.md). transformers is imported only inside :func:`load_hf`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, cast
 
 import torch
 
@@ -31,6 +23,9 @@ class HFLanguageModel(LanguageModel):
     """A transformers causal LM (LLaMA-style rotary embedding at ``model.model.rotary_emb``)."""
 
     kind = "hf"
+    module: Any
+    """A transformers ``PreTrainedModel``: its submodules and config fields depend on the architecture."""
+    config: Any
 
     def __init__(self, model: torch.nn.Module, tokenizer: Any, name: str = "hf", training_length: int | None = None):
         self.module = model.eval()
@@ -78,7 +73,7 @@ class HFLanguageModel(LanguageModel):
     def _reset_rotary(self) -> None:
         rotary = self._rotary()
         if rotary is not None and hasattr(rotary, "original_inv_freq") and hasattr(rotary, "max_seq_len_cached"):
-            rotary.inv_freq = rotary.original_inv_freq.clone()
+            rotary.inv_freq = cast(torch.Tensor, rotary.original_inv_freq).clone()  # a buffer: Module types it loosely
             rotary.max_seq_len_cached = rotary.original_max_seq_len
 
     @torch.no_grad()
@@ -103,8 +98,8 @@ class HFLanguageModel(LanguageModel):
         layers = getattr(self.module, "model", self.module).layers
         states: list[list[torch.Tensor]] = [[] for _ in layers]
 
-        def grab(i: int):
-            def hook(module, args, output):
+        def grab(i: int) -> Callable[[torch.nn.Module, Any, torch.Tensor], None]:
+            def hook(module: torch.nn.Module, args: Any, output: torch.Tensor) -> None:
                 b, t, _ = output.shape
                 states[i].append(output.float().view(b, t, -1, head_dim).transpose(1, 2))
 
@@ -125,7 +120,9 @@ class HFLanguageModel(LanguageModel):
         return not (self.scaling and is_length_dependent(self.scaling))
 
     @torch.no_grad()
-    def _generate_cached(self, idx: torch.Tensor, max_new_tokens: int, stop_at_eos: bool):
+    def _generate_cached(
+        self, idx: torch.Tensor, max_new_tokens: int, stop_at_eos: bool
+    ) -> tuple[list[int], list[torch.Tensor]]:
         self._reset_rotary()
         out: list[int] = []
         steps: list[torch.Tensor] = []
@@ -169,16 +166,14 @@ class HFLanguageModel(LanguageModel):
         inner.rotary_emb = new
         self.scaling = params
 
-    def dims(self) -> dict[str, int]:
+    def _config_sizes(self) -> dict[str, int]:
         c = self.config
         return {
-            "params": sum(p.numel() for p in self.module.parameters()),
             "vocab": int(c.vocab_size),
             "hidden": int(c.hidden_size),
             "layers": int(c.num_hidden_layers),
             "heads": int(c.num_attention_heads),
             "ffn": int(getattr(c, "intermediate_size", 4 * c.hidden_size)),
-            "bytes_per_value": next(self.module.parameters()).element_size(),
         }
 
 
@@ -194,7 +189,8 @@ def load_hf(
     :class:`HFLanguageModel`; ``dtype`` converts the weights (float32 unless given)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
-    from cocattn.files import refuse_pickles, refuse_remote_code
+    from cocattn.files import refuse_pickles
+    from cocattn.hf.load import refuse_remote_code
 
     path = Path(path)
     refuse_pickles(path)

@@ -1,15 +1,13 @@
-"""The :class:`~cocattn.evaluate.protocol.LanguageModel` adapter for cocattn checkpoints.
-
-cocattn's KV cache keeps un-rotated keys and rotates them with the base for the current length,
-so cached generation is exact under every scaling, dynamic NTK included. Nothing here imports
-transformers.
+"""The :class:`~cocattn.evaluate.protocol.LanguageModel` adapter for cocattn checkpoints. The KV
+cache keeps un-rotated keys, so cached generation is exact under every scaling, dynamic NTK
+included. Nothing here imports transformers.
 """
 
 from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import torch
 
@@ -17,6 +15,7 @@ from cocattn._checks import bad_value, check
 from cocattn.attention.kinds import is_rope_free
 from cocattn.checkpoint import load_model
 from cocattn.evaluate.protocol import LanguageModel
+from cocattn.model import GPT, Block
 from cocattn.rope import rope_parameters
 
 __all__ = ["CocattnLanguageModel", "load_native"]
@@ -26,8 +25,9 @@ class CocattnLanguageModel(LanguageModel):
     """A :class:`cocattn.model.GPT` with its ``tokenizers.Tokenizer``."""
 
     kind = "cocattn"
+    module: GPT
 
-    def __init__(self, model: torch.nn.Module, tokenizer: Any, name: str = "cocattn"):
+    def __init__(self, model: GPT, tokenizer: Any, name: str = "cocattn"):
         self.module = model.eval()
         self.tokenizer = tokenizer
         self.name = name
@@ -38,7 +38,7 @@ class CocattnLanguageModel(LanguageModel):
         self.scaling = None
         self.autocast: torch.dtype | None = None  # e.g. torch.bfloat16: forward passes under autocast
 
-    def _autocast(self):
+    def _autocast(self) -> contextlib.AbstractContextManager[None]:
         if self.autocast is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast)
@@ -75,12 +75,16 @@ class CocattnLanguageModel(LanguageModel):
         idx = torch.tensor([list(r) for r in rows], dtype=torch.long, device=self.device)
         return self._decode(idx, max_new_tokens, stop_at_eos)[0]
 
-    def _generate_cached(self, idx: torch.Tensor, max_new_tokens: int, stop_at_eos: bool):
+    def _generate_cached(
+        self, idx: torch.Tensor, max_new_tokens: int, stop_at_eos: bool
+    ) -> tuple[list[int], list[torch.Tensor]]:
         out, steps = self._decode(idx, max_new_tokens, stop_at_eos)
         return out[0], [last[0] for last in steps]
 
     @torch.no_grad()
-    def _decode(self, idx: torch.Tensor, max_new_tokens: int, stop_at_eos: bool):
+    def _decode(
+        self, idx: torch.Tensor, max_new_tokens: int, stop_at_eos: bool
+    ) -> tuple[list[list[int]], list[torch.Tensor]]:
         """Greedy decoding of the rows of ``idx [B, T]`` on one KV cache: each row's new tokens (up
         to its end-of-text), and the float32 next-token logits ``[B, V]`` of every step."""
         cache = self.module.new_cache(idx.shape[0])
@@ -116,7 +120,8 @@ class CocattnLanguageModel(LanguageModel):
             q, k, _ = module.project(args[0] if args else kwargs["x"])
             states.append((q.float(), k.float()))
 
-        handles = [b.attn.register_forward_pre_hook(grab, with_kwargs=True) for b in self.module.blocks]
+        blocks = cast("list[Block]", list(self.module.blocks))  # a ModuleList does not keep its items' type
+        handles = [b.attn.register_forward_pre_hook(grab, with_kwargs=True) for b in blocks]
         try:
             self.module(ids.to(self.device))
         finally:
@@ -134,16 +139,14 @@ class CocattnLanguageModel(LanguageModel):
             self.module.set_rope_parameters(merged)  # None: the trained parameters
         self.scaling = params
 
-    def dims(self) -> dict[str, int]:
+    def _config_sizes(self) -> dict[str, int]:
         c = self.config
         return {
-            "params": sum(p.numel() for p in self.module.parameters()),
             "vocab": int(c.vocab_size),
             "hidden": int(c.n_embd),
             "layers": int(c.n_layer),
             "heads": int(c.n_head),
             "ffn": int(c.n_embd * getattr(c, "mlp_ratio", 4.0)),
-            "bytes_per_value": next(self.module.parameters()).element_size(),
         }
 
 

@@ -1,15 +1,7 @@
-"""Memory estimates made before a long evaluation starts, so it refuses at once instead of dying.
-
-The estimate for one forward pass of ``batch`` sequences of ``length`` tokens, without gradients,
-is an upper bound built from the model's sizes (``LanguageModel.dims()``):
-
-- weights: ``params × bytes``;
-- logits and their log-softmax in float32: ``2 × batch × length × vocab × 4``;
-- live activations of one layer: ``batch × length × (4 × hidden + 2 × ffn) × bytes``;
-- one layer's attention scores, if a kernel materialises them (eager path, masks with biases):
-  ``2 × batch × heads × length² × bytes``.
-
-Fused attention kernels need far less than the last term, so the estimate errs on the safe side.
+"""Memory estimates made before a long evaluation starts, so it refuses at once instead of dying:
+an upper bound for one forward pass without gradients from the model's sizes
+(``LanguageModel.dims()``): weights, float32 logits, one layer's activations and attention scores
+(docs/EVAL.md).
 """
 
 from __future__ import annotations
@@ -61,7 +53,16 @@ def format_bytes(n: float) -> str:
 
 
 def estimate_forward_bytes(dims: dict[str, int], length: int, batch: int = 1) -> int:
-    """Upper-bound bytes of one no-grad forward pass (see the module docstring)."""
+    """Upper-bound bytes of one no-grad forward pass of ``batch`` sequences of ``length`` tokens.
+
+    Args:
+        dims: the model's sizes (:meth:`LanguageModel.dims`; ``bytes_per_value`` defaults to 4).
+
+    Returns:
+        int: weights ``params × bytes`` + float32 logits and log-softmax ``2 × batch × length ×
+        vocab × 4`` + one layer's activations ``batch × length × (4 × hidden + 2 × ffn) × bytes``
+        + one layer's attention scores ``2 × batch × heads × length² × bytes``.
+    """
     b = dims.get("bytes_per_value", 4)
     weights = dims["params"] * b
     logits = 2 * batch * length * dims["vocab"] * 4

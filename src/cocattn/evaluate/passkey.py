@@ -1,34 +1,8 @@
-"""Passkey retrieval: the paper's prompt (landmark-attention format) at chosen token lengths.
-
-The prompt, one part per line::
-
-    There is an important info hidden inside a lot of irrelevant text. Find it and memorize them. I will quiz you about the important information there.
-    The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. The grass ...   (filler, x sentences)
-    The passkey is 12345. Remember it. 12345 is the passkey.
-    ... The sun is yellow. Here we go. There and back           (filler, y sentences and a partial one)
-    What is the passkey? The passkey is
-
-The answer prefix "The passkey is" after the question (as in landmark attention's script) lets a
-small model answer with the number at once. The wording is the paper's ("passkey"), kept in
-:mod:`cocattn.tasks.passkey`; the retrieval warm-up rows of training use the same key line and
-question (a model cannot pass by memorising: the key is random and the warm-up's filler is corpus
-text, not these sentences). Both must say the same words: small
-models transfer the skill poorly across two wordings (docs/RESULTS.md, the GPU run). The filler is cut at word
-granularity so the prompt hits the target token length within a few tokens (``tolerance``); the
-key line sits after the whole filler sentence nearest to the requested depth.
-
-Per case: greedy generation of up to ``max_new_tokens`` tokens (64, the paper's) with the KV
-cache (see :mod:`.lm` for dynamic scaling on transformers models; with ``batch_tokens``, cases
-whose prompts have the same token length decode together); ``correct`` = the key appears
-in the output (the paper's accuracy); ``exact`` = the first number in the output is the key;
-``logprob`` = the mean log-probability of the tokens of " <key>" after the prompt (teacher
-forcing), which still separates methods when accuracy is all 0 or all 1.
-
-Cases per length: keys uniform in 10,000-99,999 from a seeded generator, depths evenly spaced in
-(0, 1) (stratified, so the four depth buckets 0-25-50-75-100% get equal shares); the depth is the
-share of the filler before the key line, as in the landmark-attention and paper protocols. Results are also
-split by whether the key lies within the last ``training_length`` tokens of the prompt. Every accuracy
-carries a Wilson interval (``ci95`` per length; ``details.ci95`` for the splits; :mod:`.intervals`).
+"""Passkey retrieval: the paper's prompt (landmark-attention format, :mod:`cocattn.tasks.passkey`)
+at chosen token lengths. Per case (seeded key, depths evenly spaced in (0, 1)): greedy generation
+with the KV cache; ``correct`` = the key appears in the output (the paper's accuracy), ``exact`` =
+the first number is the key, ``logprob`` = the mean log-probability of " <key>" after the prompt;
+Wilson intervals per length and split. The protocol: docs/EVAL.md.
 """
 
 from __future__ import annotations

@@ -1,32 +1,7 @@
-"""Sliding-window perplexity, token-weighted (the paper's long-document protocol, done right).
-
-For a document of ``N`` tokens, a context length (window) ``L`` and a stride ``S ≤ L``: the
-first window feeds the model tokens ``[0, L)`` and scores targets ``1 .. L`` (the logits of every
-input position predict the next token); each following window scores the next ``S`` targets
-``first .. end`` from the ``L`` tokens before ``end`` (inputs ``[end - L, end)``), the last one
-stopping at the document's end. So every token from position 1 on is scored **exactly once**, with
-context between ``L - S + 1`` and ``L`` tokens (all of its prefix near the document's start), the
-model never reads more than ``L`` tokens (at ``L`` = the training length exactly the training
-condition), and every window is full-length once the document is longer than ``L``. Perplexity is
-``exp(Σ NLL / Σ tokens)`` over all scored tokens of all documents: per-token averaging, not an
-average over windows or documents. (The common recipe loses the first token of every window
-when ``S = L`` and gives the last window a short context.)
-
-- A document shorter than the window is one window, scored whole.
-- ``S > L`` is rejected (tokens between windows would never be scored).
-- Documents are truncated to ``max_tokens`` (default: the longest length + 1, so that the longest
-  window is filled), so every length scores exactly the same tokens and lengths are comparable.
-- A document fills window ``L`` when it has more than ``L`` tokens (``full_window_docs`` counts
-  them). A length longer than every (truncated) document raises a ValueError (``too_long="error"``,
-  the default) or is skipped with a warning and ``null`` (``too_long="skip"``); lengths that some
-  documents reach are evaluated, and ``full_window_docs`` says how many documents fill the window.
-- Default lengths: the training length × 1, 2, 4, 8, 16. Default stride: ``min(512, training
-  length)``, i.e. the paper's 512 for its 512-token models and non-overlapping windows at 1×.
-- Before running, the memory of the longest window is estimated (:mod:`.memory`) and the run is
-  refused, quoting the estimate, when it exceeds ``max_memory`` (default: memory free now).
-- The record keeps every document's NLL sum and token count per length
-  (``details.per_document``; the sums add up exactly to the pooled total) and, in ``ci95``, a
-  bootstrap interval over documents per length (:mod:`.intervals`).
+"""Sliding-window, token-weighted perplexity: every token from position 1 on is scored exactly once,
+with ``L - S + 1`` to ``L`` tokens of context (window ``L``, stride ``S ≤ L``); perplexity =
+``exp(Σ NLL / Σ tokens)`` over all scored tokens of all documents, with a bootstrap interval over
+documents per length. The protocol: docs/EVAL.md.
 """
 
 from __future__ import annotations
@@ -199,8 +174,8 @@ def _checked_options(
         lengths,
         "a non-empty list of integers >= 2",
     )
-    # the default never exceeds the shortest length asked for (issue 14: `--lengths 64` on a model
-    # trained at 128 failed on a stride the user never set)
+    # the default never exceeds the shortest length asked for (`--lengths 64` on a model trained at
+    # 128 must not fail on a stride the user never set)
     stride = min(default_stride(l0), min(lengths)) if stride is None else stride
     check(isinstance(stride, int) and stride >= 1, "stride", stride, "a positive integer")
     check(
@@ -233,7 +208,7 @@ def _tokenized(
 ) -> tuple[list[str], list[list[int]]]:
     """(ids, token lists) of the documents with at least 2 tokens, each truncated to ``max_tokens``."""
     check(len(documents) > 0, "documents", documents, "at least one document")
-    # a prefix of each text, not the text: one long document must not cost its whole size (issue 26)
+    # a prefix of each text, not the text: one long document must not cost its whole size
     tokenized = [lm.encode_prefix(d, max_tokens) if isinstance(d, str) else list(d)[:max_tokens] for d in documents]
     kept = [(i, d) for i, d in enumerate(tokenized) if len(d) >= 2]
     check(len(kept) > 0, "documents", "(all shorter than 2 tokens)", "documents of at least 2 tokens")
@@ -294,7 +269,9 @@ def _curves(
     full_docs: list[int] = []
     for n, length_sums in zip(lengths, scored):
         if length_sums is None:
-            values.append(None), nlls.append(None), full_docs.append(0)
+            values.append(None)
+            nlls.append(None)
+            full_docs.append(0)
             continue
         sums, tokens = length_sums
         mean = math.fsum(sums) / sum(tokens)  # the pooled totals are the documents' sums added up

@@ -1,17 +1,7 @@
-"""The one interface every evaluator uses: :class:`LanguageModel`, and what scoring shares.
-
-``LanguageModel`` is what perplexity, passkey, sweeps and the analyses need from a model:
-
-- ``encode(text) -> list[int]`` (no special tokens) and ``decode(ids) -> str``;
-- ``begin_ids``: tokens a sequence starts with (LLaMA-style BOS), ``[]`` for cocattn models;
-- ``logits(ids [1, T]) -> [1, T, V]`` (float32, no grad), the full sequence at once;
-- ``generate_greedy(ids, max_new_tokens)``: greedy decoding with a KV cache;
-- ``rope_scaling(params)``: a context manager applying inference-time RoPE scaling;
-- ``training_length`` (L0), ``name``, ``kind`` (``"cocattn"`` or ``"hf"``), ``attention``.
-
-Two adapters fill it in: :class:`cocattn.evaluate.lm_native.CocattnLanguageModel` (cocattn
-checkpoints) and :class:`cocattn.evaluate.lm_hf.HFLanguageModel` (transformers causal LMs);
-:func:`cocattn.evaluate.lm.load_lm` picks one for a model directory.
+"""The one interface every evaluator uses, :class:`LanguageModel` (text and token ids, logits,
+greedy decoding, RoPE scaling, sizes), and what scoring shares. Adapters: :mod:`.lm_native`
+(cocattn checkpoints) and :mod:`.lm_hf` (transformers causal LMs); :func:`cocattn.evaluate.lm.load_lm`
+picks one for a model directory.
 """
 
 from __future__ import annotations
@@ -32,7 +22,10 @@ _PREFIX_CHARS_PER_TOKEN = 4
 
 
 class LanguageModel:
-    """The interface the evaluators use (see the module docstring). Subclasses fill it in."""
+    """The interface the evaluators use: ``encode`` / ``decode`` (no special tokens), ``begin_ids``
+    (LLaMA-style BOS, ``[]`` for cocattn models), ``logits``, greedy decoding with a KV cache,
+    ``rope_scaling``, ``dims``; ``training_length`` (L0), ``name``, ``kind`` (``"cocattn"`` or
+    ``"hf"``), ``attention``. Subclasses fill it in."""
 
     name: str = "model"
     kind: str = "?"
@@ -104,9 +97,15 @@ class LanguageModel:
         return tokens
 
     def generate_greedy_with_logits(
-        self, ids, max_new_tokens: int, *, use_cache: bool = True, stop_at_eos: bool = True
+        self, ids: list[int] | torch.Tensor, max_new_tokens: int, *, use_cache: bool = True, stop_at_eos: bool = True
     ) -> tuple[list[int], list[torch.Tensor]]:
-        """Greedy continuation and the float32 next-token logits ``[V]`` of every step."""
+        """Greedy continuation of ``ids`` (a list, ``[T]`` or ``[1, T]``).
+
+        Returns:
+            tuple[list[int], list[torch.Tensor]]: the new token ids (up to ``max_new_tokens``,
+            ending at end-of-text with ``stop_at_eos``) and the float32 next-token logits ``[V]``
+            of every step.
+        """
         check(
             isinstance(max_new_tokens, int) and max_new_tokens >= 0, "max_new_tokens", max_new_tokens, "an integer >= 0"
         )
@@ -116,7 +115,9 @@ class LanguageModel:
         return self._generate_cached(idx, max_new_tokens, stop_at_eos)
 
     @torch.no_grad()
-    def _generate_no_cache(self, idx: torch.Tensor, max_new_tokens: int, stop_at_eos: bool):
+    def _generate_no_cache(
+        self, idx: torch.Tensor, max_new_tokens: int, stop_at_eos: bool
+    ) -> tuple[list[int], list[torch.Tensor]]:
         out: list[int] = []
         steps: list[torch.Tensor] = []
         for _ in range(max_new_tokens):
@@ -129,7 +130,9 @@ class LanguageModel:
             idx = torch.cat([idx, idx.new_tensor([[token]])], dim=1)
         return out, steps
 
-    def _generate_cached(self, idx: torch.Tensor, max_new_tokens: int, stop_at_eos: bool):
+    def _generate_cached(
+        self, idx: torch.Tensor, max_new_tokens: int, stop_at_eos: bool
+    ) -> tuple[list[int], list[torch.Tensor]]:
         raise NotImplementedError
 
     # --- RoPE scaling -------------------------------------------------------------------------
@@ -167,7 +170,21 @@ class LanguageModel:
 
     # --- sizes, for memory estimates ----------------------------------------------------------
     def dims(self) -> dict[str, int]:
-        """``params``, ``vocab``, ``hidden``, ``layers``, ``heads``, ``ffn`` (for memory estimates)."""
+        """The model's sizes, for memory estimates (:func:`cocattn.evaluate.memory.check_fits`).
+
+        Returns:
+            dict[str, int]: ``params``, ``vocab``, ``hidden``, ``layers``, ``heads``, ``ffn`` and
+            ``bytes_per_value`` (of the weights).
+        """
+        sizes = self._config_sizes()
+        return {
+            "params": sum(p.numel() for p in self.module.parameters()),
+            **sizes,
+            "bytes_per_value": next(self.module.parameters()).element_size(),
+        }
+
+    def _config_sizes(self) -> dict[str, int]:
+        """``vocab``, ``hidden``, ``layers``, ``heads``, ``ffn``: where the model's configuration keeps them."""
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:

@@ -1,40 +1,6 @@
-"""The result record every evaluator returns and writes, and its JSON / CSV files.
-
-One record = one (model, scaling, metric) row measured at several lengths:
-
-```json
-{
-  "schema": "cocattn.eval/1",
-  "metric": "ppl" | "passkey",
-  "model": "rope-tiny", "kind": "cocattn" | "hf", "attention": "rope", "training_length": 128,
-  "scaling": null | {"rope_type": "dynamic", "factor": 4.0}, "scaling_name": "none" | "dynamic x4",
-  "lengths": [128, 256, ...],
-  "values": [96.7, 98.7, ...],        # ppl: perplexity; passkey: accuracy; null = not measured
-  "counts": [40960, ...],             # ppl: tokens scored; passkey: cases
-  "ci95": [[94.1, 99.0], ...],        # interval per length (null: no value); level in settings.confidence
-  "settings": {...},                  # stride, documents, seed, ... (what a rerun needs)
-  "details": {...},                   # per metric, each a list aligned with "lengths"
-  "device": "cpu", "wall_s": 12.3, "peak_memory_bytes": 123456789, "created": "2026-...Z",
-  "cocattn_version": "0.1.0"
-}
-```
-
-``details`` for ``ppl``: ``nll`` (mean negative log-likelihood, nats/token), ``full_window_docs``
-(documents at least as long as the window), ``documents``, ``per_document`` (``ids``: one
-``"<index>:<hash of its tokens>"`` per document; ``nll_sum`` and ``tokens``: per length a list over
-documents, ``null`` for a skipped length). For ``passkey``: ``exact``, ``logprob``,
-``by_depth`` (bucket label -> list over lengths), ``within_training`` / ``beyond_training``
-(accuracy of cases whose key lies within / before the last ``training_length`` tokens), ``cases``
-(per length, one dict per case), ``ci95`` (Wilson intervals of ``exact``, ``within_training``,
-``beyond_training`` and ``by_depth``). ``ci95`` (top level) is a document bootstrap for ``ppl`` and
-a Wilson interval for ``passkey`` (:mod:`.intervals`); ``settings`` records ``confidence`` (and for
-``ppl`` ``ci_resamples``, ``ci_seed``). Records written before ``ci95`` and ``per_document``
-existed still load; the report leaves out the intervals it cannot compute and says so.
-For ``retrieval`` (one record per task, named by the record's
-``"task"``; :mod:`cocattn.evaluate.retrieval`): ``metric``, ``successes`` / ``trials``, ``ci_low`` /
-``ci_high`` (Wilson 95%), ``correct``, ``recall``, ``by_depth``, truncation counts and ``cases``.
-``cocattn reproduce`` and ``cocattn report`` read these files; a file holds one record or
-``{"results": [records]}``.
+"""The result record every evaluator returns and writes (schema ``cocattn.eval/1``: one (model,
+scaling, metric) row measured at several lengths), its JSON / CSV files, and the checks a record
+passes when it is read back. The fields: docs/EVAL.md.
 """
 
 from __future__ import annotations
@@ -45,7 +11,7 @@ import io
 import math
 import resource
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, TypeGuard
 
 import torch
 
@@ -215,7 +181,7 @@ MAX_LENGTH = 2**31
 _PASSKEY_SERIES = ("exact", "logprob", "within_training", "beyond_training")
 
 
-def _is_number(x: Any) -> bool:
+def _is_number(x: Any) -> TypeGuard[int | float]:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
@@ -265,9 +231,9 @@ def _check_top_level(record: dict, where: str) -> int:
             raise bad_value(f"{where}: lengths[{i}]", n, f"a positive integer up to {MAX_LENGTH}")
     n = len(lengths)
     positive = record["metric"] == "ppl"
-    bounds = (None, None) if positive else (0.0, 1.0)
+    low, high = (None, None) if positive else (0.0, 1.0)
     accepted = "a positive number (a perplexity) or null" if positive else "a number from 0 to 1 (a fraction) or null"
-    _check_series(record["values"], n, where, "values", *bounds, accepted)
+    _check_series(record["values"], n, where, "values", low, high, accepted)
     if positive and any(v is not None and v <= 0 for v in record["values"]):
         i = next(i for i, v in enumerate(record["values"]) if v is not None and v <= 0)
         raise bad_value(f"{where}: values[{i}]", record["values"][i], accepted)

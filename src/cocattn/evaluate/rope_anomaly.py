@@ -1,25 +1,7 @@
-"""The paper's RoPE anomaly: the initial angle between query and key in each rotary plane.
-
-Rotate-half layout: plane ``j`` of a head pairs dims ``j`` and ``j + d/2``; read the pair as the
-complex number ``q̃_j = q[j] + i q[j + d/2]`` (likewise ``k̃_j``). RoPE multiplies it by
-``e^{i p θ_j}`` at position ``p``, so the score of query ``m`` and key ``n`` is
-
-    Σ_j |q̃_j| |k̃_j| cos(Θ_j + (m - n) θ_j),   Θ_j = arg q̃_j - arg k̃_j  ∈ (-π, π]
-
-(PAPER.md §1), where ``Θ_j`` is the angle between the *un-rotated* slices. For causal attention the
-distance ``Δ = m - n ≥ 0`` grows from 0, and ``d/dΔ cos(Θ_j + Δθ_j) = -θ_j sin(Θ_j + Δθ_j)``:
-
-- ``Θ_j ∈ (0, π)``: the term falls as the key gets farther (the intended behaviour);
-- ``Θ_j ∈ (-π, 0)``: **anomalous**: the term *rises* with distance for the nearest tokens, up to
-  the border ``Δ* = -Θ_j / θ_j``, so a farther key scores higher than a nearer one (the two of the
-  paper's four rotation cases that a causal model meets are this one and the one above).
-
-CoCA forces ``Θ_j = 0`` (key slice collinear with the query slice), so it has no anomalous triples.
-
-``analyze_rope`` reports, per layer: the share of sampled (query, key, plane) triples that are
-anomalous, the share whose border is at least one token (``Δ* ≥ 1``: visible at integer
-distances), both per plane, and a histogram of ``Θ`` per plane. Query/key pairs are sampled
-uniformly among causal pairs (``n ≤ m``) of one document, seeded.
+"""The paper's RoPE anomaly: the initial angle ``Θ_j`` between the un-rotated query and key slices in
+each rotary plane; ``Θ_j ∈ (-π, 0)`` is anomalous (the score rises with distance up to
+``Δ* = -Θ_j / θ_j``). :func:`analyze_rope` reports per layer and plane the anomalous share of
+sampled causal (query, key) pairs and a histogram of ``Θ``; the derivation: docs/EVAL.md.
 """
 
 from __future__ import annotations
@@ -32,7 +14,7 @@ import torch
 
 from cocattn._checks import check
 from cocattn.attention.kinds import is_coca
-from cocattn.evaluate.attention import ANALYSIS_SCHEMA, attention_by_distance
+from cocattn.evaluate.attention import ANALYSIS_SCHEMA, attention_by_distance, document_ids
 from cocattn.evaluate.protocol import LanguageModel
 
 __all__ = ["initial_angles", "anomaly_stats", "analyze_rope"]
@@ -79,14 +61,7 @@ def analyze_rope(
     """Per layer: Θ statistics (RoPE models) and mean attention against distance (any model)."""
     start = time.perf_counter()
     length = lm.training_length if length is None else length
-    needed = length if isinstance(length, int) and length >= 2 else 2  # (checked below)
-    ids = lm.encode_prefix(document, needed) if isinstance(document, str) else list(document)
-    check(
-        isinstance(length, int) and 2 <= length <= len(ids),
-        "length",
-        length,
-        f"an integer between 2 and the document's {len(ids)} tokens",
-    )
+    ids = document_ids(lm, document, length)
     check(isinstance(pairs, int) and pairs > 0, "pairs", pairs, "a positive integer")
     idx = torch.tensor([ids[:length]])
     with lm.rope_scaling(None):

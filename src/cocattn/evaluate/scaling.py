@@ -1,15 +1,7 @@
-"""Inference-time RoPE scaling choices as the evaluators and the CLI name them.
-
-A scaling is ``None`` (the model as trained) or a transformers-style ``rope_parameters`` dict
-without ``rope_theta`` (the model keeps its own base) and, unless given, without
-``original_max_position_embeddings`` (the model fills in its training length). Specs:
-
-- ``"none"``: no scaling;
-- ``"dynamic:4"``, ``"linear:4"``, ``"yarn:4"``, ``"ntk:4"``: a type and its factor;
-- ``'{"rope_type": "yarn", "factor": 4, "beta_fast": 16}'``: a JSON object.
-
-Every spec is validated by :func:`cocattn.rope.rope_parameters`, so an unknown type or field fails
-at once, naming the accepted ones.
+"""Inference-time RoPE scalings as the evaluators and the CLI name them: ``"none"``, ``"dynamic:4"``
+(a type and its factor) or a JSON object of ``rope_parameters`` without ``rope_theta`` (the model
+keeps its own base and, unless given, its training length as ``original_max_position_embeddings``).
+Every spec is validated by :func:`cocattn.rope.rope_parameters`.
 """
 
 from __future__ import annotations

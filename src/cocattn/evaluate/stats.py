@@ -1,21 +1,6 @@
-"""Confidence intervals for every number the reports compare.
-
-- **Accuracy** (passkey, retrieval): the Wilson score interval for a binomial proportion
-  (Wilson 1927; the interval recommended by Brown, Cai & DasGupta 2001 for small n). Unlike the
-  normal ("Wald") interval it is never degenerate at 0/n or n/n and never leaves [0, 1].
-- **Perplexity**: a percentile bootstrap over *documents* (the unit that was sampled), seeded.
-  A resample draws documents with replacement and recomputes the token-weighted perplexity
-  ``exp(Σ NLL / Σ tokens)`` of the drawn documents, so long documents weigh as much as in the
-  point estimate.
-- **A mean over independently trained models** (seeds of one kind in the retrieval lab): a
-  percentile bootstrap over the models, which carries the variation between training runs that
-  an interval over one model's cases cannot show.
-- **Ratios between two models** (or two lengths of one model) scored on the *same* documents: a
-  paired bootstrap, where one resample draws a set of documents and both perplexities are
-  recomputed on it. Document difficulty, which moves both numerators together, cancels.
-
-Everything here is pure and deterministic for a given ``seed``: the same inputs give the same
-interval on any machine (NumPy's PCG64 generator).
+"""Confidence intervals for every number the reports compare: Wilson for accuracies; percentile
+bootstraps over documents (perplexity), over models (a mean over seeds), and paired over the same
+documents (ratios). Pure and deterministic for a given ``seed`` (NumPy's PCG64); docs/EVAL.md.
 """
 
 from __future__ import annotations

@@ -51,11 +51,12 @@ def evaluate_sweep(
             unique.append(p)
     if "ppl" in metrics:
         check(documents is not None and len(documents) > 0, "documents", documents, "documents for perplexity")
+    docs: Sequence[str] = documents or []  # None only without ppl (checked above)
     out: list[dict[str, Any]] = []
     for scaling in unique:
         if "ppl" in metrics:
             out.append(
-                evaluate_perplexity(lm, documents, lengths, scaling=scaling, progress=progress, **(ppl_options or {}))
+                evaluate_perplexity(lm, docs, lengths, scaling=scaling, progress=progress, **(ppl_options or {}))
             )
         if "passkey" in metrics:
             out.append(evaluate_passkey(lm, lengths, scaling=scaling, progress=progress, **(passkey_options or {})))

@@ -14,6 +14,8 @@ fields are CoCA's training options, as in cocattn's ``GPTConfig``
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from huggingface_hub.dataclasses import strict
 from transformers import LlamaConfig
 
@@ -47,12 +49,12 @@ class CocaLlamaConfig(LlamaConfig):
     coca_score_scale: float | None = None
     coca_t_lr_mult: float = 1.0
 
-    def __post_init__(self, **kwargs) -> None:
+    def __post_init__(self, **kwargs: Any) -> None:
         check_choice("coca_variant", self.coca_variant, COCA_VARIANTS)
         CocaOptions.from_prefixed(self)  # checks the coca_* fields
         super().__post_init__(**kwargs)
         check(
-            self.head_dim % 2 == 0,
+            cast(int, self.head_dim) % 2 == 0,  # set by LlamaConfig.__post_init__
             "head_dim",
             self.head_dim,
             "an even number (CoCA ties the two halves of each rotary plane of T)",

@@ -1,24 +1,8 @@
-"""Convert a pretrained LLaMA-family model (``LlamaForCausalLM``, GQA included) to CoCA.
-
-Every weight is kept except the key projection, which becomes CoCA's T projection. The paper
-replaces K by T in LLaMA-7B and continues training (§3.2) but does not say how T starts; the
-choices offered (``T_INITS``):
-
-- ``"from_k"`` (default): ``W_T = W_K`` (and its bias). T starts as the key projection, so after
-  tying each plane's key weight is ``τ_j = relu((k_j + k_{j+d/2}) / 2)``: the mean of the two
-  coordinates of the pretrained key in that plane, clipped at zero. The model keeps LLaMA's
-  query-key geometry as far as a non-negative, plane-tied key can, and starts closer to the
-  pretrained model than a random T (see docs/HF.md for the measured perplexities).
-- ``"random"``: ``W_T ~ N(0, initializer_range²)`` (transformers' LLaMA initialisation, bias
-  zero; ``coca_t_init_std`` in place of ``initializer_range`` when given), seeded. Attention starts
-  uninformed; stage 1 of the continued training learns T alone.
-
-CoCA's training options (``coca``: :class:`cocattn.attention.coca_options.CocaOptions` fields) go
-into the converted config. An option that changes the function class (``tau="softplus"``, a T
-bias on a model without biases) is refused unless ``allow_deviation=True``
-(``cocattn convert llama --coca KEY=VALUE --allow-deviation``): the converted model would then not
-be the paper's CoCA.
-"""
+"""Convert a pretrained LLaMA-family model (``LlamaForCausalLM``, GQA included) to CoCA: every
+weight is kept except the key projection, which becomes CoCA's T projection, started as K
+(``"from_k"``) or at random (``"random"``) (:data:`T_INITS`). CoCA's training options go into the
+converted config; one that leaves the paper's function class needs ``allow_deviation=True``.
+docs/HF.md, "Converting a LLaMA checkpoint"."""
 
 from __future__ import annotations
 
@@ -26,23 +10,17 @@ import math
 import shutil
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, cast
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from cocattn._checks import bad_value, check, check_choice
 from cocattn.attention.coca_options import CocaOptions
+from cocattn.files import atomic_directory, check_replaceable, load_json, mark_output, refuse_pickles
 from cocattn.hf.config import COCA_VARIANTS, CocaLlamaConfig
+from cocattn.hf.load import refuse_remote_code
 from cocattn.hf.modeling import CocaLlamaForCausalLM
-from cocattn.files import (
-    atomic_directory,
-    check_replaceable,
-    load_json,
-    mark_output,
-    refuse_pickles,
-    refuse_remote_code,
-)
 
 __all__ = ["T_INITS", "convert_llama", "convert_llama_dir", "load_llama", "TOKENIZER_FILES"]
 
@@ -60,11 +38,15 @@ TOKENIZER_FILES = (
 )
 
 
-def _t_from_k(k_weight: torch.Tensor, k_bias: torch.Tensor | None, config: LlamaConfig, gen: torch.Generator):
+def _t_from_k(
+    k_weight: torch.Tensor, k_bias: torch.Tensor | None, config: LlamaConfig, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     return k_weight.clone(), None if k_bias is None else k_bias.clone()
 
 
-def _t_random(k_weight: torch.Tensor, k_bias: torch.Tensor | None, config: LlamaConfig, gen: torch.Generator):
+def _t_random(
+    k_weight: torch.Tensor, k_bias: torch.Tensor | None, config: LlamaConfig, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     std = getattr(config, "coca_t_init_std", None) or config.initializer_range
     w = torch.randn(k_weight.shape, generator=gen, dtype=torch.float32) * std
     return w.to(k_weight.dtype), None if k_bias is None else torch.zeros_like(k_bias)
@@ -163,7 +145,7 @@ def convert_llama(
     if not isinstance(source, LlamaForCausalLM) or getattr(source.config, "model_type", None) != "llama":
         kind = getattr(getattr(source, "config", None), "model_type", None) or type(source).__name__
         raise bad_value("model", kind, "a LlamaForCausalLM (model_type 'llama') or the directory of one")
-    head_dim = source.config.head_dim
+    head_dim = cast(int, source.config.head_dim)  # LlamaConfig.__post_init__ sets it
     check(
         head_dim % 2 == 0,
         "head_dim",
@@ -181,7 +163,7 @@ def convert_llama(
 
     converted = _converted_state(source.state_dict(), config, options, t_init, seed)
     dtype = next(source.parameters()).dtype
-    model = CocaLlamaForCausalLM(config).to(dtype)
+    model = CocaLlamaForCausalLM(config).to(dtype)  # type: ignore[arg-type]  # transformers' wrapped .to is typed unbound
     missing, unexpected = model.load_state_dict(converted, strict=False)
     tied = {"lm_head.weight"} if config.tie_word_embeddings else set()
     if set(missing) - tied or unexpected:

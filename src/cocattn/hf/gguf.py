@@ -59,7 +59,7 @@ def gguf_to_hf(
     data = loaded.config.to_dict()
     for key in ("quantization_config", "_model_name_or_path", "_name_or_path", "transformers_version", "model_type"):
         data.pop(key, None)  # the saved weights are plain dequantised tensors, not GGUF
-    model = LlamaForCausalLM(LlamaConfig.from_dict(data)).to(dtype)
+    model = LlamaForCausalLM(LlamaConfig.from_dict(data)).to(dtype)  # type: ignore[arg-type]  # transformers' wrapped .to is typed unbound
     model.load_state_dict(loaded.state_dict())
     model.generation_config = loaded.generation_config
     del loaded

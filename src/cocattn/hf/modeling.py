@@ -1,35 +1,13 @@
 """``CocaLlamaModel`` / ``CocaLlamaForCausalLM``: transformers' LLaMA with CoCA attention.
 
-Built from transformers' own LLaMA parts (RMSNorm, MLP, decoder layer, causal-LM head, mask
-creation, ``generate``). Only the attention differs:
-
-- ``k_proj`` is replaced by ``t_proj`` (same shape) and the key is CoCA's tied T,
-  ``τ = relu((t[:h] + t[h:]) / 2)`` (:func:`cocattn.attention.tie_t`);
-- the scores are ``Q'·K' / sqrt(d)`` with CoCA's feature maps (Slack or Strict) from the same
-  autograd op as cocattn's own model (:func:`cocattn.attention.coca.coca_feature_maps`: only q,
-  the tables and a half-width mask saved for the backward), run through transformers'
-  attention interface (``sdpa`` by default, ``eager`` when attention weights are wanted), so
-  padding masks and GQA work as in LLaMA;
-- RoPE is applied inside the attention, for the current length: the KV cache (a plain
-  ``DynamicCache``) holds in its key slot the **un-rotated tied τ** (``head_dim / 2`` numbers per
-  token and KV head, half of LLaMA's key cache) and in its value slot V. Every cached τ is rotated
-  at use with the RoPE of the current length, so under dynamic NTK no key keeps a stale base
-  (transformers' LLaMA caches rotated keys and does). ``generate()`` with the cache equals
-  ``generate()`` without it for every position-independent RoPE (default, linear, ntk, yarn,
-  llama3), and for dynamic NTK in one layer; with dynamic NTK and several layers the two differ by
-  design, in any implementation: a cached token's T and V in layer 2 and above were computed from
-  the layer below at the base of *their* time, while a full recomputation redoes them at the
-  current base.
-
-Positions: queries use ``position_ids`` (as in LLaMA; ``generate`` derives them from the
-attention mask). Cached keys take the positions of the 2D ``attention_mask`` when it covers them
-(``cumsum(mask) - 1``, the same rule ``generate`` uses), otherwise ``0 … past - 1``.
-"""
+LLaMA's own parts (norms, MLP, decoder layer, head, masks, ``generate``) around an attention whose
+``k_proj`` is CoCA's ``t_proj``; the KV cache holds the un-rotated tied τ, rotated at use with the
+RoPE of the current length. docs/HF.md, "The model", gives the cache, position and RoPE rules."""
 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 from torch import nn
@@ -99,9 +77,11 @@ class CocaRotaryEmbedding(nn.Module):
     (``type(m)(config)``) after changing ``config.rope_parameters``.
     """
 
+    inv_freq: torch.Tensor
+
     def __init__(self, config: CocaLlamaConfig):
         super().__init__()
-        self.head_dim = config.head_dim
+        self.head_dim = cast(int, config.head_dim)  # LlamaConfig.__post_init__ sets it
         self.rope = coca_rope_parameters(config)
         with torch.device("cpu"):  # not meta under from_pretrained: the LRU of rope.py would keep a meta tensor
             inv_freq, _ = inv_freq_and_scaling(self.rope, self.head_dim, None)
@@ -142,8 +122,9 @@ class CocaLlamaAttention(nn.Module):
         super().__init__()
         self.config = config
         self.layer_idx = layer_idx
-        self.head_dim = config.head_dim
-        self.num_key_value_groups = config.num_attention_heads // config.num_key_value_heads
+        self.head_dim = cast(int, config.head_dim)  # LlamaConfig.__post_init__ sets it and num_key_value_heads
+        kv_heads = cast(int, config.num_key_value_heads)
+        self.num_key_value_groups = config.num_attention_heads // kv_heads
         self.scaling = self.head_dim**-0.5
         self.attention_dropout = config.attention_dropout
         self.is_causal = True
@@ -152,8 +133,8 @@ class CocaLlamaAttention(nn.Module):
         bias = config.attention_bias
         self.q_proj = nn.Linear(config.hidden_size, config.num_attention_heads * self.head_dim, bias=bias)
         t_bias = bias or self.coca.t_bias is not None
-        self.t_proj = nn.Linear(config.hidden_size, config.num_key_value_heads * self.head_dim, bias=t_bias)
-        self.v_proj = nn.Linear(config.hidden_size, config.num_key_value_heads * self.head_dim, bias=bias)
+        self.t_proj = nn.Linear(config.hidden_size, kv_heads * self.head_dim, bias=t_bias)
+        self.v_proj = nn.Linear(config.hidden_size, kv_heads * self.head_dim, bias=bias)
         self.o_proj = nn.Linear(config.num_attention_heads * self.head_dim, config.hidden_size, bias=bias)
         self.score_log_scale = score_scale_parameter(self.coca, config.num_attention_heads)
 
@@ -167,7 +148,7 @@ class CocaLlamaAttention(nn.Module):
         position_embeddings: CocaRotary,
         attention_mask: torch.Tensor | None = None,
         cache: Cache | None = None,
-        **kwargs,
+        **kwargs: Any,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         input_shape = hidden_states.shape[:-1]
         hidden_shape = (*input_shape, -1, self.head_dim)
@@ -213,7 +194,8 @@ class CocaLlamaDecoderLayer(LlamaDecoderLayer):
     def __init__(self, config: CocaLlamaConfig, layer_idx: int):
         nn.Module.__init__(self)
         self.hidden_size = config.hidden_size
-        self.self_attn = CocaLlamaAttention(config=config, layer_idx=layer_idx)
+        # LLaMA's forward calls it as it calls LlamaAttention (same arguments), which it does not subclass
+        self.self_attn = CocaLlamaAttention(config=config, layer_idx=layer_idx)  # type: ignore[assignment]
         self.mlp = LlamaMLP(config)
         self.input_layernorm = LlamaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.post_attention_layernorm = LlamaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
@@ -253,7 +235,8 @@ def _init_coca_attention(module: "CocaLlamaAttention") -> None:
     if options.t_bias is not None:
         hf_init.constant_(module.t_proj.bias, options.t_bias)
     if module.score_log_scale is not None:
-        hf_init.constant_(module.score_log_scale, math.log(options.score_scale))
+        # a score_log_scale parameter exists only when score_scale is set
+        hf_init.constant_(module.score_log_scale, math.log(cast(float, options.score_scale)))
 
 
 def _key_positions(
@@ -315,11 +298,11 @@ class CocaLlamaModel(CocaLlamaPreTrainedModel):
         self,
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
-        position_ids: torch.LongTensor | None = None,
+        position_ids: torch.Tensor | None = None,
         cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
-        **kwargs,
+        **kwargs: Any,
     ) -> BaseModelOutputWithPast:
         """As :meth:`transformers.LlamaModel.forward`."""
         if (input_ids is None) ^ (inputs_embeds is not None):

@@ -1,17 +1,7 @@
-"""The retrieval lab: small GPTs of any attention kind trained on synthetic retrieval tasks in
-minutes on a CPU, scored at 1-16x their training length, with intervals over seeds.
-
-- :mod:`cocattn.tasks.synthetic`: the tasks (``copy``, ``copy-fixed``, ``mqar``, ``needle``), each in one place;
-- :mod:`cocattn.lab.score`: a case is right when all of its answer tokens are the argmax;
-- :mod:`cocattn.lab.fit`: one model trained with the project's ``GPT``, AdamW groups and schedule;
-- :mod:`cocattn.lab.study`: the studies (extrapolation, learning, capacity, remedies) and their units;
-- :mod:`cocattn.lab.diagnostics`: attention entropy, score spread, zeroed τ and gradient norms;
-- :mod:`cocattn.lab.remedies`: named settings of CoCA's training options;
-- :mod:`cocattn.lab.run`: running a study side by side, resumably, with progress lines;
-- :mod:`cocattn.lab.summary`, :mod:`cocattn.lab.report`, :mod:`cocattn.lab.plots`: the numbers
-  with intervals, ``report.md`` and the plots.
-
-``cocattn lab STUDY --out DIR`` is the command; ``run_lab`` below is the same call from Python.
+"""The retrieval lab: small GPTs of any attention kind trained on synthetic retrieval tasks
+(:mod:`cocattn.tasks.synthetic`) in minutes on a CPU, scored at 1-16x their training length, with
+intervals over seeds. ``cocattn lab STUDY --out DIR`` is the command and :func:`run_lab` the same
+call from Python; docs/LAB.md describes the studies, the parts and the results.
 """
 
 from __future__ import annotations

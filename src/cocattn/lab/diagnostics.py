@@ -1,30 +1,17 @@
-"""What a lab model's attention looks like while it learns: the measurements that tell CoCA's
-slow start apart from a lack of capacity (docs/LAB.md, "Why CoCA learns to retrieve late").
-
-:func:`diagnose` takes one model and one batch of a task and returns, per layer:
-
-- ``entropy``: the attention entropy ``-Σ p log p`` in nats, mean over heads and queries (a
-  uniform row over ``n`` keys has ``log n``; a head that has found its key has about 0);
-- ``score_std``: the spread of the pre-softmax scores over each query's keys (the standard
-  deviation of ``log p`` over the causal keys, which equals that of the scores), mean over heads
-  and queries: how far the scores are from flat;
-- ``tau_zero``: CoCA only, the share of tied T entries ``τ = relu((t1 + t2) / 2)`` that are
-  exactly zero (planes that get no gradient through τ);
-- ``grad_q`` / ``grad_k``: the norm of the task loss's gradient on the Q projection and on the
-  key projection (T for CoCA), on this batch.
-
-The model's weights and its optimizer are untouched: the gradients are computed, read and cleared.
+"""What a lab model's attention looks like while it learns: the per-layer measurements that tell
+CoCA's slow start apart from a lack of capacity (docs/LAB.md, "Why CoCA learns to retrieve late").
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import torch
 
-from cocattn.tasks.synthetic import Batch
+from cocattn.attention import Attention
 from cocattn.model import GPT
+from cocattn.tasks.synthetic import Batch
 
 __all__ = ["diagnose", "DIAGNOSTICS"]
 
@@ -47,8 +34,21 @@ def _row_statistics(probs: torch.Tensor) -> tuple[float, float]:
 
 
 def diagnose(model: GPT, batch: Batch) -> list[dict[str, Any]]:
-    """Per layer (first block first): :data:`DIAGNOSTICS` on ``batch`` (module docstring)."""
-    layers = [block.attn for block in model.blocks]
+    """The attention diagnostics of ``model`` on one ``batch`` of a lab task. The model's weights
+    and optimizer are untouched: the gradients are computed, read and cleared.
+
+    Returns:
+        one dict per layer (first block first): ``layer`` (its index) and :data:`DIAGNOSTICS`:
+        ``entropy``: the attention entropy ``-Σ p log p`` in nats, mean over heads and queries (a
+        uniform row over ``n`` keys has ``log n``; a head that has found its key about 0);
+        ``score_std``: the standard deviation of ``log p`` over each query's causal keys (that of
+        the pre-softmax scores), mean over heads and queries;
+        ``tau_zero``: CoCA with the ReLU only, else None: the share of tied T entries
+        ``τ = relu((t1 + t2) / 2)`` that are exactly zero (planes without gradient through τ);
+        ``grad_q`` / ``grad_k``: the norm of the loss's gradient on the Q projection and on the key
+        projection (T for CoCA; None for a kind without one), NaN where there is no gradient.
+    """
+    layers = [cast(Attention, block.attn) for block in model.blocks]  # nn.Module attributes are untyped
     tied: list[torch.Tensor] = []
     hooks = [
         attn.t_proj.register_forward_hook(lambda _m, _i, out: tied.append(out.detach()))

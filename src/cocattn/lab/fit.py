@@ -1,11 +1,7 @@
-"""Training one small GPT on a lab task: the project's model, optimizer groups and schedule.
-
-The batches come from :func:`cocattn.tasks.synthetic.generate` (a new seeded batch every step, so no
-data is stored or repeated), the model is :class:`cocattn.model.GPT`, the optimizer AdamW over
-:func:`cocattn.train.schedule.param_groups` with :func:`cocattn.train.schedule.learning_rate`
-(warm-up, then cosine): what ``cocattn train`` uses, without its data directory, run directory
-and checkpoints, which a model that trains in a minute does not need. The loss is the mean
-cross-entropy over the answer tokens only (every other target is -100).
+"""Training one small GPT on a lab task with what ``cocattn train`` uses (:class:`cocattn.model.GPT`,
+AdamW over :func:`cocattn.train.schedule.param_groups`, warm-up then cosine), without its data and
+run directories: a new seeded batch every step (:func:`cocattn.tasks.synthetic.generate`), the
+loss the mean cross-entropy over the answer tokens only.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """Named settings of CoCA's training options (:class:`cocattn.attention.coca_options.CocaOptions`)
-that the lab's ``remedies`` study compares against the released code's CoCA.
-
-Each targets the slow start of CoCA's cubic score (``q² · τ``) at the GPT default init std 0.02,
-where CoCA's scores spread about a tenth as much as RoPE's and the gradients reaching Q and T are
-about eight times smaller (:mod:`cocattn.lab.diagnostics`). The sizes are chosen for that init:
-each multiplies the initial score spread by about 4 (T's std ×4, Q's ×2, or a score scale of 4),
-except the learning-rate multiplier (T moves 4× as fast) and the two changes of τ.
+that the ``remedies`` study compares against the released code's CoCA. Each targets the slow start
+of CoCA's cubic score (``q² · τ``) at init std 0.02 and, but for the learning-rate multiplier and
+the two changes of τ, multiplies the initial score spread by about 4 (docs/LAB.md, "The remedies").
 """
 
 from __future__ import annotations

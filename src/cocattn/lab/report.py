@@ -104,8 +104,8 @@ def _extrapolation_verdict(study: dict[str, Any], summary: dict[str, Any]) -> li
         scaled = [s for s in study["scalings"] if s != "plain" and _acc(summary, kind, s, 1) is not None]
         best = []
         for m in mults:
-            options = [(s, _acc(summary, kind, s, m)) for s in scaled]
-            options = [(s, r) for s, r in options if r is not None]
+            found = [(s, _acc(summary, kind, s, m)) for s in scaled]
+            options = [(s, r) for s, r in found if r is not None]
             if options:
                 s, r = max(options, key=lambda o: o[1]["mean"])
                 best.append(f"{m}× {r['mean']:.2f} ({s})")
@@ -140,9 +140,10 @@ def _capacity_section(study: dict[str, Any], summary: dict[str, Any]) -> list[st
 
 def _mean_over_pairs(summary: dict[str, Any], kind: str, width: int, pairs: list[int]) -> float | None:
     cells = [_acc(summary, kind, "plain", 1, width, p) for p in pairs]
-    if any(c is None for c in cells):
+    present = [c for c in cells if c is not None]
+    if len(present) < len(cells):
         return None
-    return sum(c["mean"] for c in cells) / len(cells)
+    return sum(c["mean"] for c in present) / len(present)
 
 
 def _su_sentence(study: dict[str, Any], summary: dict[str, Any]) -> list[str]:
@@ -160,8 +161,8 @@ def _su_sentence(study: dict[str, Any], summary: dict[str, Any]) -> list[str]:
             coca = _mean_over_pairs(summary, kind, w, pairs)
             if coca is None:
                 continue
-            rope = {f: _mean_over_pairs(summary, "rope", f, pairs) for f in (w // 2, w, 2 * w) if f in widths}
-            rope = {f: v for f, v in rope.items() if v is not None}
+            means = {f: _mean_over_pairs(summary, "rope", f, pairs) for f in (w // 2, w, 2 * w) if f in widths}
+            rope = {f: v for f, v in means.items() if v is not None}
             if not rope:
                 continue
             nearest = min(rope, key=lambda f: abs(rope[f] - coca))

@@ -146,7 +146,7 @@ def run_study(
 
 
 def write_lab_file(out: Path, study: Study, wall: float, jobs: int, threads: int | None) -> Path:
-    from cocattn.bench.attention import hardware_name
+    from cocattn.bench.measure import hardware_name
 
     records = load_units(out)
     names = [u.name for u in units(study)]

@@ -1,19 +1,8 @@
-"""The lab's studies: which models to train, how to evaluate them, and running them resumably.
-
-A study is a grid of *units*: one attention kind x width x task setting x seed, each a model
-trained by :func:`cocattn.lab.fit.fit` and scored at 1x .. 16x its training length, plain and
-with every requested RoPE scaling (rotary kinds only; ALiBi and NoPE are scored plain). Each
-unit writes ``units/<name>.json`` as it finishes, so a killed study resumes where it stopped and
-a finished one is summarised again from its files alone.
-
-- ``extrapolation``: the copy task (content lookup), four kinds, five seeds, 1-16x, plain and
-  dynamic NTK x2/x4/x8.
-- ``learning``: the same models scored in-window every ``curve_every`` steps; the steps each
-  kind needs to reach 90 % (also recorded by every other study).
-- ``capacity``: MQAR in-window, widths x pairs x kinds (Zoology's Figure 2 on a CPU budget).
-- ``remedies``: CoCA with each named setting of its training options (:mod:`cocattn.lab.remedies`)
-  against the released code's CoCA and RoPE, at the GPT default init std 0.02: steps to 90 %,
-  1-16x, and the attention diagnostics (:mod:`cocattn.lab.diagnostics`) along the curve.
+"""The lab's studies (``extrapolation``, ``learning``, ``capacity``, ``remedies``; docs/LAB.md): a
+grid of *units*, one attention kind x width x task setting x seed, each a model trained by
+:func:`cocattn.lab.fit.fit` and scored at 1x .. 16x its training length, plain and with every
+requested RoPE scaling (rotary kinds only). Each unit writes ``units/<name>.json`` as it finishes,
+so a killed study resumes and a finished one is summarised again from its files alone.
 """
 
 from __future__ import annotations

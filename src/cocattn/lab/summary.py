@@ -1,17 +1,7 @@
-"""A study's numbers with their intervals, from its units' records alone.
-
-- one model at one setting: accuracy over cases, with the Wilson interval;
-- a kind (several seeds): the mean accuracy of its seeds, with a percentile bootstrap over seeds;
-- learning speed: the step at which a seed's in-window accuracy reaches 90 % (interpolated between
-  the curve's checks); a seed that never does counts as the study's step count (a lower bound: the
-  mean is then marked ``>=``);
-- the attention diagnostics along the curve (mean over layers, then over seeds);
-- remedies: each CoCA option set against the released code's CoCA of the same kind, the speed-up
-  in steps to 90 % and the change in accuracy beyond the window, each with a bootstrap interval
-  over seeds, and whether it meets the adoption rule (:data:`ADOPT_SPEEDUP`).
-
-Models are grouped by *label*: the attention kind, plus ``+remedy`` for a remedy other than the
-released code's.
+"""A study's numbers with their intervals, from its units' records alone: accuracy per model
+(Wilson) and per kind (mean of its seeds, bootstrap over seeds), steps to 90 %, the attention
+diagnostics along the curve, and each remedy against the released CoCA (docs/LAB.md,
+"Intervals"). Models are grouped by *label*: the kind, plus ``+remedy`` for a remedy.
 """
 
 from __future__ import annotations

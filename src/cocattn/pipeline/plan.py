@@ -1,28 +1,18 @@
-"""What a ``cocattn reproduce`` run will compute, before it runs: ``cocattn reproduce --plan``.
-
-Counts, not timings: training tokens, the perplexity windows and passkey prompts of every
-evaluation setting, and the floating-point operations of each stage, so that a user can size a
-run against a GPU lease, and can turn one measured stage (say, training on their card) into an
-estimate for the others. Nothing is trained or loaded; with a data directory the evaluation
-documents are tokenised to count their windows exactly, without one every document is taken to
-be as long as the truncation allows (an upper bound).
-
-Operation counts (forward, per sequence of ``W`` tokens, causal):
-
-* dense: ``2 · P · W`` with ``P`` the weights of the blocks' matrix products (embeddings excluded);
-* attention: ``2 · W² · d_model`` per layer (``Q Kᵀ`` and ``P V``, half of each under the causal mask);
-* output layer: ``2 · d_model · V`` per token whose logits are computed (training: all of them;
-  perplexity: the scored tokens; passkey: the last one of each decoding step);
-* a training step is three forwards' worth (forward + backward).
-"""
+"""What a ``cocattn reproduce`` run will compute, before it runs (``cocattn reproduce --plan``):
+training tokens, the perplexity windows and passkey prompts of every evaluation setting, and each
+stage's floating-point operations, counted without training or loading anything (docs/TRAINING.md,
+"Counting the work")."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from cocattn.bench.flops import ModelShape
+
+if TYPE_CHECKING:
+    from cocattn.config import RunConfig
 
 __all__ = ["ModelShape", "RunPlan", "plan_run", "plan_config", "perplexity_windows", "format_plan"]
 
@@ -91,18 +81,23 @@ class RunPlan:
 
 
 def plan_run(preset: str = "tiny-cpu", overrides: Iterable[str] = (), data_dir: str | Path | None = None) -> RunPlan:
-    """The work of ``reproduce(preset, overrides=…, data_dir=…)``; see the module docstring."""
+    """The work of ``reproduce(preset, overrides=…, data_dir=…)``, counted (docs/TRAINING.md).
+
+    Returns:
+        RunPlan: tokens, windows, prompts and FLOP per stage.
+    """
     from cocattn.config import load_config
 
     return plan_config(load_config(preset, list(overrides)), preset, data_dir)
 
 
-def plan_config(cfg, preset: str, data_dir: str | Path | None = None) -> RunPlan:
+def plan_config(cfg: RunConfig, preset: str, data_dir: str | Path | None = None) -> RunPlan:
     """:func:`plan_run` for an already loaded run configuration (what ``reproduce`` holds)."""
-    from cocattn.config import eval_config, eval_scalings, scaling_slug
+    from cocattn.config import eval_config
+    from cocattn.pipeline.naming import eval_scalings, scaling_slug
 
     settings = eval_config(cfg)
-    model_cfg = dict(cfg.model)
+    model_cfg = cfg.to_dict()["model"]  # vocab_size null: the data's, below
     model_cfg["vocab_size"] = model_cfg.get("vocab_size") or settings.vocab_size
     shape = ModelShape.from_config(model_cfg)
     l0, t = model_cfg["max_seq_len"], cfg.train

@@ -1,16 +1,7 @@
-"""What ``cocattn reproduce`` checks before any work, and what ``--plan`` refuses the same way.
-
-- **The whole plan** (:func:`check_plan`): every evaluation length (the training length times
-  ``eval.multiples``) must hold the passkey prompt without filler, counted with the data's
-  tokenizer and the very keys the evaluation draws (before the data exists, a lower bound: one
-  token per word). Found only after training, this cost two trained models (issue 26, K).
-- **Finished stages** (:func:`check_stages`): a rerun into the same ``--out`` reuses the models in
-  ``OUT/runs/KIND`` and the results in ``OUT/results`` only when they were built with this run's
-  settings. Each run directory records the config it was trained with (``config.json``, written
-  by ``cocattn train``), the evaluation stage records its settings in ``OUT/stages.json``
-  (:func:`record_eval_stage`). A change is refused naming the setting, its recorded value and the
-  remedy; nothing is retrained or deleted behind the user's back (issue 26, J).
-"""
+"""What ``cocattn reproduce`` checks before any work, and what ``--plan`` refuses the same way: the
+whole plan (:func:`check_plan`: every evaluation length holds the passkey prompt) and the finished
+stages in ``--out`` (:func:`check_stages`: built with this run's settings, else refused naming the
+setting). docs/TRAINING.md, "Checks before any work", has the details."""
 
 from __future__ import annotations
 
@@ -20,7 +11,7 @@ from typing import Any
 
 from cocattn import files
 from cocattn._checks import bad_value
-from cocattn.config import EvalConfig, eval_config, load_config
+from cocattn.config import EvalConfig, RunConfig, eval_config, load_config
 
 __all__ = ["check_plan", "check_stages", "record_eval_stage", "default_data_dir", "STAGES_FILE"]
 
@@ -38,7 +29,7 @@ def default_data_dir(settings: EvalConfig) -> Path:
     return root / "data" / f"{settings.data_preset}-v{settings.vocab_size}"
 
 
-def data_dir_for(cfg: Any, data_dir: str | os.PathLike | None) -> Path:
+def data_dir_for(cfg: RunConfig, data_dir: str | os.PathLike | None) -> Path:
     """The data directory a run uses: ``--data``, else ``data.dir``, else :func:`default_data_dir`."""
     return Path(data_dir or cfg.data.dir or default_data_dir(eval_config(cfg)))
 
@@ -56,13 +47,21 @@ def _shortest_passkey(data_dir: Path | None, length: int, settings: EvalConfig) 
             return list(tokenizer.encode(text, add_special_tokens=False).ids)
 
         return shortest_prompt(encode, length, settings.passkey_cases), f"with the tokenizer of {data_dir}"
-    return shortest_prompt(str.split, length, settings.passkey_cases), "at least one token per word"
+    # shortest_prompt reads only how many tokens encode gives: here, words
+    words = shortest_prompt(str.split, length, settings.passkey_cases)  # type: ignore[arg-type]
+    return words, "at least one token per word"
 
 
-def check_plan(cfg: Any, data_dir: str | os.PathLike | None) -> EvalConfig:
-    """Refuse a run whose evaluation cannot run (see the module docstring); returns its settings."""
+def check_plan(cfg: RunConfig, data_dir: str | os.PathLike | None) -> EvalConfig:
+    """Refuse a run whose evaluation cannot run: an evaluation length (the training length times
+    ``eval.multiples``) too short for the passkey prompt without filler, counted with the data's
+    tokenizer (before the data exists, one token per word: a lower bound).
+
+    Returns:
+        EvalConfig: the run's checked evaluation settings.
+    """
     settings = eval_config(cfg)
-    l0 = int(cfg.model["max_seq_len"])
+    l0 = int(cfg.model.max_seq_len)
     for multiple in sorted(settings.multiples):
         n = l0 * multiple
         shortest, how = _shortest_passkey(Path(data_dir) if data_dir else None, n, settings)
@@ -105,11 +104,11 @@ def _refuse(where: Path, changes: list[str], out: Path) -> None:
     )
 
 
-def _eval_record(cfg: Any, settings: EvalConfig) -> dict[str, Any]:
-    return {"eval": {**cfg.to_dict()["eval"], "max_seq_len": int(cfg.model["max_seq_len"])}}
+def _eval_record(cfg: RunConfig, settings: EvalConfig) -> dict[str, Any]:
+    return {"eval": {**cfg.to_dict()["eval"], "max_seq_len": int(cfg.model.max_seq_len)}}
 
 
-def check_stages(out: str | os.PathLike, preset: str, overrides: list[str], cfg: Any) -> None:
+def check_stages(out: str | os.PathLike, preset: str, overrides: list[str], cfg: RunConfig) -> None:
     """Refuse a rerun whose finished (or started) stages in ``out`` were built with other settings."""
     out = Path(out)
     settings = eval_config(cfg)
@@ -132,6 +131,6 @@ def check_stages(out: str | os.PathLike, preset: str, overrides: list[str], cfg:
         _refuse(out / "results", changes, out)
 
 
-def record_eval_stage(out: str | os.PathLike, cfg: Any) -> None:
+def record_eval_stage(out: str | os.PathLike, cfg: RunConfig) -> None:
     """Record the settings the evaluation stage runs with (``OUT/stages.json``)."""
     files.write_json(Path(out) / STAGES_FILE, _eval_record(cfg, eval_config(cfg)))

@@ -1,12 +1,7 @@
-"""Live progress of ``cocattn reproduce``'s stages as periodic plain lines (issue 25).
-
-While the kinds train (or are evaluated) side by side in worker processes, a thread of the
-parent reads what the workers write anyway (each run's ``metrics.jsonl``; the result files) and
-every ``every_s`` seconds logs one line: each kind's step out of its total, loss and tokens/s and
-the stage's ETA, or the evaluation's results done out of all and its ETA. Plain lines, no
-carriage returns: the same in a terminal, a pipe and the run log (``OUT/reproduce.log``). The
-workers are not touched, so a job's outcome stays what it is alone.
-"""
+"""Live progress of ``cocattn reproduce``'s stages as periodic plain lines: a thread of the parent
+reads what the workers write anyway (``metrics.jsonl``, result files) and every ``every_s``
+seconds logs each kind's step, loss, tokens/s and the ETA, without carriage returns, to the
+terminal and ``OUT/reproduce.log``. The workers are not touched."""
 
 from __future__ import annotations
 
@@ -150,6 +145,6 @@ class ProgressLines:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()

@@ -19,12 +19,13 @@ import platform
 from dataclasses import dataclass, field
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, ContextManager, Iterable
 
 import torch
 
 from cocattn._checks import bad_value
-from cocattn.config import EvalConfig, eval_config, eval_scalings, scaling_slug
+from cocattn.config import EvalConfig, RunConfig, eval_config
+from cocattn.pipeline.naming import eval_scalings, scaling_slug
 from cocattn.report.reproduce import DEVIATIONS_FILE, read_json, write_reproduce_report, format_number
 
 __all__ = ["reproduce", "PRESETS", "DEVIATIONS_FILE"]
@@ -33,18 +34,18 @@ PRESETS = ("tiny-cpu", "cpu-30m", "small-gpu", "paper-350m")
 
 
 def hardware_line() -> str:
-    from cocattn.bench.attention import hardware_name
+    from cocattn.bench.measure import hardware_name
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     return f"{hardware_name(device)}; torch {torch.__version__}; Python {platform.python_version()}"
 
 
-def deviations(run_config, settings: EvalConfig, data_dir: Path) -> list[str]:
+def deviations(run_config: RunConfig, settings: EvalConfig, data_dir: Path) -> list[str]:
     """How this run departs from the paper's protocol (PAPER.md), stated in the report."""
     m, t = run_config.model, run_config.train
-    l0 = m["max_seq_len"]
+    l0 = m.max_seq_len
     notes = [
-        f"Scale: {m['n_layer']} layers, hidden {m['n_embd']}, {m['n_head']} heads, training length {l0}, "
+        f"Scale: {m.n_layer} layers, hidden {m.n_embd}, {m.n_head} heads, training length {l0}, "
         f"{t.steps} steps × {t.batch_size} rows = {t.steps * t.batch_size * l0 / 1e6:.2f} M tokens "
         "(paper: 350M parameters, length 512, ~50B tokens).",
         f"Data: `{data_dir}` (real public-domain / encyclopedic text; see its manifest.json), not the Pile/PG-19.",
@@ -253,13 +254,13 @@ def _stage_eval(run: _Run) -> None:
     run.done["eval_jobs"] = {"processes": jobs, "threads_each": threads}
     if jobs > 1:
         run.log(f"eval: {', '.join(to_eval)} side by side ({jobs} processes, {threads} thread(s) each)")
-    l0, show = run.config.model["max_seq_len"], False  # progress: the lines of cocattn.pipeline.progress
+    l0, show = run.config.model.max_seq_len, False  # progress: the lines of cocattn.pipeline.progress
     model_dir = {kind: run.out / "runs" / kind / "model" for kind in to_eval}
     calls = [(kind, model_dir[kind], settings, work.lengths, l0, docs, results, run.device, show) for kind in to_eval]
     flops = {"ppl": work.ppl_flops, "passkey": work.passkey_flops, "retrieval": work.retrieval_flops}
     with _progress_lines(run, EvalWatch({k: expected[k] for k in to_eval}), bool(to_eval)):
-        results = run_jobs(_evaluate_kind, calls, jobs=jobs, threads=threads)
-    for written in results:
+        written_by_kind = run_jobs(_evaluate_kind, calls, jobs=jobs, threads=threads)
+    for written in written_by_kind:
         run.done["eval_flops"] += sum(sum(flops[metric].values()) for metric in written)
 
 
@@ -330,7 +331,10 @@ def _evaluate_kind(
     from cocattn.evaluate.passkey import evaluate_passkey
     from cocattn.evaluate.perplexity import evaluate_perplexity
     from cocattn.evaluate.results import write_results
+    from cocattn.evaluate.retrieval import evaluate_retrieval
+    from cocattn.evaluate.suite import reproduce_options
 
+    options = reproduce_options(settings, lengths, l0)
     lm, written = None, []
     prompts: dict = {}  # retrieval prompts, reused across this model's scalings
     for scaling in eval_scalings(kind, settings.factors):
@@ -342,51 +346,29 @@ def _evaluate_kind(
             if lm is None:
                 lm = load_lm(model_dir, device=device, name=kind, autocast=_eval_autocast(settings, device))
             _log(f"eval {metric} {kind} {slug}")
+            record: dict[str, Any] | list[dict[str, Any]]
             if metric == "retrieval":
-                from cocattn.evaluate.retrieval import evaluate_retrieval
-
                 record = evaluate_retrieval(
                     lm,
                     settings.retrieval_tasks,
                     lengths,
-                    cases=settings.retrieval_cases,
                     scaling=scaling,
-                    batch_tokens=settings.batch_tokens,
                     progress=progress,
-                    too_short="skip",
                     prompt_cache=prompts,
+                    **options.retrieval(),
                 )
             elif metric == "ppl":
                 record = evaluate_perplexity(
-                    lm,
-                    docs,
-                    lengths,
-                    stride=settings.stride or l0,
-                    max_tokens=settings.doc_tokens or max(lengths) + 1,
-                    scaling=scaling,
-                    batch_tokens=settings.batch_tokens,
-                    too_long="skip",
-                    progress=progress,
-                    confidence=settings.confidence,
-                    ci_resamples=settings.ci_resamples,
+                    lm, docs, lengths, scaling=scaling, progress=progress, **options.perplexity()
                 )
             else:
-                record = evaluate_passkey(
-                    lm,
-                    lengths,
-                    cases=settings.passkey_cases,
-                    max_new_tokens=settings.passkey_new_tokens,
-                    scaling=scaling,
-                    batch_tokens=settings.batch_tokens,
-                    progress=progress,
-                    confidence=settings.confidence,
-                )
+                record = evaluate_passkey(lm, lengths, scaling=scaling, progress=progress, **options.passkey())
             write_results(path, record)
             written.append(metric)
     return written
 
 
-def _progress_lines(run: _Run, describe: Callable[[float], str], enabled: bool):
+def _progress_lines(run: _Run, describe: Callable[[float], str], enabled: bool) -> ContextManager[object]:
     """Progress lines while a stage's jobs run: to the terminal and the run log, or only to the run
     log without ``progress`` (``--no-progress``)."""
     import contextlib

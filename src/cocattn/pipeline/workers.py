@@ -155,6 +155,7 @@ def run_jobs(
         if poll:
             poll()
         for f in futures:
-            if not f.cancelled() and f.exception() is not None:
-                raise f.exception()
+            error = None if f.cancelled() else f.exception()
+            if error is not None:
+                raise error
         return [f.result() for f in futures]

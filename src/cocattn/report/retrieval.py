@@ -1,25 +1,16 @@
-"""Tables and plots of retrieval-suite results (:mod:`cocattn.evaluate.retrieval`): what ``cocattn
-eval retrieval`` prints and the retrieval section of ``cocattn report`` / ``cocattn reproduce``.
-
-- per task, the score with its Wilson 95% interval at each length, one row per model + scaling;
-- the aggregate: at each length, the unweighted mean of the tasks' scores (each task counts once,
-  whatever its number of cases, as RULER averages its tasks), over the lengths every task has;
-- effective lengths (:func:`effective_rows`): per model, scaling and task, the largest length up
-  to which the score's lower 95% bound stays above ``ratio`` × the reference score, the same
-  model's score on that task at its training length without scaling (with this scaling when the
-  unscaled model was not evaluated); a model's effective length over the suite is the shortest
-  of its tasks' (every task holds up to there);
-- plots: score against length per task (with the intervals), and per model + scaling a depth ×
-  length heatmap for each task that has needles.
+"""The retrieval suite's tables and plots (:mod:`cocattn.evaluate.retrieval`): what ``cocattn eval
+retrieval`` prints and the retrieval section of ``cocattn report``. Per task the score with its
+Wilson 95% interval by length, the aggregate over tasks, effective lengths, score-against-length
+plots and depth × length heatmaps (definitions: docs/RETRIEVAL.md).
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from cocattn.evaluate.retrieval import effective_length
+from cocattn.report.format import length_label, row_label, slug
 from cocattn.report.plots import pyplot, save_figure
 from cocattn.tasks.depth import DEPTH_BUCKETS
 from cocattn.tasks.ruler import METRIC_TEXT, SCORING, TASK_NAMES
@@ -41,18 +32,6 @@ AGGREGATE_TEXT = (
     "aggregate = unweighted mean of the tasks' scores at each length (each task counts once, whatever "
     "its number of cases; RULER averages its tasks the same way), over the lengths every task has"
 )
-
-
-def _row(r: dict) -> str:
-    return f"{r['model']} + {r.get('scaling_name', 'none')}"
-
-
-def _length_label(n: int) -> str:
-    return f"{n // 1024}K" if n >= 1024 and n % 1024 == 0 else str(n)
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "row"
 
 
 def _task_order(task: str) -> tuple[int, str]:
@@ -91,7 +70,7 @@ def aggregate_rows(records: Sequence[dict]) -> list[tuple[str, list[str], dict[i
     """Per model + scaling: (label, tasks averaged, {length: mean score}) (see :data:`AGGREGATE_TEXT`)."""
     groups: dict[str, list[dict]] = {}
     for r in retrieval_records(records):
-        groups.setdefault(_row(r), []).append(r)
+        groups.setdefault(row_label(r), []).append(r)
     out = []
     for label, rs in groups.items():
         common = set.intersection(*(set(n for n, v in zip(r["lengths"], r["values"]) if v is not None) for r in rs))
@@ -125,13 +104,13 @@ def effective_rows(records: Sequence[dict], ratio: float = DEFAULT_RATIO) -> lis
             if reference is None
             else "score 0 at 1×"
             if reference == 0
-            else f"< {_length_label(min(r['lengths']))}"
+            else f"< {length_label(min(r['lengths']))}"
             if effective is None
             else ""
         )
         rows.append(
             {
-                "label": _row(r),
+                "label": row_label(r),
                 "model": r["model"],
                 "scaling": r.get("scaling_name", "none"),
                 "task": r["task"],
@@ -166,7 +145,7 @@ def effective_rows(records: Sequence[dict], ratio: float = DEFAULT_RATIO) -> lis
 
 def _effective_cell(row: dict) -> str:
     if row["effective_length"] is not None:
-        return _length_label(row["effective_length"])
+        return length_label(row["effective_length"])
     return row["note"] if row["note"].startswith("<") else f"– ({row['note']})"
 
 
@@ -193,13 +172,13 @@ def _task_section(rs: Sequence[dict], task: str, heading: str) -> list[str]:
     for r in rs:
         d = r["details"]
         cells = {n: _cell(v, lo, hi) for n, v, lo, hi in zip(r["lengths"], r["values"], d["ci_low"], d["ci_high"])}
-        body.append([_row(r), *(cells.get(n, "–") for n in lengths)])
+        body.append([row_label(r), *(cells.get(n, "–") for n in lengths)])
     return [
         f"{heading} {task} ({options}; score: {metric}, {METRIC_TEXT[metric]})",
         "",
         "Score [Wilson 95% interval] by length:",
         "",
-        _table(["model + scaling", *map(_length_label, lengths)], body),
+        _table(["model + scaling", *map(length_label, lengths)], body),
         "",
         "Truncation: " + "; ".join(_truncation_note(r) for r in rs) + ".",
         "",
@@ -212,7 +191,7 @@ def _truncation_note(r: dict) -> str:
     short, trunc = sum(d["short_prompts"]), sum(d["truncated_outputs"])
     wrapped = sum(d.get("wrapped_haystacks") or [])
     return (
-        f"{_row(r)}: {sum(r['counts'])} cases, {short} prompts shorter than their length (by at most "
+        f"{row_label(r)}: {sum(r['counts'])} cases, {short} prompts shorter than their length (by at most "
         f"{max(d['max_shortfall'])} tokens), {trunc} outputs stopped by the token budget before a "
         f"line break"
         + (f", {wrapped} haystacks reusing the corpus" if wrapped else "")
@@ -234,7 +213,7 @@ def _aggregate_section(records: Sequence[dict], heading: str) -> list[str]:
         AGGREGATE_TEXT + ".",
         "",
         _table(
-            ["model + scaling", "tasks", *map(_length_label, lengths)],
+            ["model + scaling", "tasks", *map(length_label, lengths)],
             [[label, ", ".join(tasks), *(_cell(means.get(n)) for n in lengths)] for label, tasks, means in agg],
         ),
         "",
@@ -311,12 +290,12 @@ def plot_task_vs_length(records: Sequence[dict], path: str | Path, task: str) ->
             fmt=style,
             marker="o",
             capsize=3,
-            label=_row(r),
+            label=row_label(r),
         )
     lengths = sorted({n for r in rs for n in r["lengths"]})
     ax.set_xscale("log", base=2)
-    ax.set_xticks(lengths, [_length_label(n) for n in lengths])
-    for t in sorted({r.get("training_length") for r in rs if r.get("training_length")}):
+    ax.set_xticks(lengths, [length_label(n) for n in lengths])
+    for t in sorted({r["training_length"] for r in rs if r.get("training_length")}):
         ax.axvline(t, color="grey", linewidth=0.8, linestyle=":")
     ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel("context length (tokens, prompt + answer)")
@@ -344,7 +323,7 @@ def plot_depth_heatmaps(records: Sequence[dict], path: str | Path) -> Path | Non
         by_depth = r["details"]["by_depth"]
         grid = np.array([[np.nan if v is None else v for v in by_depth[b]] for b in DEPTH_BUCKETS], dtype=float)
         im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
-        ax.set_xticks(range(len(r["lengths"])), [_length_label(n) for n in r["lengths"]], fontsize=7)
+        ax.set_xticks(range(len(r["lengths"])), [length_label(n) for n in r["lengths"]], fontsize=7)
         ax.set_yticks(range(len(DEPTH_BUCKETS)), DEPTH_BUCKETS if index == 0 else [""] * len(DEPTH_BUCKETS), fontsize=7)
         for i in range(grid.shape[0]):
             for j in range(grid.shape[1]):
@@ -362,7 +341,7 @@ def plot_depth_heatmaps(records: Sequence[dict], path: str | Path) -> Path | Non
         ax.set_xlabel("length", fontsize=7)
     axes[0][0].set_ylabel("depth of the first required needle", fontsize=7)
     fig.colorbar(im, ax=list(axes[0]), fraction=0.03)
-    fig.suptitle(f"Retrieval score by depth: {_row(rs[0])}", fontsize=9)
+    fig.suptitle(f"Retrieval score by depth: {row_label(rs[0])}", fontsize=9)
     return save_figure(fig, path, dpi=120)
 
 
@@ -380,14 +359,14 @@ def retrieval_section(records: Sequence[dict], out_dir: str | Path, ratio: float
         "",
     ]
     for task in sorted({r["task"] for r in records}, key=_task_order):
-        name = f"retrieval_{_slug(task)}.png"
+        name = f"retrieval_{slug(task)}.png"
         plot_task_vs_length(records, out / name, task)
         lines += [f"![{task} against length]({name})", ""]
     groups: dict[str, list[dict]] = {}
     for r in records:
-        groups.setdefault(_row(r), []).append(r)
+        groups.setdefault(row_label(r), []).append(r)
     for label, rs in groups.items():
-        name = f"retrieval_depth_{_slug(label)}.png"
+        name = f"retrieval_depth_{slug(label)}.png"
         if plot_depth_heatmaps(rs, out / name) is not None:
             lines += [f"![retrieval by depth: {label}]({name})", ""]
     return lines

@@ -1,41 +1,20 @@
-"""The verdict: a few sentences, generated from the result records alone, that answer "does the
-model extrapolate, and how sure are we?". ``cocattn reproduce`` and ``cocattn report`` put it at
-the top of report.md.
-
-What is compared, and how (every interval at the report's level, 95% by default):
-
-1. **Each model against the baseline** (the RoPE model: the one named ``rope``, else the only one
-   with RoPE attention), *with the same scaling*: the ratio of perplexities ``ppl(model) /
-   ppl(RoPE)`` at the training length ("1×": the record's training length when evaluated, else
-   its shortest length) and at the longest length both were evaluated at. The interval is a
-   paired bootstrap over documents (:func:`cocattn.evaluate.stats.paired_ratio_interval`): a
-   resample draws documents with replacement and recomputes both perplexities on the same
-   draw. Models without a rotary embedding (ALiBi, NoPE) have only the unscaled record and are
-   compared with unscaled RoPE.
-2. **Each model against itself** (per scaling): ``ppl(longest) / ppl(1×)``, the degradation the
-   paper is about, paired over the same documents at the two lengths.
-3. **Passkey**: accuracy at 1× and at the longest length, with Wilson score intervals and the
-   counts (correct out of cases). Accuracies are stated, not ranked: no test of a difference
-   between two accuracies is made here. First, the in-window gate: which models retrieve at 1×
-   (accuracy ≥ :data:`IN_WINDOW`, without scaling); a model below it has not learned to retrieve,
-   so its passkey numbers beyond the window say nothing about extrapolation, and for a CoCA model
-   the sentence gives the measured reason (:data:`COCA_REASON`).
-
-Words are given only by the interval: a ratio whose interval lies wholly below 1 is "lower than
-RoPE's" (or, for a model against itself, "it improves"), wholly above 1 "higher" ("it
-degrades"), otherwise "not distinguishable from RoPE's at this sample size" ("no change
-distinguishable at this sample size"). Records without per-document data (written before
-they were stored) get the point ratio and the words "no interval", never an estimated one; two
-records that scored different documents (another tokenizer, another truncation) are not
-compared.
+"""The verdict at the top of report.md: sentences, from the result records alone, that say whether
+each model extrapolates and how sure we are. Each model's perplexity is compared with RoPE's
+(:func:`baseline_model`; same scaling, unscaled RoPE for models without rotary embedding) and with
+its own at 1× (:func:`reference_length`), as paired-bootstrap ratios over the same documents at 1×
+and the longest common length; passkey accuracies are stated with Wilson intervals after the
+in-window gate (:func:`in_window_lines`), not ranked. Words come from the interval alone
+(:func:`ratio_words`, :func:`change_words`); a record without per-document data gets the point
+ratio marked "no interval", and records that scored different documents are not compared.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, cast, overload
 
 from cocattn.evaluate.intervals import DIFFERENT_DOCUMENTS, paired_ratio, passkey_intervals, per_document
 from cocattn.evaluate.results import display_name, record_sort_key, scaling_label, scaling_sort_key
+from cocattn.report.format import format_value, level_label
 
 __all__ = [
     "IN_WINDOW",
@@ -53,10 +32,6 @@ __all__ = [
 ]
 
 
-def _level(confidence: float) -> str:
-    return f"{confidence * 100:g}%"
-
-
 def _tokens(n: int) -> str:
     return f"{n:,} tokens"
 
@@ -68,6 +43,12 @@ def _multiple(n: int, l0: int | None) -> str:
     return f"{m:g}×" if abs(m - round(m)) < 1e-9 else f"{m:.3g}×"
 
 
+@overload
+def _num(x: float, /) -> str: ...
+@overload
+def _num(x: float, y: float, /, *xs: float) -> tuple[str, ...]: ...
+
+
 def _num(*xs: float) -> str | tuple[str, ...]:
     """Ratios with two decimals, or more (up to four) for all of them while fewer would show a
     number that is not 1 as 1.00 (so a ratio and its bounds read consistently, and a bound that
@@ -77,10 +58,6 @@ def _num(*xs: float) -> str | tuple[str, ...]:
         decimals += 1
     out = tuple(f"{x:.{decimals}f}" for x in xs)
     return out[0] if len(out) == 1 else out
-
-
-def _ppl(x: float) -> str:
-    return f"{x:.0f}" if x >= 100 else f"{x:.1f}" if x >= 10 else f"{x:.2f}"
 
 
 def _with_scaling(record: dict) -> str:
@@ -159,7 +136,7 @@ def compare_sentence(record: dict, base: dict, n: int, confidence: float, resamp
         return f"{where}, {name}'s perplexity is {_num(ratio)}× {ref}'s (no interval)."
     r, low, high = _num(ratio, found["low"], found["high"])
     return (
-        f"{where}, {name}'s perplexity is {r}× {ref}'s ({_level(confidence)} interval "
+        f"{where}, {name}'s perplexity is {r}× {ref}'s ({level_label(confidence)} interval "
         f"{low}–{high}, paired bootstrap over {found['documents']} documents): "
         f"{ratio_words(found['low'], found['high'], ref)}."
     )
@@ -173,8 +150,8 @@ def degradation_sentence(record: dict, confidence: float, resamples: int) -> str
         return None
     l0 = record.get("training_length")
     head = (
-        f"{display_name(record)} {_with_scaling(record)}: perplexity {_ppl(_value(record, n0))} at "
-        f"{_multiple(n0, l0)} → {_ppl(_value(record, n1))} at {_multiple(n1, l0)} ({_tokens(n1)})"
+        f"{display_name(record)} {_with_scaling(record)}: perplexity {format_value(_value(record, n0), 'ppl')} at "
+        f"{_multiple(n0, l0)} → {format_value(_value(record, n1), 'ppl')} at {_multiple(n1, l0)} ({_tokens(n1)})"
     )
     ratio, found, reason = _ratio(record, n1, record, n0, confidence, resamples)
     if found is None:
@@ -189,7 +166,7 @@ def degradation_sentence(record: dict, confidence: float, resamples: int) -> str
 def passkey_sentence(record: dict, confidence: float) -> str | None:
     """``RoPE without scaling: 0.94 [0.84–0.98] at 1× (47 of 50), 0.00 [0.00–0.07] at 16× (0 of 50).``"""
     n0, n1 = reference_length(record), longest_common_length(record)
-    if n0 is None:
+    if n0 is None or n1 is None:  # both None together: the same lengths with values
         return None
     intervals = passkey_intervals(record, confidence)["values"]
     l0 = record.get("training_length")
@@ -218,12 +195,14 @@ COCA_REASON = (
 
 
 def in_window_lines(passkey: Sequence[dict], confidence: float) -> list[str]:
-    """The in-window gate (module docstring): one bullet per model that does not retrieve at 1×,
-    after one that names those that do; nothing without a plain passkey record."""
+    """The in-window gate: a model retrieves when its accuracy at 1× without scaling is at least
+    :data:`IN_WINDOW`; below it, its passkey accuracy beyond the window says nothing about
+    extrapolation (for CoCA the sentence adds :data:`COCA_REASON`). Returns one bullet naming those
+    that retrieve, then one per model that does not; [] without a plain passkey record."""
     plain = [r for r in passkey if r.get("scaling_name", "none") == "none" and reference_length(r) is not None]
     if not plain:
         return []
-    passed = [r for r in plain if _value(r, reference_length(r)) >= IN_WINDOW]
+    passed = [r for r in plain if _value(r, cast(int, reference_length(r))) >= IN_WINDOW]  # plain: has one
     lines = [
         f"- Retrieving in-window (≥ {IN_WINDOW:.2f} at 1×, no scaling): "
         + (", ".join(display_name(r) for r in passed) or "no model")
@@ -232,7 +211,7 @@ def in_window_lines(passkey: Sequence[dict], confidence: float) -> list[str]:
     for r in plain:
         if r in passed:
             continue
-        n0 = reference_length(r)
+        n0 = cast(int, reference_length(r))  # plain keeps only records that have one
         j = r["lengths"].index(n0)
         ci = passkey_intervals(r, confidence)["values"][j]
         interval = f" [{ci[0]:.2f}–{ci[1]:.2f}]" if ci else ""
@@ -272,7 +251,7 @@ def verdict_section(records: Sequence[dict], confidence: float, resamples: int) 
     passkey = sorted((r for r in records if r["metric"] == "passkey"), key=record_sort_key)
     if not ppl and not passkey:
         return []
-    level = _level(confidence)
+    level = level_label(confidence)
     md = [
         "## Verdict",
         "",

@@ -1,23 +1,7 @@
-"""The retrieval lab's synthetic tasks: each defined here once, generated on the fly, seeded.
-
-A task turns ``(length, n, generator)`` into a :class:`Batch` of ``n`` rows of exactly ``length``
-input tokens, the next-token targets (``-100`` everywhere but at the answers: the loss and the
-score see only the answers), and for every answer token the case it belongs to and the distance
-between the answer and the token it must be read from. A case is scored right when every one of
-its answer tokens is the model's greedy (argmax) prediction, with the true tokens before it in
-the input (teacher forcing: for a single-token answer that is exactly greedy decoding).
-
-| task | what a case is | the source | can a pure relative-position head solve it? |
-|---|---|---|---|
-| ``copy`` | a segment, a random gap, a marker, the segment again: the repeat | induction heads (Olsson et al. 2022), the issue's probe | no: the distance is uniform over the row (:func:`fixed_offset_predictions` scores chance) |
-| ``copy-fixed`` | the same with the segment at the start and the repeat at the end | the control | yes in-window (distance ``length - segment``, fixed), so a positional shortcut shows as a collapse at 2x |
-| ``mqar`` | one query: a key asked again, answered by its value | Zoology's multi-query associative recall (Arora et al. 2023, arXiv 2312.04927) | no: keys are asked in random order at power-law gaps |
-| ``needle`` | one value hidden at a uniform depth of noise, asked at the end | the paper's passkey, reduced to tokens | no: the depth is uniform |
-
-Vocabulary layout (``vocab_size`` V): ``copy``: token 0 the marker, tokens ``1 .. (V-1)//2`` the
-segment alphabet, the rest noise. ``needle``: 0 marks the needle, 1 the question, ``2 .. 1+digits``
-the value alphabet, the rest noise. ``mqar`` (as Zoology): keys from ``1 .. V/2 - 1``, values from
-``V/2 .. V-1``, every other position a random token of the whole vocabulary.
+"""The retrieval lab's synthetic tasks (``copy``, ``copy-fixed``, ``mqar``, ``needle``), each defined
+here once, generated on the fly and seeded: :func:`generate` turns ``(spec, length, n, seed)`` into a
+:class:`Batch` whose targets are ``-100`` everywhere but at the answers. docs/LAB.md ("The tasks")
+gives what each case is, what it measures and its vocabulary layout.
 """
 
 from __future__ import annotations

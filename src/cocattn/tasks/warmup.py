@@ -1,23 +1,14 @@
-"""Retrieval warm-up rows (docs/RESULTS.md, "Passkey in-window"): real corpus text as filler around a pass
-key, ending with the question and the answer, so that a small model learns to retrieve in-window.
-The key line, question and answer prefix are the evaluation's own words
-(:mod:`cocattn.tasks.passkey`); the filler is corpus text, not the evaluation's repeated sentences.
-
-Row layout (exactly ``seq_len + 1`` tokens, so ``row[:-1]`` / ``row[1:]`` are one training pair):
-``filler[:depth] + NEEDLE + filler[depth:] + QUESTION``, with the key N uniform in
-[10000, 99999], the filler a random contiguous span of the training tokens and the depth uniform
-over the filler. The row ends with the last token of N.
-
-Rows of the retrieval suite's tasks (``data.retrieval_tasks``, :mod:`cocattn.tasks.ruler`),
-the evaluation's own cases and words: ``HEADER\n`` + filler with the case's needles at their
-depths (token positions in proportion) + ``\nQUESTION ANSWER-PREFIX ANSWER``, ending with the
-last token of the gold answer. A ``cwe`` row holds as many uncommon words as fit after a stretch
-of filler (the list cannot be cut to the token).
+"""Retrieval warm-up rows mixed into training (docs/RESULTS.md, "Passkey in-window"): the passkey
+and the retrieval suite's tasks (``data.retrieval_tasks``), asked in the evaluation's own words
+(:mod:`cocattn.tasks.passkey`, :mod:`cocattn.tasks.ruler`) around real corpus text as filler, so
+that a small model learns to retrieve in-window. A row is ``seq_len + 1`` tokens, so ``row[:-1]``
+/ ``row[1:]`` are one training pair, and ends with the last token of the answer.
 """
 
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
@@ -25,6 +16,11 @@ import torch
 from cocattn._checks import check
 from cocattn.tasks.passkey import ANSWER_PREFIX, KEY_LINE
 from cocattn.tasks.passkey import QUESTION as EVAL_QUESTION
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+    from cocattn.tasks.ruler import TaskSpec
 
 NEEDLE = " " + KEY_LINE + " "
 QUESTION = " " + EVAL_QUESTION + " " + ANSWER_PREFIX + " {key}"
@@ -42,9 +38,15 @@ def _randint(low: int, high: int, generator: torch.Generator) -> int:
 
 
 def make_retrieval_row(
-    generator: torch.Generator, tokenizer, filler_tokens: np.ndarray, seq_len: int
+    generator: torch.Generator, tokenizer: Tokenizer, filler_tokens: np.ndarray, seq_len: int
 ) -> tuple[torch.Tensor, int]:
-    """One retrieval row of ``seq_len + 1`` int64 tokens and its key (see the module docstring)."""
+    """One passkey row: ``filler[:depth] + NEEDLE + filler[depth:] + QUESTION``, with the key N
+    uniform in :data:`KEY_RANGE`, the filler a random contiguous span of ``filler_tokens`` and the
+    depth uniform over the filler.
+
+    Returns:
+        ``(row, key)``: the row, int64 ``[seq_len + 1]`` ending with the last token of N, and N.
+    """
     key = _randint(*KEY_RANGE, generator)
     needle, question = passkey_texts(key)
     needle_ids = tokenizer.encode(needle).ids
@@ -80,15 +82,22 @@ def _task_rng(generator: torch.Generator) -> random.Random:
     return random.Random(int(torch.randint(0, 2**62, (1,), generator=generator).item()))
 
 
-def _ids(tokenizer, text: str) -> list[int]:
+def _ids(tokenizer: Tokenizer, text: str) -> list[int]:
     return list(tokenizer.encode(text).ids)
 
 
 def make_task_row(
-    generator: torch.Generator, tokenizer, filler_tokens: np.ndarray, seq_len: int, task
+    generator: torch.Generator, tokenizer: Tokenizer, filler_tokens: np.ndarray, seq_len: int, task: str | TaskSpec
 ) -> tuple[torch.Tensor, list[str]]:
-    """One row of ``seq_len + 1`` int64 tokens of a retrieval-suite ``task`` (a name or spec) and
-    its expected values (see the module docstring)."""
+    """One row of a retrieval-suite ``task`` (a name or spec), from the evaluation's own cases:
+    ``HEADER\n`` + filler with the case's needles at their depths (token positions in proportion) +
+    ``\nQUESTION ANSWER-PREFIX ANSWER``. A ``cwe`` row holds as many uncommon words as fit after a
+    stretch of filler (the list cannot be cut to the token).
+
+    Returns:
+        ``(row, expected)``: the row, int64 ``[seq_len + 1]`` ending with the last token of the
+        gold answer, and the expected values.
+    """
     from cocattn.tasks.ruler import CweSpec, cwe_case, cwe_list, cwe_words, parse_task, sample_case
 
     spec = parse_task(task)
@@ -117,10 +126,10 @@ def make_task_row(
         pieces.insert(0, np.asarray(filler_tokens[start : start + n_filler], dtype=np.int64))
         return torch.from_numpy(np.concatenate(pieces)), expected
     case = sample_case(spec, rng, rng.random())
-    header = _ids(tokenizer, case.header + "\n")
+    header_ids = _ids(tokenizer, case.header + "\n")
     needles = [_ids(tokenizer, " " + n.text) for n in case.needles]
     closing = _ids(tokenizer, "\n" + case.question + " " + case.answer)
-    fixed = len(header) + sum(map(len, needles)) + len(closing)
+    fixed = len(header_ids) + sum(map(len, needles)) + len(closing)
     n_filler = seq_len + 1 - fixed
     check(n_filler >= 0, "seq_len", seq_len, f"at least {fixed - 1} to hold a {spec.name} row")
     check(
@@ -131,7 +140,7 @@ def make_task_row(
     )
     start = rng.randrange(len(filler_tokens) - n_filler + 1)
     filler = np.asarray(filler_tokens[start : start + n_filler], dtype=np.int64)
-    pieces, pos = [np.asarray(header, dtype=np.int64)], 0
+    pieces, pos = [np.asarray(header_ids, dtype=np.int64)], 0
     for needle, ids in zip(case.needles, needles):
         at = max(pos, min(n_filler, round(needle.depth * n_filler)))
         pieces += [filler[pos:at], np.asarray(ids, dtype=np.int64)]
@@ -140,7 +149,7 @@ def make_task_row(
     return torch.from_numpy(np.concatenate(pieces)), list(case.expected)
 
 
-def check_retrieval_tasks(tasks) -> list[str]:
+def check_retrieval_tasks(tasks: Any) -> list[str]:
     """``data.retrieval_tasks``: a non-empty list of ``"passkey"`` and task specs
     (:func:`cocattn.tasks.ruler.parse_task`), each once."""
     from cocattn.tasks.ruler import TASK_NAMES, parse_task
@@ -162,7 +171,11 @@ def check_retrieval_tasks(tasks) -> list[str]:
 
 
 def make_mixed_row(
-    generator: torch.Generator, tokenizer, filler_tokens: np.ndarray, seq_len: int, tasks
+    generator: torch.Generator,
+    tokenizer: Tokenizer,
+    filler_tokens: np.ndarray,
+    seq_len: int,
+    tasks: Sequence[str] | None,
 ) -> torch.Tensor:
     """A row of one of ``tasks`` (uniform; the passkey alone draws no task, so that the default
     ``["passkey"]`` gives the rows it always gave)."""
@@ -178,10 +191,10 @@ def mix_retrieval_rows(
     x: torch.Tensor,
     y: torch.Tensor,
     fraction: float,
-    tokenizer,
+    tokenizer: Tokenizer,
     filler_tokens: np.ndarray,
     generator: torch.Generator,
-    tasks=None,
+    tasks: Sequence[str] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Replace each row of a batch ``(x, y)`` with a retrieval row with probability ``fraction``
     (a Bernoulli draw per row from ``generator``), of a task drawn uniformly from ``tasks``

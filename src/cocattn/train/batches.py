@@ -71,7 +71,9 @@ class Batches:
             x, y = self._mix(x, y, self.retrieval_fraction, self.tokenizer, tokens, generator, self.retrieval_tasks)
         return x, y
 
-    def local_micro_batches(self, x: torch.Tensor, y: torch.Tensor, grad_accum: int):
+    def local_micro_batches(
+        self, x: torch.Tensor, y: torch.Tensor, grad_accum: int
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         share = x.shape[0] // self.dist.world
         lo = self.dist.rank * share
         x, y = x[lo : lo + share], y[lo : lo + share]

@@ -7,11 +7,16 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from typing import Callable, ContextManager
+from typing import TYPE_CHECKING, Callable, ContextManager, cast
 
 import torch
 
 from cocattn import checkpoint as ckpt
+from cocattn.config import TrainConfig
+
+if TYPE_CHECKING:
+    from torch.distributed.fsdp import FSDPModule
+    from torch.nn.parallel import DistributedDataParallel
 
 
 @dataclass
@@ -29,7 +34,7 @@ class Dist:
         return self.rank == 0
 
 
-def init_distributed(train_cfg) -> Dist:
+def init_distributed(train_cfg: TrainConfig) -> Dist:
     """The process group of a ``torchrun`` run (``WORLD_SIZE`` > 1), created unless it exists."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
@@ -58,7 +63,7 @@ def close_distributed(dist_info: Dist) -> None:
             dist.destroy_process_group()
 
 
-def device_for(train_cfg, dist_info: Dist) -> torch.device:
+def device_for(train_cfg: TrainConfig, dist_info: Dist) -> torch.device:
     """The device of ``train.device`` (``auto``: CUDA when there is one), per local rank on CUDA."""
     name = train_cfg.device
     if name == "auto":
@@ -75,14 +80,14 @@ def device_for(train_cfg, dist_info: Dist) -> torch.device:
     return device
 
 
-def autocast_dtype(train_cfg, device: torch.device) -> torch.dtype | None:
+def autocast_dtype(train_cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of ``train.dtype`` (``auto``: bf16 on CUDA, fp32 elsewhere); None for fp32."""
     if train_cfg.dtype == "auto":
         return torch.bfloat16 if device.type == "cuda" else None
     return None if train_cfg.dtype == "float32" else getattr(torch, train_cfg.dtype)
 
 
-def autocast_for(train_cfg, device: torch.device) -> Callable[[], ContextManager]:
+def autocast_for(train_cfg: TrainConfig, device: torch.device) -> Callable[[], ContextManager]:
     """A function returning the context of each forward pass: autocast, or nothing in fp32."""
     amp_dtype = autocast_dtype(train_cfg, device)
 
@@ -108,7 +113,10 @@ def all_reduce_mean(value: torch.Tensor, dist_info: Dist) -> torch.Tensor:
 def block_list(model: torch.nn.Module) -> list[torch.nn.Module]:
     """The transformer blocks (the largest ModuleList), sharded one by one under FSDP."""
     lists = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList)]
-    return list(max(lists, key=len)) if lists else []
+    if not lists:
+        return []
+    longest = max(lists, key=len)  # alone: inside list(...) mypy would infer max's type from the list's
+    return list(longest)
 
 
 def wrap(model: torch.nn.Module, dist_info: Dist, device: torch.device) -> torch.nn.Module:
@@ -129,9 +137,9 @@ def wrap(model: torch.nn.Module, dist_info: Dist, device: torch.device) -> torch
 def gradient_sync(model: torch.nn.Module, raw_model: torch.nn.Module, dist_info: Dist, last: bool) -> ContextManager:
     """The context of one micro-batch's backward: gradients are synchronised on the ``last`` only."""
     if dist_info.mode == "ddp" and not last:
-        return model.no_sync()
+        return cast("DistributedDataParallel", model).no_sync()  # wrapped by wrap() in this mode
     if dist_info.mode == "fsdp" and hasattr(raw_model, "set_requires_gradient_sync"):
-        raw_model.set_requires_gradient_sync(last)
+        cast("FSDPModule", raw_model).set_requires_gradient_sync(last)  # sharded by wrap() in this mode
     return contextlib.nullcontext()
 
 
@@ -141,5 +149,5 @@ def full_model_state(model: torch.nn.Module, dist_info: Dist) -> dict[str, torch
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
         state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-        return state if dist_info.main else None
+        return cast("dict[str, torch.Tensor]", state) if dist_info.main else None  # full: tensors only
     return ckpt.unwrap(model).state_dict() if dist_info.main else None

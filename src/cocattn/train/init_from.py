@@ -1,14 +1,12 @@
 """Continued training (``train.init_from``, ``train.stage``): the initial model from a cocattn model
 directory or a Hugging Face causal LM, checked against the data's vocabulary, with the paper's
-stage set left trainable; and the Hugging Face model directory a run ends with.
-
-transformers is imported here only when ``train.init_from`` is a Hugging Face model.
-"""
+stage set left trainable; and the Hugging Face model directory a run ends with. transformers is
+imported only for a Hugging Face model."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -19,10 +17,15 @@ from cocattn.config import RunConfig
 from cocattn.train.distributed import Dist
 from cocattn.train.stages import trainable_parameters_for_stage
 
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+    from cocattn.model import GPTConfig
+
 HF_RUN_FILE = "cocattn_train.json"  # the run config and result, next to a Hugging Face model's files
 
 
-def check_vocabulary(init: Path, model_vocab: int | None, tokenizer, data_dir: str) -> None:
+def check_vocabulary(init: Path, model_vocab: int | None, tokenizer: Tokenizer, data_dir: str) -> None:
     """The data directory's tokenizer must be the model's own (token ids mean the same thing)."""
     from cocattn.data.read.tokenizer import load_tokenizer
 
@@ -52,7 +55,9 @@ def check_vocabulary(init: Path, model_vocab: int | None, tokenizer, data_dir: s
         )
 
 
-def continued_model(run: RunConfig, tokenizer, data_dir: str, dist_info: Dist):
+def continued_model(
+    run: RunConfig, tokenizer: Tokenizer, data_dir: str, dist_info: Dist
+) -> tuple[torch.nn.Module, GPTConfig | None, bool]:
     """``(model, GPTConfig or None, hf)`` for ``train.init_from``, frozen for ``train.stage``;
     ``hf`` is True for a Hugging Face model (refused under FSDP)."""
     tc = run.train
@@ -74,20 +79,24 @@ def continued_model(run: RunConfig, tokenizer, data_dir: str, dist_info: Dist):
     return model, cfg, hf
 
 
-def initial_model(run: RunConfig, tokenizer, data_dir: str):
+def initial_model(run: RunConfig, tokenizer: Tokenizer, data_dir: str) -> tuple[torch.nn.Module, GPTConfig | None, str]:
     """``(model, GPTConfig or None, kind)`` for ``train.init_from`` (kind ``"cocattn"`` or ``"hf"``)."""
+    if run.train.init_from is None:
+        raise bad_value("train.init_from", None, "a model directory to continue training")
     init = Path(run.train.init_from)
     kind = ckpt.model_dir_kind(init)  # FileNotFoundError / ValueError naming the directory
     files.refuse_pickles(init)
     if kind == "hf":
-        files.refuse_remote_code(init)
+        from cocattn.hf.load import refuse_remote_code
+
+        refuse_remote_code(init)
     if kind == "cocattn":
-        model, cfg = _cocattn_model(init, int(run.model["max_seq_len"]), tokenizer, data_dir)
+        model, cfg = _cocattn_model(init, run.model.max_seq_len, tokenizer, data_dir)
         return model, cfg, kind
     return _hf_model(init, tokenizer, data_dir), None, kind
 
 
-def _cocattn_model(init: Path, seq_len: int, tokenizer, data_dir: str):
+def _cocattn_model(init: Path, seq_len: int, tokenizer: Tokenizer, data_dir: str) -> tuple[torch.nn.Module, GPTConfig]:
     """A saved cocattn model, rebuilt with the run's training length (the new L0)."""
     from cocattn.model import GPT, GPTConfig
 
@@ -100,8 +109,9 @@ def _cocattn_model(init: Path, seq_len: int, tokenizer, data_dir: str):
     return model, cfg
 
 
-def _hf_model(init: Path, tokenizer, data_dir: str):
-    """A Hugging Face causal LM in fp32 (``coca_llama`` registered), safetensors only."""
+def _hf_model(init: Path, tokenizer: Tokenizer, data_dir: str) -> Any:
+    """A Hugging Face causal LM in fp32 (``coca_llama`` registered), safetensors only (a transformers
+    ``PreTrainedModel``: untyped)."""
     import cocattn.hf  # noqa: F401  registers coca_llama with the Auto classes
     from transformers import AutoModelForCausalLM
 
@@ -122,7 +132,7 @@ def _hf_model(init: Path, tokenizer, data_dir: str):
     return model
 
 
-def save_hf_model(directory: Path, model, init: Path, data_dir: str, info: dict[str, Any]) -> None:
+def save_hf_model(directory: Path, model: Any, init: Path, data_dir: str, info: dict[str, Any]) -> None:
     """``save_pretrained`` (safetensors) + the tokenizer files of ``init`` (the data's tokenizer.json
     when it has none; the vocabulary was checked equal), atomically."""
     import shutil

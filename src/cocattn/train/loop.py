@@ -35,7 +35,7 @@ def train(
     data_dir: str | os.PathLike | None = None,
     progress: bool | None = None,
 ) -> TrainResult:
-    """Train the model of ``config`` into ``run_dir``; see :mod:`cocattn.train`.
+    """Train the model of ``config`` into ``run_dir``; see docs/TRAINING.md.
 
     ``config`` is a :class:`RunConfig`, a preset name, a config file or a dict; ``data_dir``
     overrides ``data.dir``; ``progress`` overrides ``train.progress``.
@@ -175,7 +175,7 @@ def _step_record(s: Session, tally: _Tally, lr: float, loss_value: float, grad_n
     return record
 
 
-def _update_bar(bar, s: Session, tally: _Tally, loss_value: float, lr: float) -> None:
+def _update_bar(bar: Any, s: Session, tally: _Tally, loss_value: float, lr: float) -> None:
     elapsed = time.perf_counter() - tally.start
     bar.set_postfix(
         loss=f"{loss_value:.3f}",
@@ -209,7 +209,7 @@ def _finish(s: Session, tally: _Tally) -> TrainResult:
         world_size=s.dist.world,
     )
     if s.dist.main:
-        write_model(s, full, {"run": s.run.to_dict(), "train_result": finite_dict(result.to_dict())})
+        write_model(s, full, {"run": s.record, "train_result": finite_dict(result.to_dict())})
         files.write_json(s.run_dir / RESULT_FILE, finite_dict(result.to_dict()))
     close_distributed(s.dist)
     return result

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable, ContextManager
+
 import torch
 import torch.nn.functional as F
 
@@ -10,7 +12,7 @@ from cocattn.train.batches import Batches
 from cocattn.train.distributed import all_reduce_mean
 
 
-def lm_loss(model, x: torch.Tensor, y: torch.Tensor, hf: bool, chunked: bool = False) -> torch.Tensor:
+def lm_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, hf: bool, chunked: bool = False) -> torch.Tensor:
     """Mean next-token cross-entropy; ``y`` is already shifted (targets of -100 are ignored).
     ``chunked`` (a native model): the loss without the full logits (``train.chunked_loss``)."""
     if not hf:
@@ -20,7 +22,9 @@ def lm_loss(model, x: torch.Tensor, y: torch.Tensor, hf: bool, chunked: bool = F
 
 
 @torch.no_grad()
-def validation_loss(model, batches: Batches, run: RunConfig, autocast, hf: bool = False) -> float:
+def validation_loss(
+    model: torch.nn.Module, batches: Batches, run: RunConfig, autocast: Callable[[], ContextManager], hf: bool = False
+) -> float:
     """Mean loss over ``train.eval_iters`` validation batches, the same batches every time."""
     was_training = model.training
     model.eval()

@@ -18,7 +18,7 @@ def trim_metrics(path: Path, step: int) -> None:
     files.write_jsonl(path, kept)
 
 
-def progress_bar(total: int, initial: int, enabled: bool):
+def progress_bar(total: int, initial: int, enabled: bool) -> Any:
     """A tqdm bar over steps, shown only when ``enabled`` and stderr is a terminal."""
     from tqdm.auto import tqdm
 

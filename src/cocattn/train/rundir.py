@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from cocattn import checkpoint as ckpt
+from cocattn.checkpoint import CONFIG_FILE
 from cocattn import files
 from cocattn._checks import bad_value
 from cocattn.train.distributed import Dist
@@ -15,7 +16,6 @@ from cocattn.train.distributed import Dist
 METRICS_FILE = "metrics.jsonl"
 RESULT_FILE = "train_result.json"
 MODEL_DIR = "model"
-CONFIG_FILE = "config.json"
 
 # what `cocattn train` writes into a run directory; anything else makes it a foreign directory
 RUN_ENTRIES = frozenset(
@@ -24,7 +24,7 @@ RUN_ENTRIES = frozenset(
 
 
 def check_run_dir(run_dir: Path) -> None:
-    """Refuse a non-empty ``run_dir`` that is not a cocattn run directory (issue 14): its
+    """Refuse a non-empty ``run_dir`` that is not a cocattn run directory: its
     ``config.json`` must be a run config and it may hold only what a run writes, so a foreign
     project's config.json or ``.tmp-*`` entries are never overwritten or deleted."""
     if not run_dir.exists():

@@ -4,12 +4,27 @@ linear or constant) and AdamW's weight-decay groups."""
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol
 
 import torch
 
 
-def learning_rate(step: int, train_cfg) -> float:
+class Schedule(Protocol):
+    """What the schedule reads: ``train.*`` of a run config, or a lab recipe."""
+
+    @property
+    def lr(self) -> float: ...
+    @property
+    def min_lr(self) -> float: ...
+    @property
+    def warmup(self) -> int: ...
+    @property
+    def steps(self) -> int: ...
+    @property
+    def schedule(self) -> str: ...
+
+
+def learning_rate(step: int, train_cfg: Schedule) -> float:
     """Learning rate for optimizer step ``step`` (0-based): linear warm-up, then decay to min_lr."""
     lr, min_lr, warmup, total = train_cfg.lr, train_cfg.min_lr, train_cfg.warmup, train_cfg.steps
     if step < warmup:

@@ -10,6 +10,7 @@ from typing import Any, Callable, ContextManager
 import torch
 
 from cocattn.config import RunConfig
+from cocattn.model import GPTConfig
 from cocattn.train.batches import Batches
 from cocattn.train.distributed import Dist
 from cocattn.train.metrics import TensorBoard
@@ -20,7 +21,7 @@ from cocattn.train.rundir import METRICS_FILE
 class Session:
     """One run in progress; :func:`cocattn.train.setup.set_up` builds it, the loop advances it."""
 
-    run: RunConfig  # as recorded: ``model`` is the GPTConfig (or, for a Hugging Face model, max_seq_len)
+    run: RunConfig  # ``model``: the GPTConfig of the model trained (for a Hugging Face model, as loaded)
     run_dir: Path
     dist: Dist
     device: torch.device
@@ -28,7 +29,7 @@ class Session:
     batches: Batches
     model: torch.nn.Module  # wrapped (DDP / FSDP) and compiled as configured
     raw_model: torch.nn.Module  # the model under the DDP / compile wrappers
-    cfg: Any  # the GPTConfig; None for a Hugging Face model
+    cfg: GPTConfig | None  # None for a Hugging Face model
     hf: bool  # a Hugging Face model (train.init_from)
     optimizer: torch.optim.Optimizer
     sampler: torch.Generator  # draws the global batches; identical on every rank
@@ -37,6 +38,15 @@ class Session:
     step: int = 0  # optimizer steps done
     tokens: int = 0  # training tokens seen
     resumed_from: int | None = None  # the checkpoint's step when the run resumed
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """The run configuration as the run directory records it (``config.json``, checkpoints, the
+        model): for a Hugging Face model the model section holds only the training length it reads."""
+        record = self.run.to_dict()
+        if self.hf:
+            record["model"] = {"max_seq_len": self.seq_len}
+        return record
 
     @property
     def tc(self):

@@ -6,18 +6,21 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+from typing import cast
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from cocattn import checkpoint as ckpt
-from cocattn.config import RunConfig, load_config
+from cocattn import files
+from cocattn.config import RunConfig, TrainConfig, load_config
+from cocattn.model import GPTConfig
 from cocattn.train.batches import Batches
 from cocattn.train.distributed import Dist, autocast_for, device_for, init_distributed, wrap
 from cocattn.train.init_from import continued_model
 from cocattn.train.metrics import TensorBoard, trim_metrics
-from cocattn.train.rundir import CONFIG_FILE, METRICS_FILE, prepare_run_dir
+from cocattn.train.rundir import METRICS_FILE, prepare_run_dir
 from cocattn.train.schedule import param_groups
 from cocattn.train.session import Session
 from cocattn.train.state import restore_trainer_state, resume_state
@@ -43,30 +46,29 @@ def set_up(
     if tc.threads and device.type == "cpu":
         torch.set_num_threads(tc.threads)
     autocast = autocast_for(tc, device)
-    seq_len = int(run.model["max_seq_len"])
+    seq_len = run.model.max_seq_len
     batches = Batches(run, seq_len, dist_info, device)
     cfg = _new_model_config(run, batches) if tc.init_from is None else None
     latest = prepare_run_dir(run_dir, resume, dist_info)
     _seed(tc.seed)
     model, cfg, hf = _model(run, cfg, batches, dist_info)
-    # what the run records: the GPTConfig, or for a Hugging Face model the one field it reads
-    run = dataclasses.replace(run, model=cfg.to_dict() if cfg is not None else {"max_seq_len": seq_len})
+    if cfg is not None:  # the model trained (its vocabulary filled; for init_from, the new length)
+        run = dataclasses.replace(run, model=cfg, vocab_from_data=False)
     state = resume_state(latest, model, cfg, tc, seq_len)
     model.to(device)
     model = wrap(model, dist_info, device)
     raw_model = ckpt.unwrap(model)
     groups = [g for g in param_groups(model, tc.weight_decay) if g["params"]]  # frozen weights left out
-    optimizer = torch.optim.AdamW(groups, lr=tc.lr, betas=tuple(tc.betas), eps=tc.eps)
+    optimizer = torch.optim.AdamW(groups, lr=tc.lr, betas=(tc.betas[0], tc.betas[1]), eps=tc.eps)
     sampler = torch.Generator().manual_seed(tc.seed + 1)
     step, tokens = 0, 0
-    if state is not None:
+    if state is not None and latest is not None:  # a state comes from a checkpoint
         step, tokens = restore_trainer_state(state, model, optimizer, sampler, dist_info, latest)
     if tc.compile:
-        model = torch.compile(model)
+        model = cast(torch.nn.Module, torch.compile(model))  # an OptimizedModule, typed as a callable
     if dist_info.main:
         trim_metrics(run_dir / METRICS_FILE, step)
-        run.save(run_dir / CONFIG_FILE)
-    return Session(
+    session = Session(
         run=run,
         run_dir=run_dir,
         dist=dist_info,
@@ -85,9 +87,12 @@ def set_up(
         tokens=tokens,
         resumed_from=step if state is not None else None,
     )
+    if dist_info.main:
+        files.write_json(run_dir / ckpt.CONFIG_FILE, session.record)
+    return session
 
 
-def _check_batch_size(tc, dist_info: Dist) -> None:
+def _check_batch_size(tc: TrainConfig, dist_info: Dist) -> None:
     if tc.batch_size % (tc.grad_accum * dist_info.world):
         raise ValueError(
             f"train.batch_size={tc.batch_size} is not valid: expected a multiple of "
@@ -95,7 +100,7 @@ def _check_batch_size(tc, dist_info: Dist) -> None:
         )
 
 
-def _new_model_config(run: RunConfig, batches: Batches):
+def _new_model_config(run: RunConfig, batches: Batches) -> GPTConfig:
     """The GPTConfig of a new model, its vocabulary size filled from the data's tokenizer."""
     vocab = batches.tokenizer.get_vocab_size()
     cfg = run.model_config(vocab_size=vocab)
@@ -113,9 +118,11 @@ def _seed(seed: int) -> None:
     random.seed(seed)
 
 
-def _model(run: RunConfig, cfg, batches: Batches, dist_info: Dist):
+def _model(
+    run: RunConfig, cfg: GPTConfig | None, batches: Batches, dist_info: Dist
+) -> tuple[torch.nn.Module, GPTConfig | None, bool]:
     """``(model, GPTConfig or None, hf)``: a new GPT of ``cfg``, or the ``train.init_from`` model."""
-    if run.train.init_from is None:
+    if cfg is not None:  # a new model (no train.init_from)
         from cocattn.model import GPT
 
         return GPT(cfg), cfg, False

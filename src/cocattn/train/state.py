@@ -11,13 +11,15 @@ import torch
 
 from cocattn import checkpoint as ckpt
 from cocattn._checks import bad_value
+from cocattn.config import TrainConfig
+from cocattn.model import GPTConfig
 from cocattn.train.distributed import Dist, full_model_state
 from cocattn.train.init_from import save_hf_model
 from cocattn.train.rundir import MODEL_DIR
 from cocattn.train.session import Session
 
 
-def check_same_init(saved_run: dict[str, Any] | None, tc, where: Path) -> None:
+def check_same_init(saved_run: dict[str, Any] | None, tc: TrainConfig, where: Path) -> None:
     """A run resumes with the init_from and stage it started with."""
     saved = (saved_run or {}).get("train") or {}
     for key in ("init_from", "stage"):
@@ -28,7 +30,7 @@ def check_same_init(saved_run: dict[str, Any] | None, tc, where: Path) -> None:
         if not same:
             raise bad_value(f"train.{key}", new, f"{old!r}, the value of the run being resumed ({where})")
     # what the sampler, the schedule and the tokens seen depend on: a resume with another value
-    # would silently continue a different run (issue 14)
+    # would silently continue a different run
     for key in ("batch_size", "grad_accum"):
         old, new = saved.get(key), getattr(tc, key)
         if old is not None and old != new:
@@ -42,7 +44,9 @@ def check_same_length(saved_run: dict[str, Any] | None, seq_len: int, where: Pat
         raise bad_value("model.max_seq_len", seq_len, f"{old!r}, the value of the run being resumed ({where})")
 
 
-def resume_state(latest: Path | None, model: torch.nn.Module, cfg, tc, seq_len: int) -> dict[str, Any] | None:
+def resume_state(
+    latest: Path | None, model: torch.nn.Module, cfg: GPTConfig | None, tc: TrainConfig, seq_len: int
+) -> dict[str, Any] | None:
     """The trainer state of checkpoint ``latest`` (None for a new run), checked against this run,
     with its weights loaded into ``model``."""
     if latest is None:
@@ -55,7 +59,12 @@ def resume_state(latest: Path | None, model: torch.nn.Module, cfg, tc, seq_len: 
 
 
 def restore_trainer_state(
-    state: dict[str, Any], model, optimizer, sampler: torch.Generator, dist_info: Dist, where: Path
+    state: dict[str, Any],
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    sampler: torch.Generator,
+    dist_info: Dist,
+    where: Path,
 ) -> tuple[int, int]:
     """Put the optimizer, sampler and RNG state of a checkpoint back; ``(step, tokens)`` it reached."""
     load_optimizer_state(model, optimizer, state["optimizer"], dist_info, where)
@@ -64,7 +73,7 @@ def restore_trainer_state(
     return int(state["step"]), int(state["tokens"])
 
 
-def optimizer_state(model, optimizer, dist_info: Dist) -> dict[str, Any] | None:
+def optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, dist_info: Dist) -> dict[str, Any] | None:
     """The full optimizer state on rank 0 (None elsewhere); a collective under FSDP."""
     if dist_info.mode == "fsdp":
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
@@ -76,7 +85,9 @@ def optimizer_state(model, optimizer, dist_info: Dist) -> dict[str, Any] | None:
     return {"kind": "torch", "state": optimizer.state_dict()} if dist_info.main else None
 
 
-def load_optimizer_state(model, optimizer, saved: dict[str, Any], dist_info: Dist, where: Path) -> None:
+def load_optimizer_state(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, saved: dict[str, Any], dist_info: Dist, where: Path
+) -> None:
     """Load :func:`optimizer_state`'s output; a state saved under another mode is refused."""
     expected = "fqn" if dist_info.mode == "fsdp" else "torch"
     if saved.get("kind") != expected:
@@ -97,10 +108,14 @@ def load_optimizer_state(model, optimizer, saved: dict[str, Any], dist_info: Dis
         optimizer.load_state_dict(saved["state"])
 
 
-def model_for_saving(model, cfg, state: dict[str, torch.Tensor] | None, dist_info: Dist):
+def model_for_saving(
+    model: torch.nn.Module, cfg: GPTConfig | None, state: dict[str, torch.Tensor] | None, dist_info: Dist
+) -> torch.nn.Module:
     """The model to write: the model itself, or under FSDP a CPU copy holding the gathered state."""
     if dist_info.mode != "fsdp":
         return ckpt.unwrap(model)
+    if cfg is None or state is None:  # FSDP shards cocattn models only; rank 0 holds the full state
+        raise ValueError("under FSDP, only rank 0 saves a cocattn model (its GPTConfig and full state)")
     from cocattn.model import GPT
 
     shadow = GPT(cfg)
@@ -120,7 +135,7 @@ def write_checkpoint(s: Session) -> None:
         "optimizer": opt_state,
         "sampler": s.sampler.get_state(),
         "rng": ckpt.rng_state(),
-        "run": s.run.to_dict(),
+        "run": s.record,
         "world_size": s.dist.world,
     }
     ckpt.save_checkpoint(
@@ -129,7 +144,7 @@ def write_checkpoint(s: Session) -> None:
         model_for_saving(s.model, s.cfg, full, s.dist),
         trainer_state,
         tokenizer=Path(s.batches.data_dir) / "tokenizer.json",
-        extra={"run": s.run.to_dict()},
+        extra={"run": s.record},
         keep=s.tc.keep_checkpoints,
     )
 

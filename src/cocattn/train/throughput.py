@@ -40,5 +40,5 @@ def train_throughput(
         train(run, Path(tmp) / "run", data_dir=data_dir)
         for record in files.read_jsonl(Path(tmp) / "run" / METRICS_FILE):
             if record["step"] > warmup_steps:
-                times.append(run.train.batch_size * int(run.model["max_seq_len"]) / record["tok_per_s"])
-    return steps * run.train.batch_size * int(run.model["max_seq_len"]) / sum(times)
+                times.append(run.train.batch_size * run.model.max_seq_len / record["tok_per_s"])
+    return steps * run.train.batch_size * run.model.max_seq_len / sum(times)

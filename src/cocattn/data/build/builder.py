@@ -11,7 +11,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
@@ -33,6 +33,9 @@ from cocattn.data.read.shards import (
 from cocattn.data.read.tokenizer import EOT, MAX_VOCAB, MIN_VOCAB, eot_id, pretrained_tokenizer, train_tokenizer
 from cocattn.files import atomic_directory, dumps_json, sha256_file
 from cocattn.safeparse import loads_json
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 PathLike = str | os.PathLike
 
@@ -95,7 +98,7 @@ def _is_current(out: Path, config: dict) -> dict | None:
     return manifest
 
 
-def _encode(tokenizer, docs: list[Document], progress: bool, desc: str) -> list[np.ndarray]:
+def _encode(tokenizer: Tokenizer, docs: list[Document], progress: bool, desc: str) -> list[np.ndarray]:
     out: list[np.ndarray] = []
     bar = tqdm(total=sum(d.chars for d in docs), desc=desc, unit="char", unit_scale=True, disable=not progress)
     chunk: list[Document] = []
@@ -292,7 +295,7 @@ class _Tokens:
 
 
 def _tokens(
-    pretrained: tuple | None,
+    pretrained: tuple[Tokenizer, str, str] | None,
     given: PathLike | None,
     train_docs: list[Document],
     vocab_size: int,
@@ -303,7 +306,9 @@ def _tokens(
     the path ``given``), else a byte-level BPE trained on the training split only."""
     if pretrained is not None:
         tokenizer, eot_token, sha256 = pretrained
-        return _Tokens(tokenizer, tokenizer.token_to_id(eot_token), eot_token, Path(given), sha256)
+        eot = tokenizer.token_to_id(eot_token)
+        assert eot is not None and given is not None  # pretrained_tokenizer(given) found the token
+        return _Tokens(tokenizer, eot, eot_token, Path(given), sha256)
     if progress:
         tqdm.write(
             f"training a {vocab_size}-token byte-level BPE on {len(train_docs)} documents "

@@ -15,6 +15,8 @@ import sys
 import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
+from typing import Callable
+
 from cocattn.errors import FetchError
 
 PathLike = str | os.PathLike
@@ -131,7 +133,7 @@ def _check_member(name: str, archive: PathLike) -> None:
         raise ValueError(f"unsafe member path {name!r} in archive {archive}: absolute or leaving the target directory")
 
 
-def read_archive(archive: PathLike, wanted=None) -> dict[str, bytes]:
+def read_archive(archive: PathLike, wanted: Callable[[str], bool] | None = None) -> dict[str, bytes]:
     """Regular-file members of a ``.tar.gz`` / ``.whl`` / ``.zip`` as ``{path: bytes}``, in memory.
 
     ``wanted(path) -> bool`` selects members. Absolute or ``..`` member paths are rejected
@@ -158,7 +160,7 @@ def read_archive(archive: PathLike, wanted=None) -> dict[str, bytes]:
     return out
 
 
-def read_deb(deb: PathLike, wanted=None) -> dict[str, bytes]:
+def read_deb(deb: PathLike, wanted: Callable[[str], bool] | None = None) -> dict[str, bytes]:
     """Regular-file members of a Debian package's data, via ``dpkg-deb --fsys-tarfile``.
 
     Paths are relative (``usr/share/...``); unsafe paths are rejected as in :func:`read_archive`.

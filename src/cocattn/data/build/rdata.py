@@ -63,13 +63,13 @@ class _Reader:
         self.pos += n
         return out
 
-    def int(self) -> int:
+    def int32(self) -> int:
         return struct.unpack(">i", self.take(4))[0]
 
     def length(self) -> int:
-        n = self.int()
+        n = self.int32()
         if n == -1:  # long vector: two ints
-            hi, lo = self.int(), self.int()
+            hi, lo = self.int32(), self.int32()
             n = (hi << 32) + lo
         if n < 0:
             raise self.fail(f"negative length {n}")
@@ -78,16 +78,16 @@ class _Reader:
     def header(self) -> None:
         if self.take(2) != b"X\n":
             raise self.fail("missing the 'X\\n' XDR header (ASCII/binary formats are not supported)")
-        version = self.int()
-        self.int()  # writer R version
-        self.int()  # minimal reader version
+        version = self.int32()
+        self.int32()  # writer R version
+        self.int32()  # minimal reader version
         if version == 3:
-            self.take(self.int())  # native encoding name
+            self.take(self.int32())  # native encoding name
         elif version != 2:
             raise self.fail(f"serialisation version {version} (expected 2 or 3)")
 
     def item(self) -> Any:
-        flags = self.int()
+        flags = self.int32()
         sexptype = flags & 0xFF
         has_attr = bool(flags & (1 << 9))
         has_tag = bool(flags & (1 << 10))
@@ -96,7 +96,7 @@ class _Reader:
         if sexptype == 255:  # REFSXP
             index = flags >> 8
             if index == 0:
-                index = self.int()
+                index = self.int32()
             if not 1 <= index <= len(self.refs):
                 raise self.fail(f"reference {index} out of range")
             return self.refs[index - 1]
@@ -105,7 +105,7 @@ class _Reader:
             self.refs.append(name)
             return name
         if sexptype == 9:  # CHARSXP
-            n = self.int()
+            n = self.int32()
             return NA_STRING if n == -1 else self.take(n).decode("utf-8", errors="replace")
         if sexptype in (2, 6, 17, 5):  # LISTSXP, LANGSXP, ATTRLISTSXP, PROMSXP: pairlists
             out: dict[Any, Any] = {}
@@ -116,7 +116,7 @@ class _Reader:
                 tag = self.item() if node_tag else i
                 out[tag] = self.item()
                 i += 1
-                node_flags = self.int()
+                node_flags = self.int32()
                 node_type = node_flags & 0xFF
                 if node_type == 254:
                     break

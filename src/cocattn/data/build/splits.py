@@ -1,21 +1,6 @@
 """Split rules: a held-out set of long documents (PG-19 style) for evaluation, a small
-validation split for the trainer's validation loss, and the rest for training. No document is in
-two splits. The rules are those of docs/DATA.md.
-
-Rules, applied in order:
-
-1. A document with an explicit ``meta["split"]`` (local JSONL, Hugging Face test splits) keeps it.
-2. When Spurgeon's *Treasury of David* is in the corpus, the Bible Psalms (KJV, WEB) are excluded
-   from training: Spurgeon quotes them verse by verse.
-3. "Long" means at least ``min_eval_chars`` characters (tokens are checked after the tokenizer
-   is trained, see :func:`drop_short_eval`). The held-out set takes, among long documents: every
-   other Shakespeare work, Austen novels 1, 3, 5 (*Emma*, *Northanger Abbey*, *Pride and
-   Prejudice*), *Paradise Lost*, every third Matthew Henry book, then evenly spaced Spurgeon
-   psalms to reach ``eval_documents``; sources without a rule (local files) give every other long
-   document while the total stays at most ``eval_documents``.
-4. Validation: in every source with at least 10 remaining documents, ``ceil(val_fraction * n)``
-   of them, those with the lowest hash of the document id (stable when other documents are
-   added); at least one document overall.
+validation split for the trainer's validation loss, and the rest for training; no document is in
+two splits. The rules (numbered as in the code) are those of docs/DATA.md, "Splits".
 """
 
 from __future__ import annotations
@@ -45,8 +30,9 @@ def _id_hash(doc_id: str) -> int:
 def assign_splits(
     docs: list[Document], eval_documents: int = 100, val_fraction: float = 0.02, min_eval_chars: int = 40_000
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """Map each document id to ``train`` / ``val`` / ``eval`` / ``excluded`` by the rules of the
-    module docstring; also return ``{id: reason}`` for excluded documents."""
+    """Map each document id to ``train`` / ``val`` / ``eval`` / ``excluded`` by the rules of
+    docs/DATA.md ("Splits"; "long" is at least ``min_eval_chars`` characters, tokens are checked by
+    :func:`drop_short_eval`); also return ``{id: reason}`` for excluded documents."""
     split: dict[str, str] = {}
     reasons: dict[str, str] = {}
     by_source: dict[str, list[Document]] = {}

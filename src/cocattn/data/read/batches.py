@@ -22,6 +22,6 @@ def sample_batch(
     n = len(tokens)
     check(n >= seq_len + 1, "seq_len", seq_len, f"at most {n - 1} (the token array has {n} tokens)")
     starts = torch.randint(0, n - seq_len, (batch_size,), generator=generator).tolist()
-    rows = np.stack([np.asarray(tokens[s : s + seq_len + 1], dtype=np.int64) for s in starts])
-    rows = torch.from_numpy(rows)
+    windows = np.stack([np.asarray(tokens[s : s + seq_len + 1], dtype=np.int64) for s in starts])
+    rows = torch.from_numpy(windows)
     return rows[:, :-1].contiguous(), rows[:, 1:].contiguous()

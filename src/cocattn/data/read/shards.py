@@ -134,7 +134,7 @@ def verify_file(data_dir: PathLike, name: str, manifest: dict | None = None, ver
     return path
 
 
-def load_tokens(data_dir: PathLike, split: str = "train", verify: str = "auto") -> np.memmap:
+def load_tokens(data_dir: PathLike, split: str = "train", verify: str = "auto") -> np.ndarray:
     """The tokens of ``split`` (``train`` or ``val``) as a read-only memory map, checked against
     the manifest (see the module docstring)."""
     check_choice("split", split, TOKEN_SPLITS)

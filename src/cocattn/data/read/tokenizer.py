@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from cocattn._checks import check
 from cocattn.safeparse import loads_json
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 EOT = "<|endoftext|>"
 MIN_VOCAB = 256 + 1 + 1  # the 256 bytes, the end-of-text token, at least one merge
@@ -20,7 +23,7 @@ MAX_VOCAB = 1 << 20
 
 def train_tokenizer(
     texts: Iterable[str], vocab_size: int = 4096, min_frequency: int = 2, *, split_digits: bool = False
-):
+) -> Tokenizer:
     """Train a byte-level BPE (GPT-2 style pre-tokenisation, no prefix space) with ``EOT`` as
     its only special token (id 0); return a ``tokenizers.Tokenizer``.
 
@@ -56,7 +59,7 @@ def train_tokenizer(
     return tokenizer
 
 
-def eot_id(tokenizer) -> int:
+def eot_id(tokenizer: Tokenizer) -> int:
     """Id of the end-of-text token; a ValueError if the tokenizer has none."""
     token_id = tokenizer.token_to_id(EOT)
     if token_id is None:
@@ -64,7 +67,7 @@ def eot_id(tokenizer) -> int:
     return token_id
 
 
-def load_tokenizer(data_dir: str | os.PathLike):
+def load_tokenizer(data_dir: str | os.PathLike) -> Tokenizer:
     """The ``tokenizer.json`` of a data directory (or a path to the file itself)."""
     from tokenizers import Tokenizer
 
@@ -79,7 +82,7 @@ def load_tokenizer(data_dir: str | os.PathLike):
         raise ValueError(f"{path} is not a valid tokenizers JSON file (corrupt or truncated?): {err}") from None
 
 
-def pretrained_tokenizer(path: str | os.PathLike):
+def pretrained_tokenizer(path: str | os.PathLike) -> tuple[Tokenizer, str, str]:
     """A pretrained model's tokenizer (``tokenizer.json`` of a Hugging Face model directory, or the
     file itself) and its end-of-text token: ``(tokenizer, eot_token, sha256 of the file)``.
 

@@ -1,18 +1,6 @@
-"""Model directories and trainer checkpoints: safetensors + JSON, written atomically, never pickled.
-
-A **model directory** holds ``model.safetensors``, ``config.json`` (``{"format": "cocattn",
-"model": <GPTConfig dict>, ...}``) and, when given, ``tokenizer.json``.
-
-A **trainer checkpoint** ``run_dir/checkpoints/step_XXXXXXX/`` is a model directory plus
-``trainer.safetensors`` (every tensor of the optimizer, RNG and sampler state) and
-``trainer.json`` (the rest: scalars and the structure that puts the tensors back in place).
-``run_dir/checkpoints/latest`` names the newest complete checkpoint; it is replaced atomically
-after the checkpoint directory is published, so a crash at any moment leaves a loadable one.
-
-``config.json`` records the size and sha256 of ``model.safetensors`` and ``tokenizer.json``
-(``"files"``), ``trainer.json`` those of ``trainer.safetensors``; loading checks them first
-(:func:`verify_files`), so corruption the safetensors parser cannot see is still named.
-"""
+"""Model directories: ``model.safetensors``, ``config.json`` (``{"format": "cocattn", "model":
+<GPTConfig dict>, "files": {name: {"size", "sha256"}}, ...}``) and, when given, ``tokenizer.json``;
+written atomically, never pickled, and checked (files, then shapes) before a model is built."""
 
 from __future__ import annotations
 
@@ -21,43 +9,37 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-import numpy as np
 import torch
 
 from cocattn import files
 from cocattn._checks import bad_value, check
+from cocattn.files import sha256_file
 from cocattn.safeparse import loads_json
+
+if TYPE_CHECKING:
+    from cocattn.model import GPT, GPTConfig
 
 FORMAT = "cocattn"
 FORMAT_VERSION = 1
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 TOKENIZER_FILE = "tokenizer.json"
-TRAINER_TENSORS = "trainer.safetensors"
-TRAINER_JSON = "trainer.json"
-CHECKPOINTS = "checkpoints"
-LATEST = "latest"
-_STEP_DIR = re.compile(r"^step_(\d{7,})$")
-
-
-# ---------------------------------------------------------------------------------------------
-# Model directories
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The plain model under ``torch.compile`` / DDP wrappers."""
     while True:
         if hasattr(model, "_orig_mod"):
-            model = model._orig_mod
+            model = cast(torch.nn.Module, model._orig_mod)  # set by torch.compile
         elif isinstance(model, torch.nn.parallel.DistributedDataParallel):
             model = model.module
         else:
             return model
 
 
-def model_config(model: torch.nn.Module):
+def model_config(model: torch.nn.Module) -> GPTConfig:
     """The ``GPTConfig`` a model was built from."""
     model = unwrap(model)
     for name in ("config", "cfg"):
@@ -137,7 +119,7 @@ def verify_files(directory: str | os.PathLike, files: Any, listed_in: str | os.P
             raise ValueError(
                 f"{path} has {size} bytes but {listed_in} says {entry.get('size')!r}: the file is truncated or corrupt"
             )
-        actual = files.sha256_file(path)
+        actual = sha256_file(path)  # the argument `files` hides the module
         if actual != entry.get("sha256"):
             raise ValueError(
                 f"{path} is corrupt: sha256 {actual} does not match the {entry.get('sha256')!r} recorded in {listed_in}"
@@ -216,7 +198,9 @@ def check_compatible(found: dict[str, Any], expected: Any, where: str) -> None:
             )
 
 
-def load_model(directory: str | os.PathLike, map_location: str | torch.device = "cpu", expected_config: Any = None):
+def load_model(
+    directory: str | os.PathLike, map_location: str | torch.device = "cpu", expected_config: Any = None
+) -> tuple[GPT, Any]:
     """Load ``(model, tokenizer)`` from a model directory; ``tokenizer`` is None when absent.
 
     Refuses directories holding pickles. ``expected_config`` (a GPTConfig or dict) makes a
@@ -317,190 +301,6 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:
     if untied_missing:
         raise ValueError(f"{path} lacks tensors {untied_missing[:5]} (corrupt or from another model?)")
     target.load_state_dict(tensors, strict=False)
-
-
-# ---------------------------------------------------------------------------------------------
-# Nested state <-> (JSON skeleton, flat tensors)
-
-
-def flatten_state(
-    obj: Any, tensors: dict[str, torch.Tensor] | None = None, prefix: str = "t"
-) -> tuple[Any, dict[str, torch.Tensor]]:
-    """Split a nested state (dicts, lists, tuples, scalars, tensors, numpy arrays) into a JSON-able
-    skeleton and a flat ``{name: tensor}`` dict for safetensors; :func:`unflatten_state` inverts it.
-    Dict keys keep their type (int parameter ids stay ints)."""
-    tensors = {} if tensors is None else tensors
-
-    def go(value: Any, path: str) -> Any:
-        if isinstance(value, torch.Tensor):
-            if hasattr(value, "full_tensor"):
-                value = value.full_tensor()
-            name = f"{prefix}{len(tensors)}"
-            tensors[name] = value.detach().to("cpu").contiguous().clone()
-            return {"__tensor__": name}
-        if isinstance(value, np.ndarray):
-            name = f"{prefix}{len(tensors)}"
-            tensors[name] = torch.from_numpy(
-                value.astype(np.int64) if value.dtype.kind in "iu" else value.astype(np.float64)
-            ).contiguous()
-            return {"__ndarray__": name, "dtype": value.dtype.str}
-        if isinstance(value, dict):
-            return {"__dict__": [[go(k, path), go(v, f"{path}.{k}")] for k, v in value.items()]}
-        if isinstance(value, tuple):
-            return {"__tuple__": [go(v, path) for v in value]}
-        if isinstance(value, list):
-            return [go(v, path) for v in value]
-        if isinstance(value, np.generic):
-            return value.item()
-        if value is None or isinstance(value, (bool, int, float, str)):
-            if isinstance(value, float) and not np.isfinite(value):
-                return {"__float__": repr(value)}
-            return value
-        raise TypeError(f"cannot store {type(value).__name__} at {path} in a checkpoint")
-
-    return go(obj, "state"), tensors
-
-
-def unflatten_state(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
-    """Inverse of :func:`flatten_state`."""
-    if isinstance(skeleton, list):
-        return [unflatten_state(v, tensors) for v in skeleton]
-    if isinstance(skeleton, dict):
-        if "__tensor__" in skeleton:
-            return tensors[skeleton["__tensor__"]]
-        if "__ndarray__" in skeleton:
-            return tensors[skeleton["__ndarray__"]].numpy().astype(np.dtype(skeleton["dtype"]))
-        if "__dict__" in skeleton:
-            return {unflatten_state(k, tensors): unflatten_state(v, tensors) for k, v in skeleton["__dict__"]}
-        if "__tuple__" in skeleton:
-            return tuple(unflatten_state(v, tensors) for v in skeleton["__tuple__"])
-        if "__float__" in skeleton:
-            return float(skeleton["__float__"])
-        raise ValueError(f"unrecognised checkpoint entry {sorted(skeleton)}")
-    return skeleton
-
-
-# ---------------------------------------------------------------------------------------------
-# RNG state
-
-
-def rng_state() -> dict[str, Any]:
-    """The global RNG states of python, numpy and torch (CPU and CUDA)."""
-    import random
-
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` returned."""
-    import random
-
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"].to(torch.uint8))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.to(torch.uint8) for s in state["cuda"]])
-
-
-# ---------------------------------------------------------------------------------------------
-# Trainer checkpoints
-
-
-def step_dir_name(step: int) -> str:
-    return f"step_{step:07d}"
-
-
-def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
-    """Complete checkpoints of a run as ``(step, path)``, oldest first."""
-    root = Path(run_dir) / CHECKPOINTS
-    found = []
-    if root.is_dir():
-        for entry in root.iterdir():
-            match = _STEP_DIR.match(entry.name)
-            if match and entry.is_dir() and (entry / TRAINER_JSON).is_file():
-                found.append((int(match.group(1)), entry))
-    return sorted(found)
-
-
-def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
-    """The checkpoint named by ``checkpoints/latest`` (or the newest complete one); None if none."""
-    root = Path(run_dir) / CHECKPOINTS
-    pointer = root / LATEST
-    if pointer.is_file():
-        name = pointer.read_text(encoding="utf-8").strip()
-        if _STEP_DIR.match(name) and (root / name / TRAINER_JSON).is_file():
-            return root / name
-    found = list_checkpoints(run_dir)
-    return found[-1][1] if found else None
-
-
-def save_checkpoint(
-    run_dir: str | os.PathLike,
-    step: int,
-    model: torch.nn.Module,
-    trainer_state: dict[str, Any],
-    tokenizer: Any = None,
-    extra: dict[str, Any] | None = None,
-    keep: int = 3,
-) -> Path:
-    """Write ``run_dir/checkpoints/step_XXXXXXX/`` atomically, point ``latest`` at it, keep ``keep``.
-
-    ``trainer_state`` is any nested state (optimizer ``state_dict()``, RNG, sampler generator,
-    counters, the run config); tensors go to safetensors, the rest to JSON.
-    """
-    check(keep >= 1, "keep", keep, "an integer >= 1")
-    root = Path(run_dir) / CHECKPOINTS
-    root.mkdir(parents=True, exist_ok=True)
-    files.clean_temporaries(root)
-    target = root / step_dir_name(step)
-    skeleton, tensors = flatten_state(trainer_state)
-    with files.atomic_directory(target) as tmp:
-        _write_model_files(tmp, model, tokenizer, extra)
-        _save_safetensors(tensors, tmp / TRAINER_TENSORS, {"producer": FORMAT})
-        (tmp / TRAINER_JSON).write_text(
-            files.dumps_json(
-                {
-                    "format": FORMAT,
-                    "format_version": FORMAT_VERSION,
-                    "step": step,
-                    "state": skeleton,
-                    "files": _file_records(tmp, (TRAINER_TENSORS,)),
-                }
-            ),
-            encoding="utf-8",
-        )
-    files.write_text(root / LATEST, target.name + "\n")
-    for _old_step, old in list_checkpoints(run_dir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return target
-
-
-def load_checkpoint(
-    checkpoint: str | os.PathLike, model: torch.nn.Module | None = None, expected_config: Any = None
-) -> dict[str, Any]:
-    """Read a trainer checkpoint: load its weights into ``model`` (if given) and return the trainer
-    state. Refuses pickles; a vocabulary size or attention kind differing from ``expected_config``
-    is a clear error."""
-    checkpoint = Path(checkpoint)
-    if not checkpoint.is_dir():
-        raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
-    files.refuse_pickles(checkpoint)
-    config = read_model_config(checkpoint)
-    check_compatible(config["model"], expected_config, str(checkpoint))
-    meta = files.load_json(checkpoint / TRAINER_JSON)
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT or "state" not in meta:
-        raise ValueError(f"{checkpoint / TRAINER_JSON} is not a cocattn trainer state")
-    verify_files(checkpoint, config.get("files"), checkpoint / CONFIG_FILE)
-    verify_files(checkpoint, meta.get("files"), checkpoint / TRAINER_JSON)
-    tensors = files.load_safetensors(checkpoint / TRAINER_TENSORS)
-    if model is not None:
-        load_weights(model, checkpoint / MODEL_FILE)
-    state = unflatten_state(meta["state"], tensors)
-    state.setdefault("step", meta.get("step"))
-    return state
 
 
 def model_dir_kind(path: str | Path) -> str:
