@@ -34,7 +34,7 @@ test-fast: setup kernels
 	$(BIN)/python -m pytest -q -m "not slow"
 
 # ruff and mypy (pinned in the dev extra): the lint rules and the formatting of pyproject.toml's
-# [tool.ruff], and the type check of the typed core ([tool.mypy]: the files it covers)
+# [tool.ruff], and the type check of the whole package ([tool.mypy])
 lint: setup
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests

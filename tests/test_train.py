@@ -189,7 +189,7 @@ def _train_killed_at(mode: str, at: int, *args: str) -> subprocess.CompletedProc
 
 
 def test_kill_after_the_final_checkpoint_then_resume_keeps_the_results(tmp_path, data_dir):
-    """Issue 14, defect 2: a run killed after its final checkpoint (the GPU presets end on a
+    """A run killed after its final checkpoint (the GPU presets end on a
     checkpoint step) resumes with 0 steps to train; its train_result.json and model must keep the
     final loss, validation loss and a throughput (they were null / 0, and `reproduce` then
     crashed formatting None). Resuming the finished run again keeps them too."""
@@ -240,7 +240,7 @@ def test_kill_during_a_checkpoint_write_keeps_the_previous_checkpoint_and_resume
 
 
 def test_a_second_writer_is_refused_naming_the_holder_and_a_killed_holder_blocks_nothing(tmp_path, data_dir):
-    """Issue 14, defect 5: two `cocattn train` into one --out both ran (interleaved metrics, one
+    """Two `cocattn train` into one --out both ran (interleaved metrics, one
     deleted the other's checkpoint). The first holds an exclusive lock; the second exits 2 naming
     the holder's PID and touches nothing; after the holder is SIGKILLed its lock file is stale
     and a --resume runs to the end, equal to an uninterrupted run."""
@@ -279,7 +279,7 @@ def test_a_second_writer_is_refused_naming_the_holder_and_a_killed_holder_blocks
 
 
 def test_train_refuses_a_foreign_output_directory_and_touches_nothing(tmp_path, data_dir):
-    """Issue 14, defect 6: `cocattn train --out DIR` into a directory that is not a cocattn run
+    """`cocattn train --out DIR` into a directory that is not a cocattn run
     directory overwrote its config.json and deleted its `.tmp-*` entries. Now exit 2 naming the
     directory, with every file intact; an empty directory is fine."""
     file = _write_config(tmp_path / "run.yaml", _config(data_dir, steps=2, warmup=0, eval_interval=0))
@@ -344,7 +344,7 @@ def test_a_native_run_does_not_import_transformers(tmp_path, data_dir):
 
 @pytest.mark.slow
 def test_repeated_sigkills_at_random_moments_lose_nothing(tmp_path, data_dir):
-    """Issue 7: kill at random moments (mid-step, mid-checkpoint write), resume each time; the
+    """Kill at random moments (mid-step, mid-checkpoint write), resume each time; the
     run ends exactly where an uninterrupted one does."""
     import random
 

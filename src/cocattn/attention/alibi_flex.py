@@ -1,25 +1,9 @@
-"""ALiBi on FlexAttention: the bias ``−slope_h · (m − n)`` added inside a fused, block-sparse
-causal kernel, so no bias tensor is ever built.
-
-The portable path (:func:`cocattn.attention.baselines.alibi_attention`) hands SDPA a float
-bias a block of queries at a time: bounded memory, but no fused causal kernel takes a float bias,
-so on a GPU it runs 1.3× to 27× slower than RoPE from 2K to 16K tokens (docs/RESULTS.md). Here
-``flex_attention`` compiles the bias into the kernel as a ``score_mod`` and skips the blocks
-above the diagonal with a block mask.
-
-Backends (:func:`cocattn.attention.backends.set_alibi_backend`, or the environment variable
-``COCATTN_ALIBI``, read in :mod:`.backends`):
-
-* ``"auto"`` (default): FlexAttention for CUDA tensors where it applies, else the SDPA path;
-* ``"flex"``: FlexAttention wherever it applies, CPU included (forward only there: PyTorch has no
-  FlexAttention backward on CPU);
-* ``"sdpa"``: always the SDPA path.
-
-It applies to self-attention on the default positions (queries and keys at ``0 … N − 1``: what
-the model runs without a cache, or for a prompt) of at least :data:`MIN_LENGTH` tokens, without
-``need_weights``, outside an enclosing ``torch.compile`` (a compiled model keeps the SDPA path,
-which the compiler fuses). Anything else takes the SDPA path. If FlexAttention fails on a
-device, a warning says so once and the SDPA path is used from then on.
+"""ALiBi on FlexAttention: the bias ``−slope_h · (m − n)`` as a ``score_mod`` inside a fused,
+block-sparse causal kernel, so no bias tensor is built. It applies to self-attention on the
+default positions of at least :data:`MIN_LENGTH` tokens, without ``need_weights``, outside an
+enclosing ``torch.compile``, on CUDA (``"auto"``) or anywhere (``"flex"``, forward only on CPU);
+everything else, and any device where it failed once, takes the SDPA path
+(docs/ARCHITECTURE.md, "Attention core").
 """
 
 from __future__ import annotations

@@ -1,24 +1,9 @@
-"""Which implementation runs CoCA's feature maps and ALiBi, and the caches behind the attention
-functions: the one place that holds attention state.
-
-Backends, each validated when it is set (and an environment variable's value when it is first
-read, the error naming the variable):
-
-* CoCA's feature maps (:func:`set_feature_backend`, initial value ``$COCATTN_FEATURES``):
-  ``"torch"`` (default; four to six PyTorch ops per map and per gradient, any device and dtype)
-  or ``"triton"`` (one fused kernel per map and per gradient, :mod:`.triton_features`, for CUDA
-  tensors of float32 / bfloat16 / float16 when Triton is installed; other inputs keep PyTorch);
-* ALiBi (:func:`set_alibi_backend`, initial value ``$COCATTN_ALIBI``): ``"auto"`` (default;
-  FlexAttention on CUDA, :mod:`.alibi_flex`), ``"flex"`` (also on CPU, forward only) or
-  ``"sdpa"``.
-
-``with use_backends(features="triton", alibi="sdpa"): ...`` sets either for a block and restores the
-previous choice after it. If FlexAttention fails on a device, :func:`record_flex_failure` keeps
-the reason and ALiBi takes the SDPA path for the rest of the process (:func:`flex_failure`).
-
-Every cache of the attention functions (RoPE frequencies and tables, ALiBi slopes, block masks,
-score functions, the compiled FlexAttention) is registered here, and :func:`clear_caches`
-empties them.
+"""Which implementation runs CoCA's feature maps (``"torch"`` or fused ``"triton"``:
+:func:`set_feature_backend`, ``$COCATTN_FEATURES``) and ALiBi (``"auto"``, ``"flex"`` or
+``"sdpa"``: :func:`set_alibi_backend`, ``$COCATTN_ALIBI``), each checked when set;
+``use_backends(...)`` sets them for a block. Also the one place that holds attention state: the
+FlexAttention failure record and every cache, emptied by :func:`clear_caches`
+(docs/ARCHITECTURE.md, "Attention core").
 """
 
 from __future__ import annotations

@@ -1,19 +1,8 @@
-"""CoCA's training options: how the T and Q projections start, how τ is formed, how fast T learns.
-
-CoCA's score is cubic in the weights (``q² · τ``) where RoPE's is quadratic (``q · k``), so at a
-small initialisation its scores, and their gradients, start near zero (docs/LAB.md, "Why CoCA
-learns to retrieve late"). Each option here acts on that start. Each is labelled:
-
-* **same function class** as the paper: the set of functions the model can compute is unchanged,
-  only where training starts or how fast a weight moves (``t_init_std``, ``q_init_std``,
-  ``t_lr_mult``, and ``score_scale``, a positive per-head factor that the Q projection could
-  absorb exactly: ``c · q ⊙ rope(q) = √c q ⊙ rope(√c q)``);
-* **deviation** from the paper and its released code: ``tau="softplus"`` (``τ = softplus(·)``, never
-  exactly zero) and ``t_bias`` on a model whose projections have no bias (``τ = relu(· + b)``).
-
-All default to the released code's behaviour (``relu``, the model's own init, no bias, no scale,
-multiplier 1). ``cocattn.model.GPTConfig`` holds them as ``coca_*`` fields, the transformers
-config ``CocaLlamaConfig`` under the same names; both ignore them for kinds other than CoCA.
+"""CoCA's training options: how the T and Q projections start, how τ is formed, how fast T learns
+(:class:`CocaOptions`; ``coca_*`` fields of ``GPTConfig`` and ``CocaLlamaConfig``). Each is
+labelled *same function class* as the paper (``t_init_std``, ``q_init_std``, ``t_lr_mult``,
+``score_scale``) or *deviation* (``tau="softplus"``, ``t_bias``); every default is the released
+code's. Why they exist and what they measured: docs/LAB.md, "Why CoCA learns to retrieve late".
 """
 
 from __future__ import annotations

@@ -1,21 +1,9 @@
-"""CoCA's feature maps and their gradients as four fused Triton kernels (opt-in).
-
-The PyTorch path (:class:`cocattn.attention.coca.CocaFeatures`) runs each feature map and
-gradient as four to six small elementwise kernels; at short sequences on a GPU, where a whole
-attention step takes about a millisecond, their launches are what separates CoCA from RoPE. Here each map is one
-kernel that reads q (or τ) and the cos/sin tables once and writes the features once, computing in
-float32, with the same formulas (see ``CocaFeatures``):
-
-* Slack: ``Q' = (q1² C − q1 q2 S, q2² C + q1 q2 S)``, ``K' = (τ (C − S), τ (C + S))``;
-* Strict: ``Q' = (s C, s S)``, ``s = q1² + q2²``, ``K' = (τ C, τ S)``;
-
-and the backward kernels write ``∂q`` and ``∂t`` (through the tie ``τ = relu((t1 + t2) / 2)``
-when the raw T was given) directly.
-
-Select it with ``COCATTN_FEATURES=triton`` or :func:`cocattn.attention.set_feature_backend`; it
-applies to CUDA tensors of float32 / bfloat16 / float16 (float64 and CPU tensors keep the PyTorch
-path), and to CPU tensors too when ``TRITON_INTERPRET=1`` was set before this module was imported
-(Triton then builds the kernels for its interpreter: how the tests check them without a GPU).
+"""CoCA's feature maps and their gradients as four fused Triton kernels (opt-in:
+``COCATTN_FEATURES=triton`` or :func:`cocattn.attention.set_feature_backend`). Each map reads q (or
+τ) and the cos/sin tables once and writes the features once, in float32, with the formulas of
+:class:`cocattn.attention.coca.CocaFeatures`; the backward kernels write ``∂q`` and ``∂t`` (through
+the tie when the raw T was given). CUDA tensors of float32 / bfloat16 / float16; CPU tensors too
+under ``TRITON_INTERPRET=1`` set before import (how the tests run them without a GPU).
 """
 
 from __future__ import annotations

@@ -1,16 +1,8 @@
-"""Run one job per attention kind at once, in separate processes (``cocattn reproduce``'s workers).
-
-Why: the CPU presets' models are small, and PyTorch's intra-op threads help little on matrices
-of this size: on a 2-core Intel Xeon, two single-threaded tiny-cpu training processes did 1.33×
-the work of one process with two threads (docs/RESULTS.md, "make demo"; docs/results/parallel-ab).
-So ``reproduce`` trains (and evaluates) the kinds side by side, each with ``cores // jobs``
-threads (at least one). On a GPU it keeps one job at a time.
-
-Each job runs in a fresh ``spawn`` process (no state shared with the parent, no fork of a
-process that holds threads), receives only plain arguments, and writes its own files: a job's
-outcome is exactly what it would be if run alone with the same thread count. A failed job's
-exception is raised in the parent after the others finish, so their work is kept and a rerun
-resumes.
+"""One job per attention kind at once, each in a fresh ``spawn`` process with ``cores // jobs``
+threads (``cocattn reproduce`` and the lab on CPU; one at a time on a GPU). A job gets only plain
+arguments and writes its own files, so its outcome is what it would be alone; a failed job's
+exception is raised in the parent after the others finish, so their work is kept. Why side by
+side: docs/ARCHITECTURE.md, "Pipeline".
 """
 
 from __future__ import annotations
